@@ -1,0 +1,112 @@
+"""The reference: trains a lesson in numpy (float64) and records every quantity a sheet column shows.
+
+Per step: take the batch, predict, measure the loss, compute each parameter's gradient (and a
+forward finite-difference estimate beside it, as fast.ai's sheet does), let the optimizer update.
+Every quantity is recorded under the name of the column that shows it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .lesson import Lesson
+
+
+@dataclass
+class Trace:
+    """Every step's named quantities (``steps[name][i]`` for step i + 1) and per-epoch summaries."""
+
+    steps: dict[str, np.ndarray]
+    epochs: dict[str, np.ndarray]
+    batches: list[np.ndarray] = field(repr=False)  # 0-based example indices of each step
+    final: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.batches)
+
+    def table(self) -> list[dict[str, float]]:
+        keys = list(self.steps)
+        whole = {"step", "epoch", "example"}
+        return [{k: int(self.steps[k][i]) if k in whole else self.steps[k][i].item() for k in keys}
+                for i in range(self.n_steps)]
+
+
+def visit_order(lesson: Lesson) -> list[np.ndarray]:
+    """Each epoch's example order: data order, or a fresh seeded permutation per epoch when shuffling.
+
+    A full batch is never shuffled (the order would only change the summation order).
+    """
+    n = len(lesson.data)
+    if not lesson.shuffle or lesson.full_batch:
+        return [np.arange(n)] * lesson.epochs
+    rng = np.random.default_rng(lesson.seed)
+    return [rng.permutation(n) for _ in range(lesson.epochs)]
+
+
+def make_batches(lesson: Lesson) -> list[tuple[int, np.ndarray]]:
+    """(epoch, example indices) per step; the last batch of an epoch may be smaller (drop_last=False)."""
+    out = []
+    for epoch, order in enumerate(visit_order(lesson), start=1):
+        for start in range(0, len(order), lesson.batch_size):
+            out.append((epoch, order[start:start + lesson.batch_size]))
+    return out
+
+
+def batch_loss(model, loss, params, x, y) -> float:
+    """Mean loss of a batch: Σ loss(ŷ − y) / n, summed in batch order as SUMPRODUCT does."""
+    return float(np.sum(loss.value(model.predict(params, x) - y)) / len(x))
+
+
+def train(lesson: Lesson) -> Trace:
+    model, loss, opt = lesson.model_cls(), lesson.loss_cls(), lesson.optimizer_obj()
+    hp, h = lesson.hyper, lesson.fd_step
+    X, Y = lesson.data.x, lesson.data.y
+    params = dict(lesson.init)
+    state = {p: {s: 0.0 for s in opt.state} for p in model.params}
+    batches = make_batches(lesson)
+    rows: list[dict[str, float]] = []
+    per_example = lesson.batch_size == 1
+    epoch_full_loss = []
+
+    for t, (epoch, idx) in enumerate(batches, start=1):
+        x, y = X[idx], Y[idx]
+        row = {"step": t, "epoch": epoch}
+        if per_example:
+            row.update(example=int(idx[0]) + 1, x=float(x[0]), y=float(y[0]))
+        row.update(params)
+        err = model.predict(params, x) - y
+        if per_example:
+            row.update(pred=float(model.predict(params, x)[0]), err=float(err[0]))
+        row["loss"] = float(np.sum(loss.value(err)) / len(x))
+        dloss = loss.derivative(err)  # ∂loss/∂ŷ per example
+        if per_example:
+            row["dloss"] = float(dloss[0])
+        features = model.features(x)  # ∂ŷ/∂p per example
+        for p in model.params:
+            row[f"grad_{p}"] = float(np.sum(dloss * features[p]) / len(x))
+            shifted = {**params, p: params[p] + h}
+            row[f"fd_{p}"] = (batch_loss(model, loss, shifted, x, y) - row["loss"]) / h
+        for p in model.params:
+            g = row[f"grad_{p}"]
+            if opt.uses_l2(hp):
+                g = row[f"gwd_{p}"] = g + hp["weight_decay"] * params[p]
+            out = opt.update(hp, params[p], g, state[p], t)
+            for name, value in out.items():
+                row[f"{name}_{p}"] = float(value)
+            state[p] = {s: out[s] for s in opt.state}
+        params = {p: row[f"new_{p}"] for p in model.params}
+        rows.append(row)
+        if t == len(batches) or batches[t][0] != epoch:  # last step of this epoch
+            epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
+
+    keys = list(rows[0])
+    steps = {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in keys}
+    epoch_ids = steps["epoch"].astype(int)
+    epochs = {
+        "epoch": np.arange(1, lesson.epochs + 1, dtype=float),
+        "mean_step_loss": np.array([steps["loss"][epoch_ids == e].mean() for e in range(1, lesson.epochs + 1)]),
+        "full_loss": np.array(epoch_full_loss),
+    }
+    return Trace(steps=steps, epochs=epochs, batches=[b for _, b in batches], final=params)

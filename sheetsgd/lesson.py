@@ -1,0 +1,224 @@
+"""A lesson: what a template (TOML) says, validated, with command-line overrides applied."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .data import Dataset, load_dataset, sheet_float
+from .errors import SheetsgdError
+from .losses import LOSSES
+from .models import MODELS
+from .optimizers import OPTIMIZERS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+_PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def templates_dir() -> Path:
+    """Bundled templates: ``templates/`` of a checkout, or the copy inside an installed wheel."""
+    return TEMPLATES_DIR if TEMPLATES_DIR.is_dir() else _PACKAGED_TEMPLATES
+
+
+@dataclass
+class Lesson:
+    name: str
+    title: str
+    description: str
+    tips: list[str]
+    data: Dataset
+    model: str
+    loss: str
+    init: dict[str, float]
+    optimizer: str
+    hyper: dict[str, float]
+    batch_size: int  # examples per step; len(data) = full batch
+    epochs: int
+    shuffle: bool = False
+    seed: int = 0
+    fd_step: float = 0.01
+    source: str = ""
+    exercise: list[str] = field(default_factory=list)
+    # the template's per-optimizer hyperparameter tables, so --optimizer picks up the author's lr
+    optimizer_tables: dict[str, dict] = field(default_factory=dict, repr=False)
+
+    @property
+    def full_batch(self) -> bool:
+        return self.batch_size >= len(self.data)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.data) // self.batch_size)
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+    def model_cls(self):
+        return MODELS[self.model]
+
+    def loss_cls(self):
+        return LOSSES[self.loss]
+
+    def optimizer_obj(self):
+        return OPTIMIZERS[self.optimizer]()
+
+
+def bundled_lessons() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(templates_dir().glob("*.toml"))}
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SheetsgdError("no such file", str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SheetsgdError(f"malformed TOML: {exc}", str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SheetsgdError(f"cannot read: {exc}", str(path)) from None
+
+
+def _number(value, what: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SheetsgdError(f"{what} must be a number, got {value!r}", where)
+    return float(value)
+
+
+def _init_params(spec, params, where: str) -> dict[str, float]:
+    if not isinstance(spec, dict):
+        raise SheetsgdError("[model].init must be a table", where)
+    if "random" in spec:  # e.g. fastbook's torch.randn(3): seeded, written into the sheet as values
+        rng = np.random.default_rng(int(spec.get("seed", 0)))
+        scale = _number(spec.get("scale", 1.0), "init.scale", where)
+        kind = spec["random"]
+        if kind == "normal":
+            draws = rng.standard_normal(len(params)) * scale
+        elif kind == "uniform":
+            draws = rng.uniform(-0.5, 0.5, len(params)) * scale
+        else:
+            raise SheetsgdError(f"init.random must be 'normal' or 'uniform', got {kind!r}", where)
+        return {p: sheet_float(round(float(v), 6)) for p, v in zip(params, draws)}
+    missing = [p for p in params if p not in spec]
+    if missing:
+        raise SheetsgdError(f"init lacks {', '.join(missing)} (the model's parameters are {', '.join(params)})", where)
+    return {p: sheet_float(_number(spec[p], f"init.{p}", where)) for p in params}
+
+
+def parse_lesson(raw: dict, name: str, source: str) -> Lesson:
+    """Validate a template's tables; every problem is a SheetsgdError naming the file and table."""
+    where = source
+    meta, model, train, opt = (raw.get(k, {}) for k in ("lesson", "model", "training", "optimizer"))
+    for key, table in (("lesson", meta), ("model", model), ("training", train), ("optimizer", opt)):
+        if not isinstance(table, dict):
+            raise SheetsgdError(f"[{key}] must be a table", where)
+    if "data" not in raw or not isinstance(raw["data"], dict):
+        raise SheetsgdError("missing [data] table", where)
+    data = load_dataset(raw["data"], f"{where} [data]")
+
+    model_name = model.get("kind", "linear")
+    if model_name not in MODELS:
+        raise SheetsgdError(f"unknown model {model_name!r}; known: {', '.join(MODELS)}", f"{where} [model]")
+    loss = model.get("loss", "mse")
+    if loss not in LOSSES:
+        raise SheetsgdError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}", f"{where} [model]")
+    init = _init_params(model.get("init", {}), MODELS[model_name].params, f"{where} [model]")
+
+    opt_name = opt.get("name", "sgd")
+    if opt_name not in OPTIMIZERS:
+        raise SheetsgdError(f"unknown optimizer {opt_name!r}; known: {', '.join(OPTIMIZERS)}", f"{where} [optimizer]")
+    per_optimizer = {k: v for k, v in opt.items() if isinstance(v, dict)}
+    unknown = set(per_optimizer) - set(OPTIMIZERS)
+    if unknown:
+        raise SheetsgdError(f"unknown optimizer table(s) {', '.join(sorted(unknown))}", f"{where} [optimizer]")
+
+    batch = train.get("batch_size", 1)
+    batch_size = len(data) if batch == "full" else batch
+    lesson = Lesson(
+        name=meta.get("name", name), title=meta.get("title", name), description=meta.get("description", ""),
+        tips=list(meta.get("try", [])), data=data, model=model_name, loss=loss, init=init,
+        optimizer=opt_name, hyper={}, batch_size=batch_size, epochs=train.get("epochs", 1),
+        shuffle=bool(train.get("shuffle", False)), seed=train.get("seed", 0),
+        fd_step=train.get("fd_step", 0.01), source=source, exercise=list(meta.get("exercise", [])),
+        optimizer_tables=per_optimizer,
+    )
+    return validate(with_optimizer(lesson, opt_name))
+
+
+def with_optimizer(lesson: Lesson, name: str, **hyper) -> Lesson:
+    """The lesson trained with optimizer ``name``: its torch defaults, then the template's table for it."""
+    if name not in OPTIMIZERS:
+        raise SheetsgdError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+    values = {**OPTIMIZERS[name].defaults, **lesson.optimizer_tables.get(name, {}), **hyper}
+    unknown = set(values) - set(OPTIMIZERS[name].defaults)
+    if unknown:
+        raise SheetsgdError(f"{name} has no hyperparameter {', '.join(sorted(unknown))}; "
+                            f"it has {', '.join(OPTIMIZERS[name].defaults)}", f"{lesson.source} [optimizer.{name}]")
+    return replace(lesson, optimizer=name, hyper={k: _number(v, k, f"{lesson.source} [optimizer.{name}]")
+                                                   for k, v in values.items()})
+
+
+def override(lesson: Lesson, *, optimizer=None, lr=None, epochs=None, batch_size=None, seed=None,
+             shuffle=None, loss=None) -> Lesson:
+    """Apply command-line options on top of a template (None = keep the template's value)."""
+    if optimizer is not None and optimizer != lesson.optimizer:
+        lesson = with_optimizer(lesson, optimizer)
+    changes = {}
+    if lr is not None:
+        changes["hyper"] = {**lesson.hyper, "lr": float(lr)}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    if batch_size is not None:
+        changes["batch_size"] = len(lesson.data) if batch_size == "full" else batch_size
+    if seed is not None:
+        changes["seed"] = seed
+    if shuffle is not None:
+        changes["shuffle"] = shuffle
+    if loss is not None:
+        if loss not in LOSSES:
+            raise SheetsgdError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+        changes["loss"] = loss
+    return validate(replace(lesson, **changes))
+
+
+def validate(lesson: Lesson) -> Lesson:
+    where = lesson.source
+    hp = lesson.hyper
+    if not hp["lr"] > 0:
+        raise SheetsgdError(f"learning rate must be > 0, got {hp['lr']:g}", where)
+    for key in ("momentum", "alpha", "beta1", "beta2"):
+        if key in hp and not 0 <= hp[key] < 1:
+            raise SheetsgdError(f"{key} must be in [0, 1), got {hp[key]:g}", where)
+    if "eps" in hp and not hp["eps"] >= 0:
+        raise SheetsgdError(f"eps must be ≥ 0, got {hp['eps']:g}", where)
+    if hp.get("weight_decay", 0) < 0:
+        raise SheetsgdError(f"weight_decay must be ≥ 0, got {hp['weight_decay']:g}", where)
+    if isinstance(lesson.epochs, bool) or not isinstance(lesson.epochs, int) or lesson.epochs < 1:
+        raise SheetsgdError(f"epochs must be an integer ≥ 1, got {lesson.epochs!r}", where)
+    if isinstance(lesson.batch_size, bool) or not isinstance(lesson.batch_size, int) or lesson.batch_size < 1:
+        raise SheetsgdError(f"batch_size must be an integer ≥ 1 or \"full\", got {lesson.batch_size!r}", where)
+    if not isinstance(lesson.seed, int) or isinstance(lesson.seed, bool):
+        raise SheetsgdError(f"seed must be an integer, got {lesson.seed!r}", where)
+    if not isinstance(lesson.fd_step, (int, float)) or not lesson.fd_step > 0:
+        raise SheetsgdError(f"fd_step must be a number > 0, got {lesson.fd_step!r}", where)
+    return replace(lesson, batch_size=min(lesson.batch_size, len(lesson.data)))
+
+
+def load_lesson(name_or_path: str) -> Lesson:
+    """A bundled lesson by name, or a template file by path."""
+    bundled = bundled_lessons()
+    if name_or_path in bundled:
+        path = bundled[name_or_path]
+    elif name_or_path.endswith(".toml") or Path(name_or_path).is_file():
+        path = Path(name_or_path)
+    else:
+        raise SheetsgdError(f"unknown lesson {name_or_path!r}; bundled: {', '.join(bundled)} (or give a .toml file)")
+    return parse_lesson(_read_toml(path), path.stem, str(path))

@@ -1,0 +1,178 @@
+"""Optimizers: each update in numpy and as formula text, side by side, following torch.optim.
+
+Every optimizer works one parameter at a time. ``update`` gets the parameter's value ``p``, its
+effective gradient ``g`` (L2 weight decay already added where the optimizer uses it), the
+previous step's state, the step number ``t`` (1-based, counted across epochs) and the
+hyperparameters; it returns this step's state and the new value as named quantities. ``formulas``
+returns the same quantities as (name, header, template) for the sheet, in column order.
+
+Placeholders: ``{hp:lr}`` a named hyperparameter cell, ``{x_p}`` this row's cell of quantity x for
+parameter p, ``{prev:x_p}`` the previous row's, ``{step}`` the step number.
+"""
+from __future__ import annotations
+
+import math
+
+
+class Optimizer:
+    name = ""
+    title = ""
+    defaults: dict[str, float] = {}
+    state: tuple[str, ...] = ()
+    decoupled = False  # AdamW: weight decay scales the parameter, not the gradient
+
+    def sheet_hyper(self, hp: dict) -> list[str]:
+        """Hyperparameters the sheet shows (and its formulas use): zero-valued extras are left out."""
+        return [k for k in self.defaults if k not in self.optional or hp.get(k)]
+
+    optional: tuple[str, ...] = ("weight_decay",)
+
+    def uses_l2(self, hp: dict) -> bool:
+        return bool(hp.get("weight_decay")) and not self.decoupled
+
+    def update(self, hp, p, g, prev, t):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def formulas(self, hp, p):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _g(hp, opt, p):
+    """The gradient an update reads: the L2 column when weight decay is on, else the raw gradient."""
+    return f"{{gwd_{p}}}" if opt.uses_l2(hp) else f"{{grad_{p}}}"
+
+
+class SGD(Optimizer):
+    """Plain SGD (torch.optim.SGD, momentum 0).
+
+    p ← p − lr·g,   with g = ∂L/∂p + weight_decay·p
+    """
+
+    name = "sgd"
+    title = "SGD"
+    defaults = {"lr": 1e-3, "weight_decay": 0.0}
+
+    def update(self, hp, p, g, prev, t):
+        return {"new": p - hp["lr"] * g}
+
+    def formulas(self, hp, p):
+        return [(f"new_{p}", f"new {p}", f"{{{p}}}-{{hp:lr}}*{_g(hp, self, p)}")]
+
+
+class Momentum(Optimizer):
+    """SGD with momentum (torch.optim.SGD, momentum > 0).
+
+    buf ← μ·buf + (1 − dampening)·g      (buf starts at 0, so step 1 gives buf = g when dampening = 0)
+    p   ← p − lr·buf                      (nesterov: p ← p − lr·(g + μ·buf))
+
+    With dampening ≠ 0 this is the exponential average m ← β·m + (1 − β)·g of the fast.ai sheet;
+    torch skips the dampening on the very first step, this sheet does not (buf starts at 0).
+    """
+
+    name = "momentum"
+    title = "SGD with momentum"
+    defaults = {"lr": 1e-3, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": 0.0}
+    optional = ("dampening", "weight_decay", "nesterov")
+    state = ("buf",)
+
+    def sheet_hyper(self, hp):
+        return [k for k in super().sheet_hyper(hp) if k != "nesterov"]  # a switch, not a number
+
+    def update(self, hp, p, g, prev, t):
+        mu, d = hp["momentum"], hp.get("dampening", 0.0)
+        buf = mu * prev["buf"] + ((1 - d) * g if d else g)
+        step = g + mu * buf if hp.get("nesterov") else buf
+        return {"buf": buf, "new": p - hp["lr"] * step}
+
+    def formulas(self, hp, p):
+        g = _g(hp, self, p)
+        damp = f"(1-{{hp:dampening}})*{g}" if hp.get("dampening") else g
+        step = f"({g}+{{hp:momentum}}*{{buf_{p}}})" if hp.get("nesterov") else f"{{buf_{p}}}"
+        return [
+            (f"buf_{p}", f"momentum buf({p})", f"{{hp:momentum}}*{{prev:buf_{p}}}+{damp}"),
+            (f"new_{p}", f"new {p}", f"{{{p}}}-{{hp:lr}}*{step}"),
+        ]
+
+
+class RMSProp(Optimizer):
+    """RMSProp (torch.optim.RMSprop, not centered, no momentum).
+
+    v ← α·v + (1 − α)·g²
+    p ← p − lr·g / (√v + ε)
+    """
+
+    name = "rmsprop"
+    title = "RMSProp"
+    defaults = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0}
+    state = ("v",)
+
+    def update(self, hp, p, g, prev, t):
+        v = hp["alpha"] * prev["v"] + (1 - hp["alpha"]) * g**2
+        return {"v": v, "new": p - hp["lr"] * g / (math.sqrt(v) + hp["eps"])}
+
+    def formulas(self, hp, p):
+        g = _g(hp, self, p)
+        return [
+            (f"v_{p}", f"mean square v({p})", f"{{hp:alpha}}*{{prev:v_{p}}}+(1-{{hp:alpha}})*{g}^2"),
+            (f"new_{p}", f"new {p}", f"{{{p}}}-{{hp:lr}}*{g}/(SQRT({{v_{p}}})+{{hp:eps}})"),
+        ]
+
+
+class Adam(Optimizer):
+    """Adam (torch.optim.Adam); AdamW with decoupled weight decay.
+
+    m ← β1·m + (1 − β1)·g
+    v ← β2·v + (1 − β2)·g²
+    m̂ = m / (1 − β1^t),   v̂ = v / (1 − β2^t)        (bias correction; off: m̂ = m, v̂ = v)
+    p ← p − lr·m̂ / (√v̂ + ε)                           (AdamW: p ← p·(1 − lr·wd) − lr·m̂ / (√v̂ + ε))
+    """
+
+    name = "adam"
+    title = "Adam"
+    defaults = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
+                "bias_correction": 1.0}
+    optional = ("weight_decay", "bias_correction")
+    state = ("m", "v")
+
+    def sheet_hyper(self, hp):
+        return [k for k in super().sheet_hyper(hp) if k != "bias_correction"]  # a switch, not a number
+
+    def update(self, hp, p, g, prev, t):
+        b1, b2 = hp["beta1"], hp["beta2"]
+        m = b1 * prev["m"] + (1 - b1) * g
+        v = b2 * prev["v"] + (1 - b2) * g**2
+        out = {"m": m, "v": v}
+        if hp.get("bias_correction", 1.0):
+            m = out["mhat"] = m / (1 - b1**t)
+            v = out["vhat"] = v / (1 - b2**t)
+        shrunk = p * (1 - hp["lr"] * hp["weight_decay"]) if self.decoupled and hp.get("weight_decay") else p
+        out["new"] = shrunk - hp["lr"] * m / (math.sqrt(v) + hp["eps"])
+        return out
+
+    def formulas(self, hp, p):
+        g = _g(hp, self, p)
+        cols = [
+            (f"m_{p}", f"m({p})", f"{{hp:beta1}}*{{prev:m_{p}}}+(1-{{hp:beta1}})*{g}"),
+            (f"v_{p}", f"v({p})", f"{{hp:beta2}}*{{prev:v_{p}}}+(1-{{hp:beta2}})*{g}^2"),
+        ]
+        m, v = f"{{m_{p}}}", f"{{v_{p}}}"
+        if hp.get("bias_correction", 1.0):
+            cols += [
+                (f"mhat_{p}", f"m̂({p})", f"{{m_{p}}}/(1-{{hp:beta1}}^{{step}})"),
+                (f"vhat_{p}", f"v̂({p})", f"{{v_{p}}}/(1-{{hp:beta2}}^{{step}})"),
+            ]
+            m, v = f"{{mhat_{p}}}", f"{{vhat_{p}}}"
+        shrunk = f"{{{p}}}*(1-{{hp:lr}}*{{hp:weight_decay}})" if self.decoupled and hp.get("weight_decay") else f"{{{p}}}"
+        cols.append((f"new_{p}", f"new {p}", f"{shrunk}-{{hp:lr}}*{m}/(SQRT({v})+{{hp:eps}})"))
+        return cols
+
+
+class AdamW(Adam):
+    __doc__ = Adam.__doc__
+    name = "adamw"
+    title = "AdamW"
+    defaults = {**Adam.defaults, "weight_decay": 1e-2}
+    decoupled = True
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, RMSProp, Adam, AdamW)}

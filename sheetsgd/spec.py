@@ -1,0 +1,124 @@
+"""The column spec: one list that ties a sheet's columns to the engine's quantities.
+
+Each step column has a key (the name of the engine quantity it must equal, e.g. ``grad_a``), a
+header, and either a formula template or nothing (a value column: step number, example, start
+values). The writer renders the templates row by row and caches the engine's values; the checker
+reads the same spec to know what each cell should hold.
+
+Template placeholders (resolved by :mod:`sheetsgd.formula`):
+
+``{key}``        this row's cell of column ``key``
+``{prev:key}``   the previous row's cell (the start row above step 1 holds initial values)
+``{hp:name}``    the named hyperparameter cell ``name`` (lr, beta1, …, fd_step)
+``{data:col}``   data column ``col``: the whole column for INDEX, or this step's batch range
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .lesson import Lesson
+
+SPEC_VERSION = 1
+
+# how a column is shown: number format per group
+GROUP_FORMATS = {
+    "step": "0", "data": "General", "param": "0.000000", "forward": "0.0000", "loss": "0.000000",
+    "gradient": "0.0000", "estimate": "0.0000", "state": "0.000000E+00", "update": "0.000000",
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    formula: str | None  # template; None: a value column
+    group: str
+    note: str = ""
+    start_value: str | None = None  # the start row holds this trace-free value: "init" or "zero"
+
+    @property
+    def number_format(self) -> str:
+        return GROUP_FORMATS[self.group]
+
+
+def _sub(template: str, mapping: dict[str, str]) -> str:
+    """Replace ``{name}`` placeholders found in mapping, leaving all others for later."""
+    return re.sub(r"\{(\w+)\}", lambda m: mapping.get(m.group(1), m.group(0)), template)
+
+
+def step_columns(lesson: Lesson) -> list[Column]:
+    """The Steps sheet's columns, left to right, for this lesson's model, loss, optimizer and batch size."""
+    model, loss, opt = lesson.model_cls(), lesson.loss_cls(), lesson.optimizer_obj()
+    hp = lesson.hyper
+    per_example = lesson.batch_size == 1
+    x_name, y_name = "x", "y"
+    cols = [Column("step", "step", None, "step", "step number t, counted across epochs"),
+            Column("epoch", "epoch", None, "step", "epoch this step belongs to")]
+    if per_example:
+        cols += [
+            Column("example", "example #", None, "step", "which data row this step learns from"),
+            Column(x_name, lesson.data.x_name, f"INDEX({{data:{x_name}}},{{example}})", "data", "the example's input"),
+            Column(y_name, lesson.data.y_name, f"INDEX({{data:{y_name}}},{{example}})", "data", "the example's target"),
+        ]
+        X, Y = f"{{{x_name}}}", f"{{{y_name}}}"
+    else:
+        cols += [Column("first", "from #", None, "step", "first example of the batch"),
+                 Column("last", "to #", None, "step", "last example of the batch")]
+        X, Y = f"{{data:{x_name}}}", f"{{data:{y_name}}}"
+
+    params = model.params
+    for p in params:
+        cols.append(Column(p, model.param_titles[p], f"{{prev:new_{p}}}", "param",
+                           f"{p} for this step: the previous row's new {p}"))
+    predict = _sub(model.predict_formula, {"X": X})
+
+    def shifted(p):  # the prediction with parameter p nudged by fd_step
+        return _sub(model.predict_formula, {"X": X, p: f"({{{p}}}+{{hp:fd_step}})"})
+
+    def mean(expr):  # batch mean written as the spreadsheet sees it
+        return f"SUMPRODUCT({expr})/COUNT({X})"
+
+    if per_example:
+        cols += [
+            Column("pred", "prediction ŷ", predict, "forward", model.__doc__.strip()),
+            Column("err", "error ŷ − y", f"{{pred}}-{Y}", "forward", "prediction minus target"),
+            Column("loss", f"loss ({loss.title})", loss.value_formula("{err}"), "loss", "this example's loss"),
+            Column("dloss", "∂loss/∂ŷ", loss.derivative_formula("{err}"), "gradient", "derivative of the loss w.r.t. the prediction"),
+        ]
+    else:
+        cols.append(Column("loss", f"mean loss ({loss.title})", mean(loss.value_formula(f"{predict}-{Y}")), "loss",
+                           "mean loss over the batch"))
+    for p in params:
+        feature = model.feature_formulas[p]
+        if per_example:
+            grad = "{dloss}" if feature is None else f"{{dloss}}*{_sub(feature, {'X': X})}"
+            fd_loss = loss.value_formula(f"{shifted(p)}-{Y}")
+        else:
+            d = loss.derivative_formula(f"{predict}-{Y}")
+            grad = mean(d if feature is None else f"{d}*{_sub(feature, {'X': X})}")
+            fd_loss = mean(loss.value_formula(f"{shifted(p)}-{Y}"))
+        cols += [
+            Column(f"grad_{p}", f"∂L/∂{p}", grad, "gradient", f"analytic gradient of the loss w.r.t. {p}"),
+            Column(f"fd_{p}", f"≈ ∂L/∂{p} (finite diff.)", f"({fd_loss}-{{loss}})/{{hp:fd_step}}", "estimate",
+                   f"(loss with {p} + fd_step − loss) / fd_step: a numerical check of the gradient"),
+        ]
+    for p in params:
+        if opt.uses_l2(hp):
+            cols.append(Column(f"gwd_{p}", f"∂L/∂{p} + wd·{p}", f"{{grad_{p}}}+{{hp:weight_decay}}*{{{p}}}",
+                               "gradient", "gradient plus L2 weight decay"))
+        for key, header, template in opt.formulas(hp, p):
+            state = key.split("_")[0]
+            if key.startswith("new_"):
+                cols.append(Column(key, header, template, "update", f"{p} after this step: the next row starts from it",
+                                   start_value="init"))
+            else:
+                cols.append(Column(key, header, template, "state", f"optimizer state {state} for {p}",
+                                   start_value="zero" if state in opt.state else None))
+    return cols
+
+
+def exercise_columns(lesson: Lesson) -> list[str]:
+    """The template's default exercise columns that exist in this layout."""
+    keys = {c.key for c in step_columns(lesson)}
+    return [k for k in lesson.exercise if k in keys]
