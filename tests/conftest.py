@@ -1,0 +1,58 @@
+"""Shared fixtures: building lesson workbooks and recalculating them in real LibreOffice."""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from sheetsgd.recalc import libreoffice_path, recalc_libreoffice
+
+REL_TOL = 1e-9
+ABS_TOL = 1e-12
+
+
+def close(expected: float, found: float, rel: float = REL_TOL, abs_tol: float = ABS_TOL) -> bool:
+    """The issue's tolerance: relative ≤ 1e-9, absolute ≤ 1e-12 near zero."""
+    return math.isclose(expected, found, rel_tol=rel, abs_tol=abs_tol)
+
+
+def require_libreoffice() -> None:
+    if libreoffice_path() is None:
+        pytest.skip("LibreOffice (soffice) is not installed: install libreoffice-calc-nogui to run this test")
+
+
+@pytest.fixture(scope="session")
+def recalc(tmp_path_factory):
+    """recalc([paths]) -> recalculated copies, via one LibreOffice process per call."""
+    require_libreoffice()
+
+    def run(paths):
+        out = tmp_path_factory.mktemp("recalculated")
+        return recalc_libreoffice(paths, out)
+
+    return run
+
+
+def formula_cells(path: Path) -> dict[tuple[str, str], str]:
+    """{(sheet, cell): formula} for every formula cell of a workbook."""
+    wb = openpyxl.load_workbook(path, read_only=True)
+    out = {}
+    for ws in wb.worksheets:
+        for row in ws.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value.startswith("="):
+                    out[(ws.title, c.coordinate)] = c.value
+    wb.close()
+    return out
+
+
+def cell_values(path: Path) -> dict[str, dict[str, object]]:
+    """{sheet: {cell: value}} as last computed (cached values)."""
+    wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    out = {ws.title: {c.coordinate: c.value for row in ws.iter_rows() for c in row if c.value is not None}
+           for ws in wb.worksheets}
+    wb.close()
+    return out
