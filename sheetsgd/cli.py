@@ -5,6 +5,7 @@ import csv
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -123,6 +124,10 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
     if not output.lower().endswith(".xlsx"):
         raise SheetsgdError("output must end in .xlsx", output)
+    try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SheetsgdError(f"cannot create the output folder: {exc.strerror}", output) from None
     report = build_workbook(the_lesson, output)
     summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": the_lesson.optimizer,
                "steps": report.steps, "formula_cells": report.formula_cells, "cells": report.cells,

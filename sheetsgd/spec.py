@@ -22,9 +22,10 @@ from .lesson import Lesson
 SPEC_VERSION = 1
 
 # how a column is shown: number format per group
+# General adapts its decimals to the column width (never ####) for quantities whose size varies widely
 GROUP_FORMATS = {
-    "step": "0", "data": "General", "param": "0.000000", "forward": "0.0000", "loss": "0.000000",
-    "gradient": "0.0000", "estimate": "0.0000", "state": "0.000000E+00", "update": "0.000000",
+    "step": "0", "data": "General", "param": "0.000000", "forward": "General", "loss": "General",
+    "gradient": "General", "estimate": "General", "state": "General", "update": "0.000000",
 }
 
 
