@@ -7,12 +7,13 @@ shuffled mini-batches: the order examples are visited in), and a hidden manifest
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
 import xlsxwriter
 import xlsxwriter.worksheet
-from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
+from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_rowcol_to_cell
 
 from . import __version__
 from .engine import Trace, train
@@ -157,26 +158,69 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
 
 def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches) -> Layout:
     opt = lesson.optimizer_obj()
-    ws.write(0, 0, lesson.title, fmt.title)
-    ws.write(1, 0, f"{opt.title} · {lesson.loss_cls().title} · batch size "
-                   f"{'full' if lesson.full_batch else lesson.batch_size} · {lesson.epochs} epoch(s). "
-                   "Yellow cells are inputs: change one and every row recomputes.", fmt.note)
-    hyper_names = opt.sheet_hyper(lesson.hyper) + ["fd_step"]
+    subtitle = (f"{opt.title} · {lesson.loss_cls().title} · batch size "
+                f"{'full' if lesson.full_batch else lesson.batch_size} · {lesson.epochs} epoch(s). "
+                "Yellow cells are inputs: change one and every row recomputes.")
     hyper_values = {**lesson.hyper, "fd_step": lesson.fd_step}
-    hyper_cells = {}
-    for i, name in enumerate(hyper_names):
-        row = HYPER_FIRST_ROW + i
-        ws.write(row, 0, name, fmt.bold)
-        ws.write_number(row, 1, hyper_values[name], fmt.hyper)
-        ws.write(row, 2, HYPER_NOTES.get(name, ""), fmt.note)
-        cell = f"{STEPS}!{xl_rowcol_to_cell(row, 1, row_abs=True, col_abs=True)}"
-        wb.define_name(name, f"={cell}")
-        hyper_cells[name] = cell
-    counts["value"] += len(hyper_names)
+    hyper = [(name, hyper_values[name]) for name in opt.sheet_hyper(lesson.hyper) + ["fd_step"]]
+    starts = {c.key: (lesson.init[c.key[4:]], True) if c.start_value == "init" else (0, False)
+              for c in columns if c.start_value is not None}
+    values = {c.key: _step_values(c.key, lesson, trace) for c in columns}
+    return write_steps_sheet(ws, wb, fmt, counts, title=lesson.title, subtitle=subtitle, hyper=hyper,
+                             columns=columns, values=values, start_values=starts, n_steps=trace.n_steps,
+                             data=_data_resolver(lesson, data_cols, shuffled_batches),
+                             ranges=_batch_ranges(lesson, trace, shuffled_batches))
 
-    header_row = HYPER_FIRST_ROW + len(hyper_names) + 1
+
+def _data_resolver(lesson, data_cols, shuffled_batches):
+    """``{data:x}``: the whole data column (for INDEX) with one example per step, else the step's batch range."""
+    if lesson.batch_size == 1:
+        return lambda name: _abs_col(DATA, data_cols[name], 1, len(lesson.data))
+    sheet = BATCHES if shuffled_batches else DATA
+    src_col = {"x": 3, "y": 4} if shuffled_batches else data_cols
+
+    def data(name):
+        letter = xl_col_to_name(src_col[name])
+        return f"{sheet}!${letter}${{lo}}:${letter}${{hi}}"
+
+    return data
+
+
+def cached(value):
+    """The cached result of a formula cell: the number, or #NUM! where the engine overflowed."""
+    return value if math.isfinite(value) else "#NUM!"
+
+
+def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, values, start_values, n_steps,
+                      data=None, ranges=None, name_prefix="", hyper_notes=None, first_col=0,
+                      header_row=None) -> Layout:
+    """Write a step table: named hyperparameter cells on top, a header, a start row, one row per step.
+
+    ``hyper`` is [(name, value)]: each becomes a yellow input cell with the defined name
+    ``name_prefix + name`` (formulas say ``{hp:name}``). ``values[key]`` are the engine's values per
+    step (cached in formula cells, written in value columns). ``start_values[key] = (value, is_input)``
+    fills the start row above step 1, which ``{prev:key}`` of step 1 refers to.
+    """
+    sheet = ws.get_name()
+    notes = {**HYPER_NOTES, **(hyper_notes or {})}
+    if header_row is None:
+        ws.write(0, first_col, title, fmt.title)
+        ws.write(1, first_col, subtitle, fmt.note)
+    hyper_cells = {}
+    for i, (name, value) in enumerate(hyper):
+        row = HYPER_FIRST_ROW + i
+        ws.write(row, first_col, name_prefix + name, fmt.bold)
+        ws.write_number(row, first_col + 1, value, fmt.hyper)
+        ws.write(row, first_col + 2, notes.get(name, ""), fmt.note)
+        cell = f"{quote_sheetname(sheet)}!{xl_rowcol_to_cell(row, first_col + 1, row_abs=True, col_abs=True)}"
+        wb.define_name(name_prefix + name, f"={cell}")
+        hyper_cells[name_prefix + name] = cell
+    counts["value"] += len(hyper)
+
+    if header_row is None:
+        header_row = HYPER_FIRST_ROW + len(hyper) + 1
     start_row = header_row + 1
-    col_of = {c.key: i for i, c in enumerate(columns)}
+    col_of = {c.key: first_col + i for i, c in enumerate(columns)}
     layout = Layout(header_row, start_row, col_of, hyper_cells)
 
     def cell(key, which):
@@ -184,56 +228,43 @@ def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffle
             raise KeyError(f"template refers to unknown column {key!r}")
         return f"{xl_col_to_name(col_of[key])}{{{'r' if which == 'this' else 'p'}}}"
 
-    per_example = lesson.batch_size == 1
-    if per_example:
-        def data(name):
-            return _abs_col(DATA, data_cols[name], 1, len(lesson.data))
-    else:
-        sheet = BATCHES if shuffled_batches else DATA
-        src_col = {"x": 3, "y": 4} if shuffled_batches else data_cols
-
-        def data(name):
-            letter = xl_col_to_name(src_col[name])
-            return f"{sheet}!${letter}${{lo}}:${letter}${{hi}}"
-
-    resolver = Resolver(cell, hp=lambda name: name, data=data)
+    resolver = Resolver(cell, hp=lambda name: name_prefix + name, data=data or (lambda name: name))
 
     ws.set_row(header_row, 45)
-    for i, c in enumerate(columns):
-        ws.write(header_row, i, c.header, fmt.header)
-        ws.set_column(i, i, COLUMN_WIDTHS.get(c.group, 12))
-
-    # the start row: step 0, the initial parameters and zero optimizer state
-    ws.write_number(start_row, col_of["step"], 0, fmt.number("0", True))
-    ws.write(start_row, col_of["epoch"], "start", fmt.number("General", True))
     for c in columns:
-        if c.start_value == "init":
-            ws.write_number(start_row, col_of[c.key], lesson.init[c.key[4:]], fmt.hyper)
-        elif c.start_value == "zero":
-            ws.write_number(start_row, col_of[c.key], 0, fmt.number(c.number_format, True))
-    counts["value"] += 2 + sum(c.start_value is not None for c in columns)
+        ws.write(header_row, col_of[c.key], c.header, fmt.header)
+        ws.set_column(col_of[c.key], col_of[c.key], COLUMN_WIDTHS.get(c.group, 12))
+
+    # the start row: step 0, initial values (inputs in yellow) and zero optimizer state
+    if "step" in col_of:
+        ws.write_number(start_row, col_of["step"], 0, fmt.number("0", True))
+    if "epoch" in col_of:
+        ws.write(start_row, col_of["epoch"], "start", fmt.number("General", True))
+    for c in columns:
+        if c.key in start_values:
+            value, is_input = start_values[c.key]
+            ws.write_number(start_row, col_of[c.key], value, fmt.hyper if is_input else fmt.number(c.number_format, True))
+    counts["value"] += ("step" in col_of) + ("epoch" in col_of) + len(start_values)
 
     # one row per step: compile each template once, then only fill in row numbers
-    plan = []
-    for i, c in enumerate(columns):
-        values = _step_values(c.key, lesson, trace)
-        pattern = compile_template(c.formula, resolver) if c.formula else None
-        plan.append((i, pattern, fmt.number(c.number_format), values))
-    ranges = _batch_ranges(lesson, trace, shuffled_batches)
+    plan = [(col_of[c.key], compile_template(c.formula, resolver) if c.formula else None,
+             fmt.number(c.number_format), values[c.key]) for c in columns]
+    ranges = ranges or [(0, 0)] * n_steps
     write_formula, write_number = ws.write_formula, ws.write_number
-    for s in range(trace.n_steps):
+    for s in range(n_steps):
         row = start_row + 1 + s
         lo, hi = ranges[s]
         fields = {"r": row + 1, "p": row, "lo": lo, "hi": hi}
-        for i, pattern, cell_format, values in plan:
+        for col, pattern, cell_format, vals in plan:
             if pattern is None:
-                write_number(row, i, values[s], cell_format)
+                write_number(row, col, vals[s], cell_format)
             else:
-                write_formula(row, i, "=" + pattern.format(**fields), cell_format, values[s])
+                write_formula(row, col, pattern.format_map(fields), cell_format, cached(vals[s]))
     n_formula = sum(1 for _, p, _, _ in plan if p is not None)
-    counts["formula"] += n_formula * trace.n_steps
-    counts["value"] += (len(plan) - n_formula) * trace.n_steps
-    ws.freeze_panes(start_row, 2)
+    counts["formula"] += n_formula * n_steps
+    counts["value"] += (len(plan) - n_formula) * n_steps
+    if first_col == 0:
+        ws.freeze_panes(start_row, 2)
     return layout
 
 
