@@ -11,7 +11,8 @@ import click
 
 from . import __version__
 from .errors import SheetsgdError
-from .lesson import bundled_lessons, load_lesson, override
+from . import kinds
+from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS
 
 EXIT_USAGE = 2
@@ -69,8 +70,8 @@ def lesson_options(func):
 def _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed):
     if lr is not None and not lr > 0:
         raise SheetsgdError(f"--lr must be > 0, got {lr:g}")
-    return override(load_lesson(lesson), optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
-                    seed=seed, shuffle=shuffle, loss=loss)
+    return kinds.load(lesson, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
+                      seed=seed, shuffle=shuffle, loss=loss)
 
 
 class OneLineErrors(click.Group):
@@ -100,9 +101,11 @@ def lessons(as_json):
     """List the bundled lessons, one line each."""
     rows = []
     for name, path in bundled_lessons().items():
-        lesson = load_lesson(str(path))
-        rows.append({"name": name, "title": lesson.title, "model": lesson.model, "loss": lesson.loss,
-                     "optimizer": lesson.optimizer, "batch_size": lesson.batch_size, "epochs": lesson.epochs})
+        lesson = kinds.load(str(path))
+        row = {"name": name, "kind": lesson.kind, "title": lesson.title}
+        row.update({k: getattr(lesson, k) for k in ("model", "loss", "optimizer", "batch_size", "epochs")
+                    if hasattr(lesson, k)})
+        rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
@@ -119,8 +122,6 @@ def lessons(as_json):
 @clean_errors
 def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json):
     """Build the workbook of LESSON (a bundled name or a template file)."""
-    from .writer import build_workbook
-
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
     if not output.lower().endswith(".xlsx"):
         raise SheetsgdError("output must end in .xlsx", output)
@@ -128,14 +129,15 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
         Path(output).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SheetsgdError(f"cannot create the output folder: {exc.strerror}", output) from None
-    report = build_workbook(the_lesson, output)
-    summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": the_lesson.optimizer,
+    report = kinds.kind_of(the_lesson).build(the_lesson, output)
+    summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": getattr(the_lesson, "optimizer", None),
                "steps": report.steps, "formula_cells": report.formula_cells, "cells": report.cells,
                "bytes": report.bytes}
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        click.echo(f"wrote {report.path}: {the_lesson.name}, {the_lesson.optimizer}, {report.steps} steps, "
+        what = ", ".join(filter(None, [the_lesson.name, getattr(the_lesson, "optimizer", None)]))
+        click.echo(f"wrote {report.path}: {what}, {report.steps} steps, "
                    f"{report.formula_cells:,} formulas in {report.cells:,} cells, {report.bytes / 1024:,.0f} KiB")
 
 
@@ -146,16 +148,12 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
 @clean_errors
 def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt):
     """Print the engine's numbers for every step of LESSON, without a workbook."""
-    from .engine import train
-
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
-    result = train(the_lesson)
+    result = kinds.kind_of(the_lesson).train(the_lesson)
     rows = result.table()
     if fmt == "json":
-        click.echo(json.dumps({"lesson": the_lesson.name, "optimizer": the_lesson.optimizer,
-                               "hyperparameters": the_lesson.hyper, "steps": rows,
-                               "epochs": [dict(zip(result.epochs, map(float, vals)))
-                                          for vals in zip(*result.epochs.values())]}))
+        click.echo(json.dumps({"lesson": the_lesson.name, "kind": the_lesson.kind, **result.summary(the_lesson),
+                               "steps": rows}))
         return
     out = click.get_text_stream("stdout")
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")

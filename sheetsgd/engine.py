@@ -26,6 +26,11 @@ class Trace:
     def n_steps(self) -> int:
         return len(self.batches)
 
+    def summary(self, lesson) -> dict:
+        """What `sheetsgd trace --format json` shows beside the steps."""
+        return {"optimizer": lesson.optimizer, "hyperparameters": lesson.hyper,
+                "epochs": [dict(zip(self.epochs, map(float, vals))) for vals in zip(*self.epochs.values())]}
+
     def table(self) -> list[dict[str, float]]:
         keys = list(self.steps)
         whole = {"step", "epoch", "example"}

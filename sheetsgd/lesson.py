@@ -48,6 +48,7 @@ class Lesson:
     exercise: list[str] = field(default_factory=list)
     # the template's per-optimizer hyperparameter tables, so --optimizer picks up the author's lr
     optimizer_tables: dict[str, dict] = field(default_factory=dict, repr=False)
+    kind: str = "sgd"
 
     @property
     def full_batch(self) -> bool:
@@ -212,8 +213,8 @@ def validate(lesson: Lesson) -> Lesson:
     return replace(lesson, batch_size=min(lesson.batch_size, len(lesson.data)))
 
 
-def load_lesson(name_or_path: str) -> Lesson:
-    """A bundled lesson by name, or a template file by path."""
+def read_template(name_or_path: str) -> tuple[dict, str, str]:
+    """(parsed TOML, lesson name, source path) of a bundled lesson name or a template file."""
     bundled = bundled_lessons()
     if name_or_path in bundled:
         path = bundled[name_or_path]
@@ -221,4 +222,17 @@ def load_lesson(name_or_path: str) -> Lesson:
         path = Path(name_or_path)
     else:
         raise SheetsgdError(f"unknown lesson {name_or_path!r}; bundled: {', '.join(bundled)} (or give a .toml file)")
-    return parse_lesson(_read_toml(path), path.stem, str(path))
+    return _read_toml(path), path.stem, str(path)
+
+
+def template_kind(raw: dict) -> str:
+    meta = raw.get("lesson", {})
+    return meta.get("kind", "sgd") if isinstance(meta, dict) else "sgd"
+
+
+def load_lesson(name_or_path: str) -> Lesson:
+    """A bundled lesson by name, or a template file by path (an SGD-on-data lesson)."""
+    raw, name, source = read_template(name_or_path)
+    if template_kind(raw) != "sgd":
+        raise SheetsgdError(f"is a {template_kind(raw)!r} lesson, not an SGD-on-data lesson", source)
+    return parse_lesson(raw, name, source)

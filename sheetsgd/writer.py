@@ -135,7 +135,7 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
     if batches_ws is not None:
         _write_batches(batches_ws, fmt, lesson, trace, counts)
     _write_epochs(epochs_ws, wb, fmt, lesson, trace, layout, counts)
-    _write_intro(intro, fmt, lesson, columns, layout)
+    write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout)
     _write_manifest(manifest_ws, lesson, columns, layout, data_first, data_last)
     manifest_ws.hide()
     for ws in (intro, steps_ws, epochs_ws, data_ws, batches_ws):
@@ -149,10 +149,7 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
     intro.set_first_sheet()
     intro.activate()
     wb.set_properties({"title": lesson.title, "subject": "sheetsgd lesson", "comments": f"sheetsgd {__version__}"})
-    try:
-        wb.close()
-    except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:
-        raise SheetsgdError(f"cannot write: {getattr(exc, 'orig_exception', exc)}", path) from None
+    close_workbook(wb, path)
     return BuildReport(path, trace.n_steps, counts["formula"], counts["value"], os.path.getsize(path))
 
 
@@ -407,50 +404,52 @@ def _positive(values) -> bool:
     return bool(np.all(np.isfinite(values)) and np.all(values > 0))
 
 
-def _write_intro(ws, fmt, lesson, columns, layout):
+STANDARD_HOW = [
+    "The yellow cells at the top of the Steps sheet are named inputs (lr, …): every formula refers to them by name.",
+    "The grey start row holds the initial parameters (yellow, editable) and zero optimizer state.",
+    "Each row below is one step: it starts from the previous row's new parameters, also across epochs.",
+    "Epochs shows the loss per epoch and charts; Data shows the examples and the fitted curve.",
+]
+PORTABLE_NOTE = "No macros and no Solver: the workbook recalculates the same in Excel, Google Sheets and LibreOffice."
+
+
+def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=STEPS, how=None, hp_prefix=""):
+    """The Introduction: what the lesson shows, how the sheet works, what to try, a legend of columns."""
     ws.set_column(0, 0, 28)
     ws.set_column(1, 1, 60)
     ws.set_column(2, 2, 60)
-    ws.write(0, 0, lesson.title, fmt.title)
+    ws.write(0, 0, title, fmt.title)
     row = 2
-    for para in [p.strip() for p in lesson.description.strip().split("\n\n") if p.strip()]:
+    for para in [p.strip() for p in description.strip().split("\n\n") if p.strip()]:
         ws.set_row(row, 15 * (1 + len(para) // 150))
         ws.merge_range(row, 0, row, 2, " ".join(para.split()), fmt.wrap)
         row += 1
     row += 1
-    ws.write(row, 0, "How the Steps sheet works", fmt.bold)
+    ws.write(row, 0, f"How the {sheet_name} sheet works", fmt.bold)
     row += 1
-    how = [
-        "The yellow cells at the top of the Steps sheet are named inputs (lr, …): every formula refers to them by name.",
-        "The grey start row holds the initial parameters (yellow, editable) and zero optimizer state.",
-        "Each row below is one step: it starts from the previous row's new parameters, also across epochs.",
-        "Epochs shows the loss per epoch and charts; Data shows the examples and the fitted curve.",
-        "No macros and no Solver: the workbook recalculates the same in Excel, Google Sheets and LibreOffice.",
-    ]
-    for line in how:
+    for line in (how or STANDARD_HOW) + [PORTABLE_NOTE]:
         ws.write(row, 0, "•")
         ws.write(row, 1, line)
         row += 1
-    if lesson.tips:
+    if tips:
         row += 1
         ws.write(row, 0, "Things to try", fmt.bold)
         row += 1
-        for tip in lesson.tips:
+        for tip in tips:
             ws.write(row, 0, "•")
             ws.write(row, 1, tip)
             row += 1
     row += 1
-    ws.write_row(row, 0, ["Steps column", "what it is", "formula in step 1"], fmt.header)
+    ws.write_row(row, 0, [f"{sheet_name} column", "what it is", "formula in step 1"], fmt.header)
     row += 1
-    first = layout.first_step_row
     for c in columns:
         ws.write(row, 0, c.header, fmt.bold)
         ws.write(row, 1, c.note)
-        ws.write_string(row, 2, _formula_in_row(c, lesson, layout, first) if c.formula else "(a value)")
+        ws.write_string(row, 2, formula_in_row(c, layout, layout.first_step_row, hp_prefix) if c.formula else "(a value)")
         row += 1
 
 
-def _formula_in_row(column: Column, lesson, layout, row0: int) -> str:
+def formula_in_row(column: Column, layout, row0: int, hp_prefix: str = "") -> str:
     """The formula text of ``column`` in 0-based row ``row0``, for the legend (no leading '=')."""
     def cell(key, which):
         return f"{xl_col_to_name(layout.columns[key])}{row0 + 1 if which == 'this' else row0}"
@@ -458,7 +457,23 @@ def _formula_in_row(column: Column, lesson, layout, row0: int) -> str:
     def data(name):
         return f"{DATA}!{xl_col_to_name(layout.data_columns[name])}…"
 
-    return compile_template(column.formula, Resolver(cell, hp=str, data=data)).replace("{lo}", "").replace("{hi}", "")
+    text = compile_template(column.formula, Resolver(cell, hp=lambda n: hp_prefix + n, data=data))
+    return text.replace("{lo}", "").replace("{hi}", "")
+
+
+def close_workbook(wb, path: str) -> None:
+    try:
+        wb.close()
+    except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:
+        raise SheetsgdError(f"cannot write: {getattr(exc, 'orig_exception', exc)}", path) from None
+
+
+def _write_manifest_entries(ws, entries: dict) -> None:
+    """The hidden manifest: one key per row, its value as JSON."""
+    ws.write_row(0, 0, ["key", "value (JSON)"])
+    for i, (key, value) in enumerate(entries.items(), start=1):
+        ws.write_string(i, 0, key)
+        ws.write_string(i, 1, json.dumps(value, ensure_ascii=False))
 
 
 def _write_manifest(ws, lesson, columns, layout, data_first, data_last):
@@ -466,6 +481,7 @@ def _write_manifest(ws, lesson, columns, layout, data_first, data_last):
     entries = {
         "generator": f"sheetsgd {__version__}",
         "spec_version": SPEC_VERSION,
+        "kind": "sgd",
         "lesson": lesson.name,
         "template": os.path.basename(lesson.source),
         "model": lesson.model,
@@ -487,7 +503,4 @@ def _write_manifest(ws, lesson, columns, layout, data_first, data_last):
         "data_columns": {k: xl_col_to_name(v) for k, v in layout.data_columns.items()},
         "exercise_defaults": exercise_columns(lesson),
     }
-    ws.write_row(0, 0, ["key", "value (JSON)"])
-    for i, (key, value) in enumerate(entries.items(), start=1):
-        ws.write_string(i, 0, key)
-        ws.write_string(i, 1, json.dumps(value, ensure_ascii=False))
+    _write_manifest_entries(ws, entries)

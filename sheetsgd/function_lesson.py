@@ -1,0 +1,221 @@
+"""Function lessons: gradient descent on f(x) = (x² − target)², several runs side by side.
+
+Each run has its own start x and learning rate (named input cells) and optionally accumulates its
+gradients, as a PyTorch loop that forgets ``zero_grad()`` does. One row per step; a run that
+overflows shows it as the sheet really does: huge numbers, then #NUM! from the first overflowing
+step on. The engine computes the same steps in float64 and reports the same first overflowing step
+(a non-finite value in the engine is an error value on the sheet).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import xlsxwriter
+from xlsxwriter.utility import xl_col_to_name
+
+from .errors import SheetsgdError
+from .spec import Column
+
+RUNS_SHEET = "Runs"
+
+
+@dataclass
+class Run:
+    label: str
+    x0: float
+    lr: float
+    accumulate: bool = False  # g_acc ← g_acc + f'(x): the forgotten zero_grad()
+
+
+@dataclass
+class FunctionLesson:
+    name: str
+    title: str
+    description: str
+    tips: list[str]
+    target: float
+    steps: int
+    runs: list[Run]
+    source: str = ""
+    exercise: list[str] = field(default_factory=list)
+    kind: str = "function"
+
+
+@dataclass
+class FunctionTrace:
+    steps: dict[str, np.ndarray]  # key -> value per step (inf/nan where the run overflowed)
+    first_overflow: dict[int, int | None]  # run number -> first step with a non-finite value
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.steps["step"])
+
+    def summary(self, lesson) -> dict:
+        """Per run: its settings and the first step whose values overflow (None if none does)."""
+        return {"runs": [{"label": r.label, "x0": r.x0, "lr": r.lr, "accumulate": r.accumulate,
+                          "first_overflow_step": self.first_overflow[i]}
+                         for i, r in enumerate(lesson.runs, start=1)]}
+
+    def table(self):
+        return [{k: (int(v[i]) if k == "step" else _json_number(v[i])) for k, v in self.steps.items()}
+                for i in range(self.n_steps)]
+
+
+def _json_number(value):
+    value = float(value)
+    return value if np.isfinite(value) else "#NUM!"
+
+
+def parse_function_lesson(raw: dict, name: str, source: str) -> FunctionLesson:
+    meta, fn = raw.get("lesson", {}), raw.get("function", {})
+    where = f"{source} [function]"
+    if fn.get("kind", "double-well") != "double-well":
+        raise SheetsgdError(f"unknown function {fn.get('kind')!r}; known: double-well", where)
+    runs_raw = raw.get("runs")
+    if not isinstance(runs_raw, list) or not runs_raw:
+        raise SheetsgdError("needs at least one [[runs]] table with x0 and lr", source)
+    runs = []
+    for i, r in enumerate(runs_raw, start=1):
+        try:
+            run = Run(str(r.get("label", f"run {i}")), float(r["x0"]), float(r["lr"]), bool(r.get("accumulate", False)))
+        except (KeyError, TypeError, ValueError):
+            raise SheetsgdError(f"run {i} needs numbers x0 and lr", f"{source} [[runs]]") from None
+        runs.append(run)
+    lesson = FunctionLesson(
+        name=meta.get("name", name), title=meta.get("title", name), description=meta.get("description", ""),
+        tips=list(meta.get("try", [])), target=float(fn.get("target", 9.0)), steps=fn.get("steps", 30),
+        runs=runs, source=source, exercise=list(meta.get("exercise", [])))
+    return validate(lesson)
+
+
+def validate(lesson: FunctionLesson) -> FunctionLesson:
+    if isinstance(lesson.steps, bool) or not isinstance(lesson.steps, int) or lesson.steps < 1:
+        raise SheetsgdError(f"steps must be an integer ≥ 1, got {lesson.steps!r}", lesson.source)
+    for i, run in enumerate(lesson.runs, start=1):
+        if not run.lr > 0:
+            raise SheetsgdError(f"run {i}: learning rate must be > 0, got {run.lr:g}", lesson.source)
+        if not np.isfinite(run.x0):
+            raise SheetsgdError(f"run {i}: x0 must be a finite number", lesson.source)
+    return lesson
+
+
+def override_function(lesson: FunctionLesson, *, lr=None, epochs=None, **others) -> FunctionLesson:
+    """--lr sets every run's learning rate, --epochs the number of steps; other options do not apply."""
+    unused = [k.replace("_", "-") for k, v in others.items() if v is not None]
+    if unused:
+        raise SheetsgdError(f"--{unused[0]} does not apply to a function lesson (it has no data or optimizer choice)",
+                            lesson.source)
+    if lr is not None:
+        lesson = replace(lesson, runs=[replace(r, lr=float(lr)) for r in lesson.runs])
+    if epochs is not None:
+        lesson = replace(lesson, steps=epochs)
+    return validate(lesson)
+
+
+def value(x, target):  # f(x) = (x² − target)²
+    return (x**2 - target) ** 2
+
+
+def derivative(x, target):  # f'(x) = 4x·(x² − target)
+    return 4 * x * (x**2 - target)
+
+
+def train_function(lesson: FunctionLesson) -> FunctionTrace:
+    steps = {"step": np.arange(1, lesson.steps + 1, dtype=float)}
+    first_overflow = {}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for i, run in enumerate(lesson.runs, start=1):
+            x, acc = np.float64(run.x0), np.float64(0.0)
+            rows = {k: [] for k in ("x", "f", "grad", "acc", "new")}
+            for _ in range(lesson.steps):
+                f, g = value(x, lesson.target), derivative(x, lesson.target)
+                if run.accumulate:
+                    acc = acc + g
+                new = x - run.lr * (acc if run.accumulate else g)
+                for k, v in zip(rows, (x, f, g, acc, new)):
+                    rows[k].append(v)
+                x = new
+            for k, v in rows.items():
+                if k != "acc" or run.accumulate:
+                    steps[f"r{i}_{k}"] = np.array(v, dtype=float)
+            bad = [s for s in range(lesson.steps)
+                   if not all(np.isfinite(steps[k][s]) for k in steps if k.startswith(f"r{i}_"))]
+            first_overflow[i] = bad[0] + 1 if bad else None
+    return FunctionTrace(steps, first_overflow)
+
+
+def function_columns(lesson: FunctionLesson) -> list[Column]:
+    cols = [Column("step", "step", None, "step", "step number")]
+    for i, run in enumerate(lesson.runs, start=1):
+        x, lr = f"r{i}_x", f"{{hp:run{i}_lr}}"
+        g = f"{{r{i}_acc}}" if run.accumulate else f"{{r{i}_grad}}"
+        cols += [
+            Column(x, f"{run.label}: x", f"{{prev:r{i}_new}}", "param", "x this step starts from"),
+            Column(f"r{i}_f", f"{run.label}: f(x)", f"({{{x}}}^2-{{hp:target}})^2", "loss", "f(x) = (x² − target)²"),
+            Column(f"r{i}_grad", f"{run.label}: f′(x)", f"4*{{{x}}}*({{{x}}}^2-{{hp:target}})", "gradient",
+                   "f′(x) = 4x·(x² − target)"),
+        ]
+        if run.accumulate:
+            cols.append(Column(f"r{i}_acc", f"{run.label}: accumulated f′", f"{{prev:r{i}_acc}}+{{r{i}_grad}}", "state",
+                               "sum of all gradients so far: what x.grad holds when zero_grad() is forgotten"))
+        cols.append(Column(f"r{i}_new", f"{run.label}: new x", f"{{{x}}}-{lr}*{g}", "update", "x after this step"))
+    return cols
+
+
+def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace | None = None):
+    from .writer import (INTRO, MANIFEST, BuildReport, PortableWorksheet, _Formats, _write_manifest_entries,
+                         write_intro, write_steps_sheet)
+    from . import __version__
+
+    trace = trace or train_function(lesson)
+    path = os.fspath(path)
+    wb = xlsxwriter.Workbook(path, {"constant_memory": True})
+    fmt = _Formats(wb)
+    counts = {"formula": 0, "value": 0}
+    intro = wb.add_worksheet(INTRO, worksheet_class=PortableWorksheet)
+    ws = wb.add_worksheet(RUNS_SHEET, worksheet_class=PortableWorksheet)
+    manifest = wb.add_worksheet(MANIFEST, worksheet_class=PortableWorksheet)
+    columns = function_columns(lesson)
+    hyper = [("target", lesson.target)] + [(f"run{i}_lr", r.lr) for i, r in enumerate(lesson.runs, start=1)]
+    notes = {"target": "f(x) = (x² − target)²: minima at x = ±√target"}
+    notes.update({f"run{i}_lr": f"learning rate of run {i} ({r.label})" for i, r in enumerate(lesson.runs, start=1)})
+    starts = {f"r{i}_new": (r.x0, True) for i, r in enumerate(lesson.runs, start=1)}
+    starts.update({f"r{i}_acc": (0.0, False) for i, r in enumerate(lesson.runs, start=1) if r.accumulate})
+    overflow = "; ".join(f"{r.label}: #NUM! from step {trace.first_overflow[i]}" for i, r in
+                         enumerate(lesson.runs, start=1) if trace.first_overflow[i])
+    layout = write_steps_sheet(
+        ws, wb, fmt, counts, title=lesson.title, hyper_notes=notes, columns=columns, start_values=starts,
+        subtitle="Gradient descent on f(x) = (x² − target)². Yellow cells are inputs. " + (overflow or ""),
+        hyper=hyper, values={c.key: trace.steps[c.key].tolist() for c in columns}, n_steps=trace.n_steps)
+
+    chart = wb.add_chart({"type": "line"})
+    first, last = layout.first_step_row, layout.first_step_row + trace.n_steps - 1
+    for i, run in enumerate(lesson.runs, start=1):
+        col = layout.columns[f"r{i}_x"]
+        chart.add_series({"name": run.label, "categories": [RUNS_SHEET, first, 0, last, 0],
+                          "values": [RUNS_SHEET, first, col, last, col], "marker": {"type": "circle", "size": 3}})
+    reach = max(abs(r.x0) for r in lesson.runs) + 2
+    chart.set_title({"name": "x by step"})
+    chart.set_x_axis({"name": "step"})
+    chart.set_y_axis({"name": "x", "min": -reach, "max": reach})  # a diverging run leaves the plot
+    chart.show_blanks_as("gap")
+    chart.set_size({"width": 720, "height": 400})
+    ws.insert_chart(1, len(columns) + 1, chart)
+
+    write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout, RUNS_SHEET,
+                how=["Each run has its own learning rate (runN_lr) and start x (the yellow start row).",
+                     "Every row takes one gradient step: new x = x − lr · f′(x).",
+                     "A run that overflows shows #NUM! from its first overflowing step on, as any spreadsheet does."])
+    _write_manifest_entries(manifest, {
+        "generator": f"sheetsgd {__version__}", "spec_version": 1, "kind": "function", "lesson": lesson.name,
+        "steps_sheet": RUNS_SHEET, "header_row": layout.header_row + 1, "start_row": layout.start_row + 1,
+        "first_step_row": layout.first_step_row + 1,
+        "columns": {c.key: {"column": xl_col_to_name(layout.columns[c.key]), "header": c.header} for c in columns},
+        "hyperparameters": layout.hyper_cells, "exercise_defaults": lesson.exercise,
+    })
+    manifest.hide()
+    intro.activate()
+    wb.close()
+    return BuildReport(path, trace.n_steps, counts["formula"], counts["value"], os.path.getsize(path))

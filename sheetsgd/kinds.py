@@ -1,0 +1,44 @@
+"""Lesson kinds: how each kind of template is parsed, overridden by options, trained and written.
+
+A template names its kind in ``[lesson] kind`` (default ``sgd``: a model trained on data).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .engine import train
+from .errors import SheetsgdError
+from .function_lesson import build_function_workbook, override_function, parse_function_lesson, train_function
+from .lesson import override, parse_lesson, read_template, template_kind
+from .writer import build_workbook
+
+
+@dataclass(frozen=True)
+class Kind:
+    parse: Callable
+    override: Callable
+    train: Callable
+    build: Callable
+
+
+KINDS = {
+    "sgd": Kind(parse_lesson, override, train, build_workbook),
+    "function": Kind(parse_function_lesson, override_function, train_function, build_function_workbook),
+}
+
+
+def kind_of(lesson) -> Kind:
+    return KINDS[getattr(lesson, "kind", "sgd")]
+
+
+def load(name_or_path: str, **options):
+    """Any bundled lesson or template file, with command-line options (None = keep) applied."""
+    raw, name, source = read_template(name_or_path)
+    kind = template_kind(raw)
+    if kind not in KINDS:
+        raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
+    lesson = KINDS[kind].parse(raw, name, source)
+    if any(v is not None for v in options.values()):
+        lesson = KINDS[kind].override(lesson, **options)
+    return lesson
