@@ -69,7 +69,7 @@ def train(lesson: Lesson) -> Trace:
     hp, h = lesson.hyper, lesson.fd_step
     X, Y = lesson.data.x, lesson.data.y
     params = dict(lesson.init)
-    state = {p: {s: 0.0 for s in opt.state} for p in model.params}
+    state = {p: opt.start_state(hp) for p in model.params}
     batches = make_batches(lesson)
     rows: list[dict[str, float]] = []
     per_example = lesson.batch_size == 1

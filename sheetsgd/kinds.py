@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .compare_lesson import build_compare_workbook, override_compare, parse_compare_lesson, train_compare
 from .engine import train
 from .errors import SheetsgdError
 from .function_lesson import build_function_workbook, override_function, parse_function_lesson, train_function
@@ -25,6 +26,7 @@ class Kind:
 KINDS = {
     "sgd": Kind(parse_lesson, override, train, build_workbook),
     "function": Kind(parse_function_lesson, override_function, train_function, build_function_workbook),
+    "optimizers": Kind(parse_compare_lesson, override_compare, train_compare, build_compare_workbook),
 }
 
 

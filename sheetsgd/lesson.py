@@ -200,6 +200,8 @@ def validate(lesson: Lesson) -> Lesson:
             raise SheetsgdError(f"{key} must be in [0, 1), got {hp[key]:g}", where)
     if "eps" in hp and not hp["eps"] >= 0:
         raise SheetsgdError(f"eps must be ≥ 0, got {hp['eps']:g}", where)
+    if hp.get("classic") and "v0" in hp and not hp["v0"] > 0:
+        raise SheetsgdError(f"v0 must be > 0 for classic RMSProp (its first step divides by √v0), got {hp['v0']:g}", where)
     if hp.get("weight_decay", 0) < 0:
         raise SheetsgdError(f"weight_decay must be ≥ 0, got {hp['weight_decay']:g}", where)
     if isinstance(lesson.epochs, bool) or not isinstance(lesson.epochs, int) or lesson.epochs < 1:

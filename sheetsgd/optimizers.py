@@ -21,11 +21,21 @@ class Optimizer:
     state: tuple[str, ...] = ()
     decoupled = False  # AdamW: weight decay scales the parameter, not the gradient
 
+    optional: tuple[str, ...] = ("weight_decay",)
+    switches: tuple[str, ...] = ()  # on/off options that change the formulas, not cells on the sheet
+
     def sheet_hyper(self, hp: dict) -> list[str]:
         """Hyperparameters the sheet shows (and its formulas use): zero-valued extras are left out."""
-        return [k for k in self.defaults if k not in self.optional or hp.get(k)]
+        return [k for k in self.defaults
+                if k not in self.switches and (k not in self.optional or hp.get(k)) and k not in self.hidden(hp)]
 
-    optional: tuple[str, ...] = ("weight_decay",)
+    def hidden(self, hp: dict) -> set[str]:
+        """Hyperparameters a variant does not use (the classic sheet has no ε)."""
+        return set()
+
+    def start_state(self, hp: dict) -> dict[str, float]:
+        """The state in the start row: zeros (torch), unless a variant says otherwise."""
+        return {s: 0.0 for s in self.state}
 
     def uses_l2(self, hp: dict) -> bool:
         return bool(hp.get("weight_decay")) and not self.decoupled
@@ -67,25 +77,33 @@ class Momentum(Optimizer):
 
     With dampening ≠ 0 this is the exponential average m ← β·m + (1 − β)·g of the fast.ai sheet;
     torch skips the dampening on the very first step, this sheet does not (buf starts at 0).
+    classic (fast.ai's graddesc sheet): buf ← μ·buf + (1 − μ)·g, p ← p − lr·buf.
     """
 
     name = "momentum"
     title = "SGD with momentum"
-    defaults = {"lr": 1e-3, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": 0.0}
-    optional = ("dampening", "weight_decay", "nesterov")
+    defaults = {"lr": 1e-3, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": 0.0,
+                "classic": 0.0}
+    optional = ("dampening", "weight_decay")
+    switches = ("nesterov", "classic")
     state = ("buf",)
-
-    def sheet_hyper(self, hp):
-        return [k for k in super().sheet_hyper(hp) if k != "nesterov"]  # a switch, not a number
 
     def update(self, hp, p, g, prev, t):
         mu, d = hp["momentum"], hp.get("dampening", 0.0)
+        if hp.get("classic"):
+            buf = mu * prev["buf"] + (1 - mu) * g
+            return {"buf": buf, "new": p - hp["lr"] * buf}
         buf = mu * prev["buf"] + ((1 - d) * g if d else g)
         step = g + mu * buf if hp.get("nesterov") else buf
         return {"buf": buf, "new": p - hp["lr"] * step}
 
     def formulas(self, hp, p):
         g = _g(hp, self, p)
+        if hp.get("classic"):
+            return [
+                (f"buf_{p}", f"momentum m({p})", f"{{hp:momentum}}*{{prev:buf_{p}}}+(1-{{hp:momentum}})*{g}"),
+                (f"new_{p}", f"new {p}", f"{{{p}}}-{{hp:lr}}*{{buf_{p}}}"),
+            ]
         damp = f"(1-{{hp:dampening}})*{g}" if hp.get("dampening") else g
         step = f"({g}+{{hp:momentum}}*{{buf_{p}}})" if hp.get("nesterov") else f"{{buf_{p}}}"
         return [
@@ -99,22 +117,35 @@ class RMSProp(Optimizer):
 
     v ← α·v + (1 − α)·g²
     p ← p − lr·g / (√v + ε)
+
+    classic (fast.ai's graddesc sheet): p ← p − lr·g / √v_prev, the previous row's v and no ε; the
+    start row's v is then an input, v0 (default 1), since the first step divides by it.
     """
 
     name = "rmsprop"
     title = "RMSProp"
-    defaults = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0}
+    defaults = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "classic": 0.0, "v0": 1.0}
+    switches = ("classic", "v0")
     state = ("v",)
+
+    def hidden(self, hp):
+        return {"eps"} if hp.get("classic") else set()
+
+    def start_state(self, hp):
+        return {"v": hp.get("v0", 1.0) if hp.get("classic") else 0.0}
 
     def update(self, hp, p, g, prev, t):
         v = hp["alpha"] * prev["v"] + (1 - hp["alpha"]) * g**2
+        if hp.get("classic"):
+            return {"v": v, "new": p - hp["lr"] * g / math.sqrt(prev["v"])}
         return {"v": v, "new": p - hp["lr"] * g / (math.sqrt(v) + hp["eps"])}
 
     def formulas(self, hp, p):
         g = _g(hp, self, p)
+        divide = f"SQRT({{prev:v_{p}}})" if hp.get("classic") else f"(SQRT({{v_{p}}})+{{hp:eps}})"
         return [
             (f"v_{p}", f"mean square v({p})", f"{{hp:alpha}}*{{prev:v_{p}}}+(1-{{hp:alpha}})*{g}^2"),
-            (f"new_{p}", f"new {p}", f"{{{p}}}-{{hp:lr}}*{g}/(SQRT({{v_{p}}})+{{hp:eps}})"),
+            (f"new_{p}", f"new {p}", f"{{{p}}}-{{hp:lr}}*{g}/{divide}"),
         ]
 
 
@@ -125,28 +156,35 @@ class Adam(Optimizer):
     v ← β2·v + (1 − β2)·g²
     m̂ = m / (1 − β1^t),   v̂ = v / (1 − β2^t)        (bias correction; off: m̂ = m, v̂ = v)
     p ← p − lr·m̂ / (√v̂ + ε)                           (AdamW: p ← p·(1 − lr·wd) − lr·m̂ / (√v̂ + ε))
+
+    classic (fast.ai's graddesc sheet): no bias correction and no ε: p ← p − lr·m / √v.
     """
 
     name = "adam"
     title = "Adam"
     defaults = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-                "bias_correction": 1.0}
-    optional = ("weight_decay", "bias_correction")
+                "bias_correction": 1.0, "classic": 0.0}
+    optional = ("weight_decay",)
+    switches = ("bias_correction", "classic")
     state = ("m", "v")
 
-    def sheet_hyper(self, hp):
-        return [k for k in super().sheet_hyper(hp) if k != "bias_correction"]  # a switch, not a number
+    def hidden(self, hp):
+        return {"eps"} if hp.get("classic") else set()
+
+    def _corrected(self, hp):
+        return hp.get("bias_correction", 1.0) and not hp.get("classic")
 
     def update(self, hp, p, g, prev, t):
         b1, b2 = hp["beta1"], hp["beta2"]
         m = b1 * prev["m"] + (1 - b1) * g
         v = b2 * prev["v"] + (1 - b2) * g**2
         out = {"m": m, "v": v}
-        if hp.get("bias_correction", 1.0):
+        if self._corrected(hp):
             m = out["mhat"] = m / (1 - b1**t)
             v = out["vhat"] = v / (1 - b2**t)
         shrunk = p * (1 - hp["lr"] * hp["weight_decay"]) if self.decoupled and hp.get("weight_decay") else p
-        out["new"] = shrunk - hp["lr"] * m / (math.sqrt(v) + hp["eps"])
+        denominator = math.sqrt(v) if hp.get("classic") else math.sqrt(v) + hp["eps"]
+        out["new"] = shrunk - hp["lr"] * m / denominator
         return out
 
     def formulas(self, hp, p):
@@ -156,14 +194,15 @@ class Adam(Optimizer):
             (f"v_{p}", f"v({p})", f"{{hp:beta2}}*{{prev:v_{p}}}+(1-{{hp:beta2}})*{g}^2"),
         ]
         m, v = f"{{m_{p}}}", f"{{v_{p}}}"
-        if hp.get("bias_correction", 1.0):
+        if self._corrected(hp):
             cols += [
                 (f"mhat_{p}", f"m̂({p})", f"{{m_{p}}}/(1-{{hp:beta1}}^{{step}})"),
                 (f"vhat_{p}", f"v̂({p})", f"{{v_{p}}}/(1-{{hp:beta2}}^{{step}})"),
             ]
             m, v = f"{{mhat_{p}}}", f"{{vhat_{p}}}"
         shrunk = f"{{{p}}}*(1-{{hp:lr}}*{{hp:weight_decay}})" if self.decoupled and hp.get("weight_decay") else f"{{{p}}}"
-        cols.append((f"new_{p}", f"new {p}", f"{shrunk}-{{hp:lr}}*{m}/(SQRT({v})+{{hp:eps}})"))
+        denominator = f"SQRT({v})" if hp.get("classic") else f"(SQRT({v})+{{hp:eps}})"
+        cols.append((f"new_{p}", f"new {p}", f"{shrunk}-{{hp:lr}}*{m}/{denominator}"))
         return cols
 
 

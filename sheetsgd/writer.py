@@ -131,7 +131,7 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
     data_cols = {"x": 1, "y": 2}
     layout = _write_steps(steps_ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches)
     layout.data_columns = data_cols
-    _write_data(data_ws, wb, fmt, lesson, trace, layout, counts)
+    _write_data(data_ws, wb, fmt, lesson, counts, [("fitted ŷ (final parameters)", STEPS, layout, trace)])
     if batches_ws is not None:
         _write_batches(batches_ws, fmt, lesson, trace, counts)
     _write_epochs(epochs_ws, wb, fmt, lesson, trace, layout, counts)
@@ -160,7 +160,9 @@ def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffle
                 "Yellow cells are inputs: change one and every row recomputes.")
     hyper_values = {**lesson.hyper, "fd_step": lesson.fd_step}
     hyper = [(name, hyper_values[name]) for name in opt.sheet_hyper(lesson.hyper) + ["fd_step"]]
-    starts = {c.key: (lesson.init[c.key[4:]], True) if c.start_value == "init" else (0, False)
+    start_state = opt.start_state(lesson.hyper)
+    starts = {c.key: (lesson.init[c.key[4:]], True) if c.start_value == "init"
+              else (start_state[c.key.split("_")[0]], bool(lesson.hyper.get("classic")))
               for c in columns if c.start_value is not None}
     values = {c.key: _step_values(c.key, lesson, trace) for c in columns}
     return write_steps_sheet(ws, wb, fmt, counts, title=lesson.title, subtitle=subtitle, hyper=hyper,
@@ -288,41 +290,46 @@ def _batch_ranges(lesson, trace, shuffled_batches) -> list[tuple[int, int]]:
     return [(a + 1, b + 1) for a, b in _batch_positions(lesson, trace)]
 
 
-def _write_data(ws, wb, fmt, lesson, trace, layout, counts):
+def _write_data(ws, wb, fmt, lesson, counts, fits):
+    """The examples, and per fit [(label, steps sheet, layout, trace)] the curve of its final parameters."""
     model = lesson.model_cls()
-    final_row = layout.start_row + trace.n_steps  # 0-based row of the last step
+    n = len(lesson.data)
     ws.set_row(0, 30)
-    ws.write_row(0, 0, ["#", lesson.data.x_name, lesson.data.y_name, "fitted ŷ (final parameters)"], fmt.header)
+    ws.write_row(0, 0, ["#", lesson.data.x_name, lesson.data.y_name] + [label for label, *_ in fits], fmt.header)
     ws.set_column(0, 0, 6)
-    ws.set_column(1, 3, 14)
-    final_params = {p: f"{STEPS}!{xl_rowcol_to_cell(final_row, layout.columns['new_' + p], True, True)}"
-                    for p in model.params}
-    fitted = compile_template(_sub(model.predict_formula, {"X": "{x}"}),
-                              Resolver(lambda k, w: final_params.get(k) or f"B{{r}}", hp=str, data=str))
-    fit_values = model.predict(trace.final, lesson.data.x).tolist()
+    ws.set_column(1, 2 + len(fits), 14)
+    patterns, fit_values = [], []
+    for _, sheet, layout, trace in fits:
+        final_row = layout.start_row + trace.n_steps  # 0-based row of the last step
+        final = {p: f"{quote_sheetname(sheet)}!{xl_rowcol_to_cell(final_row, layout.columns['new_' + p], True, True)}"
+                 for p in model.params}
+        patterns.append(compile_template(_sub(model.predict_formula, {"X": "{x}"}),
+                                         Resolver(lambda k, w, final=final: final.get(k) or "B{r}", hp=str, data=str)))
+        fit_values.append(model.predict(trace.final, lesson.data.x).tolist())
     num = fmt.number("General")
     fit_fmt = fmt.number("0.0000")
-    for i in range(len(lesson.data)):
+    for i in range(n):
         r = i + 1
         ws.write_number(r, 0, i + 1, num)
         ws.write_number(r, 1, lesson.data.x[i], num)
         ws.write_number(r, 2, lesson.data.y[i], num)
-        ws.write_formula(r, 3, "=" + fitted.format(r=r + 1), fit_fmt, fit_values[i])
-    counts["value"] += 3 * len(lesson.data)
-    counts["formula"] += len(lesson.data)
+        for j, (pattern, values) in enumerate(zip(patterns, fit_values)):
+            ws.write_formula(r, 3 + j, pattern.format(r=r + 1), fit_fmt, cached(values[i]))
+    counts["value"] += 3 * n
+    counts["formula"] += n * len(fits)
     ws.freeze_panes(1, 0)
 
-    n = len(lesson.data)
     chart = wb.add_chart({"type": "scatter"})
     chart.add_series({"name": "data", "categories": [DATA, 1, 1, n, 1], "values": [DATA, 1, 2, n, 2],
                       "marker": {"type": "circle", "size": 6}})
-    chart.add_series({"name": "fitted", "categories": [DATA, 1, 1, n, 1], "values": [DATA, 1, 3, n, 3],
-                      "marker": {"type": "none"}, "line": {"width": 2}})
+    for j, (label, *_) in enumerate(fits):
+        chart.add_series({"name": label, "categories": [DATA, 1, 1, n, 1], "values": [DATA, 1, 3 + j, n, 3 + j],
+                          "marker": {"type": "none"}, "line": {"width": 2}})
     chart.set_title({"name": f"{lesson.data.y_name} against {lesson.data.x_name}, with the fitted {model.name} model"})
     chart.set_x_axis({"name": lesson.data.x_name})
     chart.set_y_axis({"name": lesson.data.y_name})
     chart.set_size({"width": 640, "height": 400})
-    ws.insert_chart(1, 5, chart)
+    ws.insert_chart(1, 4 + len(fits), chart)
 
 
 def _write_batches(ws, fmt, lesson, trace, counts):
@@ -413,8 +420,13 @@ STANDARD_HOW = [
 PORTABLE_NOTE = "No macros and no Solver: the workbook recalculates the same in Excel, Google Sheets and LibreOffice."
 
 
-def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=STEPS, how=None, hp_prefix=""):
-    """The Introduction: what the lesson shows, how the sheet works, what to try, a legend of columns."""
+def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=STEPS, how=None, hp_prefix="",
+                legends=None):
+    """The Introduction: what the lesson shows, how the sheet works, what to try, a legend of columns.
+
+    ``legends`` = [(sheet name, columns, layout, name prefix)] for workbooks with several step sheets.
+    """
+    legends = legends or [(sheet_name, columns, layout, hp_prefix)]
     ws.set_column(0, 0, 28)
     ws.set_column(1, 1, 60)
     ws.set_column(2, 2, 60)
@@ -425,7 +437,7 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
         ws.merge_range(row, 0, row, 2, " ".join(para.split()), fmt.wrap)
         row += 1
     row += 1
-    ws.write(row, 0, f"How the {sheet_name} sheet works", fmt.bold)
+    ws.write(row, 0, f"How the {legends[0][0]} sheet{'s' if len(legends) > 1 else ''} work{'' if len(legends) > 1 else 's'}", fmt.bold)
     row += 1
     for line in (how or STANDARD_HOW) + [PORTABLE_NOTE]:
         ws.write(row, 0, "•")
@@ -439,14 +451,16 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
             ws.write(row, 0, "•")
             ws.write(row, 1, tip)
             row += 1
-    row += 1
-    ws.write_row(row, 0, [f"{sheet_name} column", "what it is", "formula in step 1"], fmt.header)
-    row += 1
-    for c in columns:
-        ws.write(row, 0, c.header, fmt.bold)
-        ws.write(row, 1, c.note)
-        ws.write_string(row, 2, formula_in_row(c, layout, layout.first_step_row, hp_prefix) if c.formula else "(a value)")
+    for sheet, sheet_columns, sheet_layout, prefix in legends:
         row += 1
+        ws.write_row(row, 0, [f"{sheet} column", "what it is", "formula in step 1"], fmt.header)
+        row += 1
+        for c in sheet_columns:
+            ws.write(row, 0, c.header, fmt.bold)
+            ws.write(row, 1, c.note)
+            ws.write_string(row, 2, formula_in_row(c, sheet_layout, sheet_layout.first_step_row, prefix)
+                            if c.formula else "(a value)")
+            row += 1
 
 
 def formula_in_row(column: Column, layout, row0: int, hp_prefix: str = "") -> str:

@@ -1,0 +1,249 @@
+"""Optimizer comparison lessons: one problem trained by several optimizers, a sheet each, and a comparison.
+
+Every optimizer sheet is a full Steps table (its hyperparameters are named ``<optimizer>_<name>``,
+e.g. ``adam_lr``, so each sheet can be tuned on its own). The Compare sheet puts their losses side by
+side per step and per epoch, with charts. ``classic = true`` switches momentum, RMSProp and Adam to
+the formulas of fast.ai's graddesc sheet (see sheetsgd.optimizers).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+
+import xlsxwriter
+from xlsxwriter.utility import quote_sheetname, xl_col_to_name
+
+from .engine import Trace, train
+from .errors import SheetsgdError
+from .lesson import Lesson, override, parse_lesson, validate, with_optimizer
+from .optimizers import OPTIMIZERS
+from .spec import _sub, step_columns
+
+COMPARE = "Compare"
+SHEET_NAMES = {"sgd": "SGD", "momentum": "Momentum", "rmsprop": "RMSProp", "adam": "Adam", "adamw": "AdamW"}
+
+
+@dataclass
+class CompareLesson:
+    name: str
+    title: str
+    description: str
+    tips: list[str]
+    base: Lesson
+    optimizers: list[str]
+    classic: bool = False
+    source: str = ""
+    exercise: list[str] = field(default_factory=list)
+    kind: str = "optimizers"
+
+    def lessons(self) -> dict[str, Lesson]:
+        """The base lesson trained by each optimizer, with its template table (and classic switch)."""
+        out = {}
+        for name in self.optimizers:
+            switches = {"classic": 1.0} if self.classic and "classic" in OPTIMIZERS[name].defaults else {}
+            out[name] = validate(with_optimizer(self.base, name,
+                                               **{**self.base.optimizer_tables.get(name, {}), **switches}))
+        return out
+
+
+@dataclass
+class CompareTrace:
+    traces: dict[str, Trace]
+
+    @property
+    def n_steps(self) -> int:
+        return next(iter(self.traces.values())).n_steps
+
+    def summary(self, lesson: CompareLesson) -> dict:
+        return {"classic": lesson.classic,
+                "optimizers": {name: {"hyperparameters": les.hyper, **trace.summary(les)}
+                               for (name, les), trace in zip(lesson.lessons().items(), self.traces.values())}}
+
+    def table(self):
+        tables = {name: trace.table() for name, trace in self.traces.items()}
+        rows = []
+        for i in range(self.n_steps):
+            row = {"step": i + 1}
+            for name, table in tables.items():
+                row.update({f"{name}.{k}": v for k, v in table[i].items() if k != "step"})
+            rows.append(row)
+        return rows
+
+
+def parse_compare_lesson(raw: dict, name: str, source: str) -> CompareLesson:
+    opt = raw.get("optimizer", {})
+    names = opt.get("compare", ["sgd", "momentum", "rmsprop", "adam"])
+    unknown = [n for n in names if n not in OPTIMIZERS] if isinstance(names, list) else [names]
+    if unknown or not names:
+        raise SheetsgdError(f"compare must list optimizers among {', '.join(OPTIMIZERS)}", f"{source} [optimizer]")
+    meta = raw.get("lesson", {})
+    base = parse_lesson(raw, name, source)
+    lesson = CompareLesson(name=meta.get("name", name), title=meta.get("title", name),
+                           description=meta.get("description", ""), tips=list(meta.get("try", [])), base=base,
+                           optimizers=list(dict.fromkeys(names)), classic=bool(opt.get("classic", False)),
+                           source=source, exercise=list(meta.get("exercise", [])))
+    lesson.lessons()  # validates every optimizer's table now, not at build time
+    return lesson
+
+
+def override_compare(lesson: CompareLesson, *, optimizer=None, lr=None, **options) -> CompareLesson:
+    """Data and training options apply to every optimizer; --optimizer and --lr do not apply."""
+    if optimizer is not None or lr is not None:
+        flag = "--optimizer" if optimizer is not None else "--lr"
+        raise SheetsgdError(f"{flag} does not apply to a comparison lesson: each optimizer has its own sheet "
+                            "and lr cell (set them in the template's [optimizer.NAME] tables)", lesson.source)
+    out = replace(lesson, base=override(lesson.base, **options))
+    out.lessons()
+    return out
+
+
+def train_compare(lesson: CompareLesson) -> CompareTrace:
+    return CompareTrace({name: train(les) for name, les in lesson.lessons().items()})
+
+
+def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | None = None):
+    from . import __version__
+    from .writer import (BATCHES, DATA, INTRO, MANIFEST, BuildReport, PortableWorksheet, _data_resolver, _Formats,
+                         _batch_ranges, _step_values, _write_batches, _write_data, _write_manifest_entries,
+                         cached, close_workbook, write_intro, write_steps_sheet)
+
+    trace = trace or train_compare(lesson)
+    path = os.fspath(path)
+    wb = xlsxwriter.Workbook(path, {"constant_memory": True})
+    fmt = _Formats(wb)
+    counts = {"formula": 0, "value": 0}
+    lessons = lesson.lessons()
+
+    def sheet(name):
+        return wb.add_worksheet(name, worksheet_class=PortableWorksheet)
+
+    intro = sheet(INTRO)
+    compare_ws = sheet(COMPARE)
+    opt_sheets = {name: sheet(SHEET_NAMES[name]) for name in lessons}
+    data_ws = sheet(DATA)
+    base = lesson.base
+    shuffled = base.shuffle and 1 < base.batch_size < len(base.data)
+    batches_ws = sheet(BATCHES) if shuffled else None
+    manifest = sheet(MANIFEST)
+    data_cols = {"x": 1, "y": 2}
+
+    layouts, legends, sheets_manifest = {}, [], {}
+    for name, les in lessons.items():
+        opt, tr, columns = les.optimizer_obj(), trace.traces[name], step_columns(les)
+        start_state = opt.start_state(les.hyper)
+        starts = {c.key: (les.init[c.key[4:]], True) if c.start_value == "init"
+                  else (start_state[c.key.split("_")[0]], False) for c in columns if c.start_value is not None}
+        hyper_values = {**les.hyper, "fd_step": les.fd_step}
+        prefix = f"{name}_"
+        layout = write_steps_sheet(
+            opt_sheets[name], wb, fmt, counts, title=f"{lesson.title}: {opt.title}{' (classic)' if lesson.classic else ''}",
+            subtitle=f"{opt.title}. Yellow cells are inputs ({prefix}lr, …): change one and this sheet recomputes.",
+            hyper=[(k, hyper_values[k]) for k in opt.sheet_hyper(les.hyper) + ["fd_step"]],
+            columns=columns, values={c.key: _step_values(c.key, les, tr) for c in columns}, start_values=starts,
+            n_steps=tr.n_steps, data=_data_resolver(les, data_cols, shuffled),
+            ranges=_batch_ranges(les, tr, shuffled), name_prefix=prefix)
+        layout.data_columns = data_cols
+        layouts[name] = layout
+        legends.append((SHEET_NAMES[name], columns, layout, prefix))
+        sheets_manifest[name] = {
+            "sheet": SHEET_NAMES[name], "header_row": layout.header_row + 1, "start_row": layout.start_row + 1,
+            "first_step_row": layout.first_step_row + 1, "hyperparameters": layout.hyper_cells,
+            "hyper_switches": {k: les.hyper[k] for k in opt.switches if k in les.hyper},
+            "columns": {c.key: {"column": xl_col_to_name(layout.columns[c.key]), "header": c.header} for c in columns},
+        }
+        ws = opt_sheets[name]
+        ws.set_landscape()
+        ws.fit_to_pages(1, 0)
+        ws.repeat_rows(layout.header_row)
+
+    _write_compare(compare_ws, wb, fmt, lesson, lessons, trace, layouts, counts)
+    _write_data(data_ws, wb, fmt, base, counts,
+                [(f"fitted by {SHEET_NAMES[n]}", SHEET_NAMES[n], layouts[n], trace.traces[n]) for n in lessons])
+    if batches_ws is not None:
+        _write_batches(batches_ws, fmt, base, next(iter(trace.traces.values())), counts)
+    write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, None, None, legends=legends, how=[
+        "Each optimizer has its own sheet: the same data, model and start, its own named inputs (e.g. adam_lr).",
+        "Each row is one step; it starts from the previous row's new parameters, across epochs too.",
+        "Compare puts the losses side by side, per step and per epoch, with charts.",
+    ])
+    _write_manifest_entries(manifest, {
+        "generator": f"sheetsgd {__version__}", "spec_version": 1, "kind": "optimizers", "lesson": lesson.name,
+        "model": base.model, "loss": base.loss, "batch_size": base.batch_size, "epochs": base.epochs,
+        "shuffle": base.shuffle, "seed": base.seed, "classic": lesson.classic, "sheets": sheets_manifest,
+        "data_sheet": DATA, "data_rows": [2, len(base.data) + 1], "exercise_defaults": lesson.exercise,
+    })
+    manifest.hide()
+    intro.activate()
+    close_workbook(wb, path)
+    return BuildReport(path, trace.n_steps * len(lessons), counts["formula"], counts["value"], os.path.getsize(path))
+
+
+def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
+    """Loss per step and per epoch of every optimizer, as formulas over their sheets, with charts."""
+    from .writer import DATA, _abs_col, _positive, cached
+
+    names = list(lessons)
+    base = lesson.base
+    model, loss = base.model_cls(), base.loss_cls()
+    n_steps = trace.n_steps
+    ws.set_row(0, 30)
+    ws.write_row(0, 0, ["step", "epoch"] + [f"loss: {SHEET_NAMES[n]}" for n in names], fmt.header)
+    ws.set_column(0, 1, 8)
+    ws.set_column(2, 1 + len(names), 14)
+    first_trace = trace.traces[names[0]]
+    col0 = 3 + len(names)  # the per-epoch table, right of the per-step one
+    ws.write_row(0, col0, ["epoch"] + [f"loss after epoch: {SHEET_NAMES[n]}" for n in names], fmt.header)
+    ws.set_column(col0 + 1, col0 + len(names), 16)
+    n = len(base.data)
+    x_range, y_range = _abs_col(DATA, 1, 1, n), _abs_col(DATA, 2, 1, n)
+    epochs = first_trace.steps["epoch"].astype(int)
+    epoch_formulas = {}  # epoch -> [formula per optimizer]: the loss on all examples after that epoch
+    for e in range(1, base.epochs + 1):
+        last = max(i for i, v in enumerate(epochs) if v == e)
+        epoch_formulas[e] = []
+        for name in names:
+            layout = layouts[name]
+            row = layout.first_step_row + 1 + last
+            params = {p: f"{quote_sheetname(SHEET_NAMES[name])}!${xl_col_to_name(layout.columns['new_' + p])}${row}"
+                      for p in model.params}
+            predict = _sub(model.predict_formula, {"X": x_range, **params})
+            epoch_formulas[e].append(f"SUMPRODUCT({loss.value_formula(f'{predict}-{y_range}')})/COUNT({x_range})")
+    # rows are written in order (constant_memory): each row holds a step and possibly an epoch
+    for i in range(1, max(n_steps, base.epochs) + 1):
+        if i <= n_steps:
+            ws.write_number(i, 0, i)
+            ws.write_number(i, 1, int(first_trace.steps["epoch"][i - 1]))
+            for j, name in enumerate(names):
+                layout = layouts[name]
+                ref = (f"{quote_sheetname(SHEET_NAMES[name])}!"
+                       f"{xl_col_to_name(layout.columns['loss'])}{layout.first_step_row + i}")
+                ws.write_formula(i, 2 + j, ref, fmt.number("General"), cached(trace.traces[name].steps["loss"][i - 1]))
+        if i <= base.epochs:
+            ws.write_number(i, col0, i)
+            for j, name in enumerate(names):
+                ws.write_formula(i, col0 + 1 + j, epoch_formulas[i][j], fmt.number("0.000000"),
+                                 cached(trace.traces[name].epochs["full_loss"][i - 1]))
+    counts["value"] += 2 * n_steps + base.epochs
+    counts["formula"] += len(names) * (n_steps + base.epochs)
+    ws.freeze_panes(1, 2)
+
+    by_step = wb.add_chart({"type": "line"})
+    for j, name in enumerate(names):
+        by_step.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, 0, n_steps, 0],
+                            "values": [COMPARE, 1, 2 + j, n_steps, 2 + j], "line": {"width": 1.25}})
+    by_step.set_title({"name": "Loss by step"})
+    by_step.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
+    positive = all(_positive(t.steps["loss"]) for t in trace.traces.values())
+    by_step.set_y_axis({"name": "loss", "log_base": 10} if positive else {"name": "loss"})
+    by_step.set_size({"width": 720, "height": 360})
+    ws.insert_chart(1, col0 + len(names) + 2, by_step)
+    by_epoch = wb.add_chart({"type": "line"})
+    for j, name in enumerate(names):
+        by_epoch.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, col0, base.epochs, col0],
+                             "values": [COMPARE, 1, col0 + 1 + j, base.epochs, col0 + 1 + j],
+                             "marker": {"type": "circle"}})
+    by_epoch.set_title({"name": "Loss on all examples after each epoch"})
+    by_epoch.set_x_axis({"name": "epoch"})
+    by_epoch.set_y_axis({"name": "loss", "log_base": 10} if positive else {"name": "loss"})
+    by_epoch.set_size({"width": 720, "height": 320})
+    ws.insert_chart(20, col0 + len(names) + 2, by_epoch)
