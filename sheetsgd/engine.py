@@ -64,50 +64,69 @@ def batch_loss(model, loss, params, x, y) -> float:
     return float(np.sum(loss.value(model.predict(params, x) - y)) / len(x))
 
 
+def measure(model, loss, params, x, y, idx, h: float | None) -> dict[str, float]:
+    """One step's forward pass and gradients: the named quantities of a row before the update.
+
+    With one example (``len(idx) == 1``) the row also shows the example, ŷ, the error and ∂loss/∂ŷ.
+    ``h`` is the finite-difference nudge; None leaves the estimates out.
+    """
+    per_example = len(idx) == 1
+    row = {}
+    if per_example:
+        row.update(example=int(idx[0]) + 1, x=float(x[0]), y=float(y[0]))
+    row.update(params)
+    pred = model.predict(params, x)
+    err = pred - y
+    if per_example:
+        row.update(pred=float(pred[0]), err=float(err[0]))
+    row["loss"] = float(np.sum(loss.value(err)) / len(x))
+    dloss = loss.derivative(err)  # ∂loss/∂ŷ per example
+    if per_example:
+        row["dloss"] = float(dloss[0])
+    features = model.features(x)  # ∂ŷ/∂p per example
+    for p in model.params:
+        row[f"grad_{p}"] = float(np.sum(dloss * features[p]) / len(x))
+        if h is not None:
+            shifted = {**params, p: params[p] + h}
+            row[f"fd_{p}"] = (batch_loss(model, loss, shifted, x, y) - row["loss"]) / h
+    return row
+
+
+def optimize(opt, hp, params, row, state, t) -> dict[str, float]:
+    """Apply the optimizer to every parameter; record its state and new values in ``row``; new params."""
+    for p in params:
+        g = row[f"grad_{p}"]
+        if opt.uses_l2(hp):
+            g = row[f"gwd_{p}"] = g + hp["weight_decay"] * params[p]
+        out = opt.update(hp, params[p], g, state[p], t)
+        for name, value in out.items():
+            row[f"{name}_{p}"] = float(value)
+        state[p] = {s: out[s] for s in opt.state}
+    return {p: row[f"new_{p}"] for p in params}
+
+
+def columns_of(rows: list[dict]) -> dict[str, np.ndarray]:
+    return {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in rows[0]}
+
+
 def train(lesson: Lesson) -> Trace:
     model, loss, opt = lesson.model_cls(), lesson.loss_cls(), lesson.optimizer_obj()
-    hp, h = lesson.hyper, lesson.fd_step
+    hp = lesson.hyper
     X, Y = lesson.data.x, lesson.data.y
     params = dict(lesson.init)
     state = {p: opt.start_state(hp) for p in model.params}
     batches = make_batches(lesson)
     rows: list[dict[str, float]] = []
-    per_example = lesson.batch_size == 1
     epoch_full_loss = []
 
     for t, (epoch, idx) in enumerate(batches, start=1):
-        x, y = X[idx], Y[idx]
-        row = {"step": t, "epoch": epoch}
-        if per_example:
-            row.update(example=int(idx[0]) + 1, x=float(x[0]), y=float(y[0]))
-        row.update(params)
-        err = model.predict(params, x) - y
-        if per_example:
-            row.update(pred=float(model.predict(params, x)[0]), err=float(err[0]))
-        row["loss"] = float(np.sum(loss.value(err)) / len(x))
-        dloss = loss.derivative(err)  # ∂loss/∂ŷ per example
-        if per_example:
-            row["dloss"] = float(dloss[0])
-        features = model.features(x)  # ∂ŷ/∂p per example
-        for p in model.params:
-            row[f"grad_{p}"] = float(np.sum(dloss * features[p]) / len(x))
-            shifted = {**params, p: params[p] + h}
-            row[f"fd_{p}"] = (batch_loss(model, loss, shifted, x, y) - row["loss"]) / h
-        for p in model.params:
-            g = row[f"grad_{p}"]
-            if opt.uses_l2(hp):
-                g = row[f"gwd_{p}"] = g + hp["weight_decay"] * params[p]
-            out = opt.update(hp, params[p], g, state[p], t)
-            for name, value in out.items():
-                row[f"{name}_{p}"] = float(value)
-            state[p] = {s: out[s] for s in opt.state}
-        params = {p: row[f"new_{p}"] for p in model.params}
+        row = {"step": t, "epoch": epoch, **measure(model, loss, params, X[idx], Y[idx], idx, lesson.fd_step)}
+        params = optimize(opt, hp, params, row, state, t)
         rows.append(row)
         if t == len(batches) or batches[t][0] != epoch:  # last step of this epoch
             epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
 
-    keys = list(rows[0])
-    steps = {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in keys}
+    steps = columns_of(rows)
     epoch_ids = steps["epoch"].astype(int)
     epochs = {
         "epoch": np.arange(1, lesson.epochs + 1, dtype=float),

@@ -13,9 +13,10 @@ from typing import Callable
 PORTABLE_FUNCTIONS = frozenset({
     "ABS", "AVERAGE", "COUNT", "EXP", "IF", "INDEX", "LN", "LOG10", "MAX", "MIN", "MOD", "POWER",
     "ROWS", "SIGN", "SQRT", "SUM", "SUMPRODUCT", "SUMSQ", "INT", "AND", "OR", "NOT", "ISERROR",
+    "MATCH", "NA",
 })
 
-_PLACEHOLDER = re.compile(r"\{(?:(prev|hp|data):)?(\w+)\}")
+_PLACEHOLDER = re.compile(r"\{(?:(prev|first|all|hp|data):)?(\w+)\}")
 _FUNCTION_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
 _STRING = re.compile(r'"[^"]*"')
 _FORBIDDEN = [
@@ -31,8 +32,10 @@ _FORBIDDEN = [
 class Resolver:
     """Maps template placeholders to formula text for one sheet layout.
 
-    ``cell(key, which)`` returns the column letter text for ``{key}`` (which="this") or
-    ``{prev:key}`` (which="prev") with ``{r}``/``{p}`` row fields; ``hp`` names; ``data`` ranges.
+    ``cell(key, which)`` returns the cell text for ``{key}`` (which="this"), ``{prev:key}``
+    (which="prev") with ``{r}``/``{p}`` row fields, or ``{first:key}`` (which="first": the absolute
+    cell of step 1, for expanding ranges such as MIN($L$12:L40)) or ``{all:key}`` (which="all": the
+    absolute range of the whole column, e.g. $L$12:$L$111); ``hp`` names; ``data`` ranges.
     """
 
     def __init__(self, cell: Callable[[str, str], str], hp: Callable[[str], str], data: Callable[[str], str]):
@@ -44,7 +47,7 @@ class Resolver:
             return self.hp(name)
         if prefix == "data":
             return self.data(name)
-        return self.cell(name, "prev" if prefix == "prev" else "this")
+        return self.cell(name, prefix or "this")
 
 
 def compile_template(template: str, resolver: Resolver) -> str:

@@ -216,6 +216,10 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
         "hyperparameters": layout.hyper_cells, "exercise_defaults": lesson.exercise,
     })
     manifest.hide()
+    for sheet in wb.worksheets():
+        if sheet is not manifest:  # printable: landscape, one page wide
+            sheet.set_landscape()
+            sheet.fit_to_pages(1, 0)
     intro.activate()
     wb.close()
     return BuildReport(path, trace.n_steps, counts["formula"], counts["value"], os.path.getsize(path))

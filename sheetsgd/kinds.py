@@ -11,6 +11,7 @@ from .compare_lesson import build_compare_workbook, override_compare, parse_comp
 from .engine import train
 from .errors import SheetsgdError
 from .function_lesson import build_function_workbook, override_function, parse_function_lesson, train_function
+from .lr_finder import build_finder_workbook, override_finder, parse_finder_lesson, train_finder
 from .lesson import override, parse_lesson, read_template, template_kind
 from .writer import build_workbook
 
@@ -27,6 +28,7 @@ KINDS = {
     "sgd": Kind(parse_lesson, override, train, build_workbook),
     "function": Kind(parse_function_lesson, override_function, train_function, build_function_workbook),
     "optimizers": Kind(parse_compare_lesson, override_compare, train_compare, build_compare_workbook),
+    "lr-finder": Kind(parse_finder_lesson, override_finder, train_finder, build_finder_workbook),
 }
 
 

@@ -60,6 +60,7 @@ class Layout:
     columns: dict[str, int]  # key -> 0-based column
     hyper_cells: dict[str, str]  # name -> Steps!$B$n
     data_columns: dict[str, int] = field(default_factory=dict)
+    extra_cells: dict[str, str] = field(default_factory=dict)  # named result cells beside the inputs
 
     @property
     def first_step_row(self) -> int:
@@ -186,48 +187,68 @@ def _data_resolver(lesson, data_cols, shuffled_batches):
 
 
 def cached(value):
-    """The cached result of a formula cell: the number, or #NUM! where the engine overflowed."""
+    """The cached result of a formula cell: the number, #NUM! where the engine overflowed, or the text given
+    (an error code such as #N/A, or "" for a deliberately empty result)."""
+    if isinstance(value, str):
+        return value
     return value if math.isfinite(value) else "#NUM!"
 
 
 def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, values, start_values, n_steps,
                       data=None, ranges=None, name_prefix="", hyper_notes=None, first_col=0,
-                      header_row=None) -> Layout:
+                      extras=()) -> Layout:
     """Write a step table: named hyperparameter cells on top, a header, a start row, one row per step.
 
     ``hyper`` is [(name, value)]: each becomes a yellow input cell with the defined name
     ``name_prefix + name`` (formulas say ``{hp:name}``). ``values[key]`` are the engine's values per
     step (cached in formula cells, written in value columns). ``start_values[key] = (value, is_input)``
-    fills the start row above step 1, which ``{prev:key}`` of step 1 refers to.
+    fills the start row above step 1, which ``{prev:key}`` of step 1 refers to. ``extras`` are named
+    result cells shown beside the inputs: [(name, label, formula template, engine value, note)].
     """
     sheet = ws.get_name()
     notes = {**HYPER_NOTES, **(hyper_notes or {})}
-    if header_row is None:
-        ws.write(0, first_col, title, fmt.title)
-        ws.write(1, first_col, subtitle, fmt.note)
-    hyper_cells = {}
-    for i, (name, value) in enumerate(hyper):
-        row = HYPER_FIRST_ROW + i
-        ws.write(row, first_col, name_prefix + name, fmt.bold)
-        ws.write_number(row, first_col + 1, value, fmt.hyper)
-        ws.write(row, first_col + 2, notes.get(name, ""), fmt.note)
-        cell = f"{quote_sheetname(sheet)}!{xl_rowcol_to_cell(row, first_col + 1, row_abs=True, col_abs=True)}"
-        wb.define_name(name_prefix + name, f"={cell}")
-        hyper_cells[name_prefix + name] = cell
-    counts["value"] += len(hyper)
-
-    if header_row is None:
-        header_row = HYPER_FIRST_ROW + len(hyper) + 1
+    header_row = HYPER_FIRST_ROW + max(len(hyper), len(extras)) + 1
     start_row = header_row + 1
     col_of = {c.key: first_col + i for i, c in enumerate(columns)}
-    layout = Layout(header_row, start_row, col_of, hyper_cells)
+    last_row = start_row + n_steps  # 0-based row of the last step
 
     def cell(key, which):
         if key not in col_of:
             raise KeyError(f"template refers to unknown column {key!r}")
-        return f"{xl_col_to_name(col_of[key])}{{{'r' if which == 'this' else 'p'}}}"
+        letter = xl_col_to_name(col_of[key])
+        if which == "first":
+            return f"${letter}${start_row + 2}"
+        if which == "all":
+            return f"${letter}${start_row + 2}:${letter}${last_row + 1}"
+        return f"{letter}{{{'r' if which == 'this' else 'p'}}}"
 
     resolver = Resolver(cell, hp=lambda name: name_prefix + name, data=data or (lambda name: name))
+
+    ws.write(0, first_col, title, fmt.title)
+    ws.write(1, first_col, subtitle, fmt.note)
+    hyper_cells, extra_cells = {}, {}
+    for i in range(max(len(hyper), len(extras))):
+        row = HYPER_FIRST_ROW + i
+        if i < len(hyper):
+            name, value = hyper[i]
+            ws.write(row, first_col, name_prefix + name, fmt.bold)
+            ws.write_number(row, first_col + 1, value, fmt.hyper)
+            ws.write(row, first_col + 2, notes.get(name, ""), fmt.note)
+            cell_ref = f"{quote_sheetname(sheet)}!{xl_rowcol_to_cell(row, first_col + 1, row_abs=True, col_abs=True)}"
+            wb.define_name(name_prefix + name, f"={cell_ref}")
+            hyper_cells[name_prefix + name] = cell_ref
+        if i < len(extras):  # results beside the inputs, e.g. the lr finder's suggestions
+            name, label, template, value, note = extras[i]
+            col = first_col + 6
+            ws.write(row, col, label, fmt.bold)
+            ws.write_formula(row, col + 1, compile_template(template, resolver), fmt.number("General"), cached(value))
+            ws.write(row, col + 2, note, fmt.note)
+            cell_ref = f"{quote_sheetname(sheet)}!{xl_rowcol_to_cell(row, col + 1, row_abs=True, col_abs=True)}"
+            wb.define_name(name_prefix + name, f"={cell_ref}")
+            extra_cells[name_prefix + name] = cell_ref
+    counts["value"] += len(hyper)
+    counts["formula"] += len(extras)
+    layout = Layout(header_row, start_row, col_of, hyper_cells, extra_cells=extra_cells)
 
     ws.set_row(header_row, 45)
     for c in columns:
@@ -466,7 +487,12 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
 def formula_in_row(column: Column, layout, row0: int, hp_prefix: str = "") -> str:
     """The formula text of ``column`` in 0-based row ``row0``, for the legend (no leading '=')."""
     def cell(key, which):
-        return f"{xl_col_to_name(layout.columns[key])}{row0 + 1 if which == 'this' else row0}"
+        letter = xl_col_to_name(layout.columns[key])
+        if which == "first":
+            return f"${letter}${layout.first_step_row + 1}"
+        if which == "all":
+            return f"${letter}${layout.first_step_row + 1}:${letter}$…"
+        return f"{letter}{row0 + 1 if which == 'this' else row0}"
 
     def data(name):
         return f"{DATA}!{xl_col_to_name(layout.data_columns[name])}…"
