@@ -7,10 +7,8 @@ the formulas of fast.ai's graddesc sheet (see sheetsgd.optimizers).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 
-import xlsxwriter
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name
 
 from .engine import Trace, train
@@ -102,20 +100,13 @@ def train_compare(lesson: CompareLesson) -> CompareTrace:
 
 
 def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | None = None):
-    from . import __version__
-    from .writer import (BATCHES, DATA, INTRO, MANIFEST, BuildReport, PortableWorksheet, _data_resolver, _Formats,
-                         _batch_ranges, _step_values, _write_batches, _write_data, _write_manifest_entries,
-                         cached, close_workbook, write_intro, write_steps_sheet)
+    from .writer import (BATCHES, DATA, INTRO, MANIFEST, Book, _batch_ranges, _data_resolver, _step_values,
+                         _write_batches, _write_data, finish_workbook, layout_entries, write_intro, write_steps_sheet)
 
     trace = trace or train_compare(lesson)
-    path = os.fspath(path)
-    wb = xlsxwriter.Workbook(path, {"constant_memory": True})
-    fmt = _Formats(wb)
-    counts = {"formula": 0, "value": 0}
+    book = Book(path)
+    wb, fmt, counts, sheet, path = book.wb, book.fmt, book.counts, book.sheet, book.path
     lessons = lesson.lessons()
-
-    def sheet(name):
-        return wb.add_worksheet(name, worksheet_class=PortableWorksheet)
 
     intro = sheet(INTRO)
     compare_ws = sheet(COMPARE)
@@ -145,16 +136,9 @@ def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | No
         layout.data_columns = data_cols
         layouts[name] = layout
         legends.append((SHEET_NAMES[name], columns, layout, prefix))
-        sheets_manifest[name] = {
-            "sheet": SHEET_NAMES[name], "header_row": layout.header_row + 1, "start_row": layout.start_row + 1,
-            "first_step_row": layout.first_step_row + 1, "hyperparameters": layout.hyper_cells,
-            "hyper_switches": {k: les.hyper[k] for k in opt.switches if k in les.hyper},
-            "columns": {c.key: {"column": xl_col_to_name(layout.columns[c.key]), "header": c.header} for c in columns},
-        }
-        ws = opt_sheets[name]
-        ws.set_landscape()
-        ws.fit_to_pages(1, 0)
-        ws.repeat_rows(layout.header_row)
+        sheets_manifest[name] = {"sheet": SHEET_NAMES[name], **layout_entries(layout, columns, SHEET_NAMES[name]),
+                                 "hyper_switches": {k: les.hyper[k] for k in opt.switches if k in les.hyper}}
+        opt_sheets[name].repeat_rows(layout.header_row)
 
     _write_compare(compare_ws, wb, fmt, lesson, lessons, trace, layouts, counts)
     _write_data(data_ws, wb, fmt, base, counts,
@@ -166,16 +150,12 @@ def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | No
         "Each row is one step; it starts from the previous row's new parameters, across epochs too.",
         "Compare puts the losses side by side, per step and per epoch, with charts.",
     ])
-    _write_manifest_entries(manifest, {
-        "generator": f"sheetsgd {__version__}", "spec_version": 1, "kind": "optimizers", "lesson": lesson.name,
-        "model": base.model, "loss": base.loss, "batch_size": base.batch_size, "epochs": base.epochs,
-        "shuffle": base.shuffle, "seed": base.seed, "classic": lesson.classic, "sheets": sheets_manifest,
-        "data_sheet": DATA, "data_rows": [2, len(base.data) + 1], "exercise_defaults": lesson.exercise,
-    })
-    manifest.hide()
-    intro.activate()
-    close_workbook(wb, path)
-    return BuildReport(path, trace.n_steps * len(lessons), counts["formula"], counts["value"], os.path.getsize(path))
+    finish_workbook(wb, path, intro, manifest, {
+        "kind": "optimizers", "lesson": lesson.name, "model": base.model, "loss": base.loss,
+        "batch_size": base.batch_size, "epochs": base.epochs, "shuffle": base.shuffle, "seed": base.seed,
+        "classic": lesson.classic, "sheets": sheets_manifest, "data_sheet": DATA,
+        "data_rows": [2, len(base.data) + 1], "exercise_defaults": lesson.exercise})
+    return book.report(trace.n_steps * len(lessons))
 
 
 def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):

@@ -8,12 +8,9 @@ step on. The engine computes the same steps in float64 and reports the same firs
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import xlsxwriter
-from xlsxwriter.utility import xl_col_to_name
 
 from .errors import SheetsgdError
 from .spec import Column
@@ -165,18 +162,12 @@ def function_columns(lesson: FunctionLesson) -> list[Column]:
 
 
 def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace | None = None):
-    from .writer import (INTRO, MANIFEST, BuildReport, PortableWorksheet, _Formats, _write_manifest_entries,
-                         write_intro, write_steps_sheet)
-    from . import __version__
+    from .writer import INTRO, MANIFEST, Book, finish_workbook, layout_entries, write_intro, write_steps_sheet
 
     trace = trace or train_function(lesson)
-    path = os.fspath(path)
-    wb = xlsxwriter.Workbook(path, {"constant_memory": True})
-    fmt = _Formats(wb)
-    counts = {"formula": 0, "value": 0}
-    intro = wb.add_worksheet(INTRO, worksheet_class=PortableWorksheet)
-    ws = wb.add_worksheet(RUNS_SHEET, worksheet_class=PortableWorksheet)
-    manifest = wb.add_worksheet(MANIFEST, worksheet_class=PortableWorksheet)
+    book = Book(path)
+    wb, fmt, counts = book.wb, book.fmt, book.counts
+    intro, ws, manifest = book.sheet(INTRO), book.sheet(RUNS_SHEET), book.sheet(MANIFEST)
     columns = function_columns(lesson)
     hyper = [("target", lesson.target)] + [(f"run{i}_lr", r.lr) for i, r in enumerate(lesson.runs, start=1)]
     notes = {"target": "f(x) = (x² − target)²: minima at x = ±√target"}
@@ -208,18 +199,7 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
                 how=["Each run has its own learning rate (runN_lr) and start x (the yellow start row).",
                      "Every row takes one gradient step: new x = x − lr · f′(x).",
                      "A run that overflows shows #NUM! from its first overflowing step on, as any spreadsheet does."])
-    _write_manifest_entries(manifest, {
-        "generator": f"sheetsgd {__version__}", "spec_version": 1, "kind": "function", "lesson": lesson.name,
-        "steps_sheet": RUNS_SHEET, "header_row": layout.header_row + 1, "start_row": layout.start_row + 1,
-        "first_step_row": layout.first_step_row + 1,
-        "columns": {c.key: {"column": xl_col_to_name(layout.columns[c.key]), "header": c.header} for c in columns},
-        "hyperparameters": layout.hyper_cells, "exercise_defaults": lesson.exercise,
-    })
-    manifest.hide()
-    for sheet in wb.worksheets():
-        if sheet is not manifest:  # printable: landscape, one page wide
-            sheet.set_landscape()
-            sheet.fit_to_pages(1, 0)
-    intro.activate()
-    wb.close()
-    return BuildReport(path, trace.n_steps, counts["formula"], counts["value"], os.path.getsize(path))
+    finish_workbook(wb, book.path, intro, manifest, {"kind": "function", "lesson": lesson.name,
+                                                **layout_entries(layout, columns, RUNS_SHEET),
+                                                "exercise_defaults": lesson.exercise})
+    return book.report(trace.n_steps)

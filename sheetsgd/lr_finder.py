@@ -15,12 +15,9 @@ Both are formulas on the sheet and numbers from the engine.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, replace
 
 import numpy as np
-import xlsxwriter
-from xlsxwriter.utility import xl_col_to_name, xl_rowcol_to_cell
 
 from .engine import columns_of, make_batches, measure, optimize
 from .errors import SheetsgdError
@@ -227,21 +224,15 @@ def finder_columns(lesson: FinderLesson) -> list[Column]:
 
 
 def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None = None):
-    from . import __version__
-    from .writer import (DATA, INTRO, MANIFEST, BuildReport, PortableWorksheet, _data_resolver, _Formats,
-                         _write_data, _write_manifest_entries, cached, close_workbook, write_intro, write_steps_sheet)
+    from .writer import (DATA, INTRO, MANIFEST, Book, _data_resolver, _write_data, finish_workbook, layout_entries,
+                         write_intro, write_steps_sheet)
 
     trace = trace or train_finder(lesson)
     base = lesson.base
-    path = os.fspath(path)
-    wb = xlsxwriter.Workbook(path, {"constant_memory": True})
-    fmt = _Formats(wb)
-    counts = {"formula": 0, "value": 0}
-    intro = wb.add_worksheet(INTRO, worksheet_class=PortableWorksheet)
-    ws = wb.add_worksheet(FINDER, worksheet_class=PortableWorksheet)
-    chart_ws = wb.add_worksheet(CHART, worksheet_class=PortableWorksheet)
-    data_ws = wb.add_worksheet(DATA, worksheet_class=PortableWorksheet)
-    manifest = wb.add_worksheet(MANIFEST, worksheet_class=PortableWorksheet)
+    book = Book(path)
+    wb, fmt, counts = book.wb, book.fmt, book.counts
+    intro, ws, chart_ws = book.sheet(INTRO), book.sheet(FINDER), book.sheet(CHART)
+    data_ws, manifest = book.sheet(DATA), book.sheet(MANIFEST)
     columns = finder_columns(lesson)
     opt = base.optimizer_obj()
     hyper = [(k, base.hyper[k]) for k in opt.sheet_hyper(base.hyper) if k != "lr"]
@@ -288,21 +279,11 @@ def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None 
         "exceeds stop_factor × the best so far.",
         "The suggested learning rates, top right, are formulas over the recorded rows.",
     ])
-    _write_manifest_entries(manifest, {
-        "generator": f"sheetsgd {__version__}", "spec_version": 1, "kind": "lr-finder", "lesson": lesson.name,
-        "steps_sheet": FINDER, "header_row": layout.header_row + 1, "start_row": layout.start_row + 1,
-        "first_step_row": layout.first_step_row + 1, "hyperparameters": layout.hyper_cells,
-        "columns": {c.key: {"column": xl_col_to_name(layout.columns[c.key]), "header": c.header} for c in columns},
-        "suggestion_cells": layout.extra_cells, "exercise_defaults": lesson.exercise,
-    })
-    manifest.hide()
-    for sheet in wb.worksheets():
-        if sheet is not manifest:  # printable: landscape, one page wide
-            sheet.set_landscape()
-            sheet.fit_to_pages(1, 0)
-    intro.activate()
-    close_workbook(wb, path)
-    return BuildReport(path, trace.n_steps, counts["formula"], counts["value"], os.path.getsize(path))
+    finish_workbook(wb, book.path, intro, manifest, {"kind": "lr-finder", "lesson": lesson.name,
+                                                **layout_entries(layout, columns, FINDER),
+                                                "suggestion_cells": layout.extra_cells,
+                                                "exercise_defaults": lesson.exercise})
+    return book.report(trace.n_steps)
 
 
 def _write_chart(ws, wb, fmt, lesson, trace, layout, counts):

@@ -51,6 +51,22 @@ class PortableWorksheet(xlsxwriter.worksheet.Worksheet):
         return formula[1:] if formula.startswith("=") else formula
 
 
+class Book:
+    """A workbook being written: its formats, its cell counts, and sheets that skip the _xlfn. pass."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.wb = xlsxwriter.Workbook(self.path, {"constant_memory": True, "strings_to_numbers": False})
+        self.fmt = _Formats(self.wb)
+        self.counts = {"formula": 0, "value": 0}
+
+    def sheet(self, name: str):
+        return self.wb.add_worksheet(name, worksheet_class=PortableWorksheet)
+
+    def report(self, steps: int) -> "BuildReport":
+        return BuildReport(self.path, steps, self.counts["formula"], self.counts["value"], os.path.getsize(self.path))
+
+
 @dataclass
 class Layout:
     """Where things landed; also what the manifest records for the checker (0-based rows)."""
@@ -110,17 +126,9 @@ class _Formats:
 def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None = None) -> BuildReport:
     """Write the lesson's workbook to ``path``; returns what was written."""
     trace = trace or train(lesson)
-    path = os.fspath(path)
-    try:
-        wb = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False})
-    except OSError as exc:  # pragma: no cover - xlsxwriter opens lazily, kept for safety
-        raise SheetsgdError(f"cannot write: {exc}", path) from None
-    fmt = _Formats(wb)
+    book = Book(path)
+    wb, fmt, counts, sheet, path = book.wb, book.fmt, book.counts, book.sheet, book.path
     columns = step_columns(lesson)
-    counts = {"formula": 0, "value": 0}
-
-    def sheet(name):
-        return wb.add_worksheet(name, worksheet_class=PortableWorksheet)
 
     intro, steps_ws, epochs_ws, data_ws = sheet(INTRO), sheet(STEPS), sheet(EPOCHS), sheet(DATA)
     shuffled_batches = lesson.shuffle and 1 < lesson.batch_size < len(lesson.data)
@@ -137,21 +145,11 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
         _write_batches(batches_ws, fmt, lesson, trace, counts)
     _write_epochs(epochs_ws, wb, fmt, lesson, trace, layout, counts)
     write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout)
-    _write_manifest(manifest_ws, lesson, columns, layout, data_first, data_last)
-    manifest_ws.hide()
-    for ws in (intro, steps_ws, epochs_ws, data_ws, batches_ws):
-        if ws is not None:  # printable at a glance: landscape, one page wide
-            ws.set_landscape()
-            ws.fit_to_pages(1, 0 if ws is steps_ws or ws is batches_ws else 1)
-            ws.set_paper(9)  # A4
     steps_ws.repeat_rows(layout.header_row)
     steps_ws.hide_gridlines(0)  # print gridlines too: General-format numbers fill their cells
-    steps_ws.activate()
-    intro.set_first_sheet()
-    intro.activate()
     wb.set_properties({"title": lesson.title, "subject": "sheetsgd lesson", "comments": f"sheetsgd {__version__}"})
-    close_workbook(wb, path)
-    return BuildReport(path, trace.n_steps, counts["formula"], counts["value"], os.path.getsize(path))
+    finish_workbook(wb, path, intro, manifest_ws, _manifest_entries(lesson, columns, layout, data_first, data_last))
+    return book.report(trace.n_steps)
 
 
 def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches) -> Layout:
@@ -508,6 +506,27 @@ def close_workbook(wb, path: str) -> None:
         raise SheetsgdError(f"cannot write: {getattr(exc, 'orig_exception', exc)}", path) from None
 
 
+def layout_entries(layout: Layout, columns, sheet: str) -> dict:
+    """How the checker finds a step table: its sheet, rows (1-based), columns and named inputs."""
+    return {"steps_sheet": sheet, "header_row": layout.header_row + 1, "start_row": layout.start_row + 1,
+            "first_step_row": layout.first_step_row + 1, "hyperparameters": layout.hyper_cells,
+            "columns": {c.key: {"column": xl_col_to_name(layout.columns[c.key]), "header": c.header} for c in columns}}
+
+
+def finish_workbook(wb, path: str, intro, manifest_ws, entries: dict) -> None:
+    """Write the hidden manifest, make every sheet print one page wide, open on the Introduction, close."""
+    _write_manifest_entries(manifest_ws, {"generator": f"sheetsgd {__version__}", "spec_version": SPEC_VERSION,
+                                          **entries})
+    manifest_ws.hide()
+    for sheet in wb.worksheets():
+        if sheet is not manifest_ws:
+            sheet.set_landscape()
+            sheet.set_paper(9)  # A4
+            sheet.fit_to_pages(1, 0)
+    intro.activate()
+    close_workbook(wb, path)
+
+
 def _write_manifest_entries(ws, entries: dict) -> None:
     """The hidden manifest: one key per row, its value as JSON."""
     ws.write_row(0, 0, ["key", "value (JSON)"])
@@ -516,31 +535,23 @@ def _write_manifest_entries(ws, entries: dict) -> None:
         ws.write_string(i, 1, json.dumps(value, ensure_ascii=False))
 
 
-def _write_manifest(ws, lesson, columns, layout, data_first, data_last):
+def _manifest_entries(lesson, columns, layout, data_first, data_last) -> dict:
     """What the checker needs to find its way: lesson, spec version and layout. No answers."""
-    entries = {
-        "generator": f"sheetsgd {__version__}",
-        "spec_version": SPEC_VERSION,
+    return {
         "kind": "sgd",
         "lesson": lesson.name,
         "template": os.path.basename(lesson.source),
         "model": lesson.model,
         "loss": lesson.loss,
         "optimizer": lesson.optimizer,
-        "hyper_switches": {k: v for k, v in lesson.hyper.items() if k in ("nesterov", "bias_correction")},
+        "hyper_switches": {k: lesson.hyper[k] for k in lesson.optimizer_obj().switches if k in lesson.hyper},
         "batch_size": lesson.batch_size,
         "epochs": lesson.epochs,
         "shuffle": lesson.shuffle,
         "seed": lesson.seed,
-        "steps_sheet": STEPS,
-        "header_row": layout.header_row + 1,
-        "start_row": layout.start_row + 1,
-        "first_step_row": layout.first_step_row + 1,
-        "columns": {c.key: {"column": xl_col_to_name(layout.columns[c.key]), "header": c.header} for c in columns},
-        "hyperparameters": layout.hyper_cells,
+        **layout_entries(layout, columns, STEPS),
         "data_sheet": DATA,
         "data_rows": [data_first + 1, data_last + 1],
         "data_columns": {k: xl_col_to_name(v) for k, v in layout.data_columns.items()},
         "exercise_defaults": exercise_columns(lesson),
     }
-    _write_manifest_entries(ws, entries)

@@ -1,8 +1,8 @@
 """Shared fixtures: building lesson workbooks and recalculating them in real LibreOffice."""
 from __future__ import annotations
 
+import json
 import math
-import shutil
 from pathlib import Path
 
 import openpyxl
@@ -34,6 +34,14 @@ def recalc(tmp_path_factory):
         return recalc_libreoffice(paths, out)
 
     return run
+
+
+def read_manifest(path: Path) -> dict:
+    """The hidden _sheetsgd sheet: {key: decoded JSON value}."""
+    wb = openpyxl.load_workbook(path, read_only=True)
+    out = {r[0]: json.loads(r[1]) for r in wb["_sheetsgd"].iter_rows(min_row=2, values_only=True)}
+    wb.close()
+    return out
 
 
 def formula_cells(path: Path) -> dict[tuple[str, str], str]:

@@ -15,14 +15,9 @@ from sheetsgd.engine import make_batches
 from sheetsgd.errors import SheetsgdError
 from sheetsgd.spec import step_columns
 
-from conftest import cell_values, close, formula_cells
+from conftest import cell_values, close, formula_cells, read_manifest
 
 
-def manifest(path):
-    wb = openpyxl.load_workbook(path, read_only=True)
-    out = {r[0]: json.loads(r[1]) for r in wb["_sheetsgd"].iter_rows(min_row=2, values_only=True)}
-    wb.close()
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +36,7 @@ def built(tmp_path_factory, recalc):
 @pytest.mark.parametrize("key", ["optimizers", "optimizers-classic", "optimizers-b5-shuffled"])
 def test_every_optimizer_sheet_equals_its_engine_run(built, key):
     lesson, path, recalculated = built[key]
-    m = manifest(path)
+    m = read_manifest(path)
     values = cell_values(recalculated)
     trace = train_compare(lesson)  # independent engine runs
     assert set(m["sheets"]) == {"sgd", "momentum", "rmsprop", "adam"}
@@ -69,7 +64,7 @@ def test_every_optimizer_sheet_equals_its_engine_run(built, key):
 
 def test_classic_formulas_are_the_graddesc_ones(built):
     lesson, path, _ = built["optimizers-classic"]
-    m = manifest(path)
+    m = read_manifest(path)
     ws = openpyxl.load_workbook(path)
     first = {n: m["sheets"][n]["first_step_row"] + 1 for n in m["sheets"]}
     col = {n: m["sheets"][n]["columns"] for n in m["sheets"]}

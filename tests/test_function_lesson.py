@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import math
 
-import openpyxl
 import pytest
 from click.testing import CliRunner
 
@@ -14,16 +13,11 @@ from sheetsgd.errors import SheetsgdError
 from sheetsgd.formula import check_portable
 from sheetsgd.function_lesson import FunctionLesson, Run, function_columns, train_function, validate
 
-from conftest import cell_values, close, formula_cells
+from conftest import cell_values, close, formula_cells, read_manifest
 
 ERRORS = {"#NUM!", "#VALUE!", "#DIV/0!", "#N/A", "#REF!", "#NAME?", "#NULL!"}
 
 
-def manifest(path):
-    wb = openpyxl.load_workbook(path, read_only=True)
-    out = {r[0]: json.loads(r[1]) for r in wb["_sheetsgd"].iter_rows(min_row=2, values_only=True)}
-    wb.close()
-    return out
 
 
 def first_error_step(values, column, first_row, n):
@@ -39,7 +33,7 @@ def test_sheet_equals_engine_and_both_overflow_at_the_same_step(tmp_path, recalc
     kinds.kind_of(lesson).build(lesson, path)
     [recalculated] = recalc([path])
     trace = train_function(lesson)  # independent of the workbook
-    m = manifest(path)
+    m = read_manifest(path)
     values = cell_values(recalculated)["Runs"]
     first = m["first_step_row"]
     for column in function_columns(lesson):

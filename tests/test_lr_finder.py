@@ -14,14 +14,9 @@ from sheetsgd.cli import cli
 from sheetsgd.errors import SheetsgdError
 from sheetsgd.lr_finder import finder_columns, train_finder
 
-from conftest import cell_values, close, formula_cells
+from conftest import cell_values, close, formula_cells, read_manifest
 
 
-def manifest(path):
-    wb = openpyxl.load_workbook(path, read_only=True)
-    out = {r[0]: json.loads(r[1]) for r in wb["_sheetsgd"].iter_rows(min_row=2, values_only=True)}
-    wb.close()
-    return out
 
 
 def fastai_by_hand(lesson):
@@ -70,7 +65,7 @@ def test_sheet_equals_engine_and_suggests_the_same_lr(tmp_path, recalc, options)
     kinds.kind_of(lesson).build(lesson, path)
     [recalculated] = recalc([path])
     trace = train_finder(lesson)
-    m = manifest(path)
+    m = read_manifest(path)
     values = cell_values(recalculated)["Finder"]
     first = m["first_step_row"]
     for column in finder_columns(lesson):

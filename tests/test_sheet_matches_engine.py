@@ -16,7 +16,7 @@ from sheetsgd.optimizers import OPTIMIZERS
 from sheetsgd.spec import step_columns
 from sheetsgd.writer import STEPS, build_workbook
 
-from conftest import cell_values, close, formula_cells
+from conftest import cell_values, close, formula_cells, read_manifest
 
 CASES = [(lesson, opt, batch) for lesson in ("linear", "quadratic") for opt in sorted(OPTIMIZERS)
          for batch in (1, "full")]
@@ -48,12 +48,6 @@ def built(tmp_path_factory, recalc):
     return {k: (lessons[k], paths[k], recalculated[k]) for k in lessons}
 
 
-def _manifest(path):
-    import json
-    wb = openpyxl.load_workbook(path, read_only=True)
-    rows = {r[0]: json.loads(r[1]) for r in wb["_sheetsgd"].iter_rows(min_row=2, values_only=True)}
-    wb.close()
-    return rows
 
 
 def assert_steps_equal_engine(lesson, recalculated_path, manifest):
@@ -76,7 +70,7 @@ def assert_steps_equal_engine(lesson, recalculated_path, manifest):
 @pytest.mark.parametrize("key", [f"{n}-{o}-{b}" for n, o, b in CASES] + list(VARIANTS))
 def test_recalculated_sheet_equals_engine(built, key):
     lesson, path, recalculated = built[key]
-    manifest = _manifest(path)
+    manifest = read_manifest(path)
     assert lesson.epochs >= 2
     checked = assert_steps_equal_engine(lesson, recalculated, manifest)
     assert checked >= lesson.n_steps * 6
@@ -94,7 +88,7 @@ def test_editing_lr_recomputes_the_whole_trajectory(tmp_path, recalc):
     lesson = make_lesson("linear", "momentum", 1)
     path = tmp_path / "linear.xlsx"
     build_workbook(lesson, path)
-    manifest = _manifest(path)
+    manifest = read_manifest(path)
     new_lr = lesson.hyper["lr"] * 3
     wb = openpyxl.load_workbook(path)
     sheet, ref = manifest["hyperparameters"]["lr"].split("!")
@@ -115,7 +109,7 @@ def test_recalculation_really_runs(tmp_path, recalc):
     lesson = make_lesson("linear", "sgd", 1)
     good = tmp_path / "good.xlsx"
     build_workbook(lesson, good)
-    manifest = _manifest(good)
+    manifest = read_manifest(good)
     ref = f"{manifest['columns']['new_a']['column']}{manifest['first_step_row']}"
     bad = tmp_path / "wrongcache.xlsx"
     with zipfile.ZipFile(good) as zin, zipfile.ZipFile(bad, "w", zipfile.ZIP_DEFLATED) as zout:

@@ -1,18 +1,18 @@
 """The written workbook, part by part: sheets, names, cached values, the row-to-row chain, charts."""
 from __future__ import annotations
 
-import json
 import re
 import zipfile
 
 import openpyxl
 import pytest
-from xlsxwriter.utility import xl_cell_to_rowcol
 
 from sheetsgd.engine import train
 from sheetsgd.lesson import load_lesson, override
 from sheetsgd.spec import step_columns
 from sheetsgd.writer import build_workbook
+
+from conftest import read_manifest
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,6 @@ def adam_book(tmp_path_factory):
     return lesson, path, report
 
 
-def manifest(path):
-    wb = openpyxl.load_workbook(path, read_only=True)
-    out = {r[0]: json.loads(r[1]) for r in wb["_sheetsgd"].iter_rows(min_row=2, values_only=True)}
-    wb.close()
-    return out
 
 
 def test_sheets_names_and_hidden_manifest(adam_book):
@@ -40,7 +35,7 @@ def test_sheets_names_and_hidden_manifest(adam_book):
         assert sheet == "Steps" and ref.startswith("$")
         value = wb[sheet][ref.replace("$", "")].value
         assert value == (lesson.fd_step if name == "fd_step" else lesson.hyper[name])
-    m = manifest(path)
+    m = read_manifest(path)
     assert m["lesson"] == "linear" and m["optimizer"] == "adam" and m["spec_version"] == 1
     assert set(m["columns"]) == {c.key for c in step_columns(lesson)}
 
@@ -48,7 +43,7 @@ def test_sheets_names_and_hidden_manifest(adam_book):
 def test_every_formula_cell_caches_the_engine_value(adam_book):
     lesson, path, report = adam_book
     trace = train(lesson)
-    m = manifest(path)
+    m = read_manifest(path)
     with zipfile.ZipFile(path) as z:
         xml = z.read("xl/worksheets/sheet2.xml").decode()
     cells = re.findall(r'<c r="([A-Z]+)(\d+)"[^>]*><f>([^<]*)</f><v>([^<]*)</v></c>', xml)
@@ -63,7 +58,7 @@ def test_every_formula_cell_caches_the_engine_value(adam_book):
 
 def test_each_row_starts_from_the_previous_rows_update(adam_book):
     lesson, path, _ = adam_book
-    m = manifest(path)
+    m = read_manifest(path)
     ws = openpyxl.load_workbook(path)["Steps"]
     start, first = m["start_row"], m["first_step_row"]
     cols = m["columns"]
