@@ -117,6 +117,8 @@ def validate_finder(lesson: FinderLesson) -> FinderLesson:
         raise SheetsgdError(f"num_it must be a whole number ≥ 2, got {f['num_it']!r}", where)
     if not 0 <= f["smooth_beta"] < 1:
         raise SheetsgdError(f"smooth_beta must be in [0, 1), got {f['smooth_beta']:g}", where)
+    if lesson.base.shuffle:
+        raise SheetsgdError("an lr finder takes its mini-batches in data order: set shuffle = false", lesson.source)
     if not f["stop_factor"] > 1:
         raise SheetsgdError(f"stop_factor must be > 1, got {f['stop_factor']:g}", where)
     return lesson
@@ -253,8 +255,6 @@ def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None 
     batches = lesson.batches()
     values = {c.key: _values(trace, c.key, batches) for c in columns}
     ranges = [(int(b[0]) + 2, int(b[-1]) + 2) for _, b in batches]  # unshuffled: Data rows of each batch
-    if base.shuffle and 1 < base.batch_size < len(base.data):
-        raise SheetsgdError("an lr finder uses mini-batches in data order (shuffle = false)", lesson.source)
     layout = write_steps_sheet(
         ws, wb, fmt, counts, title=lesson.title, hyper_notes=FINDER_NOTES, columns=columns, start_values=starts,
         subtitle=f"{opt.title} · {base.loss_cls().title} · batch size {base.batch_size}. The lr grows each row; "
