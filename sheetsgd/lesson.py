@@ -23,8 +23,8 @@ _PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def templates_dir() -> Path:
-    """Bundled templates: ``templates/`` of a checkout, or the copy inside an installed wheel."""
-    return TEMPLATES_DIR if TEMPLATES_DIR.is_dir() else _PACKAGED_TEMPLATES
+    """Bundled templates: the copy inside an installed wheel, else ``templates/`` of the checkout."""
+    return _PACKAGED_TEMPLATES if _PACKAGED_TEMPLATES.is_dir() else TEMPLATES_DIR
 
 
 @dataclass
