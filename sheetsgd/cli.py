@@ -56,7 +56,8 @@ def lesson_options(func):
         click.option("--lr", type=float, help="Learning rate (> 0)."),
         click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (≥ 1)."),
         click.option("--batch-size", type=BatchSize(), help="Examples per step: a number, or 'full'."),
-        click.option("--loss", type=click.Choice(["mse", "mae"]), help="Loss (default: the template's)."),
+        click.option("--loss", type=click.Choice(["mse", "mae", "bce"]),
+                     help="Loss (default: the template's; bce: Titanic lessons)."),
         click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the examples each epoch."),
         click.option("--seed", type=int, help="Seed of the per-epoch shuffle."),
     ]
@@ -123,7 +124,8 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
     if not output.lower().endswith(".xlsx"):
         raise SheetsgdError("output must end in .xlsx", output)
-    report = build_workbook(the_lesson, output)
+    # a lesson kind with its own workbook (e.g. Titanic) builds itself
+    report = the_lesson.build(output) if hasattr(the_lesson, "build") else build_workbook(the_lesson, output)
     summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": the_lesson.optimizer,
                "steps": report.steps, "formula_cells": report.formula_cells, "cells": report.cells,
                "bytes": report.bytes}
@@ -144,7 +146,7 @@ def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt):
     from .engine import train
 
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
-    result = train(the_lesson)
+    result = the_lesson.train() if hasattr(the_lesson, "train") else train(the_lesson)
     rows = result.table()
     if fmt == "json":
         click.echo(json.dumps({"lesson": the_lesson.name, "optimizer": the_lesson.optimizer,

@@ -169,6 +169,9 @@ def with_optimizer(lesson: Lesson, name: str, **hyper) -> Lesson:
 def override(lesson: Lesson, *, optimizer=None, lr=None, epochs=None, batch_size=None, seed=None,
              shuffle=None, loss=None) -> Lesson:
     """Apply command-line options on top of a template (None = keep the template's value)."""
+    if not isinstance(lesson, Lesson):  # another kind of lesson (e.g. Titanic) knows its own options
+        return lesson.override(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, seed=seed,
+                               shuffle=shuffle, loss=loss)
     if optimizer is not None and optimizer != lesson.optimizer:
         lesson = with_optimizer(lesson, optimizer)
     changes = {}
@@ -221,4 +224,9 @@ def load_lesson(name_or_path: str) -> Lesson:
         path = Path(name_or_path)
     else:
         raise SheetsgdError(f"unknown lesson {name_or_path!r}; bundled: {', '.join(bundled)} (or give a .toml file)")
-    return parse_lesson(_read_toml(path), path.stem, str(path))
+    raw = _read_toml(path)
+    from .titanic.lesson import is_titanic_template, parse_titanic_lesson  # a lesson kind of its own
+
+    if is_titanic_template(raw):
+        return parse_titanic_lesson(raw, path.stem, str(path))
+    return parse_lesson(raw, path.stem, str(path))
