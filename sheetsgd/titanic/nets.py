@@ -75,18 +75,35 @@ class Model:
     # forward_columns() / backward_columns() -> [Quantity]
 
     def gradients(self, theta, fw, back, X) -> np.ndarray:
-        """Batch-mean gradient of every parameter: mean of factor · input (sum in example order)."""
+        """Batch-mean gradient of every parameter: mean of factor · input.
+
+        The weights on features share one factor per unit, so they come out of one product
+        factor @ X (the sheet sums the same products with SUMPRODUCT, in another order: the
+        results agree to rounding).
+        """
         n = len(X)
         grads = np.empty(len(self.params))
-        for p, (factor, other) in self.grad_terms().items():
+        for factor, (rows, columns) in self._feature_terms().items():
             f = back[factor] if factor in back else fw[factor]
-            if other is None:
-                grads[self.index[p]] = np.sum(f) / n
-            elif other[0] == "x":
-                grads[self.index[p]] = np.sum(f * X[:, other[1]]) / n
-            else:
-                grads[self.index[p]] = np.sum(f * fw[other[1]]) / n
+            grads[rows] = (f @ X[:, columns]) / n
+        for p, (factor, other) in self.grad_terms().items():
+            if other is not None and other[0] == "x":
+                continue
+            f = back[factor] if factor in back else fw[factor]
+            grads[self.index[p]] = np.sum(f if other is None else f * fw[other[1]]) / n
         return grads
+
+    def _feature_terms(self) -> dict[str, tuple[list[int], list[int]]]:
+        """factor -> (parameter positions, feature columns) of the weights that multiply a feature."""
+        if not hasattr(self, "_feature_terms_cache"):
+            out: dict[str, tuple[list[int], list[int]]] = {}
+            for p, (factor, other) in self.grad_terms().items():
+                if other is not None and other[0] == "x":
+                    rows, columns = out.setdefault(factor, ([], []))
+                    rows.append(self.index[p])
+                    columns.append(other[1])
+            self._feature_terms_cache = out
+        return self._feature_terms_cache
 
 
 class Linear(Model):

@@ -641,9 +641,9 @@ class TitanicWorkbook:
         feature_keys = [p.key for p in plans if p.pattern]
         derived = data.unscaled.tolist()
         scaled = data.X.tolist()
-        n_derived = len(data.features)
         compiled = [(c.col, c.pattern, fmt.number(FORMATS[c.group])) for c in plans if c.pattern]
         raw = [(i, name, pas[name]) for i, name in enumerate(RAW_COLUMNS)]
+        written = 0
         for i in range(n):
             row = DATA_FIRST_ROW + i
             for j, name, values in raw:
@@ -651,16 +651,17 @@ class TitanicWorkbook:
                 if isinstance(v, str):
                     if v:
                         ws.write_string(row, j, v)
+                        written += 1
                 elif v == v:  # a missing number stays a blank cell, as in the CSV
                     ws.write_number(row, j, float(v), number)
+                    written += 1
             ws.write_string(row, len(RAW_COLUMNS), set_values[i])
             f = {"r": row + 1}
             cached = derived[i] + (scaled[i] if data.scale_by_max else [])
             for (j, pattern, cell_format), value in zip(compiled, cached):
                 ws.write_formula(row, j, "=" + pattern.format_map(f), cell_format, value)
         self.counts["formula"] += n * len(feature_keys)
-        self.counts["value"] += n * (len(RAW_COLUMNS) + 1)
-        del n_derived
+        self.counts["value"] += written + n  # raw values and the set column
         ws.freeze_panes(DATA_FIRST_ROW, 2)
 
     def _write_solver(self, ws):
