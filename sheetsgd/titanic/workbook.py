@@ -25,23 +25,23 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 
 from .. import __version__
+from ..data import sheet_float
 from ..datasets import TITANIC_ATTRIBUTION
 from ..errors import SheetsgdError
 from ..formula import Resolver, compile_template
 from ..sizeguard import WorkbookSize
-from ..spec import Column
 from ..xlsxnames import hide_defined_names
 from .engine import TitanicTrace, best_fit, train
 from .features import RAW_COLUMNS
 from .lesson import TitanicLesson
-from .nets import Quantity, evaluate, example_columns
+from .nets import evaluate, example_columns
 
 INTRO, STEPS, EXAMPLES, EPOCHS, VALIDATION, DATA, SOLVER, MANIFEST = (
     "Introduction", "Steps", "Examples", "Epochs", "Validation", "Data", "Solver", "_sheetsgd")
@@ -89,9 +89,6 @@ class SheetPlan:
     def letters(self) -> dict[str, str]:
         return {c.key: col(c.col) for c in self.columns}
 
-    def index(self) -> dict[str, int]:
-        return {c.key: c.col for c in self.columns}
-
 
 class Where:
     """Where a per-example formula finds things, for one layout (the ``c`` of the model's builders)."""
@@ -131,7 +128,6 @@ class BuildReport:
     value_cells: int
     bytes: int = 0
     longest_formula: int = 0
-    sheets: dict[str, int] = field(default_factory=dict)
 
     @property
     def cells(self) -> int:
@@ -160,10 +156,6 @@ class TitanicWorkbook:
         self._finish_steps_plan()
 
     # ------------------------------------------------------------------------------------- planning
-
-    @property
-    def feature_cols(self) -> list[int]:
-        return self._feature_cols
 
     def _plan_data(self) -> SheetPlan:
         """Raw columns (values), the set column, derived features, and (from-scratch) the scaled features."""
@@ -598,8 +590,9 @@ class TitanicWorkbook:
         ws.freeze_panes(1, 0)
 
         E = lesson.epochs
-        for title, series, at in (("Loss per epoch", [(3, "training"), (5, "validation")], 1),
-                                  ("Accuracy per epoch", [(4, "training"), (6, "validation")], 19)):
+        top = 1 if E <= 40 else E + 3  # beside a short table, below a long one
+        for title, series, at in (("Loss per epoch", [(3, "training"), (5, "validation")], top),
+                                  ("Accuracy per epoch", [(4, "training"), (6, "validation")], top + 17)):
             chart = self.wb.add_chart({"type": "line"})
             for column, name in series:
                 if column <= 4 or has_valid:
@@ -609,8 +602,7 @@ class TitanicWorkbook:
             chart.set_x_axis({"name": "epoch"})
             chart.set_y_axis({"name": title.split()[0].lower()})
             chart.set_size({"width": 600, "height": 300})
-            ws.insert_chart(E + 3 if E > 40 else 1, 8, chart) if at == 1 else ws.insert_chart(
-                (E + 3 if E > 40 else 1) + 17, 8, chart)
+            ws.insert_chart(at, 8, chart)
         by_step = self.wb.add_chart({"type": "line"})
         loss_col = self._steps_col["loss"]
         by_step.add_series({"name": "loss", "categories": [STEPS, self.steps_first_row - 1, 0, self.steps_last_row - 1, 0],
@@ -621,7 +613,7 @@ class TitanicWorkbook:
         by_step.set_y_axis({"name": "loss"})
         by_step.set_legend({"none": True})
         by_step.set_size({"width": 600, "height": 300})
-        ws.insert_chart((E + 3 if E > 40 else 1) + 34, 8, by_step)
+        ws.insert_chart(top + 34, 8, by_step)
 
     def _write_data(self, ws):
         fmt, data = self.fmt, self.data
@@ -668,7 +660,7 @@ class TitanicWorkbook:
         fmt, lesson, net, loss = self.fmt, self.lesson, self.net, self.loss
         data = self.data
         best, how = best_fit(lesson)
-        best = np.array([_sheet(v) for v in best])
+        best = np.array([sheet_float(v) for v in best])  # as the sheet stores them
         X, y = data.X[:data.n_train], data.y[:data.n_train]
         param_rows = {"solver": lesson.init, "sgd": self.trace.final, "best": best}
         ws.write(0, 0, "Solver beside SGD: the same training loss from one row of weights", fmt.title)
@@ -861,11 +853,6 @@ def _grad_note(p, factor, other, features) -> str:
         return f"∂L/∂{p} = {factor}"
     what = features[other[1]] if other[0] == "x" else other[1]
     return f"∂L/∂{p} = {factor} · {what}"
-
-
-def _sheet(value: float) -> float:
-    from ..data import sheet_float
-    return sheet_float(value)
 
 
 def _mark_names_hidden(wb, prefix: str) -> bool:
