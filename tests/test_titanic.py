@@ -91,6 +91,14 @@ def built(tmp_path_factory, recalc):
     for key, lesson in lessons.items():
         paths[key] = out / f"{key}.xlsx"
         build_titanic_workbook(lesson, paths[key])
+    # a student's edit: the named lr cell of one workbook tripled (saved by openpyxl, so no cached values)
+    lesson = lessons["logistic-bce-32"]
+    lessons["edited-lr"] = lesson.override(lr=lesson.hyper["lr"] * 3)
+    wb = openpyxl.load_workbook(paths["logistic-bce-32"])
+    sheet, ref = manifest(paths["logistic-bce-32"])["hyperparameters"]["lr"].split("!")
+    wb[sheet][ref.replace("$", "")].value = lessons["edited-lr"].hyper["lr"]
+    paths["edited-lr"] = out / "edited-lr.xlsx"
+    wb.save(paths["edited-lr"])
     recalculated = dict(zip(paths, recalc(list(paths.values()))))
     return {k: (lessons[k], paths[k], recalculated[k]) for k in lessons}
 
@@ -135,7 +143,7 @@ def assert_steps_equal_engine(lesson, values: dict, m: dict) -> int:
     return checked
 
 
-@pytest.mark.parametrize("key", list(cases()))
+@pytest.mark.parametrize("key", list(cases()))  # (not "edited-lr": openpyxl dropped its cached values)
 def test_recalculated_workbook_equals_engine(built, key):
     lesson, path, recalculated = built[key]
     assert lesson.epochs >= 2
@@ -152,6 +160,16 @@ def test_recalculated_workbook_equals_engine(built, key):
         assert isinstance(found, (int, float)), f"{sheet}!{ref} {formula}: {found!r}"
         assert close(cached[sheet][ref], found), f"{sheet}!{ref} {formula}: cached {cached[sheet][ref]!r}, {found!r}"
     assert len(formulas) > checked
+
+
+def test_editing_lr_retrains_the_whole_sheet(built):
+    """The lr cell drives every row: after the edit the sheet follows an engine run with the new lr, not the old."""
+    lesson, path, recalculated = built["edited-lr"]
+    m = manifest(path)
+    fresh = cell_values(recalculated)
+    assert_steps_equal_engine(lesson, fresh, m)
+    with pytest.raises(AssertionError):
+        assert_steps_equal_engine(built["logistic-bce-32"][0], fresh, m)
 
 
 def test_no_cell_recalculates_to_an_error(built):
@@ -197,6 +215,42 @@ def test_sheet_feature_matrix_equals_engine(built, case, preset, shape):
     formulas = formula_cells(path)
     row = first
     assert all(("Data", f"{c}{row}") in formulas for c in m["feature_columns"][:9])
+
+
+def pandas_features(preset: str):
+    """The presets written out in pandas straight from lesson-sources.md §4–5: a second, separate implementation."""
+    import pandas as pd
+
+    df = pd.read_csv(TITANIC_CSV)
+    if preset == "lesson3-sheet":
+        df = df.dropna(subset=["Age", "Embarked"])
+        X = pd.DataFrame({"SibSp": df.SibSp, "Parch": df.Parch, "Age": df.Age / 80, "LogFare": np.log10(df.Fare + 1),
+                          "Pclass_1": (df.Pclass == 1) * 1.0, "Pclass_2": (df.Pclass == 2) * 1.0,
+                          "Embark_S": (df.Embarked == "S") * 1.0, "Embark_C": (df.Embarked == "C") * 1.0,
+                          "Male": (df.Sex == "male") * 1.0, "Ones": 1.0})
+    else:
+        df = df.fillna(df.mode().iloc[0])
+        X = pd.DataFrame({"Age": df.Age, "SibSp": df.SibSp, "Parch": df.Parch, "LogFare": np.log(df.Fare + 1)})
+        dummies = pd.get_dummies(df[["Sex", "Pclass", "Embarked"]], columns=["Sex", "Pclass", "Embarked"]) * 1.0
+        X = X.join(dummies[["Sex_male", "Sex_female", "Pclass_1", "Pclass_2", "Pclass_3",  # the notebook's order
+                            "Embarked_C", "Embarked_Q", "Embarked_S"]])
+        X = X / X.max()
+    return dict(zip(df.PassengerId, X.to_numpy(dtype=float)))
+
+
+@pytest.mark.parametrize("case, preset", [("full-lesson3-logistic-fullbatch", "lesson3-sheet"),
+                                          ("full-fromscratch-linear-b1", "from-scratch")])
+def test_sheet_feature_matrix_equals_a_pandas_preprocessing(built, case, preset):
+    _, path, recalculated = built[case]
+    m = manifest(path)
+    values = cell_values(recalculated)["Data"]
+    first, last = m["data_rows"]
+    reference = pandas_features(preset)
+    assert len(reference) == last - first + 1
+    for r in range(first, last + 1):
+        expected = reference[values[f"A{r}"]]
+        found = [values[f"{c}{r}"] for c in m["feature_columns"]]
+        assert all(close(e, f) for e, f in zip(expected, found)), (r, list(expected), found)
 
 
 def test_feature_formulas_show_how_each_feature_is_made(built):
