@@ -65,3 +65,12 @@ def test_bad_titanic_template_is_one_line(tmp_path):
 def test_bce_is_refused_on_a_scalar_lesson():
     code, out = run("trace", "linear", "--loss", "bce")
     assert code == 2 and out.count("\n") == 1 and "bce" in out
+
+
+def test_a_diverging_run_is_refused_not_written_with_nan_caches(tmp_path):
+    path = tmp_path / "diverges.xlsx"
+    code, out = run("build", "titanic-linear", "--lr", "5", "--epochs", "1", "-o", str(path))
+    assert code == 2 and out.count("\n") == 1 and "diverges" in out and "lower lr" in out
+    assert not path.exists()
+    code, out = run("trace", "titanic-linear", "--lr", "5", "--epochs", "1")  # the engine's numbers still print
+    assert code == 0 and "nan" in out.splitlines()[-1]

@@ -37,6 +37,28 @@ class TitanicTrace:
 
 
 def train(lesson: TitanicLesson) -> TitanicTrace:
+    """Train as the sheet does; a diverging run yields inf/NaN quietly (the writer refuses to cache them)."""
+    with np.errstate(all="ignore"):
+        return _train(lesson)
+
+
+def first_non_finite(trace: TitanicTrace) -> tuple[int, str] | None:
+    """(step, quantity) of the first step whose numbers are not finite, or None."""
+    bad = []
+    for key, values in trace.steps.items():
+        idx = np.flatnonzero(~np.isfinite(values))
+        if len(idx):
+            bad.append((int(idx[0]) + 1, key))
+    if trace.examples:
+        step_of = np.repeat(np.arange(1, trace.n_steps + 1), [len(b) for b in trace.batches])
+        for key, values in trace.examples.items():
+            idx = np.flatnonzero(~np.isfinite(values))
+            if len(idx):
+                bad.append((int(step_of[idx[0]]), key))
+    return min(bad) if bad else None
+
+
+def _train(lesson: TitanicLesson) -> TitanicTrace:
     net, loss, opt = lesson.net(), lesson.loss_cls(), lesson.optimizer_obj()
     hp, eps = lesson.hyper, lesson.clip_eps
     data = lesson.data
@@ -111,6 +133,11 @@ def best_fit(lesson: TitanicLesson) -> tuple[np.ndarray, str]:
     Linear regression with squared error has a closed form (least squares); everything else gets a
     long full-batch Adam run from the lesson's initial weights, keeping the best point seen.
     """
+    with np.errstate(all="ignore"):  # a wild start may overflow on the way; the best finite point is kept
+        return _best_fit(lesson)
+
+
+def _best_fit(lesson: TitanicLesson) -> tuple[np.ndarray, str]:
     net, loss, eps = lesson.net(), lesson.loss_cls(), lesson.clip_eps
     X, y = lesson.data.X[:lesson.data.n_train], lesson.data.y[:lesson.data.n_train]
     if lesson.model == "linear" and lesson.loss == "mse":

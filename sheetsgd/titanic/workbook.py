@@ -38,7 +38,7 @@ from ..errors import SheetsgdError
 from ..formula import Resolver, compile_template
 from ..sizeguard import WorkbookSize
 from ..xlsxnames import hide_defined_names
-from .engine import TitanicTrace, best_fit, train
+from .engine import TitanicTrace, best_fit, first_non_finite, train
 from .features import RAW_COLUMNS
 from .lesson import TitanicLesson
 from .nets import evaluate, example_columns
@@ -374,6 +374,11 @@ class TitanicWorkbook:
         size = self.size()
         size.check(self.lesson.source or None)
         trace = trace or train(self.lesson)
+        diverged = first_non_finite(trace)
+        if diverged:  # a cell cannot cache inf/NaN (Excel calls such a file corrupt)
+            step, key = diverged
+            raise SheetsgdError(f"training diverges: step {step} gives a non-finite {key}; lower lr "
+                                f"(now {self.lesson.hyper['lr']:g}) and build again", self.lesson.source or None)
         self.trace = trace
         try:
             wb = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False})
