@@ -228,6 +228,10 @@ def read_template(name_or_path: str) -> tuple[dict, str, str]:
 
 
 def template_kind(raw: dict) -> str:
+    """The lesson kind a template asks for: ``[lesson] kind``; Titanic templates say ``[data] dataset``."""
+    data = raw.get("data")
+    if isinstance(data, dict) and data.get("dataset") == "titanic":
+        return "titanic"
     meta = raw.get("lesson", {})
     return meta.get("kind", "sgd") if isinstance(meta, dict) else "sgd"
 

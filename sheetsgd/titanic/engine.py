@@ -1,0 +1,169 @@
+"""The reference for Titanic lessons: trains in numpy and records every number a formula cell shows.
+
+Per step: the batch's per-example quantities (forward, loss, ∂loss/∂ŷ, chain-rule factors), the
+batch-mean loss, accuracy and gradients, then the optimizer update of each parameter (the same
+:mod:`sheetsgd.optimizers` code as the other lessons). After each epoch the validation rows are
+evaluated with the epoch's final weights. Keys are the sheet's column keys.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine import make_batches
+from .lesson import TitanicLesson
+from .nets import batch_loss, evaluate
+
+
+
+@dataclass
+class TitanicTrace:
+    steps: dict[str, np.ndarray]  # step-row quantities, one entry per step
+    examples: dict[str, np.ndarray]  # per-example quantities of every step, concatenated in step order
+    epochs: dict[str, np.ndarray]
+    batches: list[np.ndarray] = field(repr=False)  # 0-based Data-row (sheet order) indices per step
+    validation: list[dict[str, np.ndarray]] = field(default_factory=list, repr=False)  # per epoch
+    final: np.ndarray | None = None
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.batches)
+
+    def summary(self, lesson) -> dict:
+        """What `sheetsgd trace --format json` shows beside the steps."""
+        return {"optimizer": lesson.optimizer, "hyperparameters": lesson.hyper, "model": lesson.model,
+                "loss": lesson.loss,
+                "epochs": [dict(zip(self.epochs, map(float, vals))) for vals in zip(*self.epochs.values())]}
+
+    def table(self) -> list[dict]:
+        whole = {"step", "epoch", "passenger"}
+        return [{k: int(v[i]) if k in whole else v[i].item() for k, v in self.steps.items()}
+                for i in range(self.n_steps)]
+
+
+def train(lesson: TitanicLesson) -> TitanicTrace:
+    """Train as the sheet does; a diverging run yields inf/NaN quietly (the writer refuses to cache them)."""
+    with np.errstate(all="ignore"):
+        return _train(lesson)
+
+
+def first_non_finite(trace: TitanicTrace) -> tuple[int, str] | None:
+    """(step, quantity) of the first step whose numbers are not finite, or None."""
+    bad = []
+    for key, values in trace.steps.items():
+        idx = np.flatnonzero(~np.isfinite(values))
+        if len(idx):
+            bad.append((int(idx[0]) + 1, key))
+    if trace.examples:
+        step_of = np.repeat(np.arange(1, trace.n_steps + 1), [len(b) for b in trace.batches])
+        for key, values in trace.examples.items():
+            idx = np.flatnonzero(~np.isfinite(values))
+            if len(idx):
+                bad.append((int(step_of[idx[0]]), key))
+    return min(bad) if bad else None
+
+
+def _train(lesson: TitanicLesson) -> TitanicTrace:
+    net, loss, opt = lesson.net(), lesson.loss_cls(), lesson.optimizer_obj()
+    hp, eps = lesson.hyper, lesson.clip_eps
+    data = lesson.data
+    X, Y = data.X, data.y
+    theta = lesson.init.copy()
+    state = {p: {s: 0.0 for s in opt.state} for p in net.params}
+    batches = make_batches(lesson)  # indices into the training rows, which are Data rows 0..n_train−1
+    rows: list[dict[str, float]] = []
+    example_parts: list[dict[str, np.ndarray]] = []
+    validation = []
+    per_example = lesson.batch_size == 1
+    X_valid, Y_valid = X[data.n_train:], Y[data.n_train:]
+
+    for t, (epoch, idx) in enumerate(batches, start=1):
+        x, y = X[idx], Y[idx]
+        q = evaluate(net, loss, theta, x, y, eps)
+        row = {"step": t, "epoch": epoch}
+        if per_example:
+            row["passenger"] = float(data.passengers["PassengerId"][idx[0]])
+            row.update(zip(net.params, theta.tolist()))
+            row.update({k: float(v[0]) for k, v in q.items()})
+        else:
+            row.update(zip(net.params, theta.tolist()))
+            example_parts.append(q)
+            row["loss"] = float(np.sum(q["loss"]) / len(idx))
+            row["correct"] = float(np.sum(q["correct"]) / len(idx))
+        grads = net.gradients(theta, q, q, x)
+        new = np.empty_like(theta)
+        for i, p in enumerate(net.params):
+            row[f"grad_{p}"] = g = float(grads[i])
+            if opt.uses_l2(hp):
+                g = row[f"gwd_{p}"] = g + hp["weight_decay"] * theta[i]
+            out = opt.update(hp, float(theta[i]), g, state[p], t)
+            for name, value in out.items():
+                row[f"{name}_{p}"] = float(value)
+            state[p] = {s: out[s] for s in opt.state}
+            new[i] = out["new"]
+        theta = new
+        rows.append(row)
+        last_of_epoch = t == len(batches) or batches[t][0] != epoch
+        if last_of_epoch and data.n_valid:
+            validation.append(evaluate(net, loss, theta, X_valid, Y_valid, eps, with_backward=False))
+
+    keys = list(rows[0])
+    steps = {k: np.array([r[k] for r in rows], dtype=float) for k in keys}
+    examples = ({k: np.concatenate([part[k] for part in example_parts]) for k in example_parts[0]}
+                if example_parts else {})
+    return TitanicTrace(steps=steps, examples=examples, epochs=epoch_summary(lesson, steps, examples, batches, validation),
+                        batches=[b for _, b in batches], validation=validation, final=theta)
+
+
+def epoch_summary(lesson, steps, examples, batches, validation) -> dict[str, np.ndarray]:
+    """Per epoch: mean training loss and accuracy over the epoch's examples; validation after the epoch."""
+    source = steps if lesson.batch_size == 1 else examples
+    sizes = np.array([len(b) for _, b in batches])
+    epoch_of_example = np.repeat([e for e, _ in batches], sizes) if lesson.batch_size > 1 else steps["epoch"]
+    out = {"epoch": np.arange(1, lesson.epochs + 1, dtype=float)}
+    for key, name in (("loss", "train_loss"), ("correct", "train_accuracy")):
+        out[name] = np.array([source[key][epoch_of_example == e].mean() for e in range(1, lesson.epochs + 1)])
+    if validation:
+        out["valid_loss"] = np.array([v["loss"].mean() for v in validation])
+        out["valid_accuracy"] = np.array([v["correct"].mean() for v in validation])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- best fit
+
+
+def best_fit(lesson: TitanicLesson) -> tuple[np.ndarray, str]:
+    """The engine's optimum on the training rows, and how it was found.
+
+    Linear regression with squared error has a closed form (least squares); everything else gets a
+    long full-batch Adam run from the lesson's initial weights, keeping the best point seen.
+    """
+    with np.errstate(all="ignore"):  # a wild start may overflow on the way; the best finite point is kept
+        return _best_fit(lesson)
+
+
+def _best_fit(lesson: TitanicLesson) -> tuple[np.ndarray, str]:
+    net, loss, eps = lesson.net(), lesson.loss_cls(), lesson.clip_eps
+    X, y = lesson.data.X[:lesson.data.n_train], lesson.data.y[:lesson.data.n_train]
+    if lesson.model == "linear" and lesson.loss == "mse":
+        theta = np.linalg.lstsq(X, y, rcond=None)[0]
+        return theta, "closed-form least squares (numpy lstsq)"
+    theta = lesson.init.copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    lr, b1, b2 = 0.01, 0.9, 0.999
+    best, best_loss = theta.copy(), np.inf
+    steps = lesson.best_fit_steps
+    for t in range(1, steps + 1):
+        q = evaluate(net, loss, theta, X, y, eps)  # loss and gradient of the current point in one pass
+        current = float(np.mean(q["loss"]))
+        if current < best_loss:
+            best, best_loss = theta.copy(), current
+        g = net.gradients(theta, q, q, X)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        theta = theta - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + 1e-8)
+    if batch_loss(net, loss, theta, X, y, eps) < best_loss:
+        best = theta
+    return best, f"engine: {steps} full-batch Adam steps (lr 0.01) from the initial weights, the best point seen"

@@ -1,0 +1,176 @@
+"""A Titanic lesson: a template's [data] (preset, split), [model] (kind, hidden, loss, init) and training.
+
+It shares the optimizer handling (``with_optimizer``, ``validate``) of :mod:`sheetsgd.lesson`; its
+``data`` has ``len()`` = the number of training rows, so batch sizes work the same way.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..data import sheet_float
+from ..errors import SheetsgdError
+from ..lesson import validate, with_optimizer
+from ..optimizers import OPTIMIZERS
+from .features import TitanicData, prepare
+from .nets import LOSSES, MODELS
+
+KIND = "titanic"
+
+
+@dataclass
+class TitanicLesson:
+    name: str
+    title: str
+    description: str
+    tips: list[str]
+    data: TitanicData
+    model: str
+    hidden: int
+    loss: str
+    init: np.ndarray  # parameter vector in the model's sheet order
+    optimizer: str
+    hyper: dict[str, float]
+    batch_size: int
+    epochs: int
+    shuffle: bool = False
+    seed: int = 0
+    clip_eps: float = 1e-7
+    best_fit_steps: int = 3000  # full-batch Adam steps of the Solver sheet's best fit (no closed form)
+    fd_step: float = 1e-6  # only for the general validator; the Titanic sheet shows no finite differences
+    source: str = ""
+    exercise: list[str] = field(default_factory=list)
+    optimizer_tables: dict[str, dict] = field(default_factory=dict, repr=False)
+    kind: str = KIND
+
+    @property
+    def full_batch(self) -> bool:
+        return self.batch_size >= self.data.n_train
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return -(-self.data.n_train // self.batch_size)
+
+    @property
+    def n_steps(self) -> int:
+        return self.steps_per_epoch * self.epochs
+
+    def net(self):
+        return MODELS[self.model](self.data.feature_keys, self.hidden)
+
+    def loss_cls(self):
+        return LOSSES[self.loss]
+
+    def optimizer_obj(self):
+        return OPTIMIZERS[self.optimizer]()
+
+    # the hooks the CLI uses for any kind of lesson
+    def train(self):
+        from .engine import train
+        return train(self)
+
+    def build(self, path):
+        from .workbook import build_titanic_workbook
+        return build_titanic_workbook(self, path)
+
+    def override(self, *, optimizer=None, lr=None, epochs=None, batch_size=None, seed=None, shuffle=None,
+                 loss=None) -> "TitanicLesson":
+        lesson = with_optimizer(self, optimizer) if optimizer is not None and optimizer != self.optimizer else self
+        changes = {}
+        if lr is not None:
+            changes["hyper"] = {**lesson.hyper, "lr": float(lr)}
+        if epochs is not None:
+            changes["epochs"] = epochs
+        if batch_size is not None:
+            changes["batch_size"] = lesson.data.n_train if batch_size == "full" else batch_size
+        if seed is not None:
+            changes["seed"] = seed
+        if shuffle is not None:
+            changes["shuffle"] = shuffle
+        if loss is not None:
+            if loss not in LOSSES:
+                raise SheetsgdError(f"unknown loss {loss!r} for a Titanic lesson; known: {', '.join(LOSSES)}")
+            changes["loss"] = loss
+        return validate(replace(lesson, **changes))
+
+
+def is_titanic_template(raw: dict) -> bool:
+    data = raw.get("data")
+    return isinstance(data, dict) and data.get("dataset") == KIND
+
+
+def _init(spec, model, where: str) -> np.ndarray:
+    """Seeded uniform draws in [−scale/2, scale/2) (notebook 05's rand − 0.5), or explicit values per group."""
+    if not isinstance(spec, dict):
+        raise SheetsgdError("[model].init must be a table", where)
+    if "random" in spec:
+        if spec["random"] != "uniform":
+            raise SheetsgdError(f"init.random must be 'uniform', got {spec['random']!r}", where)
+        scale = spec.get("scale", 1.0)
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise SheetsgdError(f"init.scale must be a number, got {scale!r}", where)
+        draws = np.random.default_rng(int(spec.get("seed", 0))).uniform(-0.5, 0.5, len(model.params)) * scale
+        return np.array([sheet_float(round(float(v), 6)) for v in draws])
+    values = []
+    for group, keys in model.groups.items():
+        if group not in spec:
+            raise SheetsgdError(f"init lacks {group!r}: give random = \"uniform\" or a list per group "
+                                f"({', '.join(model.groups)})", where)
+        given = spec[group]
+        given = [given] if isinstance(given, (int, float)) and not isinstance(given, bool) else given
+        if (not isinstance(given, list) or len(given) != len(keys)
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in given)):
+            raise SheetsgdError(f"init.{group} must be {len(keys)} number(s) ({', '.join(keys)})", where)
+        values += [sheet_float(v) for v in given]
+    return np.array(values, dtype=float)
+
+
+def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
+    meta, model, train, opt, data = (raw.get(k, {}) for k in ("lesson", "model", "training", "optimizer", "data"))
+    for key, table in (("lesson", meta), ("model", model), ("training", train), ("optimizer", opt)):
+        if not isinstance(table, dict):
+            raise SheetsgdError(f"[{key}] must be a table", source)
+    known = {"dataset", "preset", "features", "rows", "valid_fraction", "split_seed"}
+    unknown = set(data) - known
+    if unknown:
+        raise SheetsgdError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
+                            f"{source} [data]")
+    titanic = prepare(data.get("preset", "lesson3-sheet"), data.get("features"), data.get("rows"),
+                      data.get("valid_fraction", 0.0), data.get("split_seed", 0), f"{source} [data]")
+
+    kind = model.get("kind", "logistic")
+    if kind not in MODELS:
+        raise SheetsgdError(f"unknown model {kind!r}; known: {', '.join(MODELS)}", f"{source} [model]")
+    hidden = model.get("hidden", 2)
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= 64:
+        raise SheetsgdError(f"hidden must be an integer from 1 to 64, got {hidden!r}", f"{source} [model]")
+    loss = model.get("loss", "bce" if MODELS[kind].sigmoid_output else "mse")
+    if loss not in LOSSES:
+        raise SheetsgdError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}", f"{source} [model]")
+    clip_eps = model.get("clip_eps", 1e-7)
+    if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)) or not 0 < clip_eps < 0.5:
+        raise SheetsgdError(f"clip_eps must be a number in (0, 0.5), got {clip_eps!r}", f"{source} [model]")
+    net = MODELS[kind](titanic.feature_keys, hidden)
+    init = _init(model.get("init", {"random": "uniform", "seed": 0}), net, f"{source} [model]")
+
+    opt_name = opt.get("name", "sgd")
+    if opt_name not in OPTIMIZERS:
+        raise SheetsgdError(f"unknown optimizer {opt_name!r}; known: {', '.join(OPTIMIZERS)}", f"{source} [optimizer]")
+    per_optimizer = {k: v for k, v in opt.items() if isinstance(v, dict)}
+    unknown = set(per_optimizer) - set(OPTIMIZERS)
+    if unknown:
+        raise SheetsgdError(f"unknown optimizer table(s) {', '.join(sorted(unknown))}", f"{source} [optimizer]")
+    batch = train.get("batch_size", 1)
+    best_fit_steps = train.get("best_fit_steps", 3000)
+    if isinstance(best_fit_steps, bool) or not isinstance(best_fit_steps, int) or best_fit_steps < 1:
+        raise SheetsgdError(f"best_fit_steps must be an integer ≥ 1, got {best_fit_steps!r}", f"{source} [training]")
+    lesson = TitanicLesson(
+        name=meta.get("name", name), title=meta.get("title", name), description=meta.get("description", ""),
+        tips=list(meta.get("try", [])), data=titanic, model=kind, hidden=hidden, loss=loss, init=init,
+        optimizer=opt_name, hyper={}, batch_size=titanic.n_train if batch == "full" else batch,
+        epochs=train.get("epochs", 1), shuffle=bool(train.get("shuffle", False)), seed=train.get("seed", 0),
+        clip_eps=float(clip_eps), best_fit_steps=best_fit_steps, source=source, exercise=list(meta.get("exercise", [])),
+        optimizer_tables=per_optimizer,
+    )
+    return validate(with_optimizer(lesson, opt_name))
