@@ -20,6 +20,7 @@ from .engine import Trace, train
 from .errors import SheetsgdError
 from .formula import Resolver, compile_template
 from .lesson import Lesson
+from .sizeguard import WorkbookSize
 from .spec import SPEC_VERSION, Column, _sub, exercise_columns, step_columns
 
 STEPS, EPOCHS, DATA, BATCHES, INTRO, MANIFEST = "Steps", "Epochs", "Data", "Batches", "Introduction", "_sheetsgd"
@@ -125,10 +126,11 @@ class _Formats:
 
 def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None = None) -> BuildReport:
     """Write the lesson's workbook to ``path``; returns what was written."""
+    columns = step_columns(lesson)
+    estimate_size(lesson, columns).check(lesson.source or None)  # before training: refuse early
     trace = trace or train(lesson)
     book = Book(path)
     wb, fmt, counts, sheet, path = book.wb, book.fmt, book.counts, book.sheet, book.path
-    columns = step_columns(lesson)
 
     intro, steps_ws, epochs_ws, data_ws = sheet(INTRO), sheet(STEPS), sheet(EPOCHS), sheet(DATA)
     shuffled_batches = lesson.shuffle and 1 < lesson.batch_size < len(lesson.data)
@@ -150,6 +152,23 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
     wb.set_properties({"title": lesson.title, "subject": "sheetsgd lesson", "comments": f"sheetsgd {__version__}"})
     finish_workbook(wb, path, intro, manifest_ws, _manifest_entries(lesson, columns, layout, data_first, data_last))
     return book.report(trace.n_steps)
+
+
+def estimate_size(lesson: Lesson, columns) -> WorkbookSize:
+    """Cells, rows and the longest formula of the workbook, from the lesson alone (nothing trained)."""
+    shuffled = lesson.shuffle and 1 < lesson.batch_size < len(lesson.data)
+    n, steps, hyper_rows = len(lesson.data), lesson.n_steps, len(lesson.hyper) + 1
+    start_row = HYPER_FIRST_ROW + hyper_rows + 2
+    resolver = Resolver(lambda key, which: f"$XFD${start_row + steps}", hp=lambda name: name,
+                        data=_data_resolver(lesson, {"x": 1, "y": 2}, shuffled))
+    fields = {"r": start_row + steps, "p": start_row + steps - 1, "lo": 10**6, "hi": 10**6 + lesson.batch_size}
+    longest = max((len(compile_template(c.formula, resolver).format_map(fields)) for c in columns if c.formula),
+                  default=0)
+    batches_rows = lesson.epochs * n if shuffled else 0
+    cells = (steps * len(columns) + 2 * hyper_rows + 4 * n + 5 * lesson.epochs + 5 * batches_rows)
+    return WorkbookSize(cells=cells, formula_cells=steps * sum(c.formula is not None for c in columns),
+                        longest_formula=longest, max_rows=max(start_row + steps, batches_rows + 1, n + 1),
+                        max_columns=len(columns))
 
 
 def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches) -> Layout:
