@@ -115,18 +115,23 @@ def lessons(as_json):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=False),
               help="Where to write the .xlsx workbook.")
 @click.option("--json", "as_json", is_flag=True, help="Report what was written as JSON.")
+@click.option("--exercise", is_flag=False, flag_value="", default=None, metavar="[COLUMNS]",
+              help="Student version: leave these Steps columns blank (comma-separated keys; "
+                   "alone: the template's exercise columns).")
 @clean_errors
-def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json):
+def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json, exercise):
     """Build the workbook of LESSON (a bundled name or a template file)."""
+    from .student import resolve_exercise
     from .writer import build_workbook
 
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
     if not output.lower().endswith(".xlsx"):
         raise SheetsgdError("output must end in .xlsx", output)
-    report = build_workbook(the_lesson, output)
+    blanks = resolve_exercise(the_lesson, exercise) if exercise is not None else frozenset()
+    report = build_workbook(the_lesson, output, exercise=blanks)
     summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": the_lesson.optimizer,
                "steps": report.steps, "formula_cells": report.formula_cells, "cells": report.cells,
-               "bytes": report.bytes}
+               "bytes": report.bytes, "exercise": sorted(blanks)}
     if as_json:
         click.echo(json.dumps(summary))
     else:

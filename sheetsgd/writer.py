@@ -19,6 +19,7 @@ from .errors import SheetsgdError
 from .formula import Resolver, compile_template
 from .lesson import Lesson
 from .spec import SPEC_VERSION, Column, _sub, exercise_columns, step_columns
+from .student import answer_dependent_rows, task_lines
 
 STEPS, EPOCHS, DATA, BATCHES, INTRO, MANIFEST = "Steps", "Epochs", "Data", "Batches", "Introduction", "_sheetsgd"
 HYPER_FIRST_ROW = 3  # 0-based row of the first named hyperparameter on the Steps sheet
@@ -75,24 +76,32 @@ class _Formats:
         self.title = wb.add_format({"bold": True, "font_size": 14})
         self.header = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
                                      "valign": "top", "align": "center"})
-        self.hyper = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "num_format": "General"})
+        # inputs stay unlocked: a protected student version still lets them be edited
+        self.hyper = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "num_format": "General", "locked": False})
         self.bold = wb.add_format({"bold": True})
         self.wrap = wb.add_format({"text_wrap": True, "valign": "top"})
         self.note = wb.add_format({"italic": True, "font_color": "#595959"})
         self._cache: dict[tuple[str, bool], object] = {}
 
-    def number(self, num_format: str, start: bool = False):
-        key = (num_format, start)
+    def number(self, num_format: str, start: bool = False, blank: bool = False):
+        key = (num_format, start, blank)
         if key not in self._cache:
             props = {"num_format": num_format}
             if start:
                 props.update(bg_color="#F2F2F2", italic=True)
+            if blank:  # a cell the student fills in: highlighted, unlocked
+                props.update(bg_color="#FCE4D6", border=1, border_color="#ED7D31", locked=False)
             self._cache[key] = self.wb.add_format(props)
         return self._cache[key]
 
 
-def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None = None) -> BuildReport:
-    """Write the lesson's workbook to ``path``; returns what was written."""
+def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None = None,
+                   exercise: frozenset[str] = frozenset()) -> BuildReport:
+    """Write the lesson's workbook to ``path``; returns what was written.
+
+    ``exercise``: Steps columns left blank for a student to fill in (a student version, see
+    :mod:`sheetsgd.student`): cells that depend on them cache no value, and the sheets are protected.
+    """
     trace = trace or train(lesson)
     path = os.fspath(path)
     try:
@@ -114,15 +123,19 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
     n = len(lesson.data)
     data_first, data_last = 1, n  # 0-based rows of the examples on the Data sheet
     data_cols = {"x": 1, "y": 2}
-    layout = _write_steps(steps_ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches)
+    layout = _write_steps(steps_ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches, exercise)
     layout.data_columns = data_cols
-    _write_data(data_ws, wb, fmt, lesson, trace, layout, counts)
+    _write_data(data_ws, wb, fmt, lesson, trace, layout, counts, bool(exercise))
     if batches_ws is not None:
         _write_batches(batches_ws, fmt, lesson, trace, counts)
-    _write_epochs(epochs_ws, wb, fmt, lesson, trace, layout, counts)
-    _write_intro(intro, fmt, lesson, columns, layout)
-    _write_manifest(manifest_ws, lesson, columns, layout, data_first, data_last)
+    _write_epochs(epochs_ws, wb, fmt, lesson, trace, layout, counts, bool(exercise))
+    _write_intro(intro, fmt, lesson, columns, layout, exercise)
+    _write_manifest(manifest_ws, lesson, columns, layout, data_first, data_last, exercise)
     manifest_ws.hide()
+    if exercise:  # a convenience against accidental edits, not security: no password
+        for ws in (intro, steps_ws, epochs_ws, data_ws, batches_ws):
+            if ws is not None:
+                ws.protect("", {"format_columns": True, "format_rows": True})
     steps_ws.activate()
     intro.set_first_sheet()
     intro.activate()
@@ -134,7 +147,8 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
     return BuildReport(path, trace.n_steps, counts["formula"], counts["value"], os.path.getsize(path))
 
 
-def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches) -> Layout:
+def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches,
+                 exercise=frozenset()) -> Layout:
     opt = lesson.optimizer_obj()
     ws.write(0, 0, lesson.title, fmt.title)
     ws.write(1, 0, f"{opt.title} · {lesson.loss_cls().title} · batch size "
@@ -200,16 +214,22 @@ def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffle
         plan.append((i, pattern, fmt.number(c.number_format), values))
     ranges = _batch_ranges(lesson, trace, shuffled_batches)
     write_formula, write_number = ws.write_formula, ws.write_number
+    blank_formats = {i: fmt.number(c.number_format, blank=True) for i, c in enumerate(columns) if c.key in exercise}
+    uncached = answer_dependent_rows(columns, exercise) if exercise else [frozenset()]
+    uncached_cols = [{i for i, c in enumerate(columns) if c.key in keys} for keys in uncached]
     for s in range(trace.n_steps):
         row = start_row + 1 + s
         lo, hi = ranges[s]
         fields = {"r": row + 1, "p": row, "lo": lo, "hi": hi}
+        no_cache = uncached_cols[min(s, len(uncached_cols) - 1)]
         for i, pattern, cell_format, values in plan:
             if pattern is None:
                 write_number(row, i, values[s], cell_format)
-            else:
-                write_formula(row, i, "=" + pattern.format(**fields), cell_format, values[s])
-    n_formula = sum(1 for _, p, _, _ in plan if p is not None)
+            elif i in blank_formats:
+                ws.write_blank(row, i, None, blank_formats[i])
+            else:  # "" caches no value: the engine's value here would give an answer away
+                write_formula(row, i, "=" + pattern.format(**fields), cell_format, "" if i in no_cache else values[s])
+    n_formula = sum(1 for i, p, _, _ in plan if p is not None and i not in blank_formats)
     counts["formula"] += n_formula * trace.n_steps
     counts["value"] += (len(plan) - n_formula) * trace.n_steps
     ws.freeze_panes(start_row, 2)
@@ -239,7 +259,7 @@ def _batch_ranges(lesson, trace, shuffled_batches) -> list[tuple[int, int]]:
     return [(a + 1, b + 1) for a, b in _batch_positions(lesson, trace)]
 
 
-def _write_data(ws, wb, fmt, lesson, trace, layout, counts):
+def _write_data(ws, wb, fmt, lesson, trace, layout, counts, hide_answers=False):
     model = lesson.model_cls()
     final_row = layout.start_row + trace.n_steps  # 0-based row of the last step
     ws.set_row(0, 30)
@@ -250,14 +270,15 @@ def _write_data(ws, wb, fmt, lesson, trace, layout, counts):
                     for p in model.params}
     fitted = compile_template(_sub(model.predict_formula, {"X": "{x}"}),
                               Resolver(lambda k, w: final_params.get(k) or f"B{{r}}", hp=str, data=str))
-    fit_values = model.predict(trace.final, lesson.data.x).tolist()
+    fit_values = [""] * len(lesson.data) if hide_answers else model.predict(trace.final, lesson.data.x).tolist()
     num = fmt.number("General")
+    data_fmt = fmt.hyper if hide_answers else num  # the data are inputs: unlocked in a student version
     fit_fmt = fmt.number("0.0000")
     for i in range(len(lesson.data)):
         r = i + 1
         ws.write_number(r, 0, i + 1, num)
-        ws.write_number(r, 1, lesson.data.x[i], num)
-        ws.write_number(r, 2, lesson.data.y[i], num)
+        ws.write_number(r, 1, lesson.data.x[i], data_fmt)
+        ws.write_number(r, 2, lesson.data.y[i], data_fmt)
         ws.write_formula(r, 3, "=" + fitted.format(r=r + 1), fit_fmt, fit_values[i])
     counts["value"] += 3 * len(lesson.data)
     counts["formula"] += len(lesson.data)
@@ -296,7 +317,7 @@ def _write_batches(ws, fmt, lesson, trace, counts):
     ws.freeze_panes(1, 0)
 
 
-def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts):
+def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts, hide_answers=False):
     model, loss = lesson.model_cls(), lesson.loss_cls()
     n = len(lesson.data)
     ws.set_row(0, 45)
@@ -318,8 +339,9 @@ def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts):
         ws.write_number(e, 1, idx[0] + 1)
         ws.write_number(e, 2, idx[-1] + 1)
         ws.write_formula(e, 3, f"=AVERAGE({STEPS}!{loss_letter}{lo}:{loss_letter}{hi})", fmt.number("0.000000"),
-                         float(trace.epochs["mean_step_loss"][e - 1]))
-        ws.write_formula(e, 4, "=" + full, fmt.number("0.000000"), float(trace.epochs["full_loss"][e - 1]))
+                         "" if hide_answers else float(trace.epochs["mean_step_loss"][e - 1]))
+        ws.write_formula(e, 4, "=" + full, fmt.number("0.000000"),
+                         "" if hide_answers else float(trace.epochs["full_loss"][e - 1]))
     counts["value"] += 3 * lesson.epochs
     counts["formula"] += 2 * lesson.epochs
     ws.freeze_panes(1, 0)
@@ -354,7 +376,7 @@ def _positive(values) -> bool:
     return bool(np.all(np.isfinite(values)) and np.all(values > 0))
 
 
-def _write_intro(ws, fmt, lesson, columns, layout):
+def _write_intro(ws, fmt, lesson, columns, layout, exercise=frozenset()):
     ws.set_column(0, 0, 28)
     ws.set_column(1, 1, 60)
     ws.set_column(2, 2, 60)
@@ -365,6 +387,14 @@ def _write_intro(ws, fmt, lesson, columns, layout):
         ws.merge_range(row, 0, row, 2, " ".join(para.split()), fmt.wrap)
         row += 1
     row += 1
+    if exercise:
+        ws.write(row, 0, "Your task", fmt.title)
+        row += 1
+        for line in task_lines(lesson, columns, exercise):
+            ws.write(row, 0, "•")
+            ws.write(row, 1, line)
+            row += 1
+        row += 1
     ws.write(row, 0, "How the Steps sheet works", fmt.bold)
     row += 1
     how = [
@@ -393,7 +423,11 @@ def _write_intro(ws, fmt, lesson, columns, layout):
     for c in columns:
         ws.write(row, 0, c.header, fmt.bold)
         ws.write(row, 1, c.note)
-        ws.write_string(row, 2, _formula_in_row(c, lesson, layout, first) if c.formula else "(a value)")
+        if c.key in exercise:
+            text = "(yours to write: see Your task)"
+        else:
+            text = _formula_in_row(c, lesson, layout, first) if c.formula else "(a value)"
+        ws.write_string(row, 2, text)
         row += 1
 
 
@@ -408,7 +442,7 @@ def _formula_in_row(column: Column, lesson, layout, row0: int) -> str:
     return compile_template(column.formula, Resolver(cell, hp=str, data=data)).replace("{lo}", "").replace("{hi}", "")
 
 
-def _write_manifest(ws, lesson, columns, layout, data_first, data_last):
+def _write_manifest(ws, lesson, columns, layout, data_first, data_last, exercise=frozenset()):
     """What the checker needs to find its way: lesson, spec version and layout. No answers."""
     entries = {
         "generator": f"sheetsgd {__version__}",
@@ -433,6 +467,8 @@ def _write_manifest(ws, lesson, columns, layout, data_first, data_last):
         "data_rows": [data_first + 1, data_last + 1],
         "data_columns": {k: xl_col_to_name(v) for k, v in layout.data_columns.items()},
         "exercise_defaults": exercise_columns(lesson),
+        "data_headers": {"x": lesson.data.x_name, "y": lesson.data.y_name},
+        "exercise": [c.key for c in columns if c.key in exercise],  # names only: the blanks, no answers
     }
     ws.write_row(0, 0, ["key", "value (JSON)"])
     for i, (key, value) in enumerate(entries.items(), start=1):
