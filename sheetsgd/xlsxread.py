@@ -16,12 +16,14 @@ references) is parsed by the general defusedxml parser instead. Neither path exp
 from __future__ import annotations
 
 import math
+from itertools import repeat
 from operator import itemgetter
 import posixpath
 import re
 import zipfile
 from dataclasses import dataclass, field
 
+import numpy as np
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
@@ -62,11 +64,13 @@ class Cell:
 
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]*)>'
-                   rb'(?:(<f[^>]*/>)|(<f[^>]*>)([^<]*)</f>)?'
-                   rb'(?:(<v>)([^<]*)</v>|<v ?/>|(<is>)<t[^>]*>([^<]*)</t></is>)?')
-# a raw cell is the pattern's groups: 0 column, 1 row, 2 attributes, 3 <f .../>, 4 <f ...>, 5 formula text,
-# 6 <v>, 7 value text, 8 <is>, 9 inline string text
-_ATTRS, _F_SELF, _F_OPEN, _F_TEXT, _V_OPEN, _V, _IS, _IS_TEXT = range(2, 10)
+                   rb'(?:(<f[^>]*>)(?:([^<]*)</f>)?)?'
+                   rb'(?:<v>([^<]*)</v>|<v ?/>|<is><t[^>]*>([^<]*)</t></is>)?')
+# a raw cell is the pattern's groups: 0 column, 1 row, 2 attributes, 3 <f ...> or <f .../>, 4 formula text,
+# 5 value text, 6 inline string text
+_ATTRS, _F_OPEN, _F_TEXT, _V, _IS_TEXT = range(2, 7)
+# constructs the pattern does not read: any of them sends the sheet to the general parser
+_UNEXPECTED = re.compile(rb"<!\[CDATA\[|<!--|<c>|<v [^/]|<is><(?!t[ >])")
 _ATTR = re.compile(r'\b(\w+)="([^"]*)"')
 _ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
@@ -289,37 +293,49 @@ def _inside_phonetic(si, t) -> bool:  # East-Asian reading hints (<rPh>) are not
 
 
 class Sheet:
-    """The cells of one worksheet, keyed by (row, column), both 1-based."""
+    """The cells of one worksheet, addressed by (row, column), both 1-based.
+
+    Cells are kept as the parser found them, in row order, with numpy arrays of their rows and
+    columns: whole columns are then picked out by array operations, not one lookup per cell.
+    """
 
     def __init__(self, book: Workbook, name: str, part: str):
         self.book, self.name, self.part = book, name, part
         data = book._read(part)
-        prolog = data[:data.find(b"<worksheet") if b"<worksheet" in data[:4096] else 4096]
-        if b"<!DOCTYPE" in prolog or b"<!ENTITY" in data:
+        head = data[:4096]
+        if b"<!DOCTYPE" in head or b"<!ENTITY" in data:
             raise book.error("the sheet declares a DTD or entities, refused (entity expansion)", name)
-        raw = self._fast(data) if b"<worksheet" in data[:4096] else None
-        if raw is None:
-            raw = self._general(data)
-        if len(raw) > book.limits.max_cells:
-            raise book.error(f"{len(raw):,} cells, over the {book.limits.max_cells:,} limit (--max-cells)", name)
-        self._raw = raw  # (row, col) -> raw cell (see _CELL)
+        parsed = self._fast(data) if b"<worksheet" in head else None
+        if parsed is None:
+            parsed = self._general(data)
+        cells, rows, cols = parsed
+        if len(cells) > book.limits.max_cells:
+            raise book.error(f"{len(cells):,} cells, over the {book.limits.max_cells:,} limit (--max-cells)", name)
+        if len(rows) and (rows.max() > 1_048_576 or cols.max() > 16_384):
+            raise book.error("a cell lies beyond the largest sheet a spreadsheet app allows", name)
+        if len(rows) > 1 and not np.all(np.diff(rows) >= 0):  # keep row order for binary search
+            order = np.argsort(rows, kind="stable")
+            cells, rows, cols = [cells[i] for i in order.tolist()], rows[order], cols[order]
+        self._cells, self._rows, self._cols = cells, rows, cols
+        self._by_col: dict[int, np.ndarray] = {}
         self._shared_masters: dict[str, tuple[int, int, str]] | None = None
 
     # the fast path: one pattern, verified against tag counts
     @staticmethod
     def _fast(data: bytes):
-        if b"<![CDATA[" in data or b"<is><r>" in data or data.count(b"<v ") != data.count(b"<v />"):
+        if _UNEXPECTED.search(data):
             return None
         found = _CELL.findall(data)
+
         def present(i):
             return sum(map(bool, map(itemgetter(i), found)))
-        if (len(found) != data.count(b"<c ") + data.count(b"<c>")
-                or present(_F_SELF) + present(_F_OPEN) != data.count(b"<f>") + data.count(b"<f ") + data.count(b"<f/>")
-                or present(_V_OPEN) != data.count(b"<v>") or present(_IS) != data.count(b"<is>")):
-            return None  # something the pattern does not account for: use the general parser
+        if (len(found) != data.count(b"<c ") or present(_F_OPEN) != data.count(b"<f")
+                or present(_V) != data.count(b"<v>") - data.count(b"<v></v>")):
+            return None  # something the pattern does not account for: the general parser decides
         letters = {col: column_index(col.decode()) for col in set(map(itemgetter(0), found))}
-        keys = zip(map(int, map(itemgetter(1), found)), map(letters.__getitem__, map(itemgetter(0), found)))
-        return dict(zip(keys, found))  # all in C: a 10,000-step sheet is 170,000 cells
+        rows = np.array(list(map(int, map(itemgetter(1), found))), dtype=np.int64)
+        cols = np.array(list(map(letters.__getitem__, map(itemgetter(0), found))), dtype=np.int64)
+        return found, rows, cols
 
     # the general path: namespace-aware, any layout, still defused
     def _general(self, data: bytes):
@@ -329,12 +345,15 @@ class Sheet:
             raise self.book.error("the sheet declares a DTD or entities, refused", self.name) from None
         except SafeET.ParseError as exc:
             raise self.book.error(f"the sheet is not well-formed XML ({exc})", self.name) from None
-        raw = {}
+        cells, rows, cols = [], [], []
         row_no = 0
         for row in root.iter():
             if row.tag.rsplit("}", 1)[-1] != "row":
                 continue
-            row_no = int(row.get("r", row_no + 1))
+            try:
+                row_no = int(row.get("r", row_no + 1))
+            except ValueError:
+                raise self.book.error(f"malformed row number {row.get('r')[:20]!r}", self.name) from None
             col_no = 0
             for c in row:
                 if c.tag.rsplit("}", 1)[-1] != "c":
@@ -348,89 +367,117 @@ class Sheet:
                 else:
                     col_no += 1
                 attrs = "".join(f' {k}="{val}"' for k, val in c.attrib.items() if k == "t").encode()
-                f_open, f_text, v_open, v, is_open, inline = b"", b"", b"", b"", b"", b""
+                f_open, f_text, v, inline = b"", b"", b"", b""
                 for child in c:
                     tag = child.tag.rsplit("}", 1)[-1]
                     if tag == "f":
                         f_open = ("<f" + "".join(f' {k}="{val}"' for k, val in child.attrib.items()) + ">").encode()
                         f_text = _escape(child.text or "").encode()
                     elif tag == "v":
-                        v_open, v = b"<v>", _escape(child.text or "").encode()
+                        v = _escape(child.text or "").encode()
                     elif tag == "is":
-                        is_open = b"<is>"
                         inline = _escape("".join(x.text or "" for x in child.iter()
                                                  if x.tag.rsplit("}", 1)[-1] == "t")).encode()
-                raw[row_no, col_no] = (b"", b"", attrs, b"", f_open, f_text, v_open, v, is_open, inline)
-                if len(raw) > self.book.limits.max_cells:
-                    break
-        return raw
+                cells.append((b"", b"", attrs, f_open, f_text, v, inline))
+                rows.append(row_no)
+                cols.append(col_no)
+                if len(cells) > self.book.limits.max_cells:
+                    raise self.book.error(f"over {self.book.limits.max_cells:,} cells (--max-cells)", self.name)
+        return cells, np.array(rows, dtype=np.int64), np.array(cols, dtype=np.int64)
 
     # --- access --------------------------------------------------------------------------------
-    def __contains__(self, key) -> bool:
-        return key in self._raw
-
-    def keys(self):
-        return self._raw.keys()
+    def _raw(self, row: int, col: int):
+        lo, hi = np.searchsorted(self._rows, (row, row + 1))
+        for i in range(int(lo), int(hi)):
+            if self._cols[i] == col:
+                return self._cells[i]
+        return None
 
     def max_row(self) -> int:
-        return max((r for r, _ in self._raw), default=0)
+        return int(self._rows.max()) if len(self._rows) else 0
+
+    def texts(self, max_row: int) -> dict[int, dict[str, int]]:
+        """{row: {text: column}} of the text cells in the first ``max_row`` rows (header search)."""
+        out: dict[int, dict[str, int]] = {}
+        n = int(np.searchsorted(self._rows, max_row + 1))
+        for i in range(n):
+            raw = self._cells[i]
+            attrs = raw[_ATTRS]
+            if b't="s"' in attrs or b't="inlineStr"' in attrs or b't="str"' in attrs:
+                value, _ = self._decode(raw)
+                if isinstance(value, str):
+                    out.setdefault(int(self._rows[i]), {}).setdefault(value.strip(), int(self._cols[i]))
+        return out
 
     def value(self, row: int, col: int):
-        raw = self._raw.get((row, col))
+        raw = self._raw(row, col)
         return None if raw is None else self._decode(raw)[0]
 
     def cell(self, row: int, col: int) -> Cell | None:
-        raw = self._raw.get((row, col))
+        raw = self._raw(row, col)
         if raw is None:
             return None
         value, has_cache = self._decode(raw)
-        formula = self._formula(row, col, raw) if (raw[_F_OPEN] or raw[_F_SELF]) else None
+        formula = self._formula(row, col, raw) if raw[_F_OPEN] else None
         return Cell(value, formula, has_cache)
 
     def has_formula(self, row: int, col: int) -> bool:
-        raw = self._raw.get((row, col))
-        return bool(raw and (raw[_F_OPEN] or raw[_F_SELF]))
+        raw = self._raw(row, col)
+        return bool(raw and raw[_F_OPEN])
 
     def formula(self, row: int, col: int) -> str | None:
-        raw = self._raw.get((row, col))
-        return self._formula(row, col, raw) if raw and (raw[_F_OPEN] or raw[_F_SELF]) else None
+        raw = self._raw(row, col)
+        return self._formula(row, col, raw) if raw and raw[_F_OPEN] else None
 
-    def numbers(self, col: int, rows) -> tuple[list, list[bool], list[bool]]:
-        """Values of column ``col`` at ``rows`` (floats, or whatever else the cell holds, None when empty),
-        which hold a formula, and which are formulas without a cached value. The checker's fast path."""
-        values, formulas, uncached = [], [], []
-        get, decode = self._raw.get, self._decode
-        for r in rows:
-            raw = get((r, col))
-            if raw is None:
-                values.append(None); formulas.append(False); uncached.append(False)
-                continue
-            has_f = bool(raw[_F_OPEN] or raw[_F_SELF])
-            formulas.append(has_f)
-            if raw[_V] and (not raw[_ATTRS] or b't="' not in raw[_ATTRS] or b't="n"' in raw[_ATTRS]):
+    def numbers(self, col: int, rows) -> tuple[list | np.ndarray, np.ndarray, np.ndarray]:
+        """Values of column ``col`` at ``rows`` (a float array when every cell holds a number, else a list
+        of floats / text / CellError / None), which hold a formula, and which are formulas without a
+        cached value. The checker's fast path: a 10,000-step column is picked out and converted in C."""
+        if col not in self._by_col:
+            self._by_col[col] = np.flatnonzero(self._cols == col)
+        at = self._by_col[col]
+        want = np.asarray(list(rows), dtype=np.int64)
+        if len(at) == 0 or len(want) == 0:
+            n = len(want)
+            return [None] * n, np.zeros(n, bool), np.zeros(n, bool)
+        col_rows = self._rows[at]
+        p = np.minimum(np.searchsorted(col_rows, want), len(at) - 1)
+        hit = col_rows[p] == want
+        pos = at[p].tolist()
+        if hit.all():
+            raws = [self._cells[i] for i in pos] if len(pos) < 2 else list(itemgetter(*pos)(self._cells))
+            f_open = list(map(itemgetter(_F_OPEN), raws))
+            has_f = np.fromiter(map(bool, f_open), bool, len(raws))
+            attrs = set(map(itemgetter(_ATTRS), raws))
+            if all(b't="' not in a or b't="n"' in a for a in attrs):
                 try:
-                    values.append(float(raw[_V]))
-                    uncached.append(False)
-                    continue
+                    values = np.array(list(map(itemgetter(_V), raws)), dtype="S").astype(float)
+                    return values, has_f, np.zeros(len(raws), bool)
                 except ValueError:
-                    pass
-            value, has_cache = decode(raw)
+                    pass  # an empty or odd value somewhere: cell by cell below
+        else:
+            raws = [self._cells[i] if h else None for i, h in zip(pos, hit.tolist())]
+        values, formulas, uncached = [], [], []
+        for raw in raws:
+            if raw is None:
+                values.append(None)
+                formulas.append(False)
+                uncached.append(False)
+                continue
+            has = bool(raw[_F_OPEN])
+            value, has_cache = self._decode(raw)
             values.append(value)
-            uncached.append(has_f and not has_cache)
-        return values, formulas, uncached
+            formulas.append(has)
+            uncached.append(has and not has_cache)
+        return values, np.array(formulas, bool), np.array(uncached, bool)
 
     def _decode(self, raw) -> tuple[object, bool]:
         """(value, has_cache)."""
         attrs = raw[_ATTRS]
         i = attrs.find(b't="')
         t = attrs[i + 3:attrs.find(b'"', i + 3)].decode() if i >= 0 else "n"
-        has_f = bool(raw[_F_OPEN] or raw[_F_SELF])
-        if raw[_IS]:
-            t, v = "inlineStr", raw[_IS_TEXT]
-        elif not raw[_V_OPEN]:
-            return None, not has_f
-        else:
-            v = raw[_V]
+        has_f = bool(raw[_F_OPEN])
+        v = raw[_IS_TEXT] if t == "inlineStr" else raw[_V]
         if v == b"" and t not in ("inlineStr", "str"):
             return None, not has_f
         text = v.decode("utf-8", "replace")
@@ -457,8 +504,7 @@ class Sheet:
         return text, True
 
     def _formula(self, row: int, col: int, raw) -> str | None:
-        f_open = (raw[_F_OPEN] or raw[_F_SELF]).decode("utf-8", "replace")
-        attrs = dict(_ATTR.findall(f_open))
+        attrs = dict(_ATTR.findall(raw[_F_OPEN].decode("utf-8", "replace")))
         text = _unescape(raw[_F_TEXT].decode("utf-8", "replace"))
         if len(text) > self.book.limits.max_string_chars:
             raise self.book.error(f"a formula of {len(text):,} characters", f"{self.name}!{column_letters(col)}{row}")
@@ -472,10 +518,11 @@ class Sheet:
     def _shared_master(self, si: str):
         if self._shared_masters is None:
             self._shared_masters = {}
-            for (r, c), raw in self._raw.items():
+            for i, raw in enumerate(self._cells):
                 if raw[_F_OPEN] and b'"shared"' in raw[_F_OPEN] and raw[_F_TEXT]:
                     attrs = dict(_ATTR.findall(raw[_F_OPEN].decode()))
-                    self._shared_masters[attrs.get("si", "")] = (r, c, _unescape(raw[_F_TEXT].decode()))
+                    self._shared_masters[attrs.get("si", "")] = (int(self._rows[i]), int(self._cols[i]),
+                                                                 _unescape(raw[_F_TEXT].decode()))
         return self._shared_masters.get(si)
 
 
