@@ -187,9 +187,40 @@ def read_grid(sub: Submission, value_source=None) -> tuple[Grid, bool]:
         values[c.key] = np.where(np.isfinite(arr), arr, np.nan)
         formula[c.key] = np.array(has_f, dtype=bool)
         blank[c.key] = np.array([v is None for v in vals], dtype=bool) & ~formula[c.key]
-        v0 = (value_source or sub.sheet.value)(sub.start_row, col)
-        start[c.key] = _to_float(v0) if c.start_value else math.nan
+        start[c.key] = _to_float((value_source or sub.sheet.value)(sub.start_row, col))  # blank reads as 0
     return Grid(values, raw, formula, blank, start), missing_cache
+
+
+class _quiet_native_output:
+    """Silence stdout/stderr at the file-descriptor level (native code writes past sys.stdout)."""
+
+    def __enter__(self):
+        import os
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        self.saved = []
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for fd in (1, 2):
+                self.saved.append((fd, os.dup(fd)))
+                os.dup2(devnull, fd)
+            os.close(devnull)
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        import os
+
+        for fd, copy in self.saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        return False
 
 
 def _ironcalc_source(sub: Submission, path: str | None = None, inputs: dict | None = None):
@@ -199,7 +230,8 @@ def _ironcalc_source(sub: Submission, path: str | None = None, inputs: dict | No
     except ImportError:  # pragma: no cover - a declared dependency
         raise SheetsgdError("the embedded engine (ironcalc) is not installed: pip install ironcalc") from None
     try:
-        model = ironcalc.load_from_xlsx(path or sub.path, "en", "UTC")
+        with _quiet_native_output():  # IronCalc prints a line per formula cell without a cached value
+            model = ironcalc.load_from_xlsx(path or sub.path, "en", "UTC")
         names = [s["name"] for s in model.get_worksheets_properties()]
         for (sheet, row, col), number in (inputs or {}).items():
             model.update_cell_with_number(names.index(sheet), row, col, number)
@@ -308,11 +340,9 @@ def _diagnose(sub: Submission, grid: Grid, column, bad: np.ndarray, ctx: Context
             continue
         if np.all(agree(found[wrong], expected[wrong], mag[wrong], rel=1e-7)):
             return name
-    for ref in refs:
+    for ref in refs:  # this step's updates (or the next row's parameters, the same cells' values) read back
         k, off = ref["key"], ref["offset"]
-        if k and k.startswith("new_") and off == 0 and k[4:] in params and (k[4:] in this or k == key):
-            return "own_row_update"
-        if k and k[4:] in params and k.startswith("new_") and off == 1:
+        if k and k.startswith("new_") and k[4:] in params and off == 0 and k not in this:
             return "own_row_update"
         if k in params and off == 1:
             return "own_row_update"
