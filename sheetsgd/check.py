@@ -467,33 +467,21 @@ def _formula_text(sub: Submission, key: str, i: int) -> str | None:
 
 # --- strict: the same formulas with other inputs ---------------------------------------------------
 
-def strict_check(sub: Submission, results: list[ColumnResult], path: str | None = None) -> dict:
+def strict_check(sub: Submission, path: str | None = None) -> tuple[dict, list[ColumnResult]]:
+    """Recalculate (IronCalc) with another lr and other initial parameters and judge again, root causes
+    and knock-ons as usual: a cell that followed before but not now holds typed numbers."""
     lr = sub.hyper["lr"] * 0.5
     params = sub.lesson.model_cls().params
     init = {p: sub.lesson.init[p] + 0.25 * (1 + abs(sub.lesson.init[p])) for p in params}
     inputs = {sub.hyper_cells["lr"]: lr}
     for p in params:
         inputs[(sub.sheet.name, sub.start_row, sub.col_of["new_" + p])] = init[p]
-    source = _ironcalc_source(sub, path, inputs)
-    grid, _ = read_grid(sub, source)
-    lesson = replace(sub.lesson, hyper={**sub.lesson.hyper, "lr": lr}, init=init)
-    with np.errstate(all="ignore"):
-        engine = train(lesson).steps
-    checked = {r.key for r in results if r.correct == r.total}
-    mismatches = []
-    for c in sub.columns:
-        if c.formula is None or c.key not in checked or c.key not in engine:
-            continue
-        ok = agree(grid.values[c.key], engine[c.key], np.abs(engine[c.key]), rel=GLOBAL_REL)
-        if not ok.all():
-            i = int(np.argmax(~ok))
-            mismatches.append({"column": c.key, "header": c.header, "letter": column_letters(sub.col_of[c.key]),
-                               "step": i + 1, "cell": sub.cell_ref(c.key, i),
-                               "expected": _plain(engine[c.key][i]), "found": _plain(grid.raw[c.key][i]),
-                               "formula": _formula_text(sub, c.key, i), "cells": int((~ok).sum()),
-                               "still_correct": int(ok.sum()), "exercise": c.key in sub.exercise})
-    return {"perturbation": f"lr = {lr:g} and initial {', '.join(f'{p} = {v:g}' for p, v in init.items())}",
-            "mismatches": mismatches}
+    perturbed = replace(sub, lesson=replace(sub.lesson, hyper={**sub.lesson.hyper, "lr": lr}, init=init),
+                        hyper={**sub.hyper, "lr": lr})
+    grid, _ = read_grid(perturbed, _ironcalc_source(sub, path, inputs))
+    results, mistakes = judge(perturbed, grid)
+    return ({"perturbation": f"lr = {lr:g} and initial {', '.join(f'{p} = {v:g}' for p, v in init.items())}",
+             "mismatches": mistakes}, results)
 
 
 # --- the whole check -------------------------------------------------------------------------------
@@ -534,13 +522,16 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
         report.notes.append(f"values recalculated by {'IronCalc' if recalculated_by == 'ironcalc' else 'LibreOffice'}"
                             + (" (the file stores no computed values)" if missing_cache else ""))
     if strict:
-        report.strict = strict_check(sub, results)
-        m = CATALOGUE["hard_coded"]
-        for mm in report.strict["mismatches"]:
-            col = next(c for c in results if c.key == mm["column"])
-            col.correct = min(col.correct, mm["still_correct"])
-            col.status = "root cause"
-            report.mistakes.append({**mm, "mistake": m.name, "title": m.title, "hint": m.hint})
+        report.strict, strict_results = strict_check(sub)
+        flagged = {m["column"] for m in mistakes}
+        hard = CATALOGUE["hard_coded"]
+        for m in report.strict["mismatches"]:
+            if m["column"] not in flagged:
+                report.mistakes.append({**m, "mistake": hard.name, "title": hard.title, "hint": hard.hint})
+        for col, again in zip(results, strict_results):
+            col.correct = min(col.correct, again.correct)
+            if again.status == "root cause":
+                col.status = "root cause"
         if report.mistakes:
             report.status = "mistakes"
     return report
