@@ -46,6 +46,7 @@ class Submission:
     hyper_cells: dict[str, tuple[str, int, int]]  # name -> (sheet, row, column)
     hyper: dict[str, float]  # the sheet's named inputs (including fd_step)
     exercise: list[str]
+    batches: list = field(default_factory=list)  # (epoch, example indices) per step, as the engine makes them
     data_sheet: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -170,7 +171,8 @@ def locate(path: str, limits: Limits = Limits()) -> Submission:
                       if sheet.value(r, step_col) == 0), None)
     if start_row is None:
         raise book.error(f"no start row (step 0) below the header row {header_row}", f"{steps_name}!{column_letters(step_col)}")
-    n_steps = len(make_batches(lesson))
+    batches = make_batches(lesson)
+    n_steps = len(batches)
     candidates = range(start_row + 1, min(start_row + 1 + n_steps + 1000, sheet.max_row() + 1))
     values, _, _ = sheet.numbers(step_col, candidates)
     step_rows = []
@@ -194,7 +196,8 @@ def locate(path: str, limits: Limits = Limits()) -> Submission:
     exercise = [k for k in (manifest.get("exercise") or manifest.get("exercise_defaults") or []) if k in col_of]
     sub = Submission(path=str(path), book=book, manifest=manifest, lesson=lesson, columns=columns, sheet=sheet,
                      header_row=header_row, start_row=start_row, step_rows=step_rows, col_of=col_of,
-                     hyper_cells=hyper_cells, hyper=hyper, exercise=exercise, data_sheet=data_sheet)
+                     hyper_cells=hyper_cells, hyper=hyper, exercise=exercise, batches=batches,
+                     data_sheet=data_sheet)
     if book.has_macros:
         sub.notes.append("the file holds a macro project (VBA): it was not run")
     if steps_name != manifest.get("steps_sheet", "Steps"):

@@ -318,6 +318,7 @@ class Sheet:
             cells, rows, cols = [cells[i] for i in order.tolist()], rows[order], cols[order]
         self._cells, self._rows, self._cols = cells, rows, cols
         self._by_col: dict[int, np.ndarray] = {}
+        self._arrays = None  # whole-sheet value/formula arrays, made on first use by numbers()
         self._shared_masters: dict[str, tuple[int, int, str]] | None = None
 
     # the fast path: one pattern, verified against tag counts
@@ -329,11 +330,12 @@ class Sheet:
 
         def present(i):
             return sum(map(bool, map(itemgetter(i), found)))
-        if (len(found) != data.count(b"<c ") or present(_F_OPEN) != data.count(b"<f")
-                or present(_V) != data.count(b"<v>") - data.count(b"<v></v>")):
+        # every cell and every formula must be accounted for (a missed formula would look like a typed
+        # constant); a missed value is harmless: the cell then has no cached value and gets recalculated
+        if len(found) != data.count(b"<c ") or present(_F_OPEN) != data.count(b"<f"):
             return None  # something the pattern does not account for: the general parser decides
         letters = {col: column_index(col.decode()) for col in set(map(itemgetter(0), found))}
-        rows = np.array(list(map(int, map(itemgetter(1), found))), dtype=np.int64)
+        rows = np.array(list(map(itemgetter(1), found)), dtype="S7").astype(np.int64)
         cols = np.array(list(map(letters.__getitem__, map(itemgetter(0), found))), dtype=np.int64)
         return found, rows, cols
 
@@ -443,20 +445,15 @@ class Sheet:
         col_rows = self._rows[at]
         p = np.minimum(np.searchsorted(col_rows, want), len(at) - 1)
         hit = col_rows[p] == want
-        pos = at[p].tolist()
+        pos = at[p]
         if hit.all():
-            raws = [self._cells[i] for i in pos] if len(pos) < 2 else list(itemgetter(*pos)(self._cells))
-            f_open = list(map(itemgetter(_F_OPEN), raws))
-            has_f = np.fromiter(map(bool, f_open), bool, len(raws))
-            attrs = set(map(itemgetter(_ATTRS), raws))
-            if all(b't="' not in a or b't="n"' in a for a in attrs):
+            text, has_f, plain = self._whole_sheet_arrays()
+            if plain[pos].all():
                 try:
-                    values = np.array(list(map(itemgetter(_V), raws)), dtype="S").astype(float)
-                    return values, has_f, np.zeros(len(raws), bool)
+                    return text[pos].astype(float), has_f[pos], np.zeros(len(pos), bool)
                 except ValueError:
                     pass  # an empty or odd value somewhere: cell by cell below
-        else:
-            raws = [self._cells[i] if h else None for i, h in zip(pos, hit.tolist())]
+        raws = [self._cells[i] if h else None for i, h in zip(pos.tolist(), hit.tolist())]
         values, formulas, uncached = [], [], []
         for raw in raws:
             if raw is None:
@@ -470,6 +467,20 @@ class Sheet:
             formulas.append(has)
             uncached.append(has and not has_cache)
         return values, np.array(formulas, bool), np.array(uncached, bool)
+
+    def _whole_sheet_arrays(self):
+        """Every cell's value text (fixed width), whether it holds a formula, and whether its value is a
+        plain number no longer than 32 characters: columns are then converted by numpy in one go."""
+        if self._arrays is None:
+            cells = self._cells
+            values = list(map(itemgetter(_V), cells))
+            attrs = list(map(itemgetter(_ATTRS), cells))
+            numeric = {a: b't="' not in a or b't="n"' in a for a in set(attrs)}
+            plain = np.fromiter(map(numeric.__getitem__, attrs), bool, len(cells))
+            plain &= np.fromiter(map(len, values), np.int64, len(cells)) <= 32  # S32 below must not truncate
+            self._arrays = (np.array(values, dtype="S32"),
+                            np.fromiter(map(bool, map(itemgetter(_F_OPEN), cells)), bool, len(cells)), plain)
+        return self._arrays
 
     def _decode(self, raw) -> tuple[object, bool]:
         """(value, has_cache)."""
