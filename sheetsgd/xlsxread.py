@@ -486,7 +486,7 @@ class Sheet:
         """(value, has_cache)."""
         attrs = raw[_ATTRS]
         i = attrs.find(b't="')
-        t = attrs[i + 3:attrs.find(b'"', i + 3)].decode() if i >= 0 else "n"
+        t = attrs[i + 3:attrs.find(b'"', i + 3)].decode("utf-8", "replace") if i >= 0 else "n"
         has_f = bool(raw[_F_OPEN])
         v = raw[_IS_TEXT] if t == "inlineStr" else raw[_V]
         if v == b"" and t not in ("inlineStr", "str"):
@@ -531,9 +531,9 @@ class Sheet:
             self._shared_masters = {}
             for i, raw in enumerate(self._cells):
                 if raw[_F_OPEN] and b'"shared"' in raw[_F_OPEN] and raw[_F_TEXT]:
-                    attrs = dict(_ATTR.findall(raw[_F_OPEN].decode()))
+                    attrs = dict(_ATTR.findall(raw[_F_OPEN].decode("utf-8", "replace")))
                     self._shared_masters[attrs.get("si", "")] = (int(self._rows[i]), int(self._cols[i]),
-                                                                 _unescape(raw[_F_TEXT].decode()))
+                                                                 _unescape(raw[_F_TEXT].decode("utf-8", "replace")))
         return self._shared_masters.get(si)
 
 
