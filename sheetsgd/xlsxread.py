@@ -70,7 +70,9 @@ _CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]*)>'
 # 5 value text, 6 inline string text
 _ATTRS, _F_OPEN, _F_TEXT, _V, _IS_TEXT = range(2, 7)
 # constructs the pattern does not read: any of them sends the sheet to the general parser
-_UNEXPECTED = re.compile(rb"<!\[CDATA\[|<!--|<c>|<v [^/]|<is><(?!t[ >])")
+# constructs the fast pattern would misread (declarations, comments, CDATA, cells without a reference,
+# rich inline text): any of them sends the sheet to the general parser (or, for a DTD, to refusal)
+_UNEXPECTED = (b"<!", b"<c>", b"<is><r>")
 _ATTR = re.compile(r'\b(\w+)="([^"]*)"')
 _ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
@@ -324,7 +326,7 @@ class Sheet:
     # the fast path: one pattern, verified against tag counts
     @staticmethod
     def _fast(data: bytes):
-        if _UNEXPECTED.search(data):
+        if any(marker in data for marker in _UNEXPECTED):
             return None
         found = _CELL.findall(data)
 
@@ -447,12 +449,9 @@ class Sheet:
         hit = col_rows[p] == want
         pos = at[p]
         if hit.all():
-            text, has_f, plain = self._whole_sheet_arrays()
+            numbers, has_f, plain = self._whole_sheet_arrays()
             if plain[pos].all():
-                try:
-                    return text[pos].astype(float), has_f[pos], np.zeros(len(pos), bool)
-                except ValueError:
-                    pass  # an empty or odd value somewhere: cell by cell below
+                return numbers[pos], has_f[pos], np.zeros(len(pos), bool)
         raws = [self._cells[i] if h else None for i, h in zip(pos.tolist(), hit.tolist())]
         values, formulas, uncached = [], [], []
         for raw in raws:
@@ -469,17 +468,28 @@ class Sheet:
         return values, np.array(formulas, bool), np.array(uncached, bool)
 
     def _whole_sheet_arrays(self):
-        """Every cell's value text (fixed width), whether it holds a formula, and whether its value is a
-        plain number no longer than 32 characters: columns are then converted by numpy in one go."""
+        """Every cell's value as a float (NaN unless a plain number of at most 32 characters) and whether it
+        holds a formula: columns are then picked out of these arrays, converted by numpy in one go."""
         if self._arrays is None:
             cells = self._cells
             values = list(map(itemgetter(_V), cells))
             attrs = list(map(itemgetter(_ATTRS), cells))
             numeric = {a: b't="' not in a or b't="n"' in a for a in set(attrs)}
             plain = np.fromiter(map(numeric.__getitem__, attrs), bool, len(cells))
-            plain &= np.fromiter(map(len, values), np.int64, len(cells)) <= 32  # S32 below must not truncate
-            self._arrays = (np.array(values, dtype="S32"),
-                            np.fromiter(map(bool, map(itemgetter(_F_OPEN), cells)), bool, len(cells)), plain)
+            lengths = np.fromiter(map(len, values), np.int64, len(cells))
+            plain &= (lengths > 0) & (lengths <= 32)  # S32 below must not truncate
+            numbers = np.full(len(cells), np.nan)
+            text = np.array(values, dtype="S32")[plain]
+            try:
+                numbers[plain] = text.astype(float)
+            except ValueError:  # something odd among them: convert one by one, odd ones are not plain
+                for i in np.flatnonzero(plain).tolist():
+                    try:
+                        numbers[i] = float(values[i])
+                    except ValueError:
+                        plain[i] = False
+            self._arrays = (numbers, np.fromiter(map(bool, map(itemgetter(_F_OPEN), cells)), bool, len(cells)),
+                            plain)
         return self._arrays
 
     def _decode(self, raw) -> tuple[object, bool]:
