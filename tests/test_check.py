@@ -262,3 +262,44 @@ def test_cannot_check_answers_in_one_line(made, tmp_path):
     assert code == 2 and "manifest" in out and out.count("\n") == 1 and "Traceback" not in out
     code, out = run("check", tmp_path / "missing.xlsx")
     assert code == 2 and "no such file" in out
+
+
+FULL_CASES = [(lesson, opt, batch, {}) for lesson in ("linear", "quadratic") for opt in
+              ("sgd", "momentum", "rmsprop", "adam", "adamw") for batch in (1, "full")] + [
+    ("linear", "momentum", 4, {"nesterov": 1.0, "weight_decay": 0.05, "dampening": 0.5}),
+    ("linear", "adam", 1, {"bias_correction": 0.0, "weight_decay": 0.01}),
+    ("quadratic", "sgd", 6, {"shuffle": True}),
+    ("linear", "rmsprop", 1, {"loss": "mae"}),
+]
+
+
+@pytest.mark.parametrize("name,opt,batch,extra", FULL_CASES)
+def test_full_workbooks_check_clean_in_every_layout(tmp_path, name, opt, batch, extra):
+    """The writer's own workbooks (engine values cached) pass: the local evaluation of every template of
+    every optimizer, loss and batch layout agrees with the engine, and a broken cache is caught."""
+    from sheetsgd.lesson import with_optimizer
+
+    extra = dict(extra)
+    lesson = override(load_lesson(name), optimizer=opt, batch_size=batch, epochs=2,
+                      shuffle=extra.pop("shuffle", None), loss=extra.pop("loss", None))
+    if extra:
+        lesson = with_optimizer(lesson, opt, **{**lesson.optimizer_tables.get(opt, {}), **extra})
+    path = tmp_path / "full.xlsx"
+    build_workbook(lesson, path)
+    report = check(str(path))
+    assert report.exit_code == 0, report.to_text()
+    assert report.score[0] == report.score[1] > 0
+    # a wrong cached value in the middle of an update column is a root cause at that very step
+    key = next(c.key for c in step_columns(lesson) if c.key.startswith("new_"))
+    from sheetsgd.submission import locate
+
+    ref = locate(str(path)).cell_ref(key, report.lesson["steps"] // 2)
+    broken = tmp_path / "broken.xlsx"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(broken, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "xl/worksheets/sheet2.xml":
+                data = re.sub(rf'(<c r="{ref}"[^>]*><f>[^<]*</f><v>)[^<]*', r"\g<1>12345", data.decode()).encode()
+            zout.writestr(item, data)
+    bad = check(str(broken))  # (the next row's parameter, cached from the true value, does not follow either)
+    assert bad.exit_code == 1 and bad.mistakes[0]["column"] == key and bad.mistakes[0]["cell"] == ref

@@ -131,6 +131,8 @@ def corpus(good) -> dict[str, tuple[Path, set[int], str]]:
     rz("many-members", {2}, "members", extra={f"junk/{i}.txt": b"x" for i in range(2100)})
     rz("dimension-beyond", {2}, "beyond", edit=_cell_edit(steps_part, "B4", '<c r="B4"><v>0.0001</v></c>'
                                                           '<c r="XFD9999999"><v>1</v></c>'))
+    rz("long-string", {2}, "characters", edit=_cell_edit(steps_part, "C4", '<c r="C4" t="inlineStr"><is><t>'
+                                                           + "x" * 40_000 + "</t></is></c>"))
     wb = openpyxl.Workbook()
     wb.active["A1"] = "hello"
     wb.save(root / "not-a-lesson.xlsx")
@@ -195,6 +197,15 @@ def test_every_broken_file_gets_a_clear_answer(good):
     for (name, (_, codes, _)), (row, _, _) in zip(files.items(), graded):
         assert {"correct": 0, "mistakes": 1, "error": 2}[row["status"]] in codes, (name, row)
     assert digest(p for p, _, _ in files.values()) == before
+
+
+def test_limits_have_flags(good):
+    path = good["saved"]
+    code = CliRunner().invoke(cli, ["check", str(path), "--max-cells", "100"])
+    assert code.exit_code == 2 and "--max-cells" in code.output
+    code = CliRunner().invoke(cli, ["check", str(path), "--max-part-mb", "0.01"])
+    assert code.exit_code == 2 and "before inflating" in code.output
+    assert CliRunner().invoke(cli, ["check", str(path), "--max-cells", "100000"]).exit_code == 0
 
 
 def test_macros_are_noted_not_run(good):
