@@ -76,11 +76,15 @@ def _gradescope(path: Path, report: dict, text: str) -> dict:
 # --- the worker pool ----------------------------------------------------------------------------------
 
 def _serve(conn, settings: dict) -> None:
-    """A worker: check files until told to stop. Memory is capped so one file cannot exhaust the host."""
+    """A worker: check files until told to stop. Memory is capped (max_memory_mb more than the worker
+    starts with) so one file cannot exhaust the host."""
     try:
         import resource
 
-        cap = int(settings["max_memory_mb"] * 2**20)
+        # address space the worker already has (inherited from the parent by fork), plus the allowance
+        with open("/proc/self/statm") as fh:
+            start = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        cap = start + int(settings["max_memory_mb"] * 2**20)
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     except (ImportError, ValueError, OSError):  # pragma: no cover - not on every platform
         pass
