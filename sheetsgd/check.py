@@ -499,6 +499,8 @@ def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits 
         return Report(str(path), "error", message="ran out of memory reading the file")
     except RecursionError:
         return Report(str(path), "error", message="the file is nested too deeply to read")
+    except Exception as exc:  # a bug must still end in one line (the fuzz test hunts for these)
+        return Report(str(path), "error", message=f"internal error: {type(exc).__name__}: {exc}"[:300])
 
 
 def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
