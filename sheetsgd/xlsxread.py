@@ -70,9 +70,10 @@ _CELL = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"([^>]*)>'
 # 5 value text, 6 inline string text
 _ATTRS, _F_OPEN, _F_TEXT, _V, _IS_TEXT = range(2, 7)
 # constructs the pattern does not read: any of them sends the sheet to the general parser
-# constructs the fast pattern would misread (declarations, comments, CDATA, cells without a reference,
-# rich inline text): any of them sends the sheet to the general parser (or, for a DTD, to refusal)
-_UNEXPECTED = (b"<!", b"<c>", b"<is><r>")
+# CDATA would hide formula or string text from the fast pattern: such sheets go to the general parser.
+# (Comments between tags are harmless: a formula the pattern misses is caught by the <f count, a
+# missed value only means "no cached value", so the cell is recalculated.)
+_UNEXPECTED = b"<![CDATA["
 _ATTR = re.compile(r'\b(\w+)="([^"]*)"')
 _ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
 _NAMED = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
@@ -305,7 +306,10 @@ class Sheet:
         self.book, self.name, self.part = book, name, part
         data = book._read(part)
         head = data[:4096]
-        if b"<!DOCTYPE" in head or b"<!ENTITY" in data:
+        root = head.find(b"<worksheet")
+        if b"<!" in (head[:root] if root >= 0 else head):  # a DTD can only sit before the root element
+            raise book.error("the sheet declares a DTD or entities, refused (entity expansion)", name)
+        if root < 0 and b"<!ENTITY" in data:
             raise book.error("the sheet declares a DTD or entities, refused (entity expansion)", name)
         parsed = self._fast(data) if b"<worksheet" in head else None
         if parsed is None:
@@ -326,7 +330,7 @@ class Sheet:
     # the fast path: one pattern, verified against tag counts
     @staticmethod
     def _fast(data: bytes):
-        if any(marker in data for marker in _UNEXPECTED):
+        if _UNEXPECTED in data:
             return None
         found = _CELL.findall(data)
 
