@@ -72,12 +72,13 @@ class Report:
         return sum(c.correct for c in cols), sum(c.total for c in cols)
 
     def to_dict(self) -> dict:
+        """The report as plain JSON data (non-finite numbers become null)."""
         correct, total = self.score
-        return {"file": self.path, "status": self.status, "exit_code": self.exit_code, "message": self.message,
+        return _json_safe({"file": self.path, "status": self.status, "exit_code": self.exit_code, "message": self.message,
                 "lesson": self.lesson, "recalculated_by": self.recalculated_by, "notes": self.notes,
                 "score": {"correct": correct, "total": total, "share": correct / total if total else None},
                 "mistakes": self.mistakes,
-                "columns": [c.__dict__ for c in self.columns], "strict": self.strict}
+                "columns": [c.__dict__ for c in self.columns], "strict": self.strict})
 
     def to_text(self) -> str:
         if self.status == "error":
@@ -124,6 +125,20 @@ class Report:
         lines.append(f"Score: {correct}/{total} exercise cells correct{share} — "
                      + ("all correct" if self.status == "correct" else f"{len(self.mistakes)} mistake(s)"))
         return "\n".join(lines)
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, (np.integer, np.bool_)):
+        return x.item()
+    if x is None or isinstance(x, (str, int, bool)):
+        return x
+    return str(x)
 
 
 def _fmt(x) -> str:

@@ -212,7 +212,7 @@ def check_command(file, as_json, strict, recalc, max_file_mb, max_part_mb, max_c
     report = check(file, recalc=recalc or "auto", strict=strict,
                    limits=_limits(max_file_mb, max_part_mb, max_cells, max_members))
     if as_json:
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, allow_nan=False, default=str))
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, allow_nan=False))
     elif report.status == "error":
         click.echo(f"Error: {report.path}: cannot check: {report.message}", err=True)
     else:
@@ -228,7 +228,7 @@ def check_command(file, as_json, strict, recalc, max_file_mb, max_part_mb, max_c
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=60, show_default=True,
               help="Seconds one file may take before it is recorded as a timeout.")
 @click.option("--max-memory-mb", type=click.FloatRange(min=64), default=2048, show_default=True,
-              help="Memory cap of each checking process.")
+              help="Memory a checking process may use beyond what it starts with.")
 @click.option("--strict", is_flag=True, help="Check every file with --strict.")
 @click.option("--recalc", type=RECALC, default=None, help="Recalculate every file with this engine.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
