@@ -530,6 +530,11 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
         recalculated_by = "ironcalc"
     results, mistakes = judge(sub, grid)
     lesson = sub.lesson
+    overflow = [int(np.argmax(~np.isfinite(grid.values[c.key]))) for c in sub.columns
+                if c.key.startswith("new_") and not np.isfinite(grid.values[c.key]).all()]
+    if overflow:  # judged like every other cell: an error where the engine overflows is right
+        sub.notes.append(f"training diverges: the parameters overflow from step {min(overflow) + 1} on "
+                         f"({'as the engine does' if not mistakes else 'see the mistakes'})")
     report = Report(path, "mistakes" if mistakes else "correct", lesson={
         "name": lesson.name, "model": lesson.model, "loss": lesson.loss, "optimizer": lesson.optimizer,
         "batch_size": lesson.batch_size, "epochs": lesson.epochs, "steps": len(sub.step_rows),

@@ -111,6 +111,8 @@ def corpus(good) -> dict[str, tuple[Path, set[int], str]]:
     manifest_edit("manifest-epochs-huge", "epochs", "1000000000")
     manifest_edit("manifest-columns-gone", "columns", "{}")
     manifest_edit("manifest-data-rows", "data_rows", "[2, 99999999]")
+    rz("no-steps-sheet", {2}, "Steps sheet", edit=xml_edit("xl/workbook.xml",
+                                                          lambda d: re.sub(rb'<sheet name="Steps"[^>]*/>', b"", d)))
     rz("no-data-sheet", {2}, "data", edit=xml_edit("xl/workbook.xml", lambda d: re.sub(rb'<sheet name="Data"[^>]*/>',
                                                                                        b"", d)))
     rz("header-renamed", {2}, "not found", edit=lambda name, d: re.sub(rb"(<t[^>]*>)new a(</t>)", rb"\1new A!\2", d)
@@ -219,6 +221,7 @@ def test_overflowing_sheet_agrees_with_the_engine_on_divergence(good):
     found = openpyxl.load_workbook(good["hot"], data_only=True)["Steps"]
     errors = [c.value for row in found.iter_rows() for c in row if isinstance(c.value, str) and c.value.startswith("#")]
     assert errors  # LibreOffice really overflowed (#NUM!) where the engine overflows to inf/nan
+    assert any("diverges" in n and "as the engine does" in n for n in report.notes), report.notes
 
 
 def _run_limited(code: str) -> tuple[float, float, str]:
