@@ -229,8 +229,8 @@ def _call(name: str, args: list[Val], ctx: Context) -> Val:
 
 def evaluate_template(template: str, ctx: Context) -> tuple[np.ndarray, np.ndarray]:
     """(values, magnitudes) of a template for every step, as 1-D arrays; non-finite results are NaN."""
-    out = evaluate(parse(template), ctx)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"):  # overflow is an answer here (the sheet shows #NUM!), not a warning
+        out = evaluate(parse(template), ctx)
         v = np.broadcast_to(np.asarray(out.v, dtype=float), (ctx.n, 1)).reshape(ctx.n)
         mag = np.broadcast_to(np.asarray(out.mag, dtype=float), (ctx.n, 1)).reshape(ctx.n)
     v = np.where(np.isfinite(v), v, np.nan)
@@ -240,7 +240,7 @@ def evaluate_template(template: str, ctx: Context) -> tuple[np.ndarray, np.ndarr
 def agree(found: np.ndarray, expected: np.ndarray, mag: np.ndarray, rel: float = 1e-9) -> np.ndarray:
     """Per element: equal up to rounding (rel × magnitude of the terms), or both not a finite number."""
     found_bad, exp_bad = ~np.isfinite(found), ~np.isfinite(expected)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(all="ignore"):
         scale = np.where(np.isfinite(mag), np.maximum(np.abs(mag), np.abs(expected)), np.abs(expected))
         close = np.abs(found - expected) <= rel * np.nan_to_num(scale, nan=0.0, posinf=0.0) + 1e-12
     return np.where(found_bad | exp_bad, found_bad & exp_bad, close)
