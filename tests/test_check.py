@@ -303,3 +303,38 @@ def test_full_workbooks_check_clean_in_every_layout(tmp_path, name, opt, batch, 
             zout.writestr(item, data)
     bad = check(str(broken))  # (the next row's parameter, cached from the true value, does not follow either)
     assert bad.exit_code == 1 and bad.mistakes[0]["column"] == key and bad.mistakes[0]["cell"] == ref
+
+
+def _as_shared_formulas(src, dst, letters, first_row):
+    """Rewrite columns as Excel stores a filled-down formula: a master with t="shared" and followers
+    that only name it (their formula text is the master's, moved)."""
+    def edit(text):
+        for letter in letters:
+            def one(m):
+                row = int(m.group(2))
+                if row == first_row:
+                    return f'<c r="{letter}{row}"{m.group(3)}><f t="shared" ref="{letter}{row}:{letter}9999" ' \
+                           f'si="{letter}">{m.group(4)}</f>'
+                return f'<c r="{letter}{row}"{m.group(3)}><f t="shared" si="{letter}"/>'
+            text = re.sub(rf'<c r="({letter})(\d+)"([^>]*)><f[^>]*>([^<]*)</f>', one, text)
+        return text
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "xl/worksheets/sheet2.xml":
+                data = edit(data.decode()).encode()
+            zout.writestr(item, data)
+
+
+def test_excel_shared_formulas(made):
+    """Excel writes a filled-down column as one shared formula: the checker reads the followers' formulas."""
+    for key, expect in (("linear-correct", []), ("linear-lr_relative-new_a", [("new_a", "lr_relative", 2)])):
+        src = made["saved"][key]
+        dst = made["root"] / f"shared-{key}.xlsx"
+        _as_shared_formulas(src, dst, ["I", "L", "N", "P", "Q"], 9)
+        with zipfile.ZipFile(dst) as z:
+            assert z.read("xl/worksheets/sheet2.xml").count(b'<f t="shared" si=') > 100
+        report = check(str(dst))
+        assert root_causes(report) == expect
+        if expect:
+            assert report.mistakes[0]["formula"] == "=F10-B5*L10"  # the master =F9-B4*L9, moved one row
