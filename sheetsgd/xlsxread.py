@@ -16,6 +16,8 @@ references) is parsed by the general defusedxml parser instead. Neither path exp
 from __future__ import annotations
 
 import math
+import os
+import stat
 from itertools import repeat
 from operator import itemgetter
 import posixpath
@@ -136,6 +138,8 @@ class Workbook:
         self._inflated = 0
         self._sheets: dict[str, Sheet] = {}
         try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):  # a FIFO or device would block or never end
+                raise SheetsgdError("not a regular file", self.path)
             with open(self.path, "rb") as fh:  # read-only, never written
                 head = fh.read(8)
                 fh.seek(0, 2)
