@@ -93,12 +93,17 @@ def measure(model, loss, params, x, y, idx, h: float | None) -> dict[str, float]
 
 
 def optimize(opt, hp, params, row, state, t) -> dict[str, float]:
-    """Apply the optimizer to every parameter; record its state and new values in ``row``; new params."""
+    """Apply the optimizer to every parameter; record its state and new values in ``row``; new params.
+
+    numpy scalars, so a diverging run overflows to inf/nan (the sheet's #NUM!) instead of raising.
+    """
     for p in params:
-        g = row[f"grad_{p}"]
+        g = np.float64(row[f"grad_{p}"])
         if opt.uses_l2(hp):
-            g = row[f"gwd_{p}"] = g + hp["weight_decay"] * params[p]
-        out = opt.update(hp, params[p], g, state[p], t)
+            g = g + hp["weight_decay"] * params[p]
+            row[f"gwd_{p}"] = float(g)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = opt.update(hp, np.float64(params[p]), g, state[p], t)
         for name, value in out.items():
             row[f"{name}_{p}"] = float(value)
         state[p] = {s: out[s] for s in opt.state}
@@ -120,11 +125,13 @@ def train(lesson: Lesson) -> Trace:
     epoch_full_loss = []
 
     for t, (epoch, idx) in enumerate(batches, start=1):
-        row = {"step": t, "epoch": epoch, **measure(model, loss, params, X[idx], Y[idx], idx, lesson.fd_step)}
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is a result: inf/nan, #NUM! on the sheet
+            row = {"step": t, "epoch": epoch, **measure(model, loss, params, X[idx], Y[idx], idx, lesson.fd_step)}
         params = optimize(opt, hp, params, row, state, t)
         rows.append(row)
         if t == len(batches) or batches[t][0] != epoch:  # last step of this epoch
-            epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
+            with np.errstate(over="ignore", invalid="ignore"):
+                epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
 
     steps = columns_of(rows)
     epoch_ids = steps["epoch"].astype(int)

@@ -11,7 +11,7 @@ parameter p, ``{prev:x_p}`` the previous row's, ``{step}`` the step number.
 """
 from __future__ import annotations
 
-import math
+import numpy as np
 
 
 class Optimizer:
@@ -137,8 +137,8 @@ class RMSProp(Optimizer):
     def update(self, hp, p, g, prev, t):
         v = hp["alpha"] * prev["v"] + (1 - hp["alpha"]) * g**2
         if hp.get("classic"):
-            return {"v": v, "new": p - hp["lr"] * g / math.sqrt(prev["v"])}
-        return {"v": v, "new": p - hp["lr"] * g / (math.sqrt(v) + hp["eps"])}
+            return {"v": v, "new": p - hp["lr"] * g / np.sqrt(prev["v"])}
+        return {"v": v, "new": p - hp["lr"] * g / (np.sqrt(v) + hp["eps"])}
 
     def formulas(self, hp, p):
         g = _g(hp, self, p)
@@ -183,7 +183,7 @@ class Adam(Optimizer):
             m = out["mhat"] = m / (1 - b1**t)
             v = out["vhat"] = v / (1 - b2**t)
         shrunk = p * (1 - hp["lr"] * hp["weight_decay"]) if self.decoupled and hp.get("weight_decay") else p
-        denominator = math.sqrt(v) if hp.get("classic") else math.sqrt(v) + hp["eps"]
+        denominator = np.sqrt(v) if hp.get("classic") else np.sqrt(v) + hp["eps"]
         out["new"] = shrunk - hp["lr"] * m / denominator
         return out
 

@@ -127,3 +127,47 @@ def test_recalculation_really_runs(tmp_path, recalc):
     assert cell_values(bad)[STEPS][ref] == 12345
     [recalculated] = recalc([bad])
     assert close(train(lesson).steps["new_a"][0], cell_values(recalculated)[STEPS][ref])
+
+
+def test_a_diverging_lesson_overflows_where_the_engine_does(tmp_path, recalc):
+    """lr far too high: the sheet shows error values exactly in the cells where the engine overflows."""
+    import math
+
+    lesson = override(load_lesson("linear"), lr=0.01, epochs=30)
+    trace = train(lesson)
+    assert not all(math.isfinite(v) for v in trace.steps["new_a"])  # it does diverge
+    path = tmp_path / "diverging.xlsx"
+    build_workbook(lesson, path)
+    [recalculated] = recalc([path])
+    manifest = read_manifest(path)
+    values = cell_values(recalculated)[STEPS]
+    first, overflowed = manifest["first_step_row"], 0
+    for column in step_columns(lesson):
+        if column.formula is None:
+            continue
+        letter = manifest["columns"][column.key]["column"]
+        for i, expected in enumerate(trace.steps[column.key]):
+            found = values.get(f"{letter}{first + i}")
+            if math.isfinite(expected):
+                # a finite difference of a huge loss carries an absolute uncertainty of ~eps·loss/h, and
+                # LibreOffice snaps differences within ~2^-48 of their operands to 0 (spreadsheet-compat.md)
+                noise = 1e-12 * abs(trace.steps["loss"][i]) / lesson.fd_step if column.key.startswith("fd_") else 0
+                assert isinstance(found, (int, float)), (column.key, i + 1, found)
+                assert close(expected, found, rel=1e-9, abs_tol=max(1e-12, noise)), (column.key, i + 1, expected, found)
+            else:
+                assert isinstance(found, str) and found.startswith("#"), (column.key, i + 1, expected, found)
+                overflowed += 1
+    assert overflowed > 100
+
+
+def test_trace_json_of_a_diverging_run_is_valid_json():
+    import json
+
+    from click.testing import CliRunner
+
+    from sheetsgd.cli import cli
+
+    result = CliRunner().invoke(cli, ["trace", "linear", "--lr", "0.01", "--epochs", "30", "--format", "json"])
+    data = json.loads(result.output)  # NaN/Infinity would not parse strictly below
+    json.dumps(data, allow_nan=False)
+    assert data["steps"][-1]["new_a"] is None
