@@ -31,11 +31,12 @@ def libreoffice_path() -> str | None:
     return None
 
 
-def recalc_libreoffice(paths: list[str | os.PathLike], outdir: str | os.PathLike, timeout: float = 600) -> list[Path]:
+def recalc_libreoffice(paths: list[str | os.PathLike], outdir: str | os.PathLike, timeout: float = 600,
+                       to: str = "xlsx:Calc MS Excel 2007 XML") -> list[Path]:
     """Open each workbook in LibreOffice, recalculate every formula, save as .xlsx into ``outdir``.
 
     All files go through one soffice process (start-up dominates the cost). Returns the output
-    paths in input order. Input files are only read.
+    paths in input order. Input files are only read. ``to`` picks another format (e.g. "xls", "ods").
     """
     soffice = libreoffice_path()
     if soffice is None:
@@ -52,14 +53,14 @@ def recalc_libreoffice(paths: list[str | os.PathLike], outdir: str | os.PathLike
         user.mkdir()
         (user / "registrymodifications.xcu").write_text(_RECALC_ALWAYS, encoding="utf-8")
         cmd = [soffice, f"-env:UserInstallation={Path(profile).as_uri()}", "--headless", "--norestore",
-               "--nologo", "--nodefault", "--convert-to", "xlsx:Calc MS Excel 2007 XML", "--outdir", str(outdir),
+               "--nologo", "--nodefault", "--convert-to", to, "--outdir", str(outdir),
                *map(str, paths)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                                   env={**os.environ, "HOME": profile})
         except subprocess.TimeoutExpired:
             raise SheetsgdError(f"LibreOffice did not finish within {timeout:g} s") from None
-    outputs = [outdir / (p.stem + ".xlsx") for p in paths]
+    outputs = [outdir / (p.stem + "." + to.split(":")[0]) for p in paths]
     missing = [str(p) for p in outputs if not p.exists()]
     if missing:
         raise SheetsgdError(f"LibreOffice did not convert {', '.join(missing)}: {proc.stderr.strip()[:300]}")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+
+from sheetsgd.recalc import recalc_libreoffice
 from click.testing import CliRunner
 
 from sheetsgd.check import check
@@ -82,6 +84,16 @@ def corpus(good) -> dict[str, tuple[Path, set[int], str]]:
     put("xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 2000, {2}, ".xls")
     put("encrypted", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 500 + "EncryptionInfo".encode("utf-16-le")
         + b"\0" * 500, {2}, "password")
+    # the real thing too: LibreOffice's own .xls and .ods of a lesson, and Office encryption (msoffcrypto)
+    for fmt, word in (("xls", ".xls"), ("ods", ".ods")):
+        converted = recalc_libreoffice([saved], root / f"real-{fmt}", to=fmt)[0]
+        files[f"real-{fmt}"] = (converted, {2}, word)
+    from msoffcrypto.format.ooxml import OOXMLFile  # msoffcrypto-tool, a test dependency
+
+    encrypted = io.BytesIO()
+    with open(saved, "rb") as fh:
+        OOXMLFile(fh).encrypt("secret", encrypted)
+    put("real-encrypted", encrypted.getvalue(), {2}, "password")
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
