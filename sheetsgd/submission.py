@@ -90,7 +90,7 @@ def _expect(manifest: dict, key: str, kind, book: Workbook, sheet: str):
 
 def lesson_from_manifest(manifest: dict, book: Workbook, sheet: str) -> Lesson:
     """The lesson's configuration as the manifest records it; data, initial values and inputs come later."""
-    kind = manifest.get("kind", "sgd")
+    kind = _optional(manifest, "kind", str, "sgd", book, sheet)[:40]
     if kind != "sgd":  # a sheetsgd workbook, but not one with exercise columns to check
         raise book.error(f"this is a {kind!r} lesson workbook; sheetsgd check reads data lessons (linear, "
                          "quadratic and templates like them), the ones `sheetsgd build --exercise` makes", sheet)
@@ -109,12 +109,25 @@ def lesson_from_manifest(manifest: dict, book: Workbook, sheet: str) -> Lesson:
     for k, v in switches.items():
         if k in hyper and isinstance(v, (int, float)):
             hyper[k] = float(v)
-    return Lesson(name=str(manifest.get("lesson", "?")), title="", description="", tips=[],
+    seed = _optional(manifest, "seed", int, 0, book, sheet)
+    exercise = _optional(manifest, "exercise_defaults", list, [], book, sheet)
+    if not all(isinstance(k, str) for k in exercise):
+        raise book.error("manifest entry 'exercise_defaults' is malformed: the manifest was tampered with", sheet)
+    return Lesson(name=str(manifest.get("lesson", "?"))[:100], title="", description="", tips=[],
                   data=Dataset(np.zeros(1), np.zeros(1)), model=model, loss=loss,
                   init={p: 0.0 for p in MODELS[model].params}, optimizer=optimizer, hyper=hyper,
-                  batch_size=batch_size, epochs=epochs, shuffle=bool(manifest.get("shuffle", False)),
-                  seed=int(manifest.get("seed", 0) or 0), source=book.path,
-                  exercise=list(manifest.get("exercise_defaults") or []))
+                  batch_size=batch_size, epochs=epochs, shuffle=_optional(manifest, "shuffle", bool, False, book, sheet),
+                  seed=seed, source=book.path, exercise=exercise)
+
+
+def _optional(manifest: dict, key: str, kind, default, book: Workbook, sheet: str):
+    """An optional manifest entry of the given type (absent or null: the default)."""
+    value = manifest.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise book.error(f"manifest entry {key!r} is malformed ({value!r:.60}): the manifest was tampered with", sheet)
+    return value
 
 
 def _number(value, what: str, book: Workbook, where: str) -> float:

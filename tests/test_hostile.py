@@ -274,7 +274,10 @@ def test_billion_laughs_and_zip_bomb_refused_fast_and_small(good, tmp_path):
 def test_fuzz_mutations_never_crash_or_hang(good, tmp_path):
     """≥ 2,000 seeded mutations of a real lesson workbook (byte flips, truncations, XML edits inside the
     zip), graded in worker processes with a time limit and a memory cap: every file gets an answer."""
-    seed = int(os.environ.get("SHEETSGD_FUZZ_SEED", random.SystemRandom().randrange(1 << 30)))
+    # a fixed seed by default, so CI is repeatable; SHEETSGD_FUZZ_SEED=random explores new cases
+    chosen = os.environ.get("SHEETSGD_FUZZ_SEED", "20261122")
+    seed = random.SystemRandom().randrange(1 << 30) if chosen == "random" else int(chosen)
+    print(f"fuzz seed {seed} (replay: SHEETSGD_FUZZ_SEED={seed})")
     rng = random.Random(seed)
     src = good["saved"]
     raw = src.read_bytes()
