@@ -71,6 +71,9 @@ class ScalarRows:
         X, Y = self.base.data.x, self.base.data.y
         return measure(self.model, self.loss, params, X[idx], Y[idx], idx, None), None
 
+    def check(self, lesson, trace):
+        """Refuse a run the sheet cannot show (nothing to refuse here: overflow shows as #NUM! on both sides)."""
+
     def sheet_hyper(self) -> list[tuple[str, float]]:
         """The base lesson's named inputs other than lr (each row has its own)."""
         hp = self.base.hyper
@@ -312,6 +315,7 @@ def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None 
 
     trace = trace or train_finder(lesson)
     base, part = lesson.base, lesson.rows
+    part.check(lesson, trace)  # before any file is written
     book = Book(path)
     wb, fmt, counts = book.wb, book.fmt, book.counts
     intro, ws, chart_ws = book.sheet(INTRO), book.sheet(FINDER), book.sheet(CHART)
@@ -338,7 +342,8 @@ def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None 
     values = part.value_columns(batches)
     values.update({c.key: _values(trace, c.key) for c in columns if c.key not in values})
     layout = write_steps_sheet(
-        ws, wb, fmt, counts, title=lesson.title, hyper_notes=FINDER_NOTES, columns=columns, start_values=starts,
+        ws, wb, fmt, counts, title=lesson.title, hyper_notes={**FINDER_NOTES, **getattr(part, "hyper_notes", {})},
+        columns=columns, start_values=starts,
         subtitle=f"{opt.title} · {part.loss.title} · {part.subtitle()}. The lr grows each row; "
                  "the suggestions (right) are formulas over the table.",
         hyper=hyper, values=values, n_steps=trace.n_steps, **part.step_refs(batches), extras=[
