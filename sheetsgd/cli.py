@@ -120,20 +120,32 @@ def lessons(as_json):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=False),
               help="Where to write the .xlsx workbook.")
 @click.option("--json", "as_json", is_flag=True, help="Report what was written as JSON.")
+@click.option("--exercise", is_flag=False, flag_value="", default=None, metavar="[COLUMNS]",
+              help="Student version: leave these Steps columns blank (comma-separated keys; "
+                   "alone: the template's exercise columns).")
 @clean_errors
-def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json):
+def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json, exercise):
     """Build the workbook of LESSON (a bundled name or a template file)."""
+    from .student import resolve_exercise
+
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
     if not output.lower().endswith(".xlsx"):
         raise SheetsgdError("output must end in .xlsx", output)
+    blanks = frozenset()
+    if exercise is not None:
+        if the_lesson.kind != "sgd":
+            raise SheetsgdError(f"student versions (--exercise) are made of data lessons (linear, quadratic or "
+                                f"your own template); {the_lesson.name!r} is a {the_lesson.kind!r} lesson")
+        blanks = resolve_exercise(the_lesson, exercise)
     try:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SheetsgdError(f"cannot create the output folder: {exc.strerror}", output) from None
-    report = kinds.kind_of(the_lesson).build(the_lesson, output)
+    build_lesson = kinds.kind_of(the_lesson).build
+    report = build_lesson(the_lesson, output, exercise=blanks) if blanks else build_lesson(the_lesson, output)
     summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": getattr(the_lesson, "optimizer", None),
                "steps": report.steps, "formula_cells": report.formula_cells, "cells": report.cells,
-               "bytes": report.bytes}
+               "bytes": report.bytes, "exercise": sorted(blanks)}
     if as_json:
         click.echo(json.dumps(summary))
     else:
@@ -161,6 +173,100 @@ def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt):
     writer.writeheader()
     for row in rows:
         writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+
+
+def limit_options(func):
+    """Bounds on what an untrusted file may make the checker do (see sheetsgd.xlsxread.Limits)."""
+    from .xlsxread import Limits
+
+    d = Limits()
+    options = [
+        click.option("--max-file-mb", type=click.FloatRange(min=0), default=d.max_file_mb, show_default=True,
+                     help="Largest .xlsx file accepted."),
+        click.option("--max-part-mb", type=click.FloatRange(min=0), default=d.max_part_mb, show_default=True,
+                     help="Largest inflated XML part (zip bombs are refused before inflating)."),
+        click.option("--max-cells", type=click.IntRange(min=1), default=d.max_cells, show_default=True,
+                     help="Most cells in one sheet."),
+        click.option("--max-members", type=click.IntRange(min=1), default=d.max_members, show_default=True,
+                     help="Most members in the zip archive."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _limits(max_file_mb, max_part_mb, max_cells, max_members):
+    from .xlsxread import Limits
+
+    return Limits(max_file_mb=max_file_mb, max_part_mb=max_part_mb, max_cells=max_cells, max_members=max_members,
+                  max_total_mb=max(Limits().max_total_mb, 4 * max_part_mb))
+
+
+RECALC = click.Choice(["ironcalc", "libreoffice"])
+
+
+@cli.command("check")
+@click.argument("file", type=click.Path(dir_okay=True))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--strict", is_flag=True, help="Also recalculate with other inputs (lr, initial parameters): "
+                                             "catches typed numbers and pasted values.")
+@click.option("--recalc", type=RECALC, default=None,
+              help="Recalculate with this engine instead of trusting the file's cached values "
+                   "(default: cached values; IronCalc when the file stores none).")
+@limit_options
+@clean_errors
+def check_command(file, as_json, strict, recalc, max_file_mb, max_part_mb, max_cells, max_members):
+    """Check a filled-in sheetsgd workbook: exit 0 all correct, 1 mistakes found, 2 cannot check."""
+    from .check import check
+
+    report = check(file, recalc=recalc or "auto", strict=strict,
+                   limits=_limits(max_file_mb, max_part_mb, max_cells, max_members))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, allow_nan=False))
+    elif report.status == "error":
+        click.echo(f"Error: {report.path}: cannot check: {report.message}", err=True)
+    else:
+        click.echo(report.to_text())
+    sys.exit(report.exit_code)
+
+
+@cli.command("grade")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The grades CSV to write.")
+@click.option("--results-json", type=click.Path(dir_okay=False), help="Also write Gradescope-style results.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, help="Parallel checks (default: all cores).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=60, show_default=True,
+              help="Seconds one file may take before it is recorded as a timeout.")
+@click.option("--max-memory-mb", type=click.FloatRange(min=64), default=2048, show_default=True,
+              help="Memory a checking process may use beyond what it starts with.")
+@click.option("--strict", is_flag=True, help="Check every file with --strict.")
+@click.option("--recalc", type=RECALC, default=None, help="Recalculate every file with this engine.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@limit_options
+@clean_errors
+def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, strict, recalc, quiet,
+                  max_file_mb, max_part_mb, max_cells, max_members):
+    """Check many submissions (files or folders) in parallel: one CSV row per file."""
+    from .grade import collect, grade, write_csv, write_results_json
+
+    files = collect(list(paths))
+    out = Path(output).resolve()
+    if any(out == f.resolve() for f in files):
+        raise SheetsgdError("the output would overwrite a submission", output)
+    graded = grade(files, jobs=jobs, timeout=timeout, recalc=recalc or "auto", strict=strict,
+                   limits=_limits(max_file_mb, max_part_mb, max_cells, max_members), max_memory_mb=max_memory_mb,
+                   progress=not quiet)
+    try:
+        write_csv([row for row, _, _ in graded], output)
+        if results_json:
+            write_results_json(graded, files, results_json)
+    except OSError as exc:
+        raise SheetsgdError(f"cannot write: {exc.strerror or exc}", exc.filename or output) from None
+    counts: dict[str, int] = {}
+    for row, _, _ in graded:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    click.echo(f"graded {len(graded)} file(s): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+               + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
 
 
 def main():  # pragma: no cover - console-script entry point

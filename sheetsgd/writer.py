@@ -21,7 +21,9 @@ from .engine import Trace, train
 from .errors import SheetsgdError
 from .formula import Resolver, compile_template
 from .lesson import Lesson
+from .sizeguard import WorkbookSize
 from .spec import SPEC_VERSION, Column, _sub, exercise_columns, step_columns
+from .student import answer_dependent_rows, task_lines
 
 STEPS, EPOCHS, DATA, BATCHES, INTRO, MANIFEST = "Steps", "Epochs", "Data", "Batches", "Introduction", "_sheetsgd"
 COLUMN_WIDTHS = {"step": 8, "data": 9, "param": 11, "forward": 12, "loss": 13, "gradient": 13, "estimate": 13,
@@ -108,28 +110,37 @@ class _Formats:
         self.title = wb.add_format({"bold": True, "font_size": 14})
         self.header = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
                                      "valign": "top", "align": "center"})
-        self.hyper = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "num_format": "General"})
+        # inputs stay unlocked: a protected student version still lets them be edited
+        self.hyper = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "num_format": "General", "locked": False})
         self.bold = wb.add_format({"bold": True})
         self.wrap = wb.add_format({"text_wrap": True, "valign": "top"})
         self.note = wb.add_format({"italic": True, "font_color": "#595959"})
         self._cache: dict[tuple[str, bool], object] = {}
 
-    def number(self, num_format: str, start: bool = False):
-        key = (num_format, start)
+    def number(self, num_format: str, start: bool = False, blank: bool = False):
+        key = (num_format, start, blank)
         if key not in self._cache:
             props = {"num_format": num_format}
             if start:
                 props.update(bg_color="#F2F2F2", italic=True)
+            if blank:  # a cell the student fills in: highlighted, unlocked
+                props.update(bg_color="#FCE4D6", border=1, border_color="#ED7D31", locked=False)
             self._cache[key] = self.wb.add_format(props)
         return self._cache[key]
 
 
-def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None = None) -> BuildReport:
-    """Write the lesson's workbook to ``path``; returns what was written."""
+def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None = None,
+                   exercise: frozenset[str] = frozenset()) -> BuildReport:
+    """Write the lesson's workbook to ``path``; returns what was written.
+
+    ``exercise``: Steps columns left blank for a student to fill in (a student version, see
+    :mod:`sheetsgd.student`): cells that depend on them cache no value, and the sheets are protected.
+    """
+    columns = step_columns(lesson)
+    estimate_size(lesson, columns).check(lesson.source or None)  # before training: refuse early
     trace = trace or train(lesson)
     book = Book(path)
     wb, fmt, counts, sheet, path = book.wb, book.fmt, book.counts, book.sheet, book.path
-    columns = step_columns(lesson)
 
     intro, steps_ws, epochs_ws, data_ws = sheet(INTRO), sheet(STEPS), sheet(EPOCHS), sheet(DATA)
     shuffled_batches = lesson.shuffle and 1 < lesson.batch_size < len(lesson.data)
@@ -139,21 +150,46 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
     n = len(lesson.data)
     data_first, data_last = 1, n  # 0-based rows of the examples on the Data sheet
     data_cols = {"x": 1, "y": 2}
-    layout = _write_steps(steps_ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches)
+    layout = _write_steps(steps_ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches, exercise)
     layout.data_columns = data_cols
-    _write_data(data_ws, wb, fmt, lesson, counts, [("fitted ŷ (final parameters)", STEPS, layout, trace)])
+    _write_data(data_ws, wb, fmt, lesson, counts, [("fitted ŷ (final parameters)", STEPS, layout, trace)],
+                hide_answers=bool(exercise))
     if batches_ws is not None:
         _write_batches(batches_ws, fmt, lesson, trace, counts)
-    _write_epochs(epochs_ws, wb, fmt, lesson, trace, layout, counts)
-    write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout)
+    _write_epochs(epochs_ws, wb, fmt, lesson, trace, layout, counts, hide_answers=bool(exercise))
+    write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout, exercise=exercise,
+                tasks=task_lines(lesson, columns, exercise) if exercise else ())
+    if exercise:  # a convenience against accidental edits, not security: no password
+        for ws in (intro, steps_ws, epochs_ws, data_ws, batches_ws):
+            if ws is not None:
+                ws.protect("", {"format_columns": True, "format_rows": True})
     steps_ws.repeat_rows(layout.header_row)
     steps_ws.hide_gridlines(0)  # print gridlines too: General-format numbers fill their cells
     wb.set_properties({"title": lesson.title, "subject": "sheetsgd lesson", "comments": f"sheetsgd {__version__}"})
-    finish_workbook(wb, path, intro, manifest_ws, _manifest_entries(lesson, columns, layout, data_first, data_last))
+    finish_workbook(wb, path, intro, manifest_ws,
+                    _manifest_entries(lesson, columns, layout, data_first, data_last, exercise))
     return book.report(trace.n_steps)
 
 
-def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches) -> Layout:
+def estimate_size(lesson: Lesson, columns) -> WorkbookSize:
+    """Cells, rows and the longest formula of the workbook, from the lesson alone (nothing trained)."""
+    shuffled = lesson.shuffle and 1 < lesson.batch_size < len(lesson.data)
+    n, steps, hyper_rows = len(lesson.data), lesson.n_steps, len(lesson.hyper) + 1
+    start_row = HYPER_FIRST_ROW + hyper_rows + 2
+    resolver = Resolver(lambda key, which: f"$XFD${start_row + steps}", hp=lambda name: name,
+                        data=_data_resolver(lesson, {"x": 1, "y": 2}, shuffled))
+    fields = {"r": start_row + steps, "p": start_row + steps - 1, "lo": 10**6, "hi": 10**6 + lesson.batch_size}
+    longest = max((len(compile_template(c.formula, resolver).format_map(fields)) for c in columns if c.formula),
+                  default=0)
+    batches_rows = lesson.epochs * n if shuffled else 0
+    cells = (steps * len(columns) + 2 * hyper_rows + 4 * n + 5 * lesson.epochs + 5 * batches_rows)
+    return WorkbookSize(cells=cells, formula_cells=steps * sum(c.formula is not None for c in columns),
+                        longest_formula=longest, max_rows=max(start_row + steps, batches_rows + 1, n + 1),
+                        max_columns=len(columns))
+
+
+def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffled_batches,
+                 exercise=frozenset()) -> Layout:
     opt = lesson.optimizer_obj()
     subtitle = (f"{opt.title} · {lesson.loss_cls().title} · batch size "
                 f"{'full' if lesson.full_batch else lesson.batch_size} · {lesson.epochs} epoch(s). "
@@ -168,7 +204,7 @@ def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffle
     return write_steps_sheet(ws, wb, fmt, counts, title=lesson.title, subtitle=subtitle, hyper=hyper,
                              columns=columns, values=values, start_values=starts, n_steps=trace.n_steps,
                              data=_data_resolver(lesson, data_cols, shuffled_batches),
-                             ranges=_batch_ranges(lesson, trace, shuffled_batches))
+                             ranges=_batch_ranges(lesson, trace, shuffled_batches), exercise=exercise)
 
 
 def _data_resolver(lesson, data_cols, shuffled_batches):
@@ -195,7 +231,7 @@ def cached(value):
 
 def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, values, start_values, n_steps,
                       data=None, ranges=None, name_prefix="", hyper_notes=None, first_col=0,
-                      extras=(), row_fields=None) -> Layout:
+                      extras=(), exercise=frozenset(), row_fields=None) -> Layout:
     """Write a step table: named hyperparameter cells on top, a header, a start row, one row per step.
 
     ``hyper`` is [(name, value)]: each becomes a yellow input cell with the defined name
@@ -203,6 +239,7 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
     step (cached in formula cells, written in value columns). ``start_values[key] = (value, is_input)``
     fills the start row above step 1, which ``{prev:key}`` of step 1 refers to. ``extras`` are named
     result cells shown beside the inputs: [(name, label, formula template, engine value, note)].
+    ``exercise`` columns are left blank (highlighted) and cells depending on them cache no value.
     ``row_fields[s]`` adds row fields of step s+1 beyond {r}, {p}, {lo}, {hi} (e.g. a second sheet's rows).
     """
     sheet = ws.get_name()
@@ -271,16 +308,23 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
              fmt.number(c.number_format), values[c.key]) for c in columns]
     ranges = ranges or [(0, 0)] * n_steps
     write_formula, write_number = ws.write_formula, ws.write_number
+    blank_formats = {col_of[c.key]: fmt.number(c.number_format, blank=True) for c in columns if c.key in exercise}
+    uncached = answer_dependent_rows(columns, exercise) if exercise else [frozenset()]
+    uncached_cols = [{col_of[k] for k in keys if k in col_of} for keys in uncached]
     for s in range(n_steps):
         row = start_row + 1 + s
         lo, hi = ranges[s]
         fields = {"r": row + 1, "p": row, "lo": lo, "hi": hi, **(row_fields[s] if row_fields else {})}
+        no_cache = uncached_cols[min(s, len(uncached_cols) - 1)]
         for col, pattern, cell_format, vals in plan:
             if pattern is None:
                 write_number(row, col, vals[s], cell_format)
-            else:
-                write_formula(row, col, pattern.format_map(fields), cell_format, cached(vals[s]))
-    n_formula = sum(1 for _, p, _, _ in plan if p is not None)
+            elif col in blank_formats:
+                ws.write_blank(row, col, None, blank_formats[col])
+            else:  # "" caches no value: the engine's value here would give an answer away
+                write_formula(row, col, pattern.format_map(fields), cell_format,
+                              "" if col in no_cache else cached(vals[s]))
+    n_formula = sum(1 for col, p, _, _ in plan if p is not None and col not in blank_formats)
     counts["formula"] += n_formula * n_steps
     counts["value"] += (len(plan) - n_formula) * n_steps
     if first_col == 0:
@@ -311,7 +355,7 @@ def _batch_ranges(lesson, trace, shuffled_batches) -> list[tuple[int, int]]:
     return [(a + 1, b + 1) for a, b in _batch_positions(lesson, trace)]
 
 
-def _write_data(ws, wb, fmt, lesson, counts, fits):
+def _write_data(ws, wb, fmt, lesson, counts, fits, hide_answers=False):
     """The examples, and per fit [(label, steps sheet, layout, trace)] the curve of its final parameters."""
     model = lesson.model_cls()
     n = len(lesson.data)
@@ -326,14 +370,15 @@ def _write_data(ws, wb, fmt, lesson, counts, fits):
                  for p in model.params}
         patterns.append(compile_template(_sub(model.predict_formula, {"X": "{x}"}),
                                          Resolver(lambda k, w, final=final: final.get(k) or "B{r}", hp=str, data=str)))
-        fit_values.append(model.predict(trace.final, lesson.data.x).tolist())
+        fit_values.append([""] * n if hide_answers else model.predict(trace.final, lesson.data.x).tolist())
     num = fmt.number("General")
+    data_fmt = fmt.hyper if hide_answers else num  # the data are inputs: unlocked in a student version
     fit_fmt = fmt.number("0.0000")
     for i in range(n):
         r = i + 1
         ws.write_number(r, 0, i + 1, num)
-        ws.write_number(r, 1, lesson.data.x[i], num)
-        ws.write_number(r, 2, lesson.data.y[i], num)
+        ws.write_number(r, 1, lesson.data.x[i], data_fmt)
+        ws.write_number(r, 2, lesson.data.y[i], data_fmt)
         for j, (pattern, values) in enumerate(zip(patterns, fit_values)):
             ws.write_formula(r, 3 + j, pattern.format(r=r + 1), fit_fmt, cached(values[i]))
     counts["value"] += 3 * n
@@ -373,7 +418,7 @@ def _write_batches(ws, fmt, lesson, trace, counts):
     ws.freeze_panes(1, 0)
 
 
-def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts):
+def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts, hide_answers=False):
     model, loss = lesson.model_cls(), lesson.loss_cls()
     n = len(lesson.data)
     ws.set_row(0, 45)
@@ -395,8 +440,9 @@ def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts):
         ws.write_number(e, 1, idx[0] + 1)
         ws.write_number(e, 2, idx[-1] + 1)
         ws.write_formula(e, 3, f"=AVERAGE({STEPS}!{loss_letter}{lo}:{loss_letter}{hi})", fmt.number("0.000000"),
-                         float(trace.epochs["mean_step_loss"][e - 1]))
-        ws.write_formula(e, 4, "=" + full, fmt.number("0.000000"), float(trace.epochs["full_loss"][e - 1]))
+                         "" if hide_answers else float(trace.epochs["mean_step_loss"][e - 1]))
+        ws.write_formula(e, 4, "=" + full, fmt.number("0.000000"),
+                         "" if hide_answers else float(trace.epochs["full_loss"][e - 1]))
     counts["value"] += 3 * lesson.epochs
     counts["formula"] += 2 * lesson.epochs
     ws.freeze_panes(1, 0)
@@ -442,10 +488,12 @@ PORTABLE_NOTE = "No macros and no Solver: the workbook recalculates the same in 
 
 
 def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=STEPS, how=None, hp_prefix="",
-                legends=None):
+                legends=None, exercise=frozenset(), tasks=()):
     """The Introduction: what the lesson shows, how the sheet works, what to try, a legend of columns.
 
     ``legends`` = [(sheet name, columns, layout, name prefix)] for workbooks with several step sheets.
+    A student version (``exercise`` columns blank) gets a "Your task" section (``tasks``), and its legend
+    does not show the blank columns' formulas.
     """
     legends = legends or [(sheet_name, columns, layout, hp_prefix)]
     ws.set_column(0, 0, 28)
@@ -458,6 +506,14 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
         ws.merge_range(row, 0, row, 2, " ".join(para.split()), fmt.wrap)
         row += 1
     row += 1
+    if tasks:
+        ws.write(row, 0, "Your task", fmt.title)
+        row += 1
+        for line in tasks:
+            ws.write(row, 0, "•")
+            ws.write(row, 1, line)
+            row += 1
+        row += 1
     ws.write(row, 0, f"How the {legends[0][0]} sheet{'s' if len(legends) > 1 else ''} work{'' if len(legends) > 1 else 's'}", fmt.bold)
     row += 1
     for line in (how or STANDARD_HOW) + [PORTABLE_NOTE]:
@@ -479,8 +535,11 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
         for c in sheet_columns:
             ws.write(row, 0, c.header, fmt.bold)
             ws.write(row, 1, c.note)
-            ws.write_string(row, 2, formula_in_row(c, sheet_layout, sheet_layout.first_step_row, prefix)
-                            if c.formula else "(a value)")
+            if c.key in exercise:
+                text = "(yours to write: see Your task)"
+            else:
+                text = formula_in_row(c, sheet_layout, sheet_layout.first_step_row, prefix) if c.formula else "(a value)"
+            ws.write_string(row, 2, text)
             row += 1
 
 
@@ -538,7 +597,7 @@ def _write_manifest_entries(ws, entries: dict) -> None:
         ws.write_string(i, 1, json.dumps(value, ensure_ascii=False))
 
 
-def _manifest_entries(lesson, columns, layout, data_first, data_last) -> dict:
+def _manifest_entries(lesson, columns, layout, data_first, data_last, exercise=frozenset()) -> dict:
     """What the checker needs to find its way: lesson, spec version and layout. No answers."""
     return {
         "kind": "sgd",
@@ -557,4 +616,6 @@ def _manifest_entries(lesson, columns, layout, data_first, data_last) -> dict:
         "data_rows": [data_first + 1, data_last + 1],
         "data_columns": {k: xl_col_to_name(v) for k, v in layout.data_columns.items()},
         "exercise_defaults": exercise_columns(lesson),
+        "data_headers": {"x": lesson.data.x_name, "y": lesson.data.y_name},
+        "exercise": [c.key for c in columns if c.key in exercise],  # names only: the blanks, no answers
     }

@@ -28,7 +28,7 @@ def test_every_command_has_help_and_is_documented_in_the_readme():
     for name, command in cli.commands.items():
         result = run(name, "--help")
         assert result.exit_code == 0, result.output
-        assert command.help and command.help.split("\n")[0] in result.output
+        assert command.help and " ".join(command.help.split("\n")[0].split()) in " ".join(result.output.split())
         assert f"sheetsgd {name}" in readme, f"README does not document `sheetsgd {name}`"
         for param in command.params:
             for opt in getattr(param, "opts", []):
@@ -181,3 +181,16 @@ def test_bad_options_give_one_line_and_exit_2(tmp_path, monkeypatch, args, expec
 def test_the_console_script_is_declared():
     text = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'^sheetsgd = "sheetsgd\.cli:main"', text, re.M)
+
+
+@pytest.mark.parametrize("lesson,options", [("too-high", []), ("optimizers", ["--epochs", "1"]),
+                                            ("lr-finder", []), ("titanic-logistic", ["--epochs", "1"])])
+def test_other_lesson_kinds_are_named_not_checked(tmp_path, lesson, options):
+    """check reads data lessons; other sheetsgd workbooks get a one-line reason (exit 2), and no student version."""
+    out = tmp_path / f"{lesson}.xlsx"
+    assert run("build", lesson, *options, "-o", out).exit_code == 0
+    result = run("check", out)
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "lesson workbook; sheetsgd check reads data lessons" in result.stderr
+    student = run("build", lesson, *options, "--exercise", "-o", tmp_path / "student.xlsx")
+    assert student.exit_code == 2 and "student versions (--exercise) are made of data lessons" in student.stderr

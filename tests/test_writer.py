@@ -109,3 +109,27 @@ def test_linear_lesson_is_the_graddesc_setup():
     assert len(lesson.data) == 29
     assert (lesson.data.y == 2 * lesson.data.x + 30).all()
     assert lesson.init == {"a": 1.0, "b": 1.0} and lesson.hyper["lr"] == 1e-4 and lesson.batch_size == 1
+
+
+@pytest.mark.parametrize("layout", [dict(batch_size=1), dict(batch_size=4, shuffle=True), dict(batch_size="full")])
+def test_size_estimate_equals_what_is_written(tmp_path, layout):
+    from sheetsgd.writer import estimate_size
+
+    lesson = override(load_lesson("quadratic"), epochs=3, optimizer="adam", **layout)
+    report = build_workbook(lesson, tmp_path / "q.xlsx")
+    size = estimate_size(lesson, step_columns(lesson))
+    assert size.cells == report.cells
+    assert size.formula_cells <= report.formula_cells
+
+
+def test_too_large_a_workbook_is_refused_before_training(tmp_path):
+    from click.testing import CliRunner
+
+    from sheetsgd.cli import cli
+
+    out = tmp_path / "big.xlsx"
+    result = CliRunner().invoke(cli, ["build", "linear", "--epochs", "40000", "-o", str(out)])
+    assert result.exit_code == 2
+    assert "workbook too large" in result.stderr and "fewer epochs or a larger batch" in result.stderr
+    assert "more than Excel's 1,048,576" in result.stderr  # 29 × 40,000 = 1,160,000 step rows
+    assert not out.exists()
