@@ -228,12 +228,14 @@ def read_template(name_or_path: str) -> tuple[dict, str, str]:
 
 
 def template_kind(raw: dict) -> str:
-    """The lesson kind a template asks for: ``[lesson] kind``; Titanic templates say ``[data] dataset``."""
-    data = raw.get("data")
-    if isinstance(data, dict) and data.get("dataset") == "titanic":
-        return "titanic"
+    """The lesson kind a template asks for: ``[lesson] kind``; Titanic templates say ``[data] dataset``
+    (a Titanic template may still name another kind, e.g. ``lr-finder``)."""
     meta = raw.get("lesson", {})
-    return meta.get("kind", "sgd") if isinstance(meta, dict) else "sgd"
+    kind = meta.get("kind", "sgd") if isinstance(meta, dict) else "sgd"
+    data = raw.get("data")
+    if kind == "sgd" and isinstance(data, dict) and data.get("dataset") == "titanic":
+        return "titanic"
+    return kind
 
 
 def load_lesson(name_or_path: str) -> Lesson:

@@ -11,11 +11,15 @@ Suggestions, from the recorded rows after dropping the first N//10 and the last 
   steepest:   the lr where the smoothed loss falls fastest against log(lr): for the steepest segment
               (t − 1, t), slope = (smooth_t − smooth_{t−1}) / (ln lr_t − ln lr_{t−1}), the lr of row t − 1.
 Both are formulas on the sheet and numbers from the engine.
+
+The schedule, smoothing, stop and suggestions live here, once. What a row trains is pluggable (the
+row part, see ``ScalarRows``): a scalar-input lesson (linear, quadratic: spec.step_columns and
+engine.measure) or a Titanic model (sheetsgd.titanic.lr_finder: per-passenger rows on an Examples sheet).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -23,6 +27,7 @@ from .engine import columns_of, make_batches, measure, optimize
 from .errors import SheetsgdError
 from .lesson import Lesson, override, parse_lesson
 from .spec import Column, step_columns
+from .titanic.lesson import is_titanic_template, parse_titanic_lesson
 
 FINDER, CHART = "Finder", "Chart"
 FINDER_DEFAULTS = {"start_lr": 1e-7, "end_lr": 10.0, "num_it": 100, "smooth_beta": 0.98, "stop_factor": 4.0,
@@ -38,9 +43,79 @@ FINDER_NOTES = {
 }
 
 
+class ScalarRows:
+    """The row part of a scalar-input lesson (linear, quadratic): what one finder row trains and shows.
+
+    A row part gives the finder the base lesson's step columns (``columns``), one step's forward pass
+    and gradients (``forward``), and how the workbook shows the data (``step_refs``, ``write_sheets``).
+    The finder adds the lr schedule, the smoothed loss, the stop and the suggestions around it.
+    """
+
+    sheet_names = ("Data",)  # sheets after Chart, in tab order
+
+    def __init__(self, base: Lesson):
+        self.base = base
+        self.model, self.loss = base.model_cls(), base.loss_cls()
+        self.params = list(self.model.params)
+        self.init = dict(base.init)
+
+    def override(self, **options) -> Lesson:
+        return override(self.base, **options)
+
+    def columns(self) -> list[Column]:
+        """The base lesson's step columns without finite differences (the finder's rows are about the lr)."""
+        return [c for c in step_columns(self.base) if not c.key.startswith("fd_")]
+
+    def forward(self, params: dict, idx) -> tuple[dict, dict | None]:
+        """(the row's quantities before the update, per-example quantities for another sheet or None)."""
+        X, Y = self.base.data.x, self.base.data.y
+        return measure(self.model, self.loss, params, X[idx], Y[idx], idx, None), None
+
+    def check(self, lesson, trace):
+        """Refuse a run the sheet cannot show (nothing to refuse here: overflow shows as #NUM! on both sides)."""
+
+    def sheet_hyper(self) -> list[tuple[str, float]]:
+        """The base lesson's named inputs other than lr (each row has its own)."""
+        hp = self.base.hyper
+        return [(k, hp[k]) for k in self.base.optimizer_obj().sheet_hyper(hp) if k != "lr"]
+
+    def subtitle(self) -> str:
+        return f"batch size {self.base.batch_size}"
+
+    def step_refs(self, batches) -> dict:
+        """How the step rows find their batch: keyword arguments of writer.write_steps_sheet."""
+        from .writer import _data_resolver
+
+        return {"data": _data_resolver(self.base, {"x": 1, "y": 2}, False),
+                "ranges": [(int(b[0]) + 2, int(b[-1]) + 2) for _, b in batches]}  # unshuffled: Data rows
+
+    def value_columns(self, batches) -> dict[str, list]:
+        """Value columns the engine does not record: the batch's first and last example."""
+        return {"first": [int(b[0]) + 1 for _, b in batches], "last": [int(b[-1]) + 1 for _, b in batches]}
+
+    @property
+    def data_columns(self) -> dict[str, int]:
+        return {"x": 1, "y": 2}
+
+    def write_sheets(self, book, sheets, trace, layout, batches) -> dict:
+        """Write the sheets of ``sheet_names``; returns manifest entries."""
+        from .writer import _write_data
+
+        _write_data(sheets["Data"], book.wb, book.fmt, self.base, book.counts, [])
+        return {}
+
+
+def rows_of(base):
+    """The row part for a base lesson: a Titanic model or a scalar-input lesson."""
+    if getattr(base, "kind", "sgd") == "titanic":
+        from .titanic.lr_finder import TitanicRows  # the Titanic package is only needed for its lessons
+        return TitanicRows(base)
+    return ScalarRows(base)
+
+
 @dataclass
 class FinderLesson:
-    base: Lesson
+    base: Lesson  # or a TitanicLesson: its model, data, batch size and optimizer
     finder: dict[str, float]
     name: str
     title: str
@@ -57,6 +132,10 @@ class FinderLesson:
     def num_it(self) -> int:
         return int(self.finder["num_it"])
 
+    @property
+    def rows(self):
+        return rows_of(self.base)
+
     def batches(self):
         """N mini-batches: as many epochs as needed, cut at N."""
         epochs = math.ceil(self.num_it / self.base.steps_per_epoch)
@@ -68,6 +147,7 @@ class FinderTrace:
     steps: dict[str, np.ndarray]
     suggestions: dict[str, float]
     n_recorded: int
+    examples: dict[str, np.ndarray] = field(default_factory=dict)  # per-example values, in step order
 
     @property
     def n_steps(self) -> int:
@@ -100,7 +180,11 @@ def parse_finder_lesson(raw: dict, name: str, source: str) -> FinderLesson:
     finder = {**FINDER_DEFAULTS, **table}
     finder.setdefault("skip_start", int(finder["num_it"]) // 10)
     meta = raw.get("lesson", {})
-    lesson = FinderLesson(base=parse_lesson(raw, name, source), finder=finder, name=meta.get("name", name),
+    if is_titanic_template(raw):
+        base = parse_titanic_lesson(raw, name, source)
+    else:
+        base = parse_lesson(raw, name, source)
+    lesson = FinderLesson(base=base, finder=finder, name=meta.get("name", name),
                           title=meta.get("title", name), description=meta.get("description", ""),
                           tips=list(meta.get("try", [])), source=source)
     return validate_finder(lesson)
@@ -132,23 +216,25 @@ def override_finder(lesson: FinderLesson, *, lr=None, epochs=None, **options) ->
     finder = dict(lesson.finder)
     if epochs is not None:
         finder.update(num_it=epochs, skip_start=epochs // 10)
-    return validate_finder(replace(lesson, base=override(lesson.base, **options), finder=finder))
+    return validate_finder(replace(lesson, base=lesson.rows.override(**options), finder=finder))
 
 
 def train_finder(lesson: FinderLesson) -> FinderTrace:
-    base, f = lesson.base, lesson.finder
-    model, loss, opt = base.model_cls(), base.loss_cls(), base.optimizer_obj()
-    X, Y = base.data.x, base.data.y
-    params = dict(base.init)
-    state = {p: opt.start_state(base.hyper) for p in model.params}
+    base, f, part = lesson.base, lesson.finder, lesson.rows
+    opt = base.optimizer_obj()
+    params = dict(part.init)
+    state = {p: opt.start_state(base.hyper) for p in part.params}
     beta, n = f["smooth_beta"], lesson.num_it
     avg, best, recorded, diverged = 0.0, math.inf, 1, 0
-    rows = []
+    rows, examples = [], []
     with np.errstate(over="ignore", invalid="ignore"):
         for t, (epoch, idx) in enumerate(lesson.batches(), start=1):
             recorded = recorded * (1 - diverged)  # still recording unless the previous row diverged
             lr = f["start_lr"] * (f["end_lr"] / f["start_lr"]) ** ((t - 1) / (n - 1))
-            row = {"step": t, "epoch": epoch, "lr": lr, **measure(model, loss, params, X[idx], Y[idx], idx, None)}
+            measured, per_example = part.forward(params, idx)
+            row = {"step": t, "epoch": epoch, "lr": lr, **measured}
+            if per_example is not None:
+                examples.append(per_example)
             avg = beta * avg + (1 - beta) * row["loss"]
             smooth = avg / (1 - beta**t)
             best = min(best, smooth)
@@ -156,7 +242,7 @@ def train_finder(lesson: FinderLesson) -> FinderTrace:
             row.update(avg=avg, smooth=smooth, best=best, diverged=diverged, recorded=recorded)
             updated = optimize(opt, {**base.hyper, "lr": lr}, params, row, state, t)
             if not recorded:  # the test has stopped: the parameters stay
-                for p in model.params:
+                for p in part.params:
                     row[f"new_{p}"] = params[p]
                 updated = params
             params = updated
@@ -180,15 +266,14 @@ def train_finder(lesson: FinderLesson) -> FinderTrace:
         suggestions["lr_min"] = float(steps["lr"][int(np.argmin(used))] / 10)
     if np.isfinite(slope).any():
         suggestions["lr_steep"] = float(steps["lr"][int(np.nanargmin(slope)) - 1])
-    return FinderTrace(steps, suggestions, n_recorded)
+    examples = {k: np.concatenate([e[k] for e in examples]) for k in examples[0]} if examples else {}
+    return FinderTrace(steps, suggestions, n_recorded, examples)
 
 
 def finder_columns(lesson: FinderLesson) -> list[Column]:
-    """The base lesson's step columns without finite differences, with the finder's columns woven in."""
+    """The row part's step columns with the finder's columns woven in: lr after epoch, the rest after loss."""
     out = []
-    for c in step_columns(lesson.base):
-        if c.key.startswith("fd_"):
-            continue
+    for c in lesson.rows.columns():
         if c.formula and "{hp:lr}" in c.formula:
             c = replace(c, formula=c.formula.replace("{hp:lr}", "{lr}"))
         if c.key.startswith("new_"):
@@ -226,25 +311,26 @@ def finder_columns(lesson: FinderLesson) -> list[Column]:
 
 
 def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None = None):
-    from .writer import (DATA, INTRO, MANIFEST, Book, _data_resolver, _write_data, finish_workbook, layout_entries,
-                         write_intro, write_steps_sheet)
+    from .writer import INTRO, MANIFEST, Book, finish_workbook, layout_entries, write_intro, write_steps_sheet
 
     trace = trace or train_finder(lesson)
-    base = lesson.base
+    base, part = lesson.base, lesson.rows
+    part.check(lesson, trace)  # before any file is written
     book = Book(path)
     wb, fmt, counts = book.wb, book.fmt, book.counts
     intro, ws, chart_ws = book.sheet(INTRO), book.sheet(FINDER), book.sheet(CHART)
-    data_ws, manifest = book.sheet(DATA), book.sheet(MANIFEST)
+    sheets = {name: book.sheet(name) for name in part.sheet_names}
+    manifest = book.sheet(MANIFEST)
     columns = finder_columns(lesson)
     opt = base.optimizer_obj()
-    hyper = [(k, base.hyper[k]) for k in opt.sheet_hyper(base.hyper) if k != "lr"]
+    hyper = part.sheet_hyper()
     hyper += [(k, float(lesson.finder[k])) for k in ("start_lr", "end_lr", "num_it", "smooth_beta", "stop_factor",
                                                       "skip_start", "skip_end")]
     start_state = opt.start_state(base.hyper)
     starts = {}
     for c in columns:
         if c.start_value == "init":
-            starts[c.key] = (base.init[c.key[4:]], True)
+            starts[c.key] = (part.init[c.key[4:]], True)
         elif c.key == "recorded":
             starts[c.key] = (1, False)
         elif c.key == "avg":
@@ -253,14 +339,14 @@ def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None 
             starts[c.key] = (start_state[c.key.split("_")[0]], False)
     starts["diverged"] = (0, False)
     batches = lesson.batches()
-    values = {c.key: _values(trace, c.key, batches) for c in columns}
-    ranges = [(int(b[0]) + 2, int(b[-1]) + 2) for _, b in batches]  # unshuffled: Data rows of each batch
+    values = part.value_columns(batches)
+    values.update({c.key: _values(trace, c.key) for c in columns if c.key not in values})
     layout = write_steps_sheet(
-        ws, wb, fmt, counts, title=lesson.title, hyper_notes=FINDER_NOTES, columns=columns, start_values=starts,
-        subtitle=f"{opt.title} · {base.loss_cls().title} · batch size {base.batch_size}. The lr grows each row; "
+        ws, wb, fmt, counts, title=lesson.title, hyper_notes={**FINDER_NOTES, **getattr(part, "hyper_notes", {})},
+        columns=columns, start_values=starts,
+        subtitle=f"{opt.title} · {part.loss.title} · {part.subtitle()}. The lr grows each row; "
                  "the suggestions (right) are formulas over the table.",
-        hyper=hyper, values=values, n_steps=trace.n_steps, data=_data_resolver(base, {"x": 1, "y": 2}, False),
-        ranges=ranges, extras=[
+        hyper=hyper, values=values, n_steps=trace.n_steps, **part.step_refs(batches), extras=[
             ("n_recorded", "rows recorded", "SUM({all:recorded})", float(trace.n_recorded),
              "rows up to and including the first diverged one"),
             ("lr_suggest_min", "suggested lr: minimum/10",
@@ -270,19 +356,19 @@ def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None 
              "INDEX({all:lr},MATCH(MIN({all:slope}),{all:slope},0)-1)", _suggestion(trace, "lr_steep"),
              "where the smoothed loss falls fastest against ln(lr)"),
         ])
-    layout.data_columns = {"x": 1, "y": 2}
+    layout.data_columns = part.data_columns
     _write_chart(chart_ws, wb, fmt, lesson, trace, layout, counts)
-    _write_data(data_ws, wb, fmt, base, counts, [])
+    entries = part.write_sheets(book, sheets, trace, layout, batches)
     write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout, FINDER, how=[
         "Each row is one mini-batch step with its own learning rate (the lr column), growing from start_lr to end_lr.",
         "The smoothed loss is fastai's debiased moving average; the test stops after the first row where it "
         "exceeds stop_factor × the best so far.",
         "The suggested learning rates, top right, are formulas over the recorded rows.",
-    ])
+    ] + list(getattr(part, "how", [])))
     finish_workbook(wb, book.path, intro, manifest, {"kind": "lr-finder", "lesson": lesson.name,
                                                 **layout_entries(layout, columns, FINDER),
                                                 "suggestion_cells": layout.extra_cells,
-                                                "exercise_defaults": lesson.exercise})
+                                                "exercise_defaults": lesson.exercise, **entries})
     return book.report(trace.n_steps)
 
 
@@ -322,9 +408,7 @@ def _suggestion(trace: FinderTrace, key: str):
     return value if math.isfinite(value) else "#N/A"
 
 
-def _values(trace: FinderTrace, key: str, batches) -> list:
-    if key in ("first", "last"):  # the batch's first and last example
-        return [int(b[0 if key == "first" else -1]) + 1 for _, b in batches]
+def _values(trace: FinderTrace, key: str) -> list:
     values = trace.steps[key].tolist()
     if key == "plot":
         return [v if math.isfinite(v) else "#N/A" for v in values]

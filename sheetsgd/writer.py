@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 
 import xlsxwriter
@@ -230,7 +231,7 @@ def cached(value):
 
 def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, values, start_values, n_steps,
                       data=None, ranges=None, name_prefix="", hyper_notes=None, first_col=0,
-                      extras=(), exercise=frozenset()) -> Layout:
+                      extras=(), exercise=frozenset(), row_fields=None) -> Layout:
     """Write a step table: named hyperparameter cells on top, a header, a start row, one row per step.
 
     ``hyper`` is [(name, value)]: each becomes a yellow input cell with the defined name
@@ -239,6 +240,7 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
     fills the start row above step 1, which ``{prev:key}`` of step 1 refers to. ``extras`` are named
     result cells shown beside the inputs: [(name, label, formula template, engine value, note)].
     ``exercise`` columns are left blank (highlighted) and cells depending on them cache no value.
+    ``row_fields[s]`` adds row fields of step s+1 beyond {r}, {p}, {lo}, {hi} (e.g. a second sheet's rows).
     """
     sheet = ws.get_name()
     notes = {**HYPER_NOTES, **(hyper_notes or {})}
@@ -312,7 +314,7 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
     for s in range(n_steps):
         row = start_row + 1 + s
         lo, hi = ranges[s]
-        fields = {"r": row + 1, "p": row, "lo": lo, "hi": hi}
+        fields = {"r": row + 1, "p": row, "lo": lo, "hi": hi, **(row_fields[s] if row_fields else {})}
         no_cache = uncached_cols[min(s, len(uncached_cols) - 1)]
         for col, pattern, cell_format, vals in plan:
             if pattern is None:
@@ -551,11 +553,12 @@ def formula_in_row(column: Column, layout, row0: int, hp_prefix: str = "") -> st
             return f"${letter}${layout.first_step_row + 1}:${letter}$…"
         return f"{letter}{row0 + 1 if which == 'this' else row0}"
 
-    def data(name):
-        return f"{DATA}!{xl_col_to_name(layout.data_columns[name])}…"
+    def data(name):  # a Data column number, or the text to show
+        where = layout.data_columns[name]
+        return where if isinstance(where, str) else f"{DATA}!{xl_col_to_name(where)}…"
 
     text = compile_template(column.formula, Resolver(cell, hp=lambda n: hp_prefix + n, data=data))
-    return text.replace("{lo}", "").replace("{hi}", "")
+    return re.sub(r"\{\w+\}", "", text)  # batch row fields ({lo}, {hi}, …) differ per row
 
 
 def close_workbook(wb, path: str) -> None:

@@ -1,0 +1,207 @@
+"""The Titanic model as the row part of the lr finder (sheetsgd.lr_finder owns the schedule, stop and suggestions).
+
+A Finder row holds the step's weights, the batch's mean loss and accuracy, one gradient per weight and
+the optimizer update, as a Titanic Steps row does. The batch's passengers are one block of rows on the
+Examples sheet (forward and backward quantities from ``nets.example_columns``), reading the step's
+weights on the Finder sheet; the features stay formulas on the Data sheet (the Titanic workbook's own).
+
+In a Finder template, ``{data:ex_key}`` is the batch's block of Examples column ``key`` and
+``{data:x_feature}`` the batch's Data rows of a feature column (the row fields {lo}/{hi} and {dlo}/{dhi}).
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from ..datasets import TITANIC_ATTRIBUTION
+from ..errors import SheetsgdError
+from ..lr_finder import FINDER
+from ..spec import Column
+from .lesson import TitanicLesson
+from .nets import evaluate, example_columns
+from .workbook import DATA, EXAMPLES, HYPER_NOTES, Plan, TitanicWorkbook, Where, _group_of, col
+
+SIGMOID_SCORE = {"logistic": "z", "mlp": "out"}  # the score each sigmoid model feeds to EXP
+EXP_LIMIT = 709.78  # ln of the largest double: EXP of more overflows in every spreadsheet
+
+
+class TitanicRows:
+    sheet_names = (EXAMPLES, DATA)
+    hyper_notes = {"clip_eps": HYPER_NOTES["clip_eps"]}
+    how = ["Each row's passengers are one block of rows on Examples: prediction, loss and the chain rule per "
+           "passenger, with the row's weights; the row averages them.",
+           "Data: raw columns are values; every feature is a formula over them. Source: " + TITANIC_ATTRIBUTION]
+
+    def __init__(self, base: TitanicLesson):
+        self.base = base
+        self.net, self.loss = base.net(), base.loss_cls()
+        self.params = list(self.net.params)
+        self.init = dict(zip(self.params, base.init.tolist()))
+        self.forward_q, self.backward_q = example_columns(self.net, self.loss)
+        keys = ["step", "passenger"] + [q.key for q in self.forward_q + self.backward_q]
+        self.examples_col = {k: i for i, k in enumerate(keys)}
+
+    def override(self, **options) -> TitanicLesson:
+        return self.base.override(**options)
+
+    # ------------------------------------------------------------------------------------- engine
+
+    def forward(self, params: dict, idx) -> tuple[dict, dict]:
+        """The row (weights, mean loss and accuracy, gradients) and the batch's per-passenger quantities."""
+        data, theta = self.base.data, np.array([params[p] for p in self.params])
+        x, y = data.X[idx], data.y[idx]
+        q = evaluate(self.net, self.loss, theta, x, y, self.base.clip_eps)
+        row = dict(params)
+        row["loss"] = float(np.sum(q["loss"]) / len(idx))
+        row["correct"] = float(np.sum(q["correct"]) / len(idx))
+        grads = self.net.gradients(theta, q, q, x)
+        row.update({f"grad_{p}": float(g) for p, g in zip(self.params, grads)})
+        return row, q
+
+    def check(self, lesson, trace):
+        """Refuse a run the sheet cannot show: σ is 1/(1+EXP(−score)), and EXP overflows past e^709.78
+        (the sheet shows #NUM! where numpy quietly says 0). A lower end_lr keeps the scores small."""
+        score = SIGMOID_SCORE.get(self.base.model)
+        if score is None:
+            return
+        over = np.flatnonzero(-trace.examples[score] > EXP_LIMIT)
+        if len(over):
+            step = int(np.searchsorted(np.cumsum([len(b) for _, b in lesson.batches()]), over[0], side="right")) + 1
+            raise SheetsgdError(f"row {step}: a passenger's score {score} = {trace.examples[score][over[0]]:.4g} "
+                                f"overflows EXP(−{score}) on the sheet; lower end_lr (now {lesson.finder['end_lr']:g})",
+                                lesson.source or None)
+
+    # ------------------------------------------------------------------------------------- columns
+
+    def columns(self) -> list[Column]:
+        cols = [Column("step", "step", None, "step", "step number t"),
+                Column("epoch", "epoch", None, "step", "epoch this step belongs to"),
+                Column("first", "first row", None, "step", f"first row of the batch on {EXAMPLES}"),
+                Column("last", "last row", None, "step", f"last row of the batch on {EXAMPLES}")]
+        cols += [Column(p, p, f"{{prev:new_{p}}}", "param", f"{p} for this step: the previous row's new {p}")
+                 for p in self.params]
+        cols += [Column("loss", f"mean loss ({self.loss.title})", "AVERAGE({data:ex_loss})", "loss",
+                        f"mean loss over the batch's rows on {EXAMPLES}"),
+                 Column("correct", "accuracy", "AVERAGE({data:ex_correct})", "loss",
+                        "share of the batch predicted right at 0.5")]
+        for p in self.params:
+            factor, other = self.net.grad_terms()[p]
+            if other is None:
+                text, what = f"SUM({{data:ex_{factor}}})", factor
+            elif other[0] == "q":
+                text, what = f"SUMPRODUCT({{data:ex_{factor}}},{{data:ex_{other[1]}}})", f"{factor} · {other[1]}"
+            else:
+                feature = self.net.features[other[1]]
+                text, what = f"SUMPRODUCT({{data:ex_{factor}}},{{data:x_{feature}}})", f"{factor} · {feature}"
+            cols.append(Column(f"grad_{p}", f"∂L/∂{p}", f"{text}/ROWS({{data:ex_{factor}}})", "gradient",
+                               f"batch mean of ∂L/∂{p} = {what}"))
+        cols += self._optimizer_columns()
+        return cols
+
+    def _optimizer_columns(self) -> list[Column]:
+        """Update columns grouped by kind (all new weights side by side), as on the Titanic Steps sheet."""
+        hp, opt = self.base.hyper, self.base.optimizer_obj()
+        out = []
+        if opt.uses_l2(hp):
+            out += [Column(f"gwd_{p}", f"∂L/∂{p} + wd·{p}", f"{{grad_{p}}}+{{hp:weight_decay}}*{{{p}}}", "gradient",
+                           "gradient plus L2 weight decay") for p in self.params]
+        per_param = {p: opt.formulas(hp, p) for p in self.params}
+        for k in range(len(per_param[self.params[0]])):
+            for p in self.params:
+                key, header, template = per_param[p][k]
+                state = key.split("_")[0]
+                if key.startswith("new_"):
+                    out.append(Column(key, header, template, "update", f"{p} after this step: the next row starts from it",
+                                      start_value="init"))
+                else:
+                    out.append(Column(key, header, template, "state", f"optimizer state {state} for {p}",
+                                      start_value="zero" if state in opt.state else None))
+        return out
+
+    # ------------------------------------------------------------------------------------- workbook
+
+    def sheet_hyper(self) -> list[tuple[str, float]]:
+        hp = self.base.hyper
+        out = [(k, hp[k]) for k in self.base.optimizer_obj().sheet_hyper(hp) if k != "lr"]
+        return out + ([("clip_eps", self.base.clip_eps)] if self.base.loss == "bce" else [])
+
+    def subtitle(self) -> str:
+        return f"{self.net.title} · batch size {self.base.batch_size} of the {self.base.data.n_train} training passengers"
+
+    def _examples_ranges(self, batches) -> list[tuple[int, int]]:
+        out, lo = [], 2  # 1-based first Examples row
+        for _, b in batches:
+            out.append((lo, lo + len(b) - 1))
+            lo += len(b)
+        return out
+
+    @cached_property
+    def _workbook(self) -> TitanicWorkbook:
+        """The Titanic workbook's plan of the Data sheet (feature columns, rows) and its row writers."""
+        return TitanicWorkbook(self.base)
+
+    def _feature_letters(self) -> dict[str, str]:
+        return {f: col(c) for f, c in zip(self.net.features, self._workbook._feature_cols)}
+
+    def step_refs(self, batches) -> dict:
+        E = {k: col(i) for k, i in self.examples_col.items()}
+        X = self._feature_letters()
+
+        def data(name):
+            if name.startswith("ex_"):
+                letter = E[name[3:]]
+                return f"{EXAMPLES}!${letter}${{lo}}:${letter}${{hi}}"
+            letter = X[name[2:]]
+            return f"{DATA}!${letter}${{dlo}}:${letter}${{dhi}}"
+
+        first_data_row = self._workbook._data_row
+        return {"data": data, "ranges": self._examples_ranges(batches),
+                "row_fields": [{"dlo": first_data_row(int(b[0])), "dhi": first_data_row(int(b[-1]))}
+                               for _, b in batches]}
+
+    def value_columns(self, batches) -> dict[str, list]:
+        ranges = self._examples_ranges(batches)
+        return {"first": [lo for lo, _ in ranges], "last": [hi for _, hi in ranges]}
+
+    @property
+    def data_columns(self) -> dict[str, str]:
+        """What the Introduction's legend shows for each {data:…} range."""
+        X = self._feature_letters()
+        out = {f"ex_{k}": f"{EXAMPLES}!{col(i)}…" for k, i in self.examples_col.items()}
+        out.update({f"x_{f}": f"{DATA}!{letter}…" for f, letter in X.items()})
+        return out
+
+    def write_sheets(self, book, sheets, trace, layout, batches) -> dict:
+        """Examples (one row per passenger of each step) and Data, with the Titanic workbook's own writers."""
+        tw = self._workbook
+        tw.wb, tw.fmt, tw.counts = book.wb, book.fmt, book.counts
+        S = {k: col(i) for k, i in layout.columns.items()}
+        groups = self.net.groups
+        where = Where({k: col(i) for k, i in self.examples_col.items()},
+                      group=lambda g: f"{FINDER}!${S[groups[g][0]]}${{sr}}:${S[groups[g][-1]]}${{sr}}",
+                      param=lambda p: f"{FINDER}!${S[p]}${{sr}}", features=tw._data_features_row(),
+                      target=f"{DATA}!$B{{dr}}")
+        c = self.examples_col
+        plans = [Plan(c["step"], "step", "step", None, "int", "the Finder row whose batch this row belongs to"),
+                 Plan(c["passenger"], "passenger", "passenger", None, "int", "PassengerId")]
+        plans += [Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key), q.note)
+                  for q in self.forward_q + self.backward_q]
+        ws = sheets[EXAMPLES]
+        tw._header(ws, 0, plans)
+        passengers = self.base.data.passengers["PassengerId"]
+        fields, steps, ids = [], [], []
+        for s, (_, b) in enumerate(batches):
+            sr = layout.first_step_row + 1 + s  # 1-based Finder row of step s + 1
+            for i in b:
+                fields.append({"r": len(fields) + 2, "sr": sr, "dr": tw._data_row(int(i))})
+                steps.append(s + 1)
+                ids.append(float(passengers[i]))
+        values = {k: v.tolist() for k, v in trace.examples.items()}
+        values.update(step=steps, passenger=ids)
+        tw._rows(ws, plans, 1, fields, values)
+        ws.freeze_panes(1, 2)
+        tw._write_data(sheets[DATA])
+        return {"examples_sheet": EXAMPLES, "examples_columns": {k: col(i) for k, i in c.items()},
+                "data_sheet": DATA, "data_rows": [tw._data_row(0), tw._data_row(len(self.base.data.y) - 1)],
+                "n_train": self.base.data.n_train, "feature_columns": [col(i) for i in tw._feature_cols]}
