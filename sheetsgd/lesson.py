@@ -167,27 +167,32 @@ def with_optimizer(lesson: Lesson, name: str, **hyper) -> Lesson:
                                                    for k, v in values.items()})
 
 
-def override(lesson: Lesson, *, optimizer=None, lr=None, epochs=None, batch_size=None, seed=None,
-             shuffle=None, loss=None) -> Lesson:
-    """Apply command-line options on top of a template (None = keep the template's value)."""
-    if optimizer is not None and optimizer != lesson.optimizer:
-        lesson = with_optimizer(lesson, optimizer)
+def option_changes(lesson, full_batch: int, losses, *, lr=None, epochs=None, batch_size=None, seed=None,
+                   shuffle=None, loss=None) -> dict:
+    """The dataclass fields that command-line options change (None = keep); shared by every data lesson."""
     changes = {}
     if lr is not None:
         changes["hyper"] = {**lesson.hyper, "lr": float(lr)}
     if epochs is not None:
         changes["epochs"] = epochs
     if batch_size is not None:
-        changes["batch_size"] = len(lesson.data) if batch_size == "full" else batch_size
+        changes["batch_size"] = full_batch if batch_size == "full" else batch_size
     if seed is not None:
         changes["seed"] = seed
     if shuffle is not None:
         changes["shuffle"] = shuffle
     if loss is not None:
-        if loss not in LOSSES:
-            raise SheetsgdError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}")
+        if loss not in losses:
+            raise SheetsgdError(f"unknown loss {loss!r} for this lesson; known: {', '.join(losses)}")
         changes["loss"] = loss
-    return validate(replace(lesson, **changes))
+    return changes
+
+
+def override(lesson: Lesson, *, optimizer=None, **options) -> Lesson:
+    """Apply command-line options on top of a template (None = keep the template's value)."""
+    if optimizer is not None and optimizer != lesson.optimizer:
+        lesson = with_optimizer(lesson, optimizer)
+    return validate(replace(lesson, **option_changes(lesson, len(lesson.data), LOSSES, **options)))
 
 
 def validate(lesson: Lesson) -> Lesson:

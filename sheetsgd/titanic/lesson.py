@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data import sheet_float
 from ..errors import SheetsgdError
-from ..lesson import validate, with_optimizer
+from ..lesson import option_changes, validate, with_optimizer
 from ..optimizers import OPTIMIZERS
 from .features import TitanicData, prepare
 from .nets import LOSSES, MODELS
@@ -74,25 +74,9 @@ class TitanicLesson:
         from .workbook import build_titanic_workbook
         return build_titanic_workbook(self, path)
 
-    def override(self, *, optimizer=None, lr=None, epochs=None, batch_size=None, seed=None, shuffle=None,
-                 loss=None) -> "TitanicLesson":
+    def override(self, *, optimizer=None, **options) -> "TitanicLesson":
         lesson = with_optimizer(self, optimizer) if optimizer is not None and optimizer != self.optimizer else self
-        changes = {}
-        if lr is not None:
-            changes["hyper"] = {**lesson.hyper, "lr": float(lr)}
-        if epochs is not None:
-            changes["epochs"] = epochs
-        if batch_size is not None:
-            changes["batch_size"] = lesson.data.n_train if batch_size == "full" else batch_size
-        if seed is not None:
-            changes["seed"] = seed
-        if shuffle is not None:
-            changes["shuffle"] = shuffle
-        if loss is not None:
-            if loss not in LOSSES:
-                raise SheetsgdError(f"unknown loss {loss!r} for a Titanic lesson; known: {', '.join(LOSSES)}")
-            changes["loss"] = loss
-        return validate(replace(lesson, **changes))
+        return validate(replace(lesson, **option_changes(lesson, lesson.data.n_train, LOSSES, **options)))
 
 
 def is_titanic_template(raw: dict) -> bool:
