@@ -47,6 +47,7 @@ class ColumnResult:
     total: int
     status: str  # "correct", "root cause", "knock-on"
     first_wrong: dict | None = None
+    local_correct: int = 0  # cells that follow from the student's own values (knock-ons forgiven)
     knock_on_of: list[str] = field(default_factory=list)
 
 
@@ -71,12 +72,20 @@ class Report:
         cols = [c for c in self.columns if c.exercise]
         return sum(c.correct for c in cols), sum(c.total for c in cols)
 
+    @property
+    def formulas_right(self) -> int:
+        """Exercise cells whose formula follows from the student's own values: partial credit that does
+        not punish knock-ons a second time (``score`` counts cells whose value is also right)."""
+        return sum(c.local_correct for c in self.columns if c.exercise)
+
     def to_dict(self) -> dict:
         """The report as plain JSON data (non-finite numbers become null)."""
         correct, total = self.score
         return _json_safe({"file": self.path, "status": self.status, "exit_code": self.exit_code, "message": self.message,
                 "lesson": self.lesson, "recalculated_by": self.recalculated_by, "notes": self.notes,
-                "score": {"correct": correct, "total": total, "share": correct / total if total else None},
+                "score": {"correct": correct, "total": total, "share": correct / total if total else None,
+                          "formulas_right": self.formulas_right,
+                          "formulas_share": self.formulas_right / total if total else None},
                 "mistakes": self.mistakes,
                 "columns": [c.__dict__ for c in self.columns], "strict": self.strict})
 
@@ -124,6 +133,9 @@ class Report:
         share = f" ({100 * correct / total:.1f}%)" if total else ""
         lines.append(f"Score: {correct}/{total} exercise cells correct{share} — "
                      + ("all correct" if self.status == "correct" else f"{len(self.mistakes)} mistake(s)"))
+        if self.status != "correct" and total:
+            lines.append(f"Formulas right: {self.formulas_right}/{total} exercise cells follow from your own values "
+                         "(knock-ons not counted against you)")
         return "\n".join(lines)
 
 
@@ -449,7 +461,7 @@ def judge(sub: Submission, grid: Grid) -> tuple[list[ColumnResult], list[dict]]:
         n_correct = int(correct.sum())
         status = "root cause" if c.key in roots else ("correct" if n_correct == n else "knock-on")
         res = ColumnResult(c.key, c.header, column_letters(sub.col_of[c.key]), c.key in sub.exercise,
-                           n_correct, n, status)
+                           n_correct, n, status, local_correct=int(ok.sum()))
         if n_correct < n:
             i = int(np.argmax(~correct))
             res.first_wrong = {"step": i + 1, "cell": sub.cell_ref(c.key, i),
@@ -552,6 +564,7 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
                 report.mistakes.append({**m, "mistake": hard.name, "title": hard.title, "hint": hard.hint})
         for col, again in zip(results, strict_results):
             col.correct = min(col.correct, again.correct)
+            col.local_correct = min(col.local_correct, again.local_correct)
             if again.status == "root cause":
                 col.status = "root cause"
         if report.mistakes:

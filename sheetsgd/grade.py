@@ -20,7 +20,7 @@ from .check import check
 from .errors import SheetsgdError
 from .xlsxread import Limits
 
-CSV_FIELDS = ["id", "file", "status", "score", "correct", "total", "mistakes", "message"]
+CSV_FIELDS = ["id", "file", "status", "score", "correct", "total", "formulas_right", "mistakes", "message"]
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -54,6 +54,7 @@ def row_for(path: Path, report: dict) -> dict:
     return {"id": path.stem, "file": str(path), "status": report["status"],
             "score": "" if score.get("share") is None else round(score["share"], 6),
             "correct": score.get("correct", ""), "total": score.get("total", ""),
+            "formulas_right": "" if score.get("formulas_share") is None else round(score["formulas_share"], 6),
             "mistakes": mistakes, "message": report.get("message", "")}
 
 

@@ -337,3 +337,23 @@ def test_excel_shared_formulas(made):
         assert root_causes(report) == expect
         if expect:
             assert report.mistakes[0]["formula"] == "=F10-B5*L10"  # the master =F9-B4*L9, moved one row
+
+
+@pytest.mark.parametrize("name,column", [("bob-sign-flipped", "new_a"), ("carol-factor-2-missing", "grad_a"),
+                                         ("frank-x-missing", "grad_a")])
+def test_formulas_right_forgives_knock_ons(name, column):
+    """One wrong column: every other exercise column's formulas are right given the student's own values,
+    so "formulas right" is all cells but that column's, while the value score also loses the knock-ons."""
+    from pathlib import Path
+
+    from sheetsgd.check import check
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "submissions" / f"{name}.xlsx"
+    report = check(str(path))
+    assert report.status == "mistakes" and [m["column"] for m in report.mistakes] == [column]
+    correct, total = report.score
+    exercise = [c for c in report.columns if c.exercise]
+    steps = total // len(exercise)  # every exercise column has one cell per step
+    assert report.formulas_right == total - steps  # only the root-cause column's cells
+    assert correct < report.formulas_right
+    assert report.to_dict()["score"]["formulas_share"] == pytest.approx(report.formulas_right / total)
