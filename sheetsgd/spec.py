@@ -108,15 +108,18 @@ def step_columns(lesson: Lesson) -> list[Column]:
         if opt.uses_l2(hp):
             cols.append(Column(f"gwd_{p}", f"∂L/∂{p} + wd·{p}", f"{{grad_{p}}}+{{hp:weight_decay}}*{{{p}}}",
                                "gradient", "gradient plus L2 weight decay"))
-        for key, header, template in opt.formulas(hp, p):
-            state = key.split("_")[0]
-            if key.startswith("new_"):
-                cols.append(Column(key, header, template, "update", f"{p} after this step: the next row starts from it",
-                                   start_value="init"))
-            else:
-                cols.append(Column(key, header, template, "state", f"optimizer state {state} for {p}",
-                                   start_value="zero" if state in opt.state else None))
+        cols += [optimizer_column(opt, p, *formula) for formula in opt.formulas(hp, p)]
     return cols
+
+
+def optimizer_column(opt, p: str, key: str, header: str, template: str) -> Column:
+    """A column of the optimizer's update for parameter p: its state (starting from the start row) or new p."""
+    if key.startswith("new_"):
+        return Column(key, header, template, "update", f"{p} after this step: the next row starts from it",
+                      start_value="init")
+    state = key.split("_")[0]
+    return Column(key, header, template, "state", f"optimizer state {state} for {p}",
+                  start_value="zero" if state in opt.state else None)
 
 
 def exercise_columns(lesson: Lesson) -> list[str]:

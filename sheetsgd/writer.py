@@ -93,6 +93,7 @@ class BuildReport:
     formula_cells: int
     value_cells: int
     bytes: int = 0
+    longest_formula: int = 0  # characters (reported where the size guard measured it)
 
     @property
     def cells(self) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 from ..datasets import TITANIC_ATTRIBUTION
 from ..errors import SheetsgdError
 from ..lr_finder import FINDER
-from ..spec import Column
+from ..spec import Column, optimizer_column
 from .lesson import TitanicLesson
 from .nets import evaluate, example_columns
 from .workbook import DATA, EXAMPLES, HYPER_NOTES, Plan, TitanicWorkbook, Where, _group_of, col
@@ -108,15 +108,7 @@ class TitanicRows:
                            "gradient plus L2 weight decay") for p in self.params]
         per_param = {p: opt.formulas(hp, p) for p in self.params}
         for k in range(len(per_param[self.params[0]])):
-            for p in self.params:
-                key, header, template = per_param[p][k]
-                state = key.split("_")[0]
-                if key.startswith("new_"):
-                    out.append(Column(key, header, template, "update", f"{p} after this step: the next row starts from it",
-                                      start_value="init"))
-                else:
-                    out.append(Column(key, header, template, "state", f"optimizer state {state} for {p}",
-                                      start_value="zero" if state in opt.state else None))
+            out += [optimizer_column(opt, p, *per_param[p][k]) for p in self.params]
         return out
 
     # ------------------------------------------------------------------------------------- workbook

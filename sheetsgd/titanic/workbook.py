@@ -37,6 +37,7 @@ from ..datasets import TITANIC_ATTRIBUTION
 from ..errors import SheetsgdError
 from ..formula import Resolver, compile_template
 from ..sizeguard import WorkbookSize
+from ..writer import BuildReport
 from ..xlsxnames import hide_defined_names
 from .engine import TitanicTrace, best_fit, first_non_finite, train
 from .features import RAW_COLUMNS
@@ -118,20 +119,6 @@ class Where:
     @staticmethod
     def hp(name):
         return name
-
-
-@dataclass
-class BuildReport:
-    path: str
-    steps: int
-    formula_cells: int
-    value_cells: int
-    bytes: int = 0
-    longest_formula: int = 0
-
-    @property
-    def cells(self) -> int:
-        return self.formula_cells + self.value_cells
 
 
 class TitanicWorkbook:
