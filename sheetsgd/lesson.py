@@ -114,6 +114,18 @@ def _init_params(spec, params, where: str) -> dict[str, float]:
     return {p: sheet_float(_number(spec[p], f"init.{p}", where)) for p in params}
 
 
+def parse_optimizer_table(opt: dict, where: str) -> tuple[str, dict[str, dict]]:
+    """``[optimizer]``: the chosen optimizer's name and the per-optimizer hyperparameter tables."""
+    name = opt.get("name", "sgd")
+    if name not in OPTIMIZERS:
+        raise SheetsgdError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}", where)
+    tables = {k: v for k, v in opt.items() if isinstance(v, dict)}
+    unknown = set(tables) - set(OPTIMIZERS)
+    if unknown:
+        raise SheetsgdError(f"unknown optimizer table(s) {', '.join(sorted(unknown))}", where)
+    return name, tables
+
+
 def parse_lesson(raw: dict, name: str, source: str) -> Lesson:
     """Validate a template's tables; every problem is a SheetsgdError naming the file and table."""
     where = source
@@ -133,13 +145,7 @@ def parse_lesson(raw: dict, name: str, source: str) -> Lesson:
         raise SheetsgdError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}", f"{where} [model]")
     init = _init_params(model.get("init", {}), MODELS[model_name].params, f"{where} [model]")
 
-    opt_name = opt.get("name", "sgd")
-    if opt_name not in OPTIMIZERS:
-        raise SheetsgdError(f"unknown optimizer {opt_name!r}; known: {', '.join(OPTIMIZERS)}", f"{where} [optimizer]")
-    per_optimizer = {k: v for k, v in opt.items() if isinstance(v, dict)}
-    unknown = set(per_optimizer) - set(OPTIMIZERS)
-    if unknown:
-        raise SheetsgdError(f"unknown optimizer table(s) {', '.join(sorted(unknown))}", f"{where} [optimizer]")
+    opt_name, per_optimizer = parse_optimizer_table(opt, f"{where} [optimizer]")
 
     batch = train.get("batch_size", 1)
     batch_size = len(data) if batch == "full" else batch

@@ -507,28 +507,21 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
         ws.merge_range(row, 0, row, 2, " ".join(para.split()), fmt.wrap)
         row += 1
     row += 1
+
+    def bullets(row, heading, heading_format, lines):  # a heading, then one bulleted line each
+        ws.write(row, 0, heading, heading_format)
+        for i, line in enumerate(lines, start=row + 1):
+            ws.write(i, 0, "•")
+            ws.write(i, 1, line)
+        return row + 1 + len(lines)
+
     if tasks:
-        ws.write(row, 0, "Your task", fmt.title)
-        row += 1
-        for line in tasks:
-            ws.write(row, 0, "•")
-            ws.write(row, 1, line)
-            row += 1
-        row += 1
-    ws.write(row, 0, f"How the {legends[0][0]} sheet{'s' if len(legends) > 1 else ''} work{'' if len(legends) > 1 else 's'}", fmt.bold)
-    row += 1
-    for line in (how or STANDARD_HOW) + [PORTABLE_NOTE]:
-        ws.write(row, 0, "•")
-        ws.write(row, 1, line)
-        row += 1
+        row = bullets(row, "Your task", fmt.title, list(tasks)) + 1
+    several = len(legends) > 1
+    row = bullets(row, f"How the {legends[0][0]} sheet{'s work' if several else ' works'}", fmt.bold,
+                  (how or STANDARD_HOW) + [PORTABLE_NOTE])
     if tips:
-        row += 1
-        ws.write(row, 0, "Things to try", fmt.bold)
-        row += 1
-        for tip in tips:
-            ws.write(row, 0, "•")
-            ws.write(row, 1, tip)
-            row += 1
+        row = bullets(row + 1, "Things to try", fmt.bold, tips)
     for sheet, sheet_columns, sheet_layout, prefix in legends:
         row += 1
         ws.write_row(row, 0, [f"{sheet} column", "what it is", "formula in step 1"], fmt.header)

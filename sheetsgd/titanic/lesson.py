@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data import sheet_float
 from ..errors import SheetsgdError
-from ..lesson import option_changes, validate, with_optimizer
+from ..lesson import option_changes, parse_optimizer_table, validate, with_optimizer
 from ..optimizers import OPTIMIZERS
 from .features import TitanicData, prepare
 from .nets import LOSSES, MODELS
@@ -138,13 +138,7 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
     net = MODELS[kind](titanic.feature_keys, hidden)
     init = _init(model.get("init", {"random": "uniform", "seed": 0}), net, f"{source} [model]")
 
-    opt_name = opt.get("name", "sgd")
-    if opt_name not in OPTIMIZERS:
-        raise SheetsgdError(f"unknown optimizer {opt_name!r}; known: {', '.join(OPTIMIZERS)}", f"{source} [optimizer]")
-    per_optimizer = {k: v for k, v in opt.items() if isinstance(v, dict)}
-    unknown = set(per_optimizer) - set(OPTIMIZERS)
-    if unknown:
-        raise SheetsgdError(f"unknown optimizer table(s) {', '.join(sorted(unknown))}", f"{source} [optimizer]")
+    opt_name, per_optimizer = parse_optimizer_table(opt, f"{source} [optimizer]")
     batch = train.get("batch_size", 1)
     best_fit_steps = train.get("best_fit_steps", 3000)
     if isinstance(best_fit_steps, bool) or not isinstance(best_fit_steps, int) or best_fit_steps < 1:
