@@ -6,24 +6,21 @@ shuffled mini-batches: the order examples are visited in), and a hidden manifest
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
 
-import xlsxwriter
-import xlsxwriter.worksheet
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_rowcol_to_cell
 
 from . import __version__
 from .engine import Trace, train
-from .errors import SheetsgdError
 from .formula import Resolver, compile_template
 from .lesson import Lesson
 from .sizeguard import WorkbookSize
-from .spec import SPEC_VERSION, Column, _sub, exercise_columns, step_columns
-from .student import answer_dependent_rows, task_lines
+from .spec import Column, _sub, exercise_columns, step_columns
+from .blocks import Block, BlockColumn, StudentPlan, cached, write_block
+from .book import Book, BuildReport, PortableWorksheet, close_workbook, finish_workbook  # noqa: F401 (re-exported)
+from .student import task_lines
 
 STEPS, EPOCHS, DATA, BATCHES, INTRO, MANIFEST = "Steps", "Epochs", "Data", "Batches", "Introduction", "_sheetsgd"
 COLUMN_WIDTHS = {"step": 8, "data": 9, "param": 11, "forward": 12, "loss": 13, "gradient": 13, "estimate": 13,
@@ -43,33 +40,6 @@ HYPER_NOTES = {
 }
 
 
-class PortableWorksheet(xlsxwriter.worksheet.Worksheet):
-    """A worksheet that skips xlsxwriter's _xlfn. prefixing (about 30 regex passes per formula).
-
-    sheetsgd formulas use only PORTABLE_FUNCTIONS (tests check every bundled formula), none of which
-    Excel stores with a prefix, so the passes cannot change anything; skipping them halves write time.
-    """
-
-    def _prepare_formula(self, formula, expand_future_functions=False):
-        return formula[1:] if formula.startswith("=") else formula
-
-
-class Book:
-    """A workbook being written: its formats, its cell counts, and sheets that skip the _xlfn. pass."""
-
-    def __init__(self, path):
-        self.path = os.fspath(path)
-        self.wb = xlsxwriter.Workbook(self.path, {"constant_memory": True, "strings_to_numbers": False})
-        self.fmt = _Formats(self.wb)
-        self.counts = {"formula": 0, "value": 0}
-
-    def sheet(self, name: str):
-        return self.wb.add_worksheet(name, worksheet_class=PortableWorksheet)
-
-    def report(self, steps: int) -> "BuildReport":
-        return BuildReport(self.path, steps, self.counts["formula"], self.counts["value"], os.path.getsize(self.path))
-
-
 @dataclass
 class Layout:
     """Where things landed; also what the manifest records for the checker (0-based rows)."""
@@ -86,48 +56,9 @@ class Layout:
         return self.start_row + 1
 
 
-@dataclass
-class BuildReport:
-    path: str
-    steps: int
-    formula_cells: int
-    value_cells: int
-    bytes: int = 0
-    longest_formula: int = 0  # characters (reported where the size guard measured it)
-
-    @property
-    def cells(self) -> int:
-        return self.formula_cells + self.value_cells
-
-
 def _abs_col(sheet: str, col: int, first: int, last: int) -> str:
     letter = xl_col_to_name(col)
     return f"{sheet}!${letter}${first + 1}:${letter}${last + 1}"
-
-
-class _Formats:
-    def __init__(self, wb: xlsxwriter.Workbook):
-        self.wb = wb
-        self.title = wb.add_format({"bold": True, "font_size": 14})
-        self.header = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
-                                     "valign": "top", "align": "center"})
-        # inputs stay unlocked: a protected student version still lets them be edited
-        self.hyper = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "num_format": "General", "locked": False})
-        self.bold = wb.add_format({"bold": True})
-        self.wrap = wb.add_format({"text_wrap": True, "valign": "top"})
-        self.note = wb.add_format({"italic": True, "font_color": "#595959"})
-        self._cache: dict[tuple[str, bool], object] = {}
-
-    def number(self, num_format: str, start: bool = False, blank: bool = False):
-        key = (num_format, start, blank)
-        if key not in self._cache:
-            props = {"num_format": num_format}
-            if start:
-                props.update(bg_color="#F2F2F2", italic=True)
-            if blank:  # a cell the student fills in: highlighted, unlocked
-                props.update(bg_color="#FCE4D6", border=1, border_color="#ED7D31", locked=False)
-            self._cache[key] = self.wb.add_format(props)
-        return self._cache[key]
 
 
 def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None = None,
@@ -222,17 +153,9 @@ def _data_resolver(lesson, data_cols, shuffled_batches):
     return data
 
 
-def cached(value):
-    """The cached result of a formula cell: the number, #NUM! where the engine overflowed, or the text given
-    (an error code such as #N/A, or "" for a deliberately empty result)."""
-    if isinstance(value, str):
-        return value
-    return value if math.isfinite(value) else "#NUM!"
-
-
 def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, values, start_values, n_steps,
                       data=None, ranges=None, name_prefix="", hyper_notes=None, first_col=0,
-                      extras=(), exercise=frozenset(), row_fields=None) -> Layout:
+                      extras=(), exercise=frozenset(), row_fields=None, block_name=None) -> Layout:
     """Write a step table: named hyperparameter cells on top, a header, a start row, one row per step.
 
     ``hyper`` is [(name, value)]: each becomes a yellow input cell with the defined name
@@ -304,30 +227,21 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
             ws.write_number(start_row, col_of[c.key], value, fmt.hyper if is_input else fmt.number(c.number_format, True))
     counts["value"] += ("step" in col_of) + ("epoch" in col_of) + len(start_values)
 
-    # one row per step: compile each template once, then only fill in row numbers
-    plan = [(col_of[c.key], compile_template(c.formula, resolver) if c.formula else None,
-             fmt.number(c.number_format), values[c.key]) for c in columns]
+    # one row per step: a block of the one sheet spec (patterns compiled once, rows fill in numbers)
     ranges = ranges or [(0, 0)] * n_steps
-    write_formula, write_number = ws.write_formula, ws.write_number
-    blank_formats = {col_of[c.key]: fmt.number(c.number_format, blank=True) for c in columns if c.key in exercise}
-    uncached = answer_dependent_rows(columns, exercise) if exercise else [frozenset()]
-    uncached_cols = [{col_of[k] for k in keys if k in col_of} for keys in uncached]
-    for s in range(n_steps):
-        row = start_row + 1 + s
-        lo, hi = ranges[s]
-        fields = {"r": row + 1, "p": row, "lo": lo, "hi": hi, **(row_fields[s] if row_fields else {})}
-        no_cache = uncached_cols[min(s, len(uncached_cols) - 1)]
-        for col, pattern, cell_format, vals in plan:
-            if pattern is None:
-                write_number(row, col, vals[s], cell_format)
-            elif col in blank_formats:
-                ws.write_blank(row, col, None, blank_formats[col])
-            else:  # "" caches no value: the engine's value here would give an answer away
-                write_formula(row, col, pattern.format_map(fields), cell_format,
-                              "" if col in no_cache else cached(vals[s]))
-    n_formula = sum(1 for col, p, _, _ in plan if p is not None and col not in blank_formats)
-    counts["formula"] += n_formula * n_steps
-    counts["value"] += (len(plan) - n_formula) * n_steps
+    extra = {}
+    if any(lo or hi for lo, hi in ranges):
+        extra = {"lo": [lo for lo, _ in ranges], "hi": [hi for _, hi in ranges]}
+    if row_fields:
+        for k in row_fields[0]:
+            extra[k] = [f[k] for f in row_fields]
+    block = Block(sheet, block_name or sheet, header_row, start_row + 1,
+                  [BlockColumn(c.key, c.header, col_of[c.key],
+                               compile_template(c.formula, resolver) if c.formula else None, c.number_format,
+                               c.note, "input" if c.group == "data" and not c.formula else "")
+                   for c in columns], n_steps, fields=extra, values=values)
+    student = StudentPlan([block], {block.name: set(exercise)}) if exercise else None
+    write_block(ws, fmt, counts, block, student)
     if first_col == 0:
         ws.freeze_panes(start_row, 2)
     return layout
@@ -555,40 +469,11 @@ def formula_in_row(column: Column, layout, row0: int, hp_prefix: str = "") -> st
     return re.sub(r"\{\w+\}", "", text)  # batch row fields ({lo}, {hi}, …) differ per row
 
 
-def close_workbook(wb, path: str) -> None:
-    try:
-        wb.close()
-    except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:
-        raise SheetsgdError(f"cannot write: {getattr(exc, 'orig_exception', exc)}", path) from None
-
-
 def layout_entries(layout: Layout, columns, sheet: str) -> dict:
     """How the checker finds a step table: its sheet, rows (1-based), columns and named inputs."""
     return {"steps_sheet": sheet, "header_row": layout.header_row + 1, "start_row": layout.start_row + 1,
             "first_step_row": layout.first_step_row + 1, "hyperparameters": layout.hyper_cells,
             "columns": {c.key: {"column": xl_col_to_name(layout.columns[c.key]), "header": c.header} for c in columns}}
-
-
-def finish_workbook(wb, path: str, intro, manifest_ws, entries: dict) -> None:
-    """Write the hidden manifest, make every sheet print one page wide, open on the Introduction, close."""
-    _write_manifest_entries(manifest_ws, {"generator": f"sheetsgd {__version__}", "spec_version": SPEC_VERSION,
-                                          **entries})
-    manifest_ws.hide()
-    for sheet in wb.worksheets():
-        if sheet is not manifest_ws:
-            sheet.set_landscape()
-            sheet.set_paper(9)  # A4
-            sheet.fit_to_pages(1, 0)
-    intro.activate()
-    close_workbook(wb, path)
-
-
-def _write_manifest_entries(ws, entries: dict) -> None:
-    """The hidden manifest: one key per row, its value as JSON."""
-    ws.write_row(0, 0, ["key", "value (JSON)"])
-    for i, (key, value) in enumerate(entries.items(), start=1):
-        ws.write_string(i, 0, key)
-        ws.write_string(i, 1, json.dumps(value, ensure_ascii=False))
 
 
 def _manifest_entries(lesson, columns, layout, data_first, data_last, exercise=frozenset()) -> dict:

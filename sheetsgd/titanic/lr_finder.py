@@ -167,7 +167,7 @@ class TitanicRows:
     def write_sheets(self, book, sheets, trace, layout, batches) -> dict:
         """Examples (one row per passenger of each step) and Data, with the Titanic workbook's own writers."""
         tw = self._workbook
-        tw.wb, tw.fmt, tw.counts = book.wb, book.fmt, book.counts
+        tw.book, tw.wb, tw.fmt, tw.counts = book, book.wb, book.fmt, book.counts
         S = {k: col(i) for k, i in layout.columns.items()}
         groups = self.net.groups
         where = Where({k: col(i) for k, i in self.examples_col.items()},
@@ -191,7 +191,7 @@ class TitanicRows:
                 ids.append(float(passengers[i]))
         values = {k: v.tolist() for k, v in trace.examples.items()}
         values.update(step=steps, passenger=ids)
-        tw._rows(ws, plans, 1, fields, values)
+        tw._rows(ws, plans, 1, fields, values, step=steps)
         ws.freeze_panes(1, 2)
         tw._write_data(sheets[DATA])
         return {"examples_sheet": EXAMPLES, "examples_columns": {k: col(i) for k, i in c.items()},

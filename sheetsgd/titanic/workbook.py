@@ -23,12 +23,10 @@ row, {lo}/{hi} a batch's rows, {dlo}/{dhi} its Data rows, {n} its size); rows on
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
 import numpy as np
-import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 
 from .. import __version__
@@ -37,7 +35,8 @@ from ..datasets import TITANIC_ATTRIBUTION
 from ..errors import SheetsgdError
 from ..formula import Resolver, compile_template
 from ..sizeguard import WorkbookSize
-from ..writer import BuildReport
+from ..blocks import Block, BlockColumn, StudentPlan, write_block
+from ..book import MANIFEST_VERSION, Book, BuildReport, close_workbook, lesson_entries, write_manifest_entries
 from ..xlsxnames import hide_defined_names
 from .engine import TitanicTrace, best_fit, first_non_finite, train
 from .features import RAW_COLUMNS
@@ -50,7 +49,6 @@ HYPER_FIRST_ROW = 3  # 0-based row of the first named hyperparameter on Steps
 DATA_FIRST_ROW = 2  # 0-based row of the first passenger on Data (row 1 headers, row 2 column maxima)
 SOLVER_ROWS = {"solver": 4, "sgd": 5, "best": 6}  # 0-based rows of the three parameter rows
 SOLVER_BLOCK_HEADER = 9
-SPEC_VERSION = 1
 
 HYPER_NOTES = {
     "lr": "learning rate: the step size of every update",
@@ -357,7 +355,9 @@ class TitanicWorkbook:
 
     # ------------------------------------------------------------------------------------- writing
 
-    def write(self, path: str, trace: TitanicTrace | None = None) -> BuildReport:
+    def write(self, path: str | None, trace: TitanicTrace | None = None,
+              exercise: dict[str, set[str]] | None = None) -> BuildReport:
+        """Write the workbook (path None: nothing, only the blocks); ``exercise`` {block: keys} blanks them."""
         size = self.size()
         size.check(self.lesson.source or None)
         trace = trace or train(self.lesson)
@@ -367,14 +367,11 @@ class TitanicWorkbook:
             raise SheetsgdError(f"training diverges: step {step} gives a non-finite {key}; lower lr "
                                 f"(now {self.lesson.hyper['lr']:g}) and build again", self.lesson.source or None)
         self.trace = trace
-        try:
-            wb = xlsxwriter.Workbook(path, {"constant_memory": True, "strings_to_numbers": False})
-        except OSError as exc:  # pragma: no cover
-            raise SheetsgdError(f"cannot write: {exc}", path) from None
-        self.wb = wb
-        self.fmt = _Formats(wb)
-        self.counts = {"formula": 0, "value": 0}
-        sheets = {name: wb.add_worksheet(name) for name in self._sheet_names()}
+        book = Book(path)
+        self.book, self.wb, self.fmt, self.counts = book, book.wb, book.fmt, book.counts
+        sheets = {name: book.sheet(name) for name in self._sheet_names()}
+        if exercise:
+            book.student = StudentPlan(self._block_shells(), exercise)
         self._write_steps(sheets[STEPS])
         if self.examples_plan:
             self._write_examples(sheets[EXAMPLES])
@@ -384,20 +381,37 @@ class TitanicWorkbook:
         self._write_data(sheets[DATA])
         self._write_solver(sheets[SOLVER])
         self._write_intro(sheets[INTRO])
-        self._write_manifest(sheets[MANIFEST])
+        self._write_manifest(sheets[MANIFEST], exercise or {})
         sheets[MANIFEST].hide()
         sheets[INTRO].activate()
-        wb.set_properties({"title": self.lesson.title, "subject": "sheetsgd Titanic lesson",
-                           "comments": f"sheetsgd {__version__}. {TITANIC_ATTRIBUTION}"})
-        hidden_in_place = _mark_names_hidden(wb, "solver_")
-        try:
-            wb.close()
-        except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:
-            raise SheetsgdError(f"cannot write: {getattr(exc, 'orig_exception', exc)}", path) from None
+        if exercise:  # a convenience against accidental edits, not security: no password
+            for name, ws in sheets.items():
+                if name != MANIFEST:
+                    ws.protect("", {"format_columns": True, "format_rows": True})
+        self.wb.set_properties({"title": self.lesson.title, "subject": "sheetsgd Titanic lesson",
+                                "comments": f"sheetsgd {__version__}. {TITANIC_ATTRIBUTION}"})
+        hidden_in_place = book.null or _mark_names_hidden(self.wb, "solver_")
+        close_workbook(self.wb, path)
         if not hidden_in_place:  # xlsxwriter's internals changed: patch workbook.xml instead
             hide_defined_names(path, "solver_")
-        return BuildReport(path, trace.n_steps, self.counts["formula"], self.counts["value"], os.path.getsize(path),
-                           size.longest_formula)
+        return book.report(trace.n_steps, size.longest_formula)
+
+    def _block_shells(self) -> list[Block]:
+        """Every block's place and patterns before anything is written (a student version's plan needs them)."""
+        def shell(plan, name, header_row, first_row):
+            return Block(plan.name, name or plan.name, header_row, first_row,
+                         [BlockColumn(c.key, c.header, c.col, c.pattern) for c in plan.columns], plan.rows)
+        header = HYPER_FIRST_ROW + len(self.hyper_names) + 1
+        shells = [shell(self.steps_plan, None, header, header + 2)]
+        if self.examples_plan:
+            shells.append(shell(self.examples_plan, None, 0, 1))
+        if self.validation_plan:
+            shells.append(shell(self.validation_plan, None, 0, 1))
+        shells.append(shell(self.data_plan, None, 0, DATA_FIRST_ROW))
+        merged = [BlockColumn(f"{w}:{c.key}", c.header, c.col, c.pattern)
+                  for w in SOLVER_ROWS for c in self.solver_plans[w].columns]
+        shells.append(Block(SOLVER, SOLVER, SOLVER_BLOCK_HEADER, SOLVER_BLOCK_HEADER + 1, merged, self.data.n_train))
+        return shells
 
     def _sheet_names(self) -> list[str]:
         names = [INTRO, STEPS] + ([EXAMPLES] if self.examples_plan else []) + [EPOCHS]
@@ -410,20 +424,14 @@ class TitanicWorkbook:
             ws.write(row, c.col, c.header, self.fmt.header)
             ws.set_column(c.col, c.col, max(9, min(14, len(c.header) + 2)))
 
-    def _rows(self, ws, plans, first_row: int, fields: list[dict], values: dict[str, list]):
-        """Write len(fields) rows from first_row: each plan's pattern filled with that row's fields."""
-        compiled = [(c.col, c.pattern, self.fmt.number(FORMATS[c.group]), values[c.key]) for c in plans]
-        write_formula, write_number = ws.write_formula, ws.write_number
-        for i, f in enumerate(fields):
-            row = first_row + i
-            for j, pattern, cell_format, vals in compiled:
-                if pattern is None:
-                    write_number(row, j, vals[i], cell_format)
-                else:
-                    write_formula(row, j, "=" + pattern.format_map(f), cell_format, vals[i])
-        n_formula = sum(1 for c in plans if c.pattern)
-        self.counts["formula"] += n_formula * len(fields)
-        self.counts["value"] += (len(plans) - n_formula) * len(fields)
+    def _rows(self, ws, plans, first_row: int, fields: list[dict], values: dict[str, list], header_row: int = 0,
+              step=None, name: str | None = None):
+        """Write len(fields) rows from first_row as one block: each plan's pattern filled with that row's fields."""
+        extra = {k: [f[k] for f in fields] for k in (fields[0] if fields else {}) if k not in ("r", "p")}
+        block = Block(ws.get_name(), name or ws.get_name(), header_row, first_row,
+                      [BlockColumn(c.key, c.header, c.col, c.pattern, FORMATS[c.group], c.note) for c in plans],
+                      len(fields), fields=extra, values=values, step=step)
+        write_block(ws, self.fmt, self.counts, block, self.book.student)
 
     def _data_row(self, index: int) -> int:
         """1-based Data-sheet row of the passenger at sheet-order index ``index``."""
@@ -481,7 +489,7 @@ class TitanicWorkbook:
                 lo = hi + 1
             values["first"] = [lo for lo, _ in self.example_ranges]
             values["last"] = [hi for _, hi in self.example_ranges]
-        self._rows(ws, plans, first_row0, fields, values)
+        self._rows(ws, plans, first_row0, fields, values, header_row=header_row)
         self.steps_last_row = first_row0 + len(fields)  # 1-based row of the last step
         ws.freeze_panes(start, 3)
 
@@ -504,7 +512,7 @@ class TitanicWorkbook:
         if self.shuffled_batches:
             X = self.data.X[x_copies]
             values.update({f"x_{f}": X[:, i].tolist() for i, f in enumerate(self.net.features)})
-        self._rows(ws, plans, 1, fields, values)
+        self._rows(ws, plans, 1, fields, values, step=step_values)
         ws.freeze_panes(1, 2)
 
     def _epoch_last_steps(self) -> list[tuple[int, int]]:
@@ -521,19 +529,20 @@ class TitanicWorkbook:
         self._header(ws, 0, plans)
         n_train, n_valid = self.data.n_train, self.data.n_valid
         passengers = self.data.passengers["PassengerId"][n_train:]
-        fields, values = [], {k: [] for k in [c.key for c in plans]}
+        fields, values, steps = [], {k: [] for k in [c.key for c in plans]}, []
         self.validation_ranges = []
         for e, ((_, last_row), q) in enumerate(zip(self._epoch_last_steps(), self.trace.validation), start=1):
             lo = len(fields) + 2
             for j in range(n_valid):
                 fields.append({"r": len(fields) + 2, "sr": last_row, "dr": self._data_row(n_train + j)})
+                steps.append(last_row - self.steps_first_row + 1)
             self.validation_ranges.append((lo, lo + n_valid - 1))
             values["epoch"] += [e] * n_valid
             values["passenger"] += passengers.tolist()
             for k in q:
                 if k in values:
                     values[k] += q[k].tolist()
-        self._rows(ws, plans, 1, fields, values)
+        self._rows(ws, plans, 1, fields, values, step=steps)
         ws.freeze_panes(1, 2)
 
     def _write_epochs(self, ws):
@@ -625,7 +634,15 @@ class TitanicWorkbook:
         feature_keys = [p.key for p in plans if p.pattern]
         derived = data.unscaled.tolist()
         scaled = data.X.tolist()
-        compiled = [(c.col, c.pattern, fmt.number(FORMATS[c.group])) for c in plans if c.pattern]
+        block = Block(DATA, DATA, 0, DATA_FIRST_ROW,
+                      [BlockColumn(c.key, c.header, c.col, c.pattern, FORMATS[c.group], c.note,
+                                   "" if c.pattern else "input") for c in plans], n,
+                      values={}, step=np.zeros(n, dtype=np.int64))
+        self.book.blocks.append(block)
+        student = self.book.student
+        compiled = [(c.col, c.pattern, fmt.number(FORMATS[c.group], blank=bool(student and student.is_blank(block, c.key))),
+                     bool(student and student.is_blank(block, c.key)), student.dirty_from(block, c.key) if student else n)
+                    for c in plans if c.pattern]
         raw = [(i, name, pas[name]) for i, name in enumerate(RAW_COLUMNS)]
         written = 0
         for i in range(n):
@@ -642,8 +659,11 @@ class TitanicWorkbook:
             ws.write_string(row, len(RAW_COLUMNS), set_values[i])
             f = {"r": row + 1}
             cached = derived[i] + (scaled[i] if data.scale_by_max else [])
-            for (j, pattern, cell_format), value in zip(compiled, cached):
-                ws.write_formula(row, j, "=" + pattern.format_map(f), cell_format, value)
+            for (j, pattern, cell_format, blank, dirty), value in zip(compiled, cached):
+                if blank:
+                    ws.write_blank(row, j, None, cell_format)
+                else:
+                    ws.write_formula(row, j, "=" + pattern.format_map(f), cell_format, "" if i >= dirty else value)
         self.counts["formula"] += n * len(feature_keys)
         self.counts["value"] += written + n  # raw values and the set column
         ws.freeze_panes(DATA_FIRST_ROW, 2)
@@ -708,7 +728,8 @@ class TitanicWorkbook:
         self._header(ws, SOLVER_BLOCK_HEADER, merged)
         ws.set_column(0, 0, 26)
         fields = [{"r": first_data_row + i, "dr": self._data_row(i)} for i in range(data.n_train)]
-        self._rows(ws, merged, first_data_row - 1, fields, values)
+        self._rows(ws, merged, first_data_row - 1, fields, values, header_row=SOLVER_BLOCK_HEADER,
+                   step=[self.trace.n_steps] * len(fields))
         ws.freeze_panes(SOLVER_BLOCK_HEADER, 1)
 
     def _write_intro(self, ws):
@@ -794,11 +815,11 @@ class TitanicWorkbook:
         others = set(self.params[1:])
         return key in others or ("_" in key and key.split("_", 1)[1] in others)
 
-    def _write_manifest(self, ws):
+    def _write_manifest(self, ws, exercise):
         lesson = self.lesson
         entries = {
             "generator": f"sheetsgd {__version__}",
-            "spec_version": SPEC_VERSION,
+            "spec_version": MANIFEST_VERSION,
             "kind": "titanic",
             "lesson": lesson.name,
             "template": os.path.basename(lesson.source),
@@ -826,10 +847,8 @@ class TitanicWorkbook:
             "feature_columns": [col(i) for i in self._feature_cols],
             "solver": self.solver_names,
         }
-        ws.write_row(0, 0, ["key", "value (JSON)"])
-        for i, (key, value) in enumerate(entries.items(), start=1):
-            ws.write_string(i, 0, key)
-            ws.write_string(i, 1, json.dumps(value, ensure_ascii=False))
+        entries["exercise"] = sorted({k for keys in exercise.values() for k in keys})
+        write_manifest_entries(ws, {**entries, **lesson_entries(self.book, lesson, exercise)})
 
 
 def _group_of(key: str) -> str:
@@ -863,28 +882,7 @@ def _mark_names_hidden(wb, prefix: str) -> bool:
     return found
 
 
-class _Formats:
-    def __init__(self, wb):
-        self.wb = wb
-        self.title = wb.add_format({"bold": True, "font_size": 14})
-        self.header = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1, "text_wrap": True,
-                                     "valign": "top", "align": "center"})
-        self.hyper = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "num_format": "General"})
-        self.bold = wb.add_format({"bold": True})
-        self.wrap = wb.add_format({"text_wrap": True, "valign": "top"})
-        self.note = wb.add_format({"italic": True, "font_color": "#595959"})
-        self._cache = {}
-
-    def number(self, num_format: str, start: bool = False):
-        key = (num_format, start)
-        if key not in self._cache:
-            props = {"num_format": num_format}
-            if start:
-                props.update(bg_color="#F2F2F2", italic=True)
-            self._cache[key] = self.wb.add_format(props)
-        return self._cache[key]
-
-
-def build_titanic_workbook(lesson: TitanicLesson, path, trace: TitanicTrace | None = None) -> BuildReport:
-    """Check the size, train, write the workbook to ``path``; returns what was written."""
-    return TitanicWorkbook(lesson).write(os.fspath(path), trace)
+def build_titanic_workbook(lesson: TitanicLesson, path, trace: TitanicTrace | None = None,
+                           exercise: dict[str, set[str]] | None = None) -> BuildReport:
+    """Check the size, train, write the workbook to ``path`` (None: nothing); returns what was written."""
+    return TitanicWorkbook(lesson).write(None if path is None else os.fspath(path), trace, exercise)

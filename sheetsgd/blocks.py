@@ -1,0 +1,212 @@
+"""The one sheet spec: every lesson's sheets are blocks of rows, each column a key, a header, a row pattern.
+
+A :class:`Block` is a run of rows on one sheet (a step per row on Steps; one passenger of one step's
+batch per row on Examples; validation rows per epoch; the Solver's passengers; the Data sheet's
+features …). Each :class:`BlockColumn` has a key (the engine quantity it equals), a header, and either
+a *row pattern* — A1 text whose row numbers are fields filled in per row (``H{p}-lr*K{r}``, see
+:mod:`sheetsgd.a1`) — or nothing (a value column). ``fields`` hold each row's numbers (``r`` is the
+row itself, 1-based; ``p`` the row above; others such as ``lo``/``hi`` a batch's rows on another
+sheet), ``values`` the engine's numbers, ``step`` the step each row belongs to.
+
+Every kind's writer hands its blocks to :func:`write_block`, which writes them (patterns filled row by
+row, engine values cached) and blanks a student version's exercise columns; the checker
+(:mod:`sheetsgd.judge`) evaluates the same patterns on a student's values; the manifest records
+where each block lies.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import a1
+
+
+@dataclass
+class BlockColumn:
+    key: str
+    header: str
+    col: int  # 0-based sheet column
+    pattern: str | None  # A1 row pattern without '=' (None: a value column)
+    number_format: str = "General"
+    note: str = ""
+    role: str = ""  # "input": the student may change it (data, start values); "" otherwise
+
+    @property
+    def is_formula(self) -> bool:
+        return self.pattern is not None
+
+
+@dataclass
+class Block:
+    sheet: str
+    name: str
+    header_row: int  # 0-based row of the headers
+    first_row: int  # 0-based row of the block's first row
+    columns: list[BlockColumn]
+    n: int
+    fields: dict[str, np.ndarray] = field(default_factory=dict)  # per row, besides r and p
+    values: dict[str, list] = field(default_factory=dict)  # engine value per row, per column key
+    step: np.ndarray | None = None  # the step each row belongs to (1-based; 0: before training)
+
+    def __post_init__(self):
+        r = np.arange(self.first_row + 1, self.first_row + 1 + self.n, dtype=np.int64)
+        self.fields = {"r": r, "p": r - 1, **{k: np.asarray(v, dtype=np.int64) for k, v in self.fields.items()}}
+        if self.step is None:
+            self.step = np.arange(1, self.n + 1, dtype=np.int64)
+        self._trees = {}
+
+    def column(self, key: str) -> BlockColumn:
+        return next(c for c in self.columns if c.key == key)
+
+    def tree(self, key: str):
+        """The parsed pattern of a formula column (parsed once)."""
+        if key not in self._trees:
+            self._trees[key] = a1.parse(self.column(key).pattern)
+        return self._trees[key]
+
+    def row_fields(self, i: int) -> dict[str, int]:
+        return {k: int(v[i]) for k, v in self.fields.items()}
+
+    @property
+    def last_row(self) -> int:
+        return self.first_row + self.n - 1
+
+    def manifest(self) -> dict:
+        """Where the block lies (0-based rows), and its columns' positions and headers: no values."""
+        return {"sheet": self.sheet, "name": self.name, "header_row": self.header_row, "first_row": self.first_row,
+                "n": self.n, "columns": {c.key: [c.col, c.header] for c in self.columns}}
+
+
+def cached(value):
+    """The cached result of a formula cell: the number, #NUM! where the engine overflowed, or the text given
+    (an error code such as #N/A, or "" for a deliberately empty result)."""
+    if isinstance(value, str):
+        return value
+    return value if math.isfinite(value) else "#NUM!"
+
+
+# --- student versions: which cells would give an answer away ---------------------------------------
+
+class StudentPlan:
+    """The exercise columns of a student version and every cell that depends on them.
+
+    A column of a block that reads a blank (or answer-dependent) cell is answer-dependent from its first
+    such row on: rows only ever read their own row, the row above, or other blocks (judged as a whole,
+    conservatively). Cells outside blocks (Epochs, the fitted curve, Solver targets) are answer-dependent
+    when they read any answer-dependent region; they are written after the blocks they read.
+    """
+
+    def __init__(self, blocks: list[Block], exercise: dict[str, set[str]]):
+        self.blocks = blocks
+        self.exercise = exercise  # block name -> keys
+        self.first_dirty: dict[tuple[str, str], int] = {}
+        at = {}  # (sheet, col) -> [(block, column)]
+        for b in blocks:
+            for c in b.columns:
+                at.setdefault((b.sheet, c.col), []).append((b, c))
+                if c.key in exercise.get(b.name, ()):
+                    self.first_dirty[(b.name, c.key)] = 0
+        changed = True
+        while changed:
+            changed = False
+            for b in blocks:
+                for c in b.columns:
+                    if not c.is_formula or (b.name, c.key) in self.first_dirty and self.first_dirty[(b.name, c.key)] == 0:
+                        continue
+                    best = self.first_dirty.get((b.name, c.key), math.inf)
+                    for ref in a1.refs(b.tree(c.key)):
+                        sheet = ref.sheet or b.sheet
+                        for col in range(ref.col1, ref.col2 + 1):
+                            for tb, tc in at.get((sheet, col), ()):
+                                d = self.first_dirty.get((tb.name, tc.key))
+                                if d is None or not _rows_meet(ref, tb):
+                                    continue
+                                own = tb is b and not ref.is_range and ref.row1.field in ("r", "p")
+                                best = min(best, d + (ref.row1.field == "p") if own else 0)
+                    if best < self.first_dirty.get((b.name, c.key), math.inf) and best < b.n:
+                        self.first_dirty[(b.name, c.key)] = int(best)
+                        changed = True
+        self.regions = [(b.sheet, b.column(k).col, b.first_row + d, b.last_row)
+                        for (name, k), d in self.first_dirty.items() for b in blocks if b.name == name]
+
+    def dirty_from(self, block: Block, key: str) -> int:
+        return self.first_dirty.get((block.name, key), block.n)
+
+    def is_blank(self, block: Block, key: str) -> bool:
+        return key in self.exercise.get(block.name, ())
+
+    def reads_answers(self, sheet: str, formula: str) -> bool:
+        """Whether a formula outside the blocks reads an answer-dependent cell (then it caches nothing)."""
+        for m in _A1_REF.finditer(_STRINGS.sub('""', formula)):
+            target = (m.group(1) or m.group(2) or sheet).replace("''", "'")
+            c1, r1 = _cell(m.group(3), m.group(4))
+            c2, r2 = _cell(m.group(5), m.group(6)) if m.group(5) else (c1, r1)
+            for s, col, top, bottom in self.regions:
+                if s == target and c1 <= col <= c2 and r1 <= bottom and r2 >= top:
+                    return True
+        return False
+
+    def add_region(self, sheet: str, row: int, col: int) -> None:
+        self.regions.append((sheet, col, row, row))
+
+
+def _rows_meet(ref: a1.Ref, block: Block) -> bool:
+    """Whether a reference's rows can fall inside the block (constant rows are checked, fields may)."""
+    rows = [r for r in (ref.row1, ref.row2) if r.field is None]
+    if len(rows) == 2:
+        return rows[0].value - 1 <= block.last_row and rows[1].value - 1 >= block.first_row
+    if len(rows) == 1 and not ref.is_range:
+        return block.first_row <= rows[0].value - 1 <= block.last_row
+    return True
+
+
+_A1_REF = re.compile(r"(?:'((?:[^']|'')+)'!|([A-Za-z_][\w.]*)!)?\$?([A-Z]{1,3})\$?([0-9]{1,7})"
+                     r"(?::\$?([A-Z]{1,3})\$?([0-9]{1,7}))?(?![\w(])")
+_STRINGS = re.compile(r'"[^"]*"')
+
+
+def _cell(letters: str, digits: str) -> tuple[int, int]:
+    col = 0
+    for ch in letters:
+        col = col * 26 + ord(ch) - 64
+    return col - 1, int(digits) - 1
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+def write_block(ws, fmt, counts: dict, block: Block, student: StudentPlan | None = None) -> None:
+    """Write a block's rows: each pattern compiled once, rows fill in numbers; engine values cached.
+
+    ``fmt.number(num_format, blank=…)`` gives cell formats. In a student version the exercise columns
+    are blank (highlighted, unlocked) and cells that depend on them cache nothing ("" is no value).
+    """
+    book = getattr(ws, "sheetsgd_book", None)
+    if book is not None:
+        book.blocks.append(block)
+    if getattr(ws, "is_null", False):  # a rebuild for the checker: the block is all it needs
+        return
+    plan = []
+    for c in block.columns:
+        blank = student is not None and student.is_blank(block, c.key)
+        plan.append((c.col, None if c.pattern is None else "=" + c.pattern, fmt.number(c.number_format, blank=blank),
+                     block.values[c.key], blank, student.dirty_from(block, c.key) if student else block.n))
+    fields = {k: v.tolist() for k, v in block.fields.items()}
+    keys = list(fields)
+    columns = [fields[k] for k in keys]
+    write_formula, write_number, write_blank = ws.write_formula, ws.write_number, ws.write_blank
+    for i in range(block.n):
+        row = block.first_row + i
+        f = dict(zip(keys, (c[i] for c in columns)))
+        for col, pattern, cell_format, vals, blank, dirty in plan:
+            if pattern is None:
+                write_number(row, col, vals[i], cell_format)
+            elif blank:
+                write_blank(row, col, None, cell_format)
+            else:  # "" caches no value: the engine's value here would give an answer away
+                write_formula(row, col, pattern.format_map(f), cell_format, "" if i >= dirty else cached(vals[i]))
+    n_formula = sum(1 for _, p, _, _, blank, _ in plan if p is not None and not blank)
+    counts["formula"] += n_formula * block.n
+    counts["value"] += (len(plan) - n_formula) * block.n

@@ -1,0 +1,307 @@
+"""Evaluating a parsed formula for many rows at once with numpy, and the one function registry.
+
+``FUNCTIONS`` maps each function a sheetsgd workbook may use to its numpy implementation; its keys are
+the portable set (:data:`sheetsgd.formula.PORTABLE_FUNCTIONS`): a function the checker cannot evaluate
+cannot be written. Values are :class:`Val`: an (n, k) array per row of a block (k = 1 for a cell, the
+cells of a range otherwise, ``mask`` marking the real ones of a padded range), with a magnitude (Σ|terms|,
+the scale rounding errors live on) so "equal" can mean "equal up to rounding" even where ŷ − y cancels.
+Errors and text are NaN, as the sheet shows them as error values; spreadsheet semantics where they
+matter (unary minus before ^, 0^0 = 1 is not an error, division by 0 is).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+class EvalError(ValueError):
+    pass
+
+
+@dataclass
+class Val:
+    v: np.ndarray
+    mag: np.ndarray
+    mask: np.ndarray | None = None  # real elements of a padded range
+    rows: np.ndarray | None = None  # for a range: its number of rows per block row (ROWS)
+
+
+def scalar(x: float) -> Val:
+    x = np.float64(x)
+    return Val(np.reshape(x, (1, 1)), np.reshape(np.abs(x), (1, 1)))
+
+
+def _mask(*vals: Val):
+    masks = [a.mask for a in vals if a.mask is not None]
+    if not masks:
+        return None
+    out = masks[0]
+    for m in masks[1:]:
+        out = out & m
+    return out
+
+
+def _elementwise(fn, mag_fn=None):
+    def impl(args):
+        (a,) = args
+        with np.errstate(all="ignore"):
+            v = fn(a.v)
+            return Val(v, mag_fn(a, v) if mag_fn else np.abs(v), a.mask)
+    return impl
+
+
+def _reduce(values: list[Val], fill: float, op) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce every argument along its cells (masked ones → fill), then across arguments."""
+    parts, mags = [], []
+    for a in values:
+        v, mag = a.v, a.mag
+        if a.mask is not None:
+            v, mag = np.where(a.mask, v, fill), np.where(a.mask, mag, 0)
+        parts.append(op(v, axis=1, keepdims=True))
+        mags.append(np.sum(mag, axis=1, keepdims=True))
+    total = parts[0]
+    for p in parts[1:]:
+        total = op(np.concatenate(np.broadcast_arrays(total, p), axis=1), axis=1, keepdims=True)
+    return total, sum(mags[1:], mags[0])
+
+
+def _count(values: list[Val]) -> np.ndarray:
+    out = 0
+    for a in values:
+        real = np.isfinite(a.v) if a.mask is None else a.mask & np.isfinite(a.v)
+        out = out + np.sum(real, axis=1, keepdims=True)
+    return np.asarray(out, dtype=float)
+
+
+def _sum(args):
+    v, mag = _reduce(args, 0.0, np.sum)
+    return Val(v, mag)
+
+
+def _average(args):
+    v, mag = _reduce(args, 0.0, np.sum)
+    n = _count(args)
+    with np.errstate(all="ignore"):
+        return Val(np.where(n > 0, v / np.where(n > 0, n, 1), np.nan), mag / np.maximum(n, 1))
+
+
+def _minmax(op, fill):
+    def impl(args):
+        v, _ = _reduce(args, fill, op)
+        v = np.where(np.isinf(v) & (v == fill), 0.0, v)  # MIN/MAX of nothing is 0
+        return Val(v, np.abs(v))
+    return impl
+
+
+def _sumproduct(args):
+    prod = args[0]
+    for other in args[1:]:
+        if other.v.shape[1] != prod.v.shape[1] and 1 not in (other.v.shape[1], prod.v.shape[1]):
+            raise EvalError("SUMPRODUCT of ranges of different sizes")
+        prod = Val(prod.v * other.v, prod.mag * other.mag, _mask(prod, other))
+    return _sum([prod])
+
+
+def _sumsq(args):
+    return _sum([Val(a.v * a.v, a.mag * a.mag, a.mask) for a in args])
+
+
+def _power(a: Val, b: Val) -> Val:
+    with np.errstate(all="ignore"):
+        v = np.power(a.v, b.v)
+        bad = (a.v == 0) & (b.v < 0) | (a.v < 0) & (b.v != np.floor(b.v))
+        v = np.where(bad, np.nan, v)
+        return Val(v, np.power(a.mag, b.v) * (1 + np.abs(b.v)), _mask(a, b))
+
+
+def _if(args):
+    cond = args[0]
+    yes = args[1] if len(args) > 1 else scalar(1.0)
+    no = args[2] if len(args) > 2 else scalar(0.0)
+    c = cond.v
+    v = np.where(np.isnan(c), np.nan, np.where(c != 0, yes.v, no.v))
+    mag = np.where(c != 0, yes.mag, no.mag)
+    return Val(v, mag, _mask(cond, yes, no))
+
+
+def _logical(op):
+    def impl(args):
+        parts = []
+        for a in args:
+            v = a.v if a.mask is None else np.where(a.mask, a.v, 1.0 if op is np.all else 0.0)
+            parts.append(op(v != 0, axis=1, keepdims=True) | np.any(np.isnan(v), axis=1, keepdims=True) * 0)
+            if np.any(np.isnan(v)):
+                parts[-1] = np.where(np.any(np.isnan(v), axis=1, keepdims=True), np.nan, parts[-1])
+        out = parts[0].astype(float)
+        for p in parts[1:]:
+            out = np.where(np.isnan(out) | np.isnan(p), np.nan, op(np.stack(np.broadcast_arrays(out != 0, p != 0)), axis=0))
+        return Val(np.asarray(out, dtype=float), np.zeros_like(out, dtype=float))
+    return impl
+
+
+def _index(args):
+    table, k = args[0], args[1]
+    if len(args) > 2:  # INDEX(range, row, col) of a one-row or one-column range: the position is the other
+        k = args[1] if table.v.shape[1] > 1 and not _is_one(args[1]) else args[2] if _is_one(args[1]) else args[1]
+    idx = np.asarray(k.v, dtype=float)
+    width = table.v.shape[1]
+    ok = np.isfinite(idx) & (idx >= 1) & (idx <= width) & (idx == np.floor(idx))
+    safe = np.where(ok, idx, 1).astype(int) - 1
+    rows = np.arange(max(table.v.shape[0], safe.shape[0])).reshape(-1, 1)
+    v_table = np.broadcast_to(table.v, (rows.shape[0], width))
+    picked = np.take_along_axis(v_table, np.broadcast_to(safe, (rows.shape[0], safe.shape[1])), axis=1)
+    if table.mask is not None:
+        real = np.take_along_axis(np.broadcast_to(table.mask, v_table.shape), np.broadcast_to(safe, picked.shape), axis=1)
+        ok = ok & real
+    picked = np.where(ok, picked, np.nan)
+    return Val(picked, np.abs(picked))
+
+
+def _is_one(a: Val) -> bool:
+    return bool(np.all(a.v == 1))
+
+
+def _match(args):
+    """MATCH(x, range, 0): the 1-based position of the first exact match (the only form sheetsgd writes)."""
+    x, table = args[0], args[1]
+    if len(args) > 2 and not np.all(args[2].v == 0):
+        raise EvalError("MATCH is evaluated with match type 0 only")
+    values = table.v if table.mask is None else np.where(table.mask, table.v, np.nan)
+    hit = np.broadcast_to(values, np.broadcast_shapes(values.shape, x.v.shape)) == x.v
+    pos = np.where(hit.any(axis=1, keepdims=True), np.argmax(hit, axis=1).reshape(-1, 1) + 1.0, np.nan)
+    return Val(pos, np.zeros_like(pos))
+
+
+def _rows(args):
+    (a,) = args
+    n = a.rows if a.rows is not None else np.ones((1, 1))
+    return Val(np.asarray(n, dtype=float).reshape(-1, 1), np.zeros((np.size(n), 1)))
+
+
+def _mod(args):
+    a, b = args
+    with np.errstate(all="ignore"):
+        v = np.where(b.v == 0, np.nan, a.v - b.v * np.floor(a.v / np.where(b.v == 0, 1, b.v)))
+    return Val(v, np.abs(v), _mask(a, b))
+
+
+def _iserror(args):
+    (a,) = args
+    return Val((~np.isfinite(a.v)).astype(float), np.zeros_like(a.v), a.mask)
+
+
+def _na(args):
+    return Val(np.full((1, 1), np.nan), np.zeros((1, 1)))
+
+
+FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
+    "ABS": _elementwise(np.abs, lambda a, v: a.mag),
+    "AVERAGE": _average,
+    "COUNT": lambda args: Val(_count(args), np.zeros_like(_count(args))),
+    "EXP": _elementwise(np.exp, lambda a, v: np.abs(v) * (1 + a.mag)),
+    "IF": _if,
+    "INDEX": _index,
+    "INT": _elementwise(np.floor),
+    "LN": _elementwise(lambda x: np.where(x > 0, np.log(np.abs(x)), np.nan), lambda a, v: a.mag / np.abs(a.v)),
+    "LOG10": _elementwise(lambda x: np.where(x > 0, np.log10(np.abs(x)), np.nan),
+                          lambda a, v: a.mag / np.abs(a.v) / np.log(10)),
+    "MAX": _minmax(np.max, -np.inf),
+    "MIN": _minmax(np.min, np.inf),
+    "MOD": _mod,
+    "POWER": lambda args: _power(args[0], args[1]),
+    "ROWS": _rows,
+    "SIGN": _elementwise(np.sign, lambda a, v: np.zeros_like(v)),
+    "SQRT": _elementwise(lambda x: np.where(x >= 0, np.sqrt(np.abs(x)), np.nan), lambda a, v: np.sqrt(np.abs(a.mag))),
+    "SUM": _sum,
+    "SUMPRODUCT": _sumproduct,
+    "SUMSQ": _sumsq,
+    "AND": _logical(np.all),
+    "OR": _logical(np.any),
+    "NOT": _elementwise(lambda x: np.where(np.isnan(x), np.nan, (x == 0).astype(float))),
+    "ISERROR": _iserror,
+    "MATCH": _match,
+    "NA": _na,
+}
+_COMPARE = {"=": np.equal, "<": np.less, ">": np.greater, "<=": np.less_equal, ">=": np.greater_equal,
+            "<>": np.not_equal}
+
+
+class Context:
+    """Where a tree's leaves get their values: ``ref(Ref)``, ``name(str)``, ``field(str)`` → Val."""
+
+    def ref(self, ref) -> Val:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def name(self, name: str) -> Val:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def field(self, name: str) -> Val:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+def evaluate(tree, ctx: Context) -> Val:
+    kind = tree[0]
+    if kind == "num":
+        return scalar(tree[1])
+    if kind == "bool":
+        return scalar(1.0 if tree[1] else 0.0)
+    if kind == "str":
+        return Val(np.full((1, 1), np.nan), np.zeros((1, 1)))  # text is never a number
+    if kind == "ref":
+        return ctx.ref(tree[1])
+    if kind == "name":
+        return ctx.name(tree[1])
+    if kind == "field":
+        return ctx.field(tree[1])
+    if kind == "neg":
+        a = evaluate(tree[1], ctx)
+        return Val(-a.v, a.mag, a.mask)
+    if kind == "pct":
+        a = evaluate(tree[1], ctx)
+        return Val(a.v / 100, a.mag / 100, a.mask)
+    if kind == "call":
+        impl = FUNCTIONS.get(tree[1])
+        if impl is None:
+            raise EvalError(f"{tree[1]}() is not in the portable set")
+        return impl([evaluate(arg, ctx) for arg in tree[2]])
+    _, op, left, right = tree
+    a, b = evaluate(left, ctx), evaluate(right, ctx)
+    mask = _mask(a, b)
+    with np.errstate(all="ignore"):
+        if op == "+":
+            return Val(a.v + b.v, a.mag + b.mag, mask)
+        if op == "-":
+            return Val(a.v - b.v, a.mag + b.mag, mask)
+        if op == "*":
+            return Val(a.v * b.v, a.mag * b.mag, mask)
+        if op == "/":
+            v = np.where(b.v == 0, np.nan, a.v / np.where(b.v == 0, 1, b.v))
+            return Val(v, np.abs(a.mag / np.where(b.v == 0, 1, b.v)), mask)
+        if op == "^":
+            return _power(a, b)
+        if op == "&":
+            raise EvalError("text concatenation is not evaluated")
+        v = np.where(np.isnan(a.v) | np.isnan(b.v), np.nan, _COMPARE[op](a.v, b.v).astype(float))
+        return Val(v, np.zeros_like(v), mask)
+
+
+def column(tree, ctx: Context, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values, magnitudes) of a single-cell formula for n rows, as 1-D arrays; non-finite → NaN."""
+    with np.errstate(all="ignore"):  # overflow is an answer here (the sheet shows #NUM!), not a warning
+        out = evaluate(tree, ctx)
+        if out.v.shape[1] != 1:
+            raise EvalError("the formula gives a range, not one value")
+        v = np.broadcast_to(np.asarray(out.v, dtype=float), (n, 1)).reshape(n)
+        mag = np.broadcast_to(np.asarray(out.mag, dtype=float), (n, 1)).reshape(n)
+    return np.where(np.isfinite(v), v, np.nan), mag
+
+
+def agree(found: np.ndarray, expected: np.ndarray, mag: np.ndarray, rel: float = 1e-9) -> np.ndarray:
+    """Per element: equal up to rounding (rel × magnitude of the terms), or both not a finite number."""
+    found_bad, exp_bad = ~np.isfinite(found), ~np.isfinite(expected)
+    with np.errstate(all="ignore"):
+        scale = np.where(np.isfinite(mag), np.maximum(np.abs(mag), np.abs(expected)), np.abs(expected))
+        close = np.abs(found - expected) <= rel * np.nan_to_num(scale, nan=0.0, posinf=0.0) + 1e-12
+    return np.where(found_bad | exp_bad, found_bad & exp_bad, close)
