@@ -54,8 +54,7 @@ class Block:
     def __post_init__(self):
         r = np.arange(self.first_row + 1, self.first_row + 1 + self.n, dtype=np.int64)
         self.fields = {"r": r, "p": r - 1, **{k: np.asarray(v, dtype=np.int64) for k, v in self.fields.items()}}
-        if self.step is None:
-            self.step = np.arange(1, self.n + 1, dtype=np.int64)
+        self.step = np.arange(1, self.n + 1, dtype=np.int64) if self.step is None else np.asarray(self.step, np.int64)
         self._trees = {}
 
     def column(self, key: str) -> BlockColumn:
@@ -100,8 +99,20 @@ class StudentPlan:
     """
 
     def __init__(self, blocks: list[Block], exercise: dict[str, set[str]]):
-        self.blocks = blocks
-        self.exercise = exercise  # block name -> keys
+        self.blocks = list(blocks)
+        self.exercise = {name: set(keys) for name, keys in exercise.items()}  # block name -> keys
+        self.extra_regions: list[tuple[str, int, int, int]] = []
+        self._analyse()
+
+    def add(self, block: Block, keys=()) -> None:
+        """One more block (a writer that makes its blocks one at a time): the analysis is redone."""
+        self.blocks = [b for b in self.blocks if b.name != block.name] + [block]
+        if keys:
+            self.exercise[block.name] = set(keys)
+        self._analyse()
+
+    def _analyse(self) -> None:
+        blocks, exercise = self.blocks, self.exercise
         self.first_dirty: dict[tuple[str, str], int] = {}
         at = {}  # (sheet, col) -> [(block, column)]
         for b in blocks:
@@ -114,7 +125,7 @@ class StudentPlan:
             changed = False
             for b in blocks:
                 for c in b.columns:
-                    if not c.is_formula or (b.name, c.key) in self.first_dirty and self.first_dirty[(b.name, c.key)] == 0:
+                    if not c.is_formula or self.first_dirty.get((b.name, c.key)) == 0:
                         continue
                     best = self.first_dirty.get((b.name, c.key), math.inf)
                     for ref in a1.refs(b.tree(c.key)):
@@ -129,8 +140,9 @@ class StudentPlan:
                     if best < self.first_dirty.get((b.name, c.key), math.inf) and best < b.n:
                         self.first_dirty[(b.name, c.key)] = int(best)
                         changed = True
-        self.regions = [(b.sheet, b.column(k).col, b.first_row + d, b.last_row)
-                        for (name, k), d in self.first_dirty.items() for b in blocks if b.name == name]
+        by_name = {b.name: b for b in blocks}
+        self.regions = [(by_name[name].sheet, by_name[name].column(k).col, by_name[name].first_row + d,
+                         by_name[name].last_row) for (name, k), d in self.first_dirty.items()] + self.extra_regions
 
     def dirty_from(self, block: Block, key: str) -> int:
         return self.first_dirty.get((block.name, key), block.n)
@@ -150,6 +162,7 @@ class StudentPlan:
         return False
 
     def add_region(self, sheet: str, row: int, col: int) -> None:
+        self.extra_regions.append((sheet, col, row, row))
         self.regions.append((sheet, col, row, row))
 
 

@@ -77,7 +77,7 @@ class Book:
     ``student`` (a :class:`sheetsgd.blocks.StudentPlan`) is set for a student version. ``path=None``:
     nothing is written (a rebuild for the checker), only the blocks are collected."""
 
-    def __init__(self, path):
+    def __init__(self, path, exercise: dict | None = None):
         self.path = None if path is None else os.fspath(path)
         self.null = path is None
         if self.null:
@@ -90,7 +90,11 @@ class Book:
         self.fmt = Formats(self.wb)
         self.counts = {"formula": 0, "value": 0}
         self.blocks = []
+        self.exercise = {name: set(keys) for name, keys in (exercise or {}).items()}
         self.student = None
+        if exercise and getattr(exercise, "blocks", None):  # every block known up front (a probe build)
+            from .blocks import StudentPlan
+            self.student = StudentPlan(exercise.blocks, self.exercise)
 
     def sheet(self, name: str):
         ws = self.wb.add_worksheet(name, worksheet_class=PortableWorksheet)
@@ -181,6 +185,11 @@ def write_manifest_entries(ws, entries: dict) -> None:
 def lesson_entries(book: Book, lesson, exercise: dict[str, set[str]] | None = None) -> dict:
     """The manifest entries every kind shares: where the lesson came from (so the checker can rebuild its
     blocks), which columns are blank (names only, no answers), and where each block lies."""
-    return {"origin": getattr(lesson, "origin", None),
+    origin = getattr(lesson, "origin", None)
+    try:
+        json.dumps(origin)
+    except (TypeError, ValueError):  # a template value JSON cannot hold: the checker falls back on the layout
+        origin = None
+    return {"origin": origin,
             "exercise_blocks": {name: sorted(keys) for name, keys in (exercise or {}).items()},
             "blocks": [b.manifest() for b in book.blocks]}

@@ -1,221 +1,34 @@
-"""Checking a student-edited workbook: every cell by value and locally, root causes before knock-ons.
+"""Checking a student-edited workbook of any lesson kind: every cell locally, root causes before knock-ons.
 
-For every formula column of the Steps sheet and every step:
-
-* **locally**: does the cell's value follow from the student's own values of the cells it reads?
-  The column's reference template is evaluated on the sheet's values (:mod:`sheetsgd.localeval`).
-  A cell that does not is a *root cause*; the catalogue (:mod:`sheetsgd.mistakes`) and the formula
-  text name the likely mistake.
-* **by value**: is the cell what the engine computes from the student's inputs (lr, initial
-  parameters, data)? A cell wrong by value but right locally is a *knock-on* of a root cause
-  upstream, reported under it, never as a mistake of its own.
-
-A sheet without root causes equals the engine by induction (every cell follows from correct cells,
-and the templates are proven equal to the engine in LibreOffice by the test suite), so the engine
-only runs when something is wrong: its values are then the "expected" ones in the report.
+The hidden manifest names the lesson (its template and options) and where its blocks were written.
+The lesson is rebuilt without writing anything, which gives every block's row patterns and the
+engine's values; :mod:`sheetsgd.placement` finds the blocks in the student's file (after inserted
+rows, renamed sheets …) and :mod:`sheetsgd.judge` judges every cell of every block: locally (does it
+follow from the student's own values?) and by induction (are the cells it reads right?). A cell wrong
+only because of a wrong cell upstream is a knock-on, reported under its root cause.
 """
 from __future__ import annotations
 
-import math
 import re
 import tempfile
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from .engine import make_batches, train
+from . import a1, kinds
+from .blocks import Block
 from .errors import SheetsgdError
-from .lesson import Lesson
-from .localeval import Context, TemplateError, Val, agree, evaluate_template
-from .mistakes import CATALOGUE, variants
-from .student import dependencies
-from .submission import Submission, locate
-from .xlsxread import CellError, Limits, Workbook, column_index, column_letters
+from .evaluate import EvalError, agree, column
+from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
+from .mistake_edits import variants
+from .mistakes import CATALOGUE
+from .placement import SheetValues, find_blocks, plain
+from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
+from .submission import lesson_from_manifest, locate, read_manifest
+from .xlsxread import CellError, Limits, Workbook
 
-GLOBAL_REL = 1e-7  # sheet vs engine after a root cause: long chains of 15-digit values drift a little
-EXIT_CORRECT, EXIT_MISTAKES, EXIT_CANNOT = 0, 1, 2
-
-
-@dataclass
-class ColumnResult:
-    key: str
-    header: str
-    letter: str
-    exercise: bool
-    correct: int
-    total: int
-    status: str  # "correct", "root cause", "knock-on"
-    first_wrong: dict | None = None
-    local_correct: int = 0  # cells that follow from the student's own values (knock-ons forgiven)
-    knock_on_of: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    path: str
-    status: str  # "correct", "mistakes", "error"
-    message: str = ""
-    lesson: dict = field(default_factory=dict)
-    columns: list[ColumnResult] = field(default_factory=list)
-    mistakes: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    recalculated_by: str | None = None
-    strict: dict | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return {"correct": EXIT_CORRECT, "mistakes": EXIT_MISTAKES}.get(self.status, EXIT_CANNOT)
-
-    @property
-    def score(self) -> tuple[int, int]:
-        cols = [c for c in self.columns if c.exercise]
-        return sum(c.correct for c in cols), sum(c.total for c in cols)
-
-    @property
-    def formulas_right(self) -> int:
-        """Exercise cells whose formula follows from the student's own values: partial credit that does
-        not punish knock-ons a second time (``score`` counts cells whose value is also right)."""
-        return sum(c.local_correct for c in self.columns if c.exercise)
-
-    def to_dict(self) -> dict:
-        """The report as plain JSON data (non-finite numbers become null)."""
-        correct, total = self.score
-        return _json_safe({"file": self.path, "status": self.status, "exit_code": self.exit_code, "message": self.message,
-                "lesson": self.lesson, "recalculated_by": self.recalculated_by, "notes": self.notes,
-                "score": {"correct": correct, "total": total, "share": correct / total if total else None,
-                          "formulas_right": self.formulas_right,
-                          "formulas_share": self.formulas_right / total if total else None},
-                "mistakes": self.mistakes,
-                "columns": [c.__dict__ for c in self.columns], "strict": self.strict})
-
-    def to_text(self) -> str:
-        if self.status == "error":
-            return f"{self.path}: cannot check: {self.message}"
-        lines = []
-        les = self.lesson
-        lines.append(f"{self.path}: lesson {les.get('name')} ({les.get('optimizer')}, {les.get('loss')}, "
-                     f"{les.get('steps')} steps); exercise: {', '.join(les.get('exercise', [])) or 'none'}")
-        for note in self.notes:
-            lines.append(f"  note: {note}")
-        if self.mistakes:
-            lines.append(f"Root causes ({len(self.mistakes)}):")
-            for m in self.mistakes:
-                lines.append(f"  ✗ {m['header']} ({m['column']}, column {m['letter']}): {m['title']} — first at step "
-                             f"{m['step']} ({m['cell']}): expected {_fmt(m['expected'])}, found {_fmt(m['found'])}, "
-                             f"formula {m['formula'] or '(none)'}; {m['cells']} cell(s)")
-                lines.append(f"    hint: {m['hint']}")
-        knock = [c for c in self.columns if c.status == "knock-on"]
-        if knock:
-            lines.append("Knock-ons (wrong only because a cell they read is wrong; not separate mistakes):")
-            for c in knock:
-                lines.append(f"  · {c.header} ({c.key}): {c.correct}/{c.total} correct, follows from "
-                             f"{', '.join(c.knock_on_of)}")
-        lines.append("Exercise columns:")
-        for c in self.columns:
-            if c.exercise:
-                mark = "✓" if c.correct == c.total else "✗"
-                first = ""
-                if c.first_wrong:
-                    f = c.first_wrong
-                    first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {_fmt(f['expected'])}, "
-                             f"found {_fmt(f['found'])}, formula {f['formula'] or '(none)'}")
-                lines.append(f"  {mark} {c.header:<24} {c.key:<10} {c.correct}/{c.total}{first}")
-        if self.strict is not None:
-            if self.strict.get("mismatches"):
-                lines.append("Strict (inputs perturbed, recalculated): cells that did not follow:")
-                for m in self.strict["mismatches"]:
-                    lines.append(f"  ✗ {m['header']} ({m['column']}): first at step {m['step']} ({m['cell']}): "
-                                 f"expected {_fmt(m['expected'])}, found {_fmt(m['found'])}")
-            else:
-                lines.append(f"Strict: with {self.strict.get('perturbation')} every checked cell still matches the engine.")
-        correct, total = self.score
-        share = f" ({100 * correct / total:.1f}%)" if total else ""
-        lines.append(f"Score: {correct}/{total} exercise cells correct{share} — "
-                     + ("all correct" if self.status == "correct" else f"{len(self.mistakes)} mistake(s)"))
-        if self.status != "correct" and total:
-            lines.append(f"Formulas right: {self.formulas_right}/{total} exercise cells follow from your own values "
-                         "(knock-ons not counted against you)")
-        return "\n".join(lines)
-
-
-def _json_safe(x):
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, (np.integer, np.bool_)):
-        return x.item()
-    if x is None or isinstance(x, (str, int, bool)):
-        return x
-    return str(x)
-
-
-def _fmt(x) -> str:
-    if x is None:
-        return "(empty)"
-    if isinstance(x, float):
-        return "not a number" if not math.isfinite(x) else f"{x:.10g}"
-    return str(x)
-
-
-def _plain(x):
-    """A JSON-friendly scalar."""
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, CellError):
-        return str(x)
-    return x
-
-
-# --- reading the sheet's values ---------------------------------------------------------------------
-
-@dataclass
-class Grid:
-    """The Steps columns as arrays: numeric values (blank → 0 as spreadsheets read it, error/text → NaN),
-    the raw values, which cells hold formulas, which are blank."""
-
-    values: dict[str, np.ndarray]
-    raw: dict[str, list]
-    formula: dict[str, np.ndarray]
-    blank: dict[str, np.ndarray]
-    start: dict[str, float]
-
-
-def _to_float(v) -> float:
-    if v is None:
-        return 0.0
-    if isinstance(v, bool):
-        return float(v)
-    if isinstance(v, float):
-        return v
-    return math.nan
-
-
-def read_grid(sub: Submission, value_source=None) -> tuple[Grid, bool]:
-    """The sheet's values per column; ``value_source(row, col)`` overrides cached values (recalculation).
-    Returns the grid and whether some formula cell had no cached value."""
-    values, raw, formula, blank, start = {}, {}, {}, {}, {}
-    missing_cache = False
-    for c in sub.columns:
-        col = sub.col_of[c.key]
-        vals, has_f, uncached = sub.sheet.numbers(col, sub.step_rows)
-        if value_source is not None:
-            vals = [value_source(r, col) for r in sub.step_rows]
-        missing_cache |= bool(np.any(uncached))
-        if isinstance(vals, np.ndarray):
-            arr = vals
-            vals = arr.tolist()
-        else:
-            arr = np.array([_to_float(v) for v in vals], dtype=float)
-        raw[c.key] = vals
-        values[c.key] = np.where(np.isfinite(arr), arr, np.nan)
-        formula[c.key] = np.array(has_f, dtype=bool)
-        blank[c.key] = np.array([v is None for v in vals], dtype=bool) & ~formula[c.key]
-        start[c.key] = _to_float((value_source or sub.sheet.value)(sub.start_row, col))  # blank reads as 0
-    return Grid(values, raw, formula, blank, start), missing_cache
+_NAME_REF = re.compile(r"^=?(?:'((?:[^']|'')+)'|([^!'\s]+))!\$?([A-Z]{1,3})\$?([0-9]{1,7})$")
+_CELL_REF = re.compile(r"(?:(?:'((?:[^']|'')+)'|([A-Za-z_][\w.]*))!)?(\$?)([A-Z]{1,3})(\$?)([0-9]{1,7})(?![\w(])")
 
 
 class _quiet_native_output:
@@ -250,7 +63,7 @@ class _quiet_native_output:
         return False
 
 
-def _ironcalc_source(sub: Submission, path: str | None = None, inputs: dict | None = None):
+def _ironcalc_model(path: str, inputs: dict | None = None):
     """Recalculate with IronCalc (embedded, pip-installed); ``inputs`` {(sheet, row, col): number} first."""
     try:
         import ironcalc
@@ -258,7 +71,7 @@ def _ironcalc_source(sub: Submission, path: str | None = None, inputs: dict | No
         raise SheetsgdError("the embedded engine (ironcalc) is not installed: pip install ironcalc") from None
     try:
         with _quiet_native_output():  # IronCalc prints a line per formula cell without a cached value
-            model = ironcalc.load_from_xlsx(path or sub.path, "en", "UTC")
+            model = ironcalc.load_from_xlsx(path, "en", "UTC")
         names = [s["name"] for s in model.get_worksheets_properties()]
         for (sheet, row, col), number in (inputs or {}).items():
             model.update_cell_with_number(names.index(sheet), row, col, number)
@@ -269,246 +82,136 @@ def _ironcalc_source(sub: Submission, path: str | None = None, inputs: dict | No
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         raise SheetsgdError(f"the embedded engine could not recalculate the file ({type(exc).__name__}: "
-                            f"{str(exc)[:120]})", sub.path) from None
-    index = names.index(sub.sheet.name)
+                            f"{str(exc)[:120]})", path) from None
 
-    def value(row, col):
-        v = model.get_cell_value(index, row, col)
-        if isinstance(v, str) and v.startswith("#"):
-            return CellError(v)  # IronCalc's errors (#CIRC!, #NUM!, …): never a number
-        return v if not isinstance(v, int) or isinstance(v, bool) else float(v)
-    return value
+    def source(sheet: str):
+        index = names.index(sheet)
+
+        def value(row, col):
+            v = model.get_cell_value(index, row, col)
+            if isinstance(v, str) and v.startswith("#"):
+                return CellError(v)  # IronCalc's errors (#CIRC!, #NUM!, …): never a number
+            return v if not isinstance(v, int) or isinstance(v, bool) else float(v)
+        return value
+    return source
 
 
-def _libreoffice_source(sub: Submission, limits: Limits):
+def _libreoffice_book(path: str, limits: Limits) -> Workbook:
     from .recalc import recalc_libreoffice
 
     tmp = tempfile.mkdtemp(prefix="sheetsgd-check-")
     src = Path(tmp, "in")
     src.mkdir()
     copy = src / "submission.xlsx"
-    copy.write_bytes(Path(sub.path).read_bytes())  # LibreOffice works on a copy: the input is never touched
+    copy.write_bytes(Path(path).read_bytes())  # LibreOffice works on a copy: the input is never touched
     [out] = recalc_libreoffice([copy], Path(tmp, "out"))
-    book = Workbook(str(out), limits)
-    sheet = book.sheet(sub.sheet.name)
-    return sheet.value
+    return Workbook(str(out), limits)
 
 
-# --- judging --------------------------------------------------------------------------------------
+# --- the lesson behind a workbook ------------------------------------------------------------------
 
-def _context(sub: Submission, grid: Grid, lesson: Lesson | None = None) -> Context:
-    lesson = lesson or sub.lesson
-    n = len(sub.step_rows)
-    x, y = lesson.data.x, lesson.data.y
-    if lesson.batch_size == 1:
-        def data(name):
-            col = x if name == "x" else y
-            return Val(col, np.abs(col), full=True)
-    else:
-        batches = [b for _, b in (sub.batches if lesson is sub.lesson else make_batches(lesson))]
-        width = max(len(b) for b in batches)
-        mask = np.zeros((n, width), dtype=bool)
-        xs, ys = np.zeros((n, width)), np.zeros((n, width))
-        for i, b in enumerate(batches):
-            mask[i, :len(b)] = True
-            xs[i, :len(b)], ys[i, :len(b)] = x[b], y[b]
-
-        def data(name):
-            col = xs if name == "x" else ys
-            return Val(col, np.abs(col), mask=mask)
-    return Context(n, grid.values, grid.start, sub.hyper, data)
-
-
-_REF = re.compile(r"(?:(?:'((?:[^']|'')+)'|([A-Za-z_][\w.]*))!)?(\$?)([A-Z]{1,3})(\$?)([0-9]{1,7})(?![\w(])")
+def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limits: Limits):
+    """(lesson, blocks, exercise {block: keys}) of the workbook's lesson, rebuilt without writing anything."""
+    origin = manifest.get("origin")
+    if isinstance(origin, dict) and isinstance(origin.get("template"), dict):
+        options = origin.get("options") if isinstance(origin.get("options"), dict) else {}
+        try:
+            lesson = kinds.from_raw(origin["template"], str(origin.get("name", "lesson"))[:100],
+                                    f"{path} (its manifest's template)", options)
+        except TypeError:
+            raise book.error("the manifest's template is malformed: the manifest was tampered with") from None
+        exercise = manifest.get("exercise_blocks")
+        if not isinstance(exercise, dict) or not all(isinstance(v, list) for v in exercise.values()):
+            raise book.error("manifest entry 'exercise_blocks' is malformed: the manifest was tampered with")
+        exercise = {str(k): {str(x) for x in v} for k, v in exercise.items()}
+    else:  # a data lesson's manifest from before the block manifest: its configuration and Data sheet
+        if str(manifest.get("kind", "sgd")) != "sgd":
+            lesson_from_manifest(manifest, book, manifest_sheet)  # the old message for other kinds
+        lesson = locate(path, limits).lesson
+        exercise = {"Steps": {k for k in manifest.get("exercise") or [] if isinstance(k, str)}}
+    with np.errstate(all="ignore"):
+        report = kinds.kind_of(lesson).build(lesson, None)
+    return lesson, report.blocks, exercise
 
 
-def formula_refs(formula: str, sub: Submission, row: int) -> list[dict]:
-    """The Steps-sheet references of a formula, each as the column key (or input name) and row offset."""
-    key_of = {c: k for k, c in sub.col_of.items()}
-    input_at = {(r, c): name for name, (s, r, c) in sub.hyper_cells.items() if s == sub.sheet.name}
-    out = []
-    for m in _REF.finditer(re.sub(r'"[^"]*"', '""', formula)):
-        sheet = (m.group(1) or "").replace("''", "'") or m.group(2)
-        if sheet and sheet != sub.sheet.name:
+def _names(book: Workbook, stores_for) -> dict[str, float]:
+    """The workbook's defined names that point at one cell, with that cell's number."""
+    out = {}
+    for name, target in book.defined_names.items():
+        m = _NAME_REF.match(target or "")
+        if not m or "!" in name:
             continue
-        col, r = column_index(m.group(4)), int(m.group(6))
-        out.append({"text": m.group(0), "key": key_of.get(col), "offset": r - row, "row": r,
-                    "input": input_at.get((r, col)), "row_anchored": bool(m.group(5)),
-                    "above_table": r <= sub.header_row})
+        sheet = (m.group(1) or "").replace("''", "'") or m.group(2)
+        if sheet not in book.sheet_names:
+            continue
+        from .xlsxread import column_index
+        row, col = int(m.group(4)), column_index(m.group(3))
+        if sheet in stores_for:  # recalculated values where the file was recalculated
+            value = float(stores_for[sheet].gather(np.array([row]), np.array([col]))[0])
+            if stores_for[sheet].cells(np.array([row]), np.array([col]))[2][0]:
+                value = float("nan")
+        else:
+            value = book.sheet(sheet).value(row, col)
+        out[name] = value if isinstance(value, float) else float("nan")
+        out.setdefault(name.lower(), out[name])
     return out
 
 
-def _diagnose(sub: Submission, grid: Grid, column, bad: np.ndarray, ctx: Context) -> str:
-    """The name of the likely mistake behind a column's locally wrong cells."""
-    key = column.key
-    first = int(np.argmax(bad))
-    row = sub.step_rows[first]
-    if grid.blank[key][first]:
+# --- naming the mistake ----------------------------------------------------------------------------
+
+def _student_refs(formula: str, sheet: str, header_row: int, row: int):
+    for m in _CELL_REF.finditer(re.sub(r'"[^"]*"', '""', formula)):
+        target = (m.group(1) or "").replace("''", "'") or m.group(2) or sheet
+        r = int(m.group(6))
+        yield {"sheet": target, "row": r, "offset": r - row, "row_anchored": bool(m.group(5)),
+               "above": target == sheet and r <= header_row, "text": m.group(0)}
+
+
+def diagnose(j, ctx, shifts, stores, first: int) -> str:
+    b = j.block
+    if j.blank[first]:
         return "blank"
-    if key not in sub.exercise and not column.formula:
+    if not b.column(j.key).is_formula:
         return "given_changed"
-    if not grid.formula[key][first]:
+    if not j.formula[first]:
         return "constant_typed"
-    formula = sub.sheet.formula(row, sub.col_of[key]) or ""
-    refs = formula_refs(formula, sub, row)
+    shift = shifts[b.sheet]
+    row = int(j.rows[first])
+    formula = stores[shift.sheet].sheet.formula(row, j.col) or ""
+    header = b.header_row + 1 + shift.rows
+    refs = list(_student_refs(formula, shift.sheet, header, row))
     if not refs:
         return "constant_typed"
-    this, prev = dependencies(column)
-    params = sub.lesson.model_cls().params
-    for ref in refs:  # an input or any cell above the table referenced without $: drifts when filled down
-        if ref["above_table"] and not ref["row_anchored"] and first > 0:
-            return "lr_relative"
-    found = grid.values[key]
-    wrong = np.flatnonzero(bad)
-    for name, template in variants(sub.lesson, column):
+    if any(r["above"] and not r["row_anchored"] for r in refs) and first > 0:
+        return "lr_relative"
+    if any(r["sheet"] == shift.sheet and r["row"] == row and r["text"].replace("$", "").endswith(
+            f"{j.col_letters}{row}") for r in refs):
+        return "circular_reference"
+    wrong = np.flatnonzero(~j.ok)
+    for name, tree in variants(b, j.key):
         try:
-            expected, mag = evaluate_template(template, ctx)
-        except TemplateError:
+            expected, mag = column(tree, ctx, b.n)
+        except EvalError:
             continue
-        if np.all(agree(found[wrong], expected[wrong], mag[wrong], rel=1e-7)):
+        if np.all(agree(j.found[wrong], expected[wrong], mag[wrong], rel=1e-7)):
             return name
-    for ref in refs:  # this step's updates (or the next row's parameters, the same cells' values) read back
-        k, off = ref["key"], ref["offset"]
-        if k and k.startswith("new_") and k[4:] in params and off == 0 and k not in this:
-            return "own_row_update"
-        if k in params and off == 1:
-            return "own_row_update"
-    for ref in refs:
-        k, off = ref["key"], ref["offset"]
-        if k is None or ref["above_table"]:
-            continue
-        allowed = ({0} if k in this else set()) | ({-1} if k in prev else set())
-        if k in params and f"new_{k}" in prev | this:
-            allowed |= {0}
-        if k.startswith("new_") and k[4:] in this:
-            allowed |= {-1}
-        if allowed and off not in allowed:
-            return "wrong_row"
-    if isinstance(grid.raw[key][first], CellError) or not np.isfinite(found[first]):
+    if any(r["sheet"] == shift.sheet and r["offset"] == 0 and r["row"] > header for r in refs):
+        own = {c.col + 1 + shift.cols: c.key for c in b.columns}
+        for r in refs:
+            m = _CELL_REF.match(r["text"])
+            from .xlsxread import column_index
+            key = own.get(column_index(m.group(4))) if m and r["sheet"] == shift.sheet else None
+            if key and (key.startswith("new_") or key.endswith("_new")) and r["offset"] == 0:
+                return "own_row_update"
+    pattern_offsets = {0 if ref.row1.field == "r" else -1 for ref in a1.refs(b.tree(j.key))
+                       if ref.row1.field in ("r", "p")}
+    if any(r["sheet"] == shift.sheet and not r["above"] and r["offset"] not in pattern_offsets | {0, -1}
+           for r in refs):
+        return "wrong_row"
+    raw = stores[shift.sheet].sheet.value(row, j.col)
+    if isinstance(raw, CellError) or not np.isfinite(j.found[first]):
         return "error_value"
     return "unrecognised"
-
-
-def _cones(columns) -> dict[str, set[str]]:
-    deps = {c.key: set().union(*dependencies(c)) for c in columns}
-    cone = {}
-    for key in deps:
-        seen, todo = set(), [key]
-        while todo:
-            k = todo.pop()
-            for d in deps.get(k, ()):
-                if d not in seen:
-                    seen.add(d)
-                    todo.append(d)
-        cone[key] = seen
-    return cone
-
-
-def _given_values_ok(sub: Submission, grid: Grid) -> dict[str, np.ndarray]:
-    """Value columns (step, epoch, example #, batch bounds) must be as the lesson lays them out."""
-    batches = sub.batches
-    expected = {"step": np.arange(1, len(batches) + 1, dtype=float),
-                "epoch": np.array([e for e, _ in batches], dtype=float)}
-    if sub.lesson.batch_size == 1:
-        expected["example"] = np.array([b[0] + 1 for _, b in batches], dtype=float)
-    out = {}
-    for c in sub.columns:
-        if c.formula is None and c.key in expected:
-            out[c.key] = grid.values[c.key] == expected[c.key]
-    return out
-
-
-def judge(sub: Submission, grid: Grid) -> tuple[list[ColumnResult], list[dict]]:
-    ctx = _context(sub, grid)
-    n = len(sub.step_rows)
-    local_ok, local_expected = {}, {}
-    for c in sub.columns:
-        if c.formula is None:
-            continue
-        try:
-            expected, mag = evaluate_template(c.formula, ctx)
-        except TemplateError as exc:  # pragma: no cover - the templates are ours
-            raise SheetsgdError(f"internal: cannot evaluate column {c.key}: {exc}") from None
-        ok = agree(grid.values[c.key], expected, mag)
-        ok &= ~grid.blank[c.key]
-        if c.key in sub.exercise:
-            ok &= grid.formula[c.key]  # a typed number is never right, even when it shows the right value
-        local_ok[c.key], local_expected[c.key] = ok, expected
-    for key, ok in _given_values_ok(sub, grid).items():
-        local_ok[key], local_expected[key] = ok, None
-
-    roots = {k: int(np.argmax(~ok)) for k, ok in local_ok.items() if not ok.all()}
-    engine = None
-    if roots:
-        with np.errstate(all="ignore"):
-            engine = train(sub.lesson).steps
-    cones = _cones(sub.columns)
-    by_key = {c.key: c for c in sub.columns}
-    results, mistakes = [], []
-    for c in sub.columns:
-        if c.key not in local_ok:
-            continue
-        ok = local_ok[c.key]
-        upstream = {d: s for d, s in roots.items() if d in cones[c.key] or d == c.key}
-        first_root = min(upstream.values(), default=n)
-        if engine is not None and c.key in engine:
-            e = engine[c.key]
-            by_value = agree(grid.values[c.key], e, np.abs(e), rel=GLOBAL_REL)
-            correct = ok & (by_value | (np.arange(n) < first_root))
-        else:
-            e = local_expected[c.key]
-            correct = ok
-        n_correct = int(correct.sum())
-        status = "root cause" if c.key in roots else ("correct" if n_correct == n else "knock-on")
-        res = ColumnResult(c.key, c.header, column_letters(sub.col_of[c.key]), c.key in sub.exercise,
-                           n_correct, n, status, local_correct=int(ok.sum()))
-        if n_correct < n:
-            i = int(np.argmax(~correct))
-            res.first_wrong = {"step": i + 1, "cell": sub.cell_ref(c.key, i),
-                               "expected": _plain(e[i]) if e is not None else None,
-                               "found": _plain(grid.raw[c.key][i]),
-                               "formula": _formula_text(sub, c.key, i)}
-        if status == "knock-on":
-            res.knock_on_of = [by_key[d].key for d in sorted(upstream, key=lambda d: (upstream[d], d)) if d != c.key]
-        if c.key in roots:
-            bad = ~ok
-            name = _diagnose(sub, grid, c, bad, ctx)
-            i = roots[c.key]
-            m = CATALOGUE[name]
-            local = local_expected[c.key]
-            mistakes.append({"column": c.key, "header": c.header, "letter": res.letter, "mistake": name,
-                             "title": m.title, "hint": m.hint, "step": i + 1, "cell": sub.cell_ref(c.key, i),
-                             "expected": _plain(local[i]) if local is not None else None,
-                             "found": _plain(grid.raw[c.key][i]), "formula": _formula_text(sub, c.key, i),
-                             "cells": int(bad.sum()), "exercise": c.key in sub.exercise})
-        results.append(res)
-    order = {c.key: i for i, c in enumerate(sub.columns)}
-    mistakes.sort(key=lambda m: (m["step"], order[m["column"]]))
-    return results, mistakes
-
-
-def _formula_text(sub: Submission, key: str, i: int) -> str | None:
-    f = sub.sheet.formula(sub.step_rows[i], sub.col_of[key])
-    return f"={f}" if f is not None else None
-
-
-# --- strict: the same formulas with other inputs ---------------------------------------------------
-
-def strict_check(sub: Submission, path: str | None = None) -> tuple[dict, list[ColumnResult]]:
-    """Recalculate (IronCalc) with another lr and other initial parameters and judge again, root causes
-    and knock-ons as usual: a cell that followed before but not now holds typed numbers."""
-    lr = sub.hyper["lr"] * 0.5
-    params = sub.lesson.model_cls().params
-    init = {p: sub.lesson.init[p] + 0.25 * (1 + abs(sub.lesson.init[p])) for p in params}
-    inputs = {sub.hyper_cells["lr"]: lr}
-    for p in params:
-        inputs[(sub.sheet.name, sub.start_row, sub.col_of["new_" + p])] = init[p]
-    perturbed = replace(sub, lesson=replace(sub.lesson, hyper={**sub.lesson.hyper, "lr": lr}, init=init),
-                        hyper={**sub.hyper, "lr": lr})
-    grid, _ = read_grid(perturbed, _ironcalc_source(sub, path, inputs))
-    results, mistakes = judge(perturbed, grid)
-    return ({"perturbation": f"lr = {lr:g} and initial {', '.join(f'{p} = {v:g}' for p, v in init.items())}",
-             "mismatches": mistakes}, results)
 
 
 # --- the whole check -------------------------------------------------------------------------------
@@ -530,43 +233,131 @@ def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits 
         return Report(str(path), "error", message=f"internal error: {type(exc).__name__}: {exc}"[:300])
 
 
+def _stores(book: Workbook, shifts, source=None) -> dict[str, SheetValues]:
+    return {s.sheet: SheetValues(book.sheet(s.sheet), source(s.sheet) if source else None) for s in shifts.values()}
+
+
 def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
-    sub = locate(path, limits)
-    grid, missing_cache = read_grid(sub)
-    recalculated_by = None
+    book = Workbook(path, limits)
+    manifest, manifest_sheet = read_manifest(book)
+    lesson, blocks, exercise = rebuild(path, book, manifest, manifest_sheet, limits)
+    entries = [b.manifest() for b in blocks]
+    shifts = find_blocks(book, entries)
+    stores = _stores(book, shifts)
+    notes, recalculated_by = [], None
+    missing_cache = any(s.missing_cache for s in stores.values())
     if recalc == "libreoffice":
-        grid, _ = read_grid(sub, _libreoffice_source(sub, limits))
+        lo_book = _libreoffice_book(path, limits)
+        stores = {name: SheetValues(lo_book.sheet(name)) for name in stores}
         recalculated_by = "libreoffice"
     elif recalc == "ironcalc" or (recalc == "auto" and missing_cache):
-        grid, _ = read_grid(sub, _ironcalc_source(sub))
+        stores = _stores(book, shifts, _ironcalc_model(path))
         recalculated_by = "ironcalc"
-    results, mistakes = judge(sub, grid)
-    lesson = sub.lesson
-    overflow = [int(np.argmax(~np.isfinite(grid.values[c.key]))) for c in sub.columns
-                if c.key.startswith("new_") and not np.isfinite(grid.values[c.key]).all()]
-    if overflow:  # judged like every other cell: an error where the engine overflows is right
-        sub.notes.append(f"training diverges: the parameters overflow from step {min(overflow) + 1} on "
-                         f"({'as the engine does' if not mistakes else 'see the mistakes'})")
+    names = _names(book, stores)
+    results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes)
+    if book.has_macros:
+        notes.append("the file holds a macro project (VBA): it was not run")
+    for sheet, shift in shifts.items():
+        if shift.sheet != sheet:
+            notes.append(f"the {sheet} sheet is named {shift.sheet!r}")
+    n_steps = max((int(b.step.max()) for b in blocks if b.n), default=0)
     report = Report(path, "mistakes" if mistakes else "correct", lesson={
-        "name": lesson.name, "model": lesson.model, "loss": lesson.loss, "optimizer": lesson.optimizer,
-        "batch_size": lesson.batch_size, "epochs": lesson.epochs, "steps": len(sub.step_rows),
-        "inputs": sub.hyper, "initial": lesson.init, "exercise": sub.exercise, "steps_sheet": sub.sheet.name},
-        columns=results, mistakes=mistakes, notes=list(sub.notes), recalculated_by=recalculated_by)
+        "name": lesson.name, "kind": getattr(lesson, "kind", "sgd"), "model": getattr(lesson, "model", None),
+        "loss": getattr(lesson, "loss", None), "optimizer": getattr(lesson, "optimizer", None),
+        "batch_size": getattr(lesson, "batch_size", None), "epochs": getattr(lesson, "epochs", None),
+        "steps": n_steps, "inputs": {k: v for k, v in names.items() if k == k.lower() or k not in names},
+        "exercise": sorted(k for keys in exercise.values() for k in keys),
+        "steps_sheet": shifts.get(blocks[0].sheet).sheet if blocks else None},
+        columns=results, mistakes=mistakes, notes=notes, recalculated_by=recalculated_by)
     if recalculated_by:
         report.notes.append(f"values recalculated by {'IronCalc' if recalculated_by == 'ironcalc' else 'LibreOffice'}"
                             + (" (the file stores no computed values)" if missing_cache else ""))
     if strict:
-        report.strict, strict_results = strict_check(sub)
-        flagged = {m["column"] for m in mistakes}
-        hard = CATALOGUE["hard_coded"]
-        for m in report.strict["mismatches"]:
-            if m["column"] not in flagged:
-                report.mistakes.append({**m, "mistake": hard.name, "title": hard.title, "hint": hard.hint})
-        for col, again in zip(results, strict_results):
-            col.correct = min(col.correct, again.correct)
-            col.local_correct = min(col.local_correct, again.local_correct)
-            if again.status == "root cause":
-                col.status = "root cause"
-        if report.mistakes:
-            report.status = "mistakes"
+        _strict(report, path, book, blocks, exercise, shifts, names, mistakes, results)
     return report
+
+
+def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
+    skipped = []
+    judged = judge_blocks(blocks, exercise, shifts, stores, names, skipped)
+    if skipped and notes is not None:
+        notes.append("not judged (the checker cannot evaluate them): " + "; ".join(skipped[:5])
+                     + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
+    cone = cones(judged)
+    roots = {j.id: j for j in judged if not j.ok.all()}
+    results, mistakes = [], []
+    for j in judged:
+        b, n = j.block, j.block.n
+        c = b.column(j.key)
+        n_correct = int(j.correct.sum())
+        status = "root cause" if j.id in roots else ("correct" if n_correct == n else "knock-on")
+        res = ColumnResult(j.key, c.header, j.col_letters, j.exercise, n_correct, n, status,
+                           local_correct=int(j.ok.sum()), sheet=shifts[b.sheet].sheet)
+        if n_correct < n:
+            i = int(np.argmax(~j.correct))
+            formula = stores[shifts[b.sheet].sheet].sheet.formula(int(j.rows[i]), j.col)
+            res.first_wrong = {"step": int(b.step[i]), "cell": cell_ref(j, i), "sheet": res.sheet,
+                               "expected": expected_at(j, i) if status == "root cause" else None,
+                               "found": plain(j.found[i]), "formula": f"={formula}" if formula else None}
+        if status == "knock-on":
+            upstream = [r for r in roots.values() if r.id in cone[j.id]]
+            res.knock_on_of = [r.key for r in sorted(upstream, key=lambda r: (int(r.block.step[np.argmax(~r.ok)]),
+                                                                               r.key))]
+        if j.id in roots:
+            i = int(np.argmax(~j.ok))
+            ctx = BlockContext(b, shifts, stores, names)
+            name = diagnose(j, ctx, shifts, stores, i)
+            m = CATALOGUE[name]
+            formula = stores[shifts[b.sheet].sheet].sheet.formula(int(j.rows[i]), j.col)
+            mistakes.append({"column": j.key, "header": c.header, "letter": j.col_letters, "sheet": res.sheet,
+                             "block": b.name, "mistake": name, "title": m.title, "hint": m.hint,
+                             "step": int(b.step[i]), "cell": cell_ref(j, i), "expected": expected_at(j, i),
+                             "found": plain(j.found[i]), "formula": f"={formula}" if formula else None,
+                             "cells": int((~j.ok).sum()), "exercise": j.exercise})
+        results.append(res)
+    order = {(b.name, c.key): (k, i) for k, b in enumerate(blocks) for i, c in enumerate(b.columns)}
+    mistakes.sort(key=lambda m: (m["step"], order[(m["block"], m["column"])]))
+    return results, mistakes
+
+
+def _strict(report, path, book, blocks, exercise, shifts, names, mistakes, results) -> None:
+    """Recalculate (IronCalc) with other learning rates and start values and judge again: a cell that
+    followed before but not now holds typed numbers (``hard_coded``)."""
+    inputs, changed = {}, []
+    for name, target in book.defined_names.items():
+        m = _NAME_REF.match(target or "")
+        if m and name.lower().endswith("lr") and "!" not in name and np.isfinite(names.get(name, np.nan)):
+            from .xlsxread import column_index
+            sheet = (m.group(1) or "").replace("''", "'") or m.group(2)
+            inputs[(sheet, int(m.group(4)), column_index(m.group(3)))] = names[name] * 0.5
+            changed.append(f"{name} = {names[name] * 0.5:g}")
+    for b in blocks:  # the start row above each recurrence: the values the first row's {p} references read
+        shift = shifts[b.sheet]
+        store = SheetValues(book.sheet(shift.sheet))
+        for c in b.columns:
+            if c.pattern and (c.key.startswith("new_") or c.key.endswith("_new")):
+                row, col = b.first_row + shift.rows, c.col + 1 + shift.cols
+                v = store.gather(np.array([row]), np.array([col]))[0]
+                if not store.cells(np.array([row]), np.array([col]))[1][0] and np.isfinite(v):
+                    inputs[(shift.sheet, row, col)] = v + 0.25 * (1 + abs(v))
+    source = _ironcalc_model(path, inputs)
+    stores = _stores(book, shifts, source)
+    names2 = dict(names)
+    for name in list(names2):
+        if name.lower().endswith("lr"):
+            names2[name] = names2[name] * 0.5
+    again, mismatches = _judge(blocks, exercise, shifts, stores, names2)
+    report.strict = {"perturbation": ", ".join(changed) + (" and the initial values" if inputs else ""),
+                     "mismatches": mismatches}
+    flagged = {(m["block"], m["column"]) for m in mistakes}
+    hard = CATALOGUE["hard_coded"]
+    for m in mismatches:
+        if (m["block"], m["column"]) not in flagged:
+            report.mistakes.append({**m, "mistake": hard.name, "title": hard.title, "hint": hard.hint})
+    for col, other in zip(results, again):
+        col.correct = min(col.correct, other.correct)
+        col.local_correct = min(col.local_correct, other.local_correct)
+        if other.status == "root cause":
+            col.status = "root cause"
+    if report.mistakes:
+        report.status = "mistakes"

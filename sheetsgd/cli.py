@@ -127,26 +127,25 @@ def lessons(as_json):
 @clean_errors
 def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json, exercise):
     """Build the workbook of LESSON (a bundled name or a template file)."""
-    from .student import resolve_exercise
+    from .exercise import build_student
 
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
     if not output.lower().endswith(".xlsx"):
         raise SheetsgdError("output must end in .xlsx", output)
-    blanks = frozenset()
-    if exercise is not None:
-        if the_lesson.kind != "sgd":
-            raise SheetsgdError(f"student versions (--exercise) are made of data lessons (linear, quadratic or "
-                                f"your own template); {the_lesson.name!r} is a {the_lesson.kind!r} lesson")
-        blanks = resolve_exercise(the_lesson, exercise)
     try:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SheetsgdError(f"cannot create the output folder: {exc.strerror}", output) from None
-    build_lesson = kinds.kind_of(the_lesson).build
-    report = build_lesson(the_lesson, output, exercise=blanks) if blanks else build_lesson(the_lesson, output)
+    kind = kinds.kind_of(the_lesson)
+    if exercise is not None:
+        report = build_student(kind, the_lesson, output, exercise)
+        blanks = sorted(f"{name}:{k}" if len(report.exercise) > 1 else k
+                        for name, keys in report.exercise.items() for k in keys)
+    else:
+        report, blanks = kind.build(the_lesson, output), []
     summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": getattr(the_lesson, "optimizer", None),
                "steps": report.steps, "formula_cells": report.formula_cells, "cells": report.cells,
-               "bytes": report.bytes, "exercise": sorted(blanks)}
+               "bytes": report.bytes, "exercise": blanks}
     if as_json:
         click.echo(json.dumps(summary))
     else:

@@ -99,12 +99,14 @@ def train_compare(lesson: CompareLesson) -> CompareTrace:
     return CompareTrace({name: train(les) for name, les in lesson.lessons().items()})
 
 
-def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | None = None):
+def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | None = None, exercise=None):
+    from .book import lesson_entries
+    from .student import block_task_lines, protect_sheets
     from .writer import (BATCHES, DATA, INTRO, MANIFEST, Book, _batch_ranges, _data_resolver, _step_values,
                          _write_batches, _write_data, finish_workbook, layout_entries, write_intro, write_steps_sheet)
 
     trace = trace or train_compare(lesson)
-    book = Book(path)
+    book = Book(path, exercise)
     wb, fmt, counts, sheet, path = book.wb, book.fmt, book.counts, book.sheet, book.path
     lessons = lesson.lessons()
 
@@ -132,7 +134,8 @@ def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | No
             hyper=[(k, hyper_values[k]) for k in opt.sheet_hyper(les.hyper) + ["fd_step"]],
             columns=columns, values={c.key: _step_values(c.key, les, tr) for c in columns}, start_values=starts,
             n_steps=tr.n_steps, data=_data_resolver(les, data_cols, shuffled),
-            ranges=_batch_ranges(les, tr, shuffled), name_prefix=prefix)
+            ranges=_batch_ranges(les, tr, shuffled), name_prefix=prefix,
+            exercise=frozenset(book.exercise.get(SHEET_NAMES[name], ())), block_name=SHEET_NAMES[name])
         layout.data_columns = data_cols
         layouts[name] = layout
         legends.append((SHEET_NAMES[name], columns, layout, prefix))
@@ -149,12 +152,16 @@ def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | No
         "Each optimizer has its own sheet: the same data, model and start, its own named inputs (e.g. adam_lr).",
         "Each row is one step; it starts from the previous row's new parameters, across epochs too.",
         "Compare puts the losses side by side, per step and per epoch, with charts.",
-    ])
+    ], exercise=frozenset().union(*book.exercise.values()) if book.exercise else frozenset(),
+        tasks=block_task_lines(book.blocks, book.exercise) if book.exercise else ())
+    if book.exercise:
+        protect_sheets(book)
     finish_workbook(wb, path, intro, manifest, {
         "kind": "optimizers", "lesson": lesson.name, "model": base.model, "loss": base.loss,
         "batch_size": base.batch_size, "epochs": base.epochs, "shuffle": base.shuffle, "seed": base.seed,
         "classic": lesson.classic, "sheets": sheets_manifest, "data_sheet": DATA,
-        "data_rows": [2, len(base.data) + 1], "exercise_defaults": lesson.exercise})
+        "data_rows": [2, len(base.data) + 1], "exercise_defaults": lesson.exercise,
+        **lesson_entries(book, lesson, book.exercise)})
     return book.report(trace.n_steps * len(lessons))
 
 

@@ -12,9 +12,6 @@ import re
 import zipfile
 from dataclasses import dataclass
 
-from .engine import train
-from .mistakes import variants
-from .submission import Submission, locate
 from .xlsxread import column_letters
 
 _PLACE = re.compile(r"\{(?:(prev|hp|data):)?(\w+)\}")
@@ -29,65 +26,82 @@ class Flaw:
     template: str | None = None  # None: take the catalogue's variant of the column
 
 
-def render(template: str, sub: Submission, i: int, lr_relative: bool = False) -> str:
-    """The A1 formula (with '=') a student writes for a template in step ``i`` (0-based)."""
-    row = sub.step_rows[i]
-    lesson = sub.lesson
-    first, last = None, None
-    if lesson.batch_size > 1:
-        first = int(sub.sheet.value(row, sub.col_of["first"]))
-        last = int(sub.sheet.value(row, sub.col_of["last"]))
+def _pattern(block, template: str) -> str:
+    """A flaw written in the template language ({key}, {prev:key}, {hp:name}) → this block's row pattern."""
+    letters = {c.key: column_letters(c.col + 1) for c in block.columns}
 
     def one(m):
         prefix, name = m.group(1), m.group(2)
         if prefix == "hp":
-            if lr_relative and name == "lr":  # B4, B5, …: what filling a relative reference down does
-                _, r, c = sub.hyper_cells["lr"]
-                return f"{column_letters(c)}{r + i}"
             return name
-        if prefix == "data":
-            col = column_letters(2 if name == "x" else 3)
-            top = sub.manifest["data_rows"][0]
-            return f"{sub.data_sheet}!${col}${top + first - 1}:${col}${top + last - 1}"
-        return f"{column_letters(sub.col_of[name])}{row - 1 if prefix == 'prev' else row}"
-    return "=" + _PLACE.sub(one, template)
+        return f"{letters[name]}{{{'p' if prefix == 'prev' else 'r'}}}"
+    return _PLACE.sub(one, template)
 
 
-def flaw_template(sub: Submission, flaw: Flaw) -> str | None:
-    if flaw.template is not None:
-        return flaw.template
-    column = next(c for c in sub.columns if c.key == flaw.column)
-    for name, template in variants(sub.lesson, column):
-        if name == flaw.mistake:
-            return template
-    return None
+def _lesson_blocks(student_path: str):
+    from .check import rebuild
+    from .submission import read_manifest
+    from .xlsxread import Limits, Workbook
+
+    book = Workbook(student_path)
+    manifest, sheet = read_manifest(book)
+    lesson, blocks, exercise = rebuild(student_path, book, manifest, sheet, Limits())
+    return book, lesson, blocks, exercise
+
+
+def fill_sheets(student_path: str, flaw: Flaw | None = None) -> dict[str, dict[str, object]]:
+    """{sheet: {cell: formula or number}} filling every exercise cell of a student version (any lesson kind);
+    ``flaw`` puts one mistake into one column (``Block:key`` or a key of the exercise)."""
+    from . import a1
+    from .mistake_edits import variants
+
+    book, lesson, blocks, exercise = _lesson_blocks(student_path)
+    lr_cell = None
+    target = book.defined_names.get("lr", "")
+    m = re.match(r"^=?'?([^'!]+)'?!\$?([A-Z]+)\$?([0-9]+)$", target or "")
+    if m:
+        lr_cell = (m.group(2), int(m.group(3)))
+    out: dict[str, dict[str, object]] = {}
+    for b in blocks:
+        for key in sorted(exercise.get(b.name, ())):
+            tree = b.tree(key)
+            mine = flaw is not None and flaw.column in (key, f"{b.name}:{key}")
+            if mine and flaw.template is not None:
+                tree = a1.parse(_pattern(b, flaw.template))
+            elif mine and flaw.mistake not in ("constant_typed", "lr_relative", "blank", "hard_coded"):
+                found = [t for name, t in variants(b, key) if name == flaw.mistake]
+                if not found:
+                    raise ValueError(f"{flaw.mistake} cannot happen in column {key}")
+                tree = found[0]
+            cells = out.setdefault(b.sheet, {})
+            col = column_letters(b.column(key).col + 1)
+            for i in range(b.n):
+                ref = f"{col}{b.first_row + 1 + i}"
+                if mine and flaw.mistake == "blank" and i >= b.n // 2:
+                    continue
+                if mine and flaw.mistake == "constant_typed":
+                    cells[ref] = float(b.values[key][i])  # pasted values
+                    continue
+                text = a1.render(tree, b.row_fields(i))
+                if mine and flaw.mistake == "lr_relative" and lr_cell:  # what filling a relative lr down does
+                    text = re.sub(r"\blr\b", f"{lr_cell[0]}{lr_cell[1] + i}", text)
+                if mine and flaw.mistake == "hard_coded":
+                    text = re.sub(r"\blr\b", repr(float(lesson.hyper["lr"])), text)
+                cells[ref] = "=" + text
+    return out
 
 
 def fill_cells(student_path: str, flaw: Flaw | None = None) -> dict[str, object]:
-    """{cell: formula or number} filling every exercise cell; ``flaw`` puts one mistake into one column."""
-    sub = locate(student_path)
-    cells: dict[str, object] = {}
-    values = train(sub.lesson).steps if flaw and flaw.mistake in ("constant_typed",) else None
-    for column in sub.columns:
-        if column.key not in sub.exercise:
-            continue
-        template = column.formula
-        mine = flaw is not None and flaw.column == column.key
-        if mine and flaw.mistake not in ("constant_typed", "lr_relative", "blank", "hard_coded"):
-            template = flaw_template(sub, flaw)
-            if template is None:
-                raise ValueError(f"{flaw.mistake} cannot happen in column {column.key}")
-        if mine and flaw.mistake == "hard_coded":
-            template = template.replace("{hp:lr}", repr(sub.hyper["lr"]))
-        for i in range(len(sub.step_rows)):
-            ref = sub.cell_ref(column.key, i)
-            if mine and flaw.mistake == "blank" and i >= len(sub.step_rows) // 2:
-                continue
-            if mine and flaw.mistake == "constant_typed":
-                cells[ref] = float(values[column.key][i])  # pasted values
-            else:
-                cells[ref] = render(template, sub, i, lr_relative=mine and flaw.mistake == "lr_relative")
-    return cells
+    """{cell: formula or number} of the Steps sheet (the data lessons' only exercise sheet)."""
+    return fill_sheets(student_path, flaw).get("Steps", {})
+
+
+def sheet_parts(student_path: str) -> dict[str, str]:
+    """{sheet name: its worksheet part} as xlsxwriter numbers them (sheet1.xml … in tab order)."""
+    from .xlsxread import Workbook
+
+    names = Workbook(student_path).sheet_names
+    return {name: f"xl/worksheets/sheet{i}.xml" for i, name in enumerate(names, start=1)}
 
 
 def _xml_escape(text: str) -> str:
@@ -109,6 +123,29 @@ def fill_xml(student_path: str, out_path: str, cells: dict[str, object], sheet_p
             data = zin.read(item.filename)
             if item.filename == sheet_part:
                 data = re.sub(r'<c r="([A-Z]+[0-9]+)"((?: s="\d+")?)/>', cell_xml, data.decode()).encode()
+            zout.writestr(item, data)
+
+
+def fill_xml_sheets(student_path: str, out_path: str, cells: dict[str, dict[str, object]]):
+    """``fill_xml`` for several sheets at once: {sheet name: {cell: formula or number}}."""
+    parts = sheet_parts(student_path)
+    by_part = {parts[sheet]: c for sheet, c in cells.items()}
+
+    def cell_xml(m, part_cells):
+        ref, style = m.group(1), m.group(2)
+        if ref not in part_cells:
+            return m.group(0)
+        value = part_cells[ref]
+        if isinstance(value, str):
+            return f'<c r="{ref}"{style}><f>{_xml_escape(value[1:])}</f></c>'
+        return f'<c r="{ref}"{style}><v>{value!r}</v></c>'
+    with zipfile.ZipFile(student_path) as zin, zipfile.ZipFile(out_path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename in by_part:
+                part_cells = by_part[item.filename]
+                data = re.sub(r'<c r="([A-Z]+[0-9]+)"((?: s="\d+")?)/>', lambda m: cell_xml(m, part_cells),
+                              data.decode()).encode()
             zout.writestr(item, data)
 
 

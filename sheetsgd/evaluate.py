@@ -26,6 +26,7 @@ class Val:
     mag: np.ndarray
     mask: np.ndarray | None = None  # real elements of a padded range
     rows: np.ndarray | None = None  # for a range: its number of rows per block row (ROWS)
+    s: np.ndarray | None = None  # text per element (object array; None where a number), for = and IF
 
 
 def scalar(x: float) -> Val:
@@ -123,7 +124,12 @@ def _if(args):
     c = cond.v
     v = np.where(np.isnan(c), np.nan, np.where(c != 0, yes.v, no.v))
     mag = np.where(c != 0, yes.mag, no.mag)
-    return Val(v, mag, _mask(cond, yes, no))
+    text = None
+    if yes.s is not None or no.s is not None:
+        shape = np.broadcast_shapes(c.shape, yes.v.shape, no.v.shape)
+        pick = lambda a: np.broadcast_to(a.s if a.s is not None else np.full(a.v.shape, None, object), shape)
+        text = np.where(np.broadcast_to(c != 0, shape), pick(yes), pick(no))
+    return Val(v, mag, _mask(cond, yes, no), s=text)
 
 
 def _logical(op):
@@ -247,8 +253,8 @@ def evaluate(tree, ctx: Context) -> Val:
         return scalar(tree[1])
     if kind == "bool":
         return scalar(1.0 if tree[1] else 0.0)
-    if kind == "str":
-        return Val(np.full((1, 1), np.nan), np.zeros((1, 1)))  # text is never a number
+    if kind == "str":  # text is never a number; = and IF see it
+        return Val(np.full((1, 1), np.nan), np.zeros((1, 1)), s=np.full((1, 1), tree[1], object))
     if kind == "ref":
         return ctx.ref(tree[1])
     if kind == "name":
@@ -283,8 +289,27 @@ def evaluate(tree, ctx: Context) -> Val:
             return _power(a, b)
         if op == "&":
             raise EvalError("text concatenation is not evaluated")
+        if (a.s is not None or b.s is not None) and op in ("=", "<>"):
+            v = _text_equal(a, b)
+            return Val(v if op == "=" else 1.0 - v, np.zeros_like(v), mask)
         v = np.where(np.isnan(a.v) | np.isnan(b.v), np.nan, _COMPARE[op](a.v, b.v).astype(float))
         return Val(v, np.zeros_like(v), mask)
+
+
+def _text_equal(a: Val, b: Val) -> np.ndarray:
+    """= where text is involved: text equals text case-blind, a blank cell equals "", text never equals a number."""
+    shape = np.broadcast_shapes(a.v.shape, b.v.shape)
+    sa = np.broadcast_to(a.s if a.s is not None else np.full(a.v.shape, None, object), shape)
+    sb = np.broadcast_to(b.s if b.s is not None else np.full(b.v.shape, None, object), shape)
+    va, vb = np.broadcast_to(a.v, shape), np.broadcast_to(b.v, shape)
+    out = np.zeros(shape)
+    for idx in np.ndindex(shape):
+        x, y = sa[idx], sb[idx]
+        if x is not None and y is not None:
+            out[idx] = float(str(x).lower() == str(y).lower())
+        elif x is None and y is None:
+            out[idx] = float(va[idx] == vb[idx])
+    return out
 
 
 def column(tree, ctx: Context, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-PORTABLE_FUNCTIONS = frozenset({
-    "ABS", "AVERAGE", "COUNT", "EXP", "IF", "INDEX", "LN", "LOG10", "MAX", "MIN", "MOD", "POWER",
-    "ROWS", "SIGN", "SQRT", "SUM", "SUMPRODUCT", "SUMSQ", "INT", "AND", "OR", "NOT", "ISERROR",
-    "MATCH", "NA",
-})
+from .evaluate import FUNCTIONS
+
+# the one function registry: each portable function is there with its numpy implementation (the checker's)
+PORTABLE_FUNCTIONS = frozenset(FUNCTIONS)
 
 _PLACEHOLDER = re.compile(r"\{(?:(prev|first|all|hp|data):)?(\w+)\}")
 _FUNCTION_CALL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")

@@ -161,13 +161,16 @@ def function_columns(lesson: FunctionLesson) -> list[Column]:
     return cols
 
 
-def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace | None = None):
+def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace | None = None, exercise=None):
+    from .book import lesson_entries
+    from .student import block_task_lines, protect_sheets
     from .writer import INTRO, MANIFEST, Book, finish_workbook, layout_entries, write_intro, write_steps_sheet
 
     trace = trace or train_function(lesson)
-    book = Book(path)
+    book = Book(path, exercise)
     wb, fmt, counts = book.wb, book.fmt, book.counts
     intro, ws, manifest = book.sheet(INTRO), book.sheet(RUNS_SHEET), book.sheet(MANIFEST)
+    blanks = frozenset(book.exercise.get(RUNS_SHEET, ()))
     columns = function_columns(lesson)
     hyper = [("target", lesson.target)] + [(f"run{i}_lr", r.lr) for i, r in enumerate(lesson.runs, start=1)]
     notes = {"target": "f(x) = (x² − target)²: minima at x = ±√target"}
@@ -179,7 +182,8 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
     layout = write_steps_sheet(
         ws, wb, fmt, counts, title=lesson.title, hyper_notes=notes, columns=columns, start_values=starts,
         subtitle="Gradient descent on f(x) = (x² − target)². Yellow cells are inputs. " + (overflow or ""),
-        hyper=hyper, values={c.key: trace.steps[c.key].tolist() for c in columns}, n_steps=trace.n_steps)
+        hyper=hyper, values={c.key: trace.steps[c.key].tolist() for c in columns}, n_steps=trace.n_steps,
+        exercise=blanks, block_name=RUNS_SHEET)
 
     chart = wb.add_chart({"type": "line"})
     first, last = layout.first_step_row, layout.first_step_row + trace.n_steps - 1
@@ -198,8 +202,12 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
     write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout, RUNS_SHEET,
                 how=["Each run has its own learning rate (runN_lr) and start x (the yellow start row).",
                      "Every row takes one gradient step: new x = x − lr · f′(x).",
-                     "A run that overflows shows #NUM! from its first overflowing step on, as any spreadsheet does."])
+                     "A run that overflows shows #NUM! from its first overflowing step on, as any spreadsheet does."],
+                exercise=blanks, tasks=block_task_lines(book.blocks, book.exercise) if blanks else ())
+    if blanks:
+        protect_sheets(book)
     finish_workbook(wb, book.path, intro, manifest, {"kind": "function", "lesson": lesson.name,
                                                 **layout_entries(layout, columns, RUNS_SHEET),
-                                                "exercise_defaults": lesson.exercise})
+                                                "exercise_defaults": lesson.exercise,
+                                                **lesson_entries(book, lesson, book.exercise)})
     return book.report(trace.n_steps)

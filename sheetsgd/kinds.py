@@ -32,7 +32,8 @@ KINDS = {
     "lr-finder": Kind(parse_finder_lesson, override_finder, train_finder, build_finder_workbook),
     # Titanic lessons carry their own hooks (sheetsgd.titanic): options, training and workbook
     "titanic": Kind(parse_titanic_lesson, lambda lesson, **options: lesson.override(**options),
-                    lambda lesson: lesson.train(), lambda lesson, path: lesson.build(path)),
+                    lambda lesson: lesson.train(),
+                    lambda lesson, path, trace=None, exercise=None: lesson.build(path, trace, exercise)),
 }
 
 
@@ -46,7 +47,18 @@ def load(name_or_path: str, **options):
     kind = template_kind(raw)
     if kind not in KINDS:
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
+    return from_raw(raw, name, source, options)
+
+
+def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
+    """A lesson from a parsed template and options; it remembers both (the manifest records them, so the
+    checker can rebuild the lesson's blocks from a workbook alone)."""
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    kind = template_kind(raw)
+    if kind not in KINDS:
+        raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
     lesson = KINDS[kind].parse(raw, name, source)
-    if any(v is not None for v in options.values()):
+    if options:
         lesson = KINDS[kind].override(lesson, **options)
+    object.__setattr__(lesson, "origin", {"template": raw, "name": name, "source": source, "options": options})
     return lesson

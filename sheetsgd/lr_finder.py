@@ -310,13 +310,15 @@ def finder_columns(lesson: FinderLesson) -> list[Column]:
     return out
 
 
-def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None = None):
+def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None = None, exercise=None):
+    from .book import lesson_entries
+    from .student import block_task_lines, protect_sheets
     from .writer import INTRO, MANIFEST, Book, finish_workbook, layout_entries, write_intro, write_steps_sheet
 
     trace = trace or train_finder(lesson)
     base, part = lesson.base, lesson.rows
     part.check(lesson, trace)  # before any file is written
-    book = Book(path)
+    book = Book(path, exercise)
     wb, fmt, counts = book.wb, book.fmt, book.counts
     intro, ws, chart_ws = book.sheet(INTRO), book.sheet(FINDER), book.sheet(CHART)
     sheets = {name: book.sheet(name) for name in part.sheet_names}
@@ -346,7 +348,8 @@ def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None 
         columns=columns, start_values=starts,
         subtitle=f"{opt.title} · {part.loss.title} · {part.subtitle()}. The lr grows each row; "
                  "the suggestions (right) are formulas over the table.",
-        hyper=hyper, values=values, n_steps=trace.n_steps, **part.step_refs(batches), extras=[
+        hyper=hyper, values=values, n_steps=trace.n_steps, **part.step_refs(batches),
+        exercise=frozenset(book.exercise.get(FINDER, ())), block_name=FINDER, extras=[
             ("n_recorded", "rows recorded", "SUM({all:recorded})", float(trace.n_recorded),
              "rows up to and including the first diverged one"),
             ("lr_suggest_min", "suggested lr: minimum/10",
@@ -364,11 +367,16 @@ def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None 
         "The smoothed loss is fastai's debiased moving average; the test stops after the first row where it "
         "exceeds stop_factor × the best so far.",
         "The suggested learning rates, top right, are formulas over the recorded rows.",
-    ] + list(getattr(part, "how", [])))
+    ] + list(getattr(part, "how", [])),
+                exercise=frozenset().union(*book.exercise.values()) if book.exercise else frozenset(),
+                tasks=block_task_lines(book.blocks, book.exercise) if book.exercise else ())
+    if book.exercise:
+        protect_sheets(book)
     finish_workbook(wb, book.path, intro, manifest, {"kind": "lr-finder", "lesson": lesson.name,
                                                 **layout_entries(layout, columns, FINDER),
                                                 "suggestion_cells": layout.extra_cells,
-                                                "exercise_defaults": lesson.exercise, **entries})
+                                                "exercise_defaults": lesson.exercise, **entries,
+                                                **lesson_entries(book, lesson, book.exercise)})
     return book.report(trace.n_steps)
 
 

@@ -1,18 +1,15 @@
 """The catalogue of common mistakes, each with a hint, and how to recognise them.
 
-Most mistakes are recognised by value: each is a small edit of a column's reference template (the
-same template the writer renders), evaluated on the student's own values; when the student's cells
-equal the edited template's values, that mistake is named. This is independent of how the student
+Most mistakes are recognised by value: each is a small edit of a column's parsed row pattern (the
+same pattern the writer rendered, for every lesson kind), evaluated on the student's own values; when
+the student's cells equal the edited pattern's values, that mistake is named, however the student
 spelled the formula (``K9*D9`` or ``2*I9*D9``). A few are recognised from the formula text instead
 (typed constants, drifting references, references to the wrong row): see :mod:`sheetsgd.check`.
+The edits are in :mod:`sheetsgd.mistake_edits`.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-
-from .lesson import Lesson
-from .spec import Column, _sub
 
 
 @dataclass(frozen=True)
@@ -69,68 +66,22 @@ CATALOGUE = {m.name: m for m in [
             "Only the exercise columns and the yellow inputs are meant to be edited: rebuild the given cells."),
     Mistake("error_value", "the cell shows an error value",
             "An error (#VALUE!, #REF!, #NAME?, …) usually means a reference to text, a deleted cell or a typo."),
+    Mistake("sigmoid_derivative_incomplete", "sigmoid's derivative written as σ instead of σ(1 − σ)",
+            "dσ/dz = σ(z)·(1 − σ(z)): both factors, the probability and one minus it."),
+    Mistake("relu_derivative_wrong_side", "ReLU's derivative taken on the wrong side",
+            "ReLU passes its gradient where its input is positive (1 there, 0 where the input is negative)."),
+    Mistake("batch_size_fixed", "batch mean divided by a fixed batch size",
+            "Divide by this batch's own number of rows (the last batch of an epoch may be shorter): COUNT(…) or n."),
+    Mistake("log_base_swapped", "LN and LOG10 swapped",
+            "This preset's feature uses the other logarithm: LN is the natural log, LOG10 the base-10 one."),
+    Mistake("lr_additive", "the learning rate grows additively instead of geometrically",
+            "The lr finder multiplies the lr by the same factor every row: start·(end/start)^((step−1)/(num_it−1))."),
+    Mistake("relu_after_sum", "the two ReLU units summed before the ReLU",
+            "Each unit goes through its own ReLU, then the two are added: MAX(0, z1) + MAX(0, z2)."),
+    Mistake("circular_reference", "a circular reference",
+            "The formula reads its own cell (directly or through others): read the previous row's values instead."),
     Mistake("unrecognised", "wrong value",
             "Compare your formula with the column's description on the Introduction sheet."),
 ]}
 
 
-def _feature_text(lesson: Lesson, p: str) -> str | None:
-    feature = lesson.model_cls().feature_formulas[p]
-    if feature is None:
-        return None
-    return _sub(feature, {"X": "{x}" if lesson.batch_size == 1 else "{data:x}"})
-
-
-def _rreplace(text: str, old: str, new: str) -> str | None:
-    i = text.rfind(old)
-    return None if i < 0 else text[:i] + new + text[i + len(old):]
-
-
-def variants(lesson: Lesson, column: Column) -> list[tuple[str, str]]:
-    """(mistake name, edited template) for every catalogued mistake that can happen in this column."""
-    t, key = column.formula, column.key
-    if not t:
-        return []
-    params = lesson.model_cls().params
-    out: list[tuple[str, str | None]] = []
-    if key.startswith("new_"):
-        out.append(("update_sign_flipped", t.replace("-{hp:lr}*", "+{hp:lr}*", 1) if "-{hp:lr}*" in t else None))
-        out.append(("lr_missing", t.replace("{hp:lr}*", "", 1) if "{hp:lr}*" in t else None))
-        p = key[4:]
-        out.append(("bias_correction_omitted", t.replace(f"{{mhat_{p}}}", f"{{m_{p}}}").replace(f"{{vhat_{p}}}", f"{{v_{p}}}")
-                    if "{mhat_" in t else None))
-        out.append(("sqrt_missing", re.sub(r"SQRT\((\{[\w:]+\})\)", r"\1", t) if "SQRT(" in t else None))
-    if key.startswith(("mhat_", "vhat_")):
-        out.append(("bias_correction_omitted", t.split("/", 1)[0]))
-    m = re.fullmatch(r"\{hp:(\w+)\}\*(\{prev:\w+\})\+\(1-\{hp:\1\}\)\*(.+)", t)
-    if m:  # a running average: β·old + (1 − β)·new
-        beta, old, new = m.groups()
-        out.append(("beta_swapped", f"(1-{{hp:{beta}}})*{old}+{{hp:{beta}}}*{new}"))
-        if new.endswith("^2"):
-            out.append(("not_squared", f"{{hp:{beta}}}*{old}+(1-{{hp:{beta}}})*{new[:-2]}"))
-    if key.startswith("grad_"):
-        p = key[5:]
-        feature = _feature_text(lesson, p)
-        if lesson.loss == "mse":
-            if "{dloss}" in t:
-                out.append(("mse_factor_2_missing", t.replace("{dloss}", "{err}")))
-            elif "SUMPRODUCT(2*" in t:
-                out.append(("mse_factor_2_missing", t.replace("SUMPRODUCT(2*", "SUMPRODUCT(", 1)))
-        if feature:
-            out.append(("feature_missing", _rreplace(t, "*" + feature, "")))
-        for q in params:
-            other = _feature_text(lesson, q)
-            if q == p or other == feature or other is None:
-                continue
-            out.append(("wrong_feature", _rreplace(t, "*" + feature, "*" + other) if feature else
-                        _rreplace(t, ")/COUNT", f"*{other})/COUNT") if "/COUNT" in t else f"{t}*{other}"))
-        out.append(("gradient_negated", f"-({t})"))
-    if key == "dloss" and lesson.loss == "mse":
-        out.append(("mse_factor_2_missing", "{err}"))
-    if key == "err":
-        out.append(("error_reversed", "{y}-{pred}"))
-    if "/COUNT(" in t:
-        out.append(("sum_instead_of_mean", re.sub(r"/COUNT\([^)]*\)", "", t)))
-    if key not in params:  # this step's a, b, … read one row too high
-        out.append(("stale_parameter", re.sub(r"\{(" + "|".join(params) + r")\}", r"{prev:\1}", t)))
-    return [(name, text) for name, text in out if text and text != t]

@@ -66,15 +66,21 @@ def read_manifest(book: Workbook) -> tuple[dict, str]:
         sheet = book.sheet(name)
         if sheet.value(1, 1) != "key" or not str(sheet.value(1, 2) or "").startswith("value"):
             continue
-        manifest = {}
-        for r in range(2, min(sheet.max_row(), 200) + 1):
+        manifest, texts, rows = {}, {}, {}
+        for r in range(2, min(sheet.max_row(), 2000) + 1):
             key, raw = sheet.value(r, 1), sheet.value(r, 2)
             if not isinstance(key, str):
                 continue
+            if key.endswith("+") and key[:-1] in texts and isinstance(raw, str):  # a long value continues
+                texts[key[:-1]] += raw
+                continue
+            texts[key], rows[key] = raw, r
+        for key, raw in texts.items():
             try:
                 manifest[key] = json.loads(raw) if isinstance(raw, str) else raw
             except (ValueError, RecursionError):
-                raise book.error(f"manifest value for {key!r} is not JSON: the manifest was edited", f"{name}!B{r}") from None
+                raise book.error(f"manifest value for {key!r} is not JSON: the manifest was edited",
+                                 f"{name}!B{rows[key]}") from None
         return manifest, name
     raise book.error("no sheetsgd manifest (the hidden _sheetsgd sheet): not a sheetsgd lesson workbook, "
                      "or the manifest sheet was deleted")

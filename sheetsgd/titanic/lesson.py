@@ -70,9 +70,9 @@ class TitanicLesson:
         from .engine import train
         return train(self)
 
-    def build(self, path):
+    def build(self, path, trace=None, exercise=None):
         from .workbook import build_titanic_workbook
-        return build_titanic_workbook(self, path)
+        return build_titanic_workbook(self, path, trace, exercise)
 
     def override(self, *, optimizer=None, **options) -> "TitanicLesson":
         lesson = with_optimizer(self, optimizer) if optimizer is not None and optimizer != self.optimizer else self

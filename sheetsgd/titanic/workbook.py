@@ -37,6 +37,7 @@ from ..formula import Resolver, compile_template
 from ..sizeguard import WorkbookSize
 from ..blocks import Block, BlockColumn, StudentPlan, write_block
 from ..book import MANIFEST_VERSION, Book, BuildReport, close_workbook, lesson_entries, write_manifest_entries
+from ..student import block_task_lines
 from ..xlsxnames import hide_defined_names
 from .engine import TitanicTrace, best_fit, first_non_finite, train
 from .features import RAW_COLUMNS
@@ -367,10 +368,10 @@ class TitanicWorkbook:
             raise SheetsgdError(f"training diverges: step {step} gives a non-finite {key}; lower lr "
                                 f"(now {self.lesson.hyper['lr']:g}) and build again", self.lesson.source or None)
         self.trace = trace
-        book = Book(path)
+        book = Book(path, exercise)
         self.book, self.wb, self.fmt, self.counts = book, book.wb, book.fmt, book.counts
         sheets = {name: book.sheet(name) for name in self._sheet_names()}
-        if exercise:
+        if exercise and book.student is None:
             book.student = StudentPlan(self._block_shells(), exercise)
         self._write_steps(sheets[STEPS])
         if self.examples_plan:
@@ -400,7 +401,8 @@ class TitanicWorkbook:
         """Every block's place and patterns before anything is written (a student version's plan needs them)."""
         def shell(plan, name, header_row, first_row):
             return Block(plan.name, name or plan.name, header_row, first_row,
-                         [BlockColumn(c.key, c.header, c.col, c.pattern) for c in plan.columns], plan.rows)
+                         [BlockColumn(_data_key(c) if plan is self.data_plan else c.key, c.header, c.col, c.pattern)
+                          for c in plan.columns], plan.rows)
         header = HYPER_FIRST_ROW + len(self.hyper_names) + 1
         shells = [shell(self.steps_plan, None, header, header + 2)]
         if self.examples_plan:
@@ -635,7 +637,7 @@ class TitanicWorkbook:
         derived = data.unscaled.tolist()
         scaled = data.X.tolist()
         block = Block(DATA, DATA, 0, DATA_FIRST_ROW,
-                      [BlockColumn(c.key, c.header, c.col, c.pattern, FORMATS[c.group], c.note,
+                      [BlockColumn(_data_key(c), c.header, c.col, c.pattern, FORMATS[c.group], c.note,
                                    "" if c.pattern else "input") for c in plans], n,
                       values={}, step=np.zeros(n, dtype=np.int64))
         self.book.blocks.append(block)
@@ -671,7 +673,8 @@ class TitanicWorkbook:
     def _write_solver(self, ws):
         fmt, lesson, net, loss = self.fmt, self.lesson, self.net, self.loss
         data = self.data
-        best, how = best_fit(lesson)
+        # a rebuild for the checker needs the blocks, not the best fit (a long full-batch run)
+        best, how = (lesson.init, "not computed") if self.book.null else best_fit(lesson)
         best = np.array([sheet_float(v) for v in best])  # as the sheet stores them
         X, y = data.X[:data.n_train], data.y[:data.n_train]
         param_rows = {"solver": lesson.init, "sgd": self.trace.final, "best": best}
@@ -763,6 +766,14 @@ class TitanicWorkbook:
             ws.write(row, 1, text)
             row += 1
         row += 1
+        if self.book.exercise:  # a student version: what to do, in words (never the formulas)
+            ws.write(row, 0, "Your task", fmt.title)
+            row += 1
+            for line in block_task_lines(self.book.blocks, self.book.exercise):
+                ws.write(row, 0, "•")
+                ws.write(row, 1, line)
+                row += 1
+            row += 1
         ws.write(row, 0, "How to read it", fmt.bold)
         row += 1
         how = [
@@ -807,7 +818,9 @@ class TitanicWorkbook:
                     continue
                 ws.write(row, 0, c.header, fmt.bold)
                 ws.write(row, 1, c.note)
-                ws.write_string(row, 2, c.pattern.format_map(f) if c.pattern else "(a value)")
+                blank = c.key in self.book.exercise.get(name, ())
+                ws.write_string(row, 2, "(yours to write: see Your task)" if blank else
+                                c.pattern.format_map(f) if c.pattern else "(a value)")
                 row += 1
 
     def _repeats_first_weight(self, key: str) -> bool:
@@ -849,6 +862,11 @@ class TitanicWorkbook:
         }
         entries["exercise"] = sorted({k for keys in exercise.values() for k in keys})
         write_manifest_entries(ws, {**entries, **lesson_entries(self.book, lesson, exercise)})
+
+
+def _data_key(plan: Plan) -> str:
+    """Data block keys: the CSV's raw columns are inputs named csv:…, the features keep their names."""
+    return plan.key if plan.pattern else f"csv:{plan.key}"
 
 
 def _group_of(key: str) -> str:

@@ -1,0 +1,144 @@
+"""Where a lesson's blocks landed in a student's workbook, and the student's values as arrays.
+
+The manifest says where each block was written; a student (or their spreadsheet app) may have
+inserted rows or columns, or renamed and reordered sheets. Each block is found again by its header
+row (the sheet of the same name first, then every sheet), which gives its sheet and a row and column
+shift; every reference of a block's patterns is moved the same way (a reference to another sheet by
+that sheet's shift). :class:`SheetValues` holds a sheet's cells as sorted arrays, so a whole column
+of references is picked out at once.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from .xlsxread import CellError, Sheet, Workbook
+
+HEADER_SCAN_ROWS = 400
+_KEY = 20_000  # row * _KEY + column: one sortable number per cell (columns ≤ 16,384)
+
+
+@dataclass
+class Shift:
+    """A reference sheet's place in the student's workbook: its name there and the row/column shift."""
+
+    sheet: str
+    rows: int
+    cols: int
+
+
+class SheetValues:
+    """A sheet's cells as arrays: value (blank → 0 as spreadsheets read it; text and errors → NaN), has a
+    formula, is blank, and the cached value is missing. Rows and columns are 1-based."""
+
+    def __init__(self, sheet: Sheet, source=None):
+        self.sheet = sheet
+        rows, cols = sheet._rows, sheet._cols
+        numbers, has_f, plain = sheet._whole_sheet_arrays()
+        values = numbers.copy()
+        missing = np.zeros(len(rows), bool)
+        self.odd = {}  # position -> raw value of cells that are not plain numbers (text, errors, booleans)
+        for i in np.flatnonzero(~plain).tolist():
+            raw = sheet._cells[i]
+            value, has_cache = sheet._decode(raw)
+            if source is None:
+                missing[i] = bool(raw[3]) and not has_cache
+            self.odd[i] = value
+            values[i] = float(value) if isinstance(value, bool) else math.nan
+            if value is None:
+                values[i] = 0.0
+        if source is not None:  # a recalculation: every formula cell's value from it
+            for i in np.flatnonzero(has_f).tolist():
+                v = source(int(rows[i]), int(cols[i]))
+                self.odd[i] = v
+                values[i] = v if isinstance(v, float) else float(v) if isinstance(v, bool) else 0.0 if v is None else math.nan
+        self.keys = rows * _KEY + cols
+        order = np.argsort(self.keys, kind="stable")
+        self.keys, self.values, self.formula = self.keys[order], values[order], has_f[order]
+        self.missing_cache = bool(missing.any())
+        self._order = order
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        self.empty = np.zeros(len(order), bool)
+        blanks = [i for i, v in self.odd.items() if v is None]
+        self.empty[inverse[blanks]] = True
+        self.text = np.full(len(order), None, object)
+        for i, v in self.odd.items():
+            if isinstance(v, str):
+                self.text[inverse[i]] = v
+            elif v is None:
+                self.text[inverse[i]] = ""
+
+    def find(self, rows: np.ndarray, cols: np.ndarray):
+        """(position, present) of each (row, col) in the sorted arrays."""
+        want = np.asarray(rows, dtype=np.int64) * _KEY + np.asarray(cols, dtype=np.int64)
+        if len(self.keys) == 0:
+            return np.zeros(want.shape, np.int64), np.zeros(want.shape, bool)
+        pos = np.minimum(np.searchsorted(self.keys, want), len(self.keys) - 1)
+        return pos, self.keys[pos] == want
+
+    def gather(self, rows, cols) -> np.ndarray:
+        pos, present = self.find(rows, cols)
+        return np.where(present, self.values[pos] if len(self.values) else 0.0, 0.0)
+
+    def gather_text(self, rows, cols) -> np.ndarray:
+        pos, present = self.find(rows, cols)
+        if len(self.text) == 0:
+            return np.full(np.shape(pos), "", object)
+        return np.where(present, self.text[pos], "")
+
+    def cells(self, rows, cols):
+        """(values, has formula, is blank) of cells."""
+        pos, present = self.find(rows, cols)
+        if len(self.values) == 0:
+            n = np.shape(pos)
+            return np.zeros(n), np.zeros(n, bool), np.ones(n, bool)
+        values = np.where(present, self.values[pos], 0.0)
+        formula = present & self.formula[pos]
+        blank = ~present | (self.empty[pos] & ~formula)
+        return values, formula, blank
+
+    def raw(self, row: int, col: int):
+        return self.sheet.value(row, col)
+
+
+def find_blocks(book: Workbook, entries: list[dict]) -> dict[str, Shift]:
+    """Each reference sheet's place in the workbook, found through the headers of its first block."""
+    shifts: dict[str, Shift] = {}
+    texts_cache: dict[str, dict] = {}
+    for entry in entries:
+        sheet = entry["sheet"]
+        if sheet in shifts:
+            continue
+        headers = {key: (col, head) for key, (col, head) in entry["columns"].items() if isinstance(head, str) and head}
+        best = None
+        names = [sheet] if sheet in book.sheet_names else []
+        names += [n for n in book.sheet_names if n != sheet]
+        for name in names:
+            if name not in texts_cache:
+                texts_cache[name] = book.sheet(name).texts(HEADER_SCAN_ROWS)
+            for row, texts in texts_cache[name].items():
+                hits = [(texts[h] - 1 - col) for col, h in headers.values() if h in texts]
+                if best is None or len(hits) > best[0]:
+                    best = (len(hits), name, row, hits)
+            if best and best[0] == len(headers):
+                break
+        if best is None or best[0] < max(1, math.ceil(0.8 * len(headers))):
+            shown = ", ".join(list(h for _, h in headers.values())[:4])
+            raise book.error(f"cannot find the {sheet} sheet: no sheet has a row with its headers ({shown}, …)")
+        _, name, row, hits = best
+        dc = Counter(hits).most_common(1)[0][0]
+        shifts[sheet] = Shift(name, row - 1 - entry["header_row"], dc)
+    return shifts
+
+
+def plain(value):
+    """A JSON-friendly scalar of a cell's value."""
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, CellError):
+        return str(value)
+    return value

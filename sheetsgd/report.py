@@ -1,0 +1,136 @@
+"""The check report: root causes first, knock-ons under them, per-column counts, two scores; text or JSON."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EXIT_CORRECT, EXIT_MISTAKES, EXIT_CANNOT = 0, 1, 2
+
+
+@dataclass
+class ColumnResult:
+    key: str
+    header: str
+    letter: str
+    exercise: bool
+    correct: int
+    total: int
+    status: str  # "correct", "root cause", "knock-on"
+    first_wrong: dict | None = None
+    local_correct: int = 0  # cells that follow from the student's own values (knock-ons forgiven)
+    knock_on_of: list[str] = field(default_factory=list)
+    sheet: str = "Steps"
+
+
+@dataclass
+class Report:
+    path: str
+    status: str  # "correct", "mistakes", "error"
+    message: str = ""
+    lesson: dict = field(default_factory=dict)
+    columns: list[ColumnResult] = field(default_factory=list)
+    mistakes: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    recalculated_by: str | None = None
+    strict: dict | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {"correct": EXIT_CORRECT, "mistakes": EXIT_MISTAKES}.get(self.status, EXIT_CANNOT)
+
+    @property
+    def score(self) -> tuple[int, int]:
+        cols = [c for c in self.columns if c.exercise]
+        return sum(c.correct for c in cols), sum(c.total for c in cols)
+
+    @property
+    def formulas_right(self) -> int:
+        """Exercise cells whose formula follows from the student's own values: partial credit that does
+        not punish knock-ons a second time (``score`` counts cells whose value is also right)."""
+        return sum(c.local_correct for c in self.columns if c.exercise)
+
+    def to_dict(self) -> dict:
+        """The report as plain JSON data (non-finite numbers become null)."""
+        correct, total = self.score
+        return _json_safe({"file": self.path, "status": self.status, "exit_code": self.exit_code, "message": self.message,
+                "lesson": self.lesson, "recalculated_by": self.recalculated_by, "notes": self.notes,
+                "score": {"correct": correct, "total": total, "share": correct / total if total else None,
+                          "formulas_right": self.formulas_right,
+                          "formulas_share": self.formulas_right / total if total else None},
+                "mistakes": self.mistakes,
+                "columns": [c.__dict__ for c in self.columns], "strict": self.strict})
+
+    def to_text(self) -> str:
+        if self.status == "error":
+            return f"{self.path}: cannot check: {self.message}"
+        lines = []
+        les = self.lesson
+        lines.append(f"{self.path}: lesson {les.get('name')} ({les.get('optimizer')}, {les.get('loss')}, "
+                     f"{les.get('steps')} steps); exercise: {', '.join(les.get('exercise', [])) or 'none'}")
+        for note in self.notes:
+            lines.append(f"  note: {note}")
+        if self.mistakes:
+            lines.append(f"Root causes ({len(self.mistakes)}):")
+            for m in self.mistakes:
+                lines.append(f"  ✗ {m['header']} ({m['column']}, column {m['letter']}): {m['title']} — first at step "
+                             f"{m['step']} ({m['cell']}): expected {_fmt(m['expected'])}, found {_fmt(m['found'])}, "
+                             f"formula {m['formula'] or '(none)'}; {m['cells']} cell(s)")
+                lines.append(f"    hint: {m['hint']}")
+        knock = [c for c in self.columns if c.status == "knock-on"]
+        if knock:
+            lines.append("Knock-ons (wrong only because a cell they read is wrong; not separate mistakes):")
+            for c in knock:
+                lines.append(f"  · {c.header} ({c.key}): {c.correct}/{c.total} correct, follows from "
+                             f"{', '.join(c.knock_on_of)}")
+        lines.append("Exercise columns:")
+        for c in self.columns:
+            if c.exercise:
+                mark = "✓" if c.correct == c.total else "✗"
+                first = ""
+                if c.first_wrong:
+                    f = c.first_wrong
+                    first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {_fmt(f['expected'])}, "
+                             f"found {_fmt(f['found'])}, formula {f['formula'] or '(none)'}")
+                lines.append(f"  {mark} {c.header:<24} {c.key:<10} {c.correct}/{c.total}{first}")
+        if self.strict is not None:
+            if self.strict.get("mismatches"):
+                lines.append("Strict (inputs perturbed, recalculated): cells that did not follow:")
+                for m in self.strict["mismatches"]:
+                    lines.append(f"  ✗ {m['header']} ({m['column']}): first at step {m['step']} ({m['cell']}): "
+                                 f"expected {_fmt(m['expected'])}, found {_fmt(m['found'])}")
+            else:
+                lines.append(f"Strict: with {self.strict.get('perturbation')} every checked cell still matches the engine.")
+        correct, total = self.score
+        share = f" ({100 * correct / total:.1f}%)" if total else ""
+        lines.append(f"Score: {correct}/{total} exercise cells correct{share} — "
+                     + ("all correct" if self.status == "correct" else f"{len(self.mistakes)} mistake(s)"))
+        if self.status != "correct" and total:
+            lines.append(f"Formulas right: {self.formulas_right}/{total} exercise cells follow from your own values "
+                         "(knock-ons not counted against you)")
+        return "\n".join(lines)
+
+
+def _json_safe(x):
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, (np.integer, np.bool_)):
+        return x.item()
+    if x is None or isinstance(x, (str, int, bool)):
+        return x
+    return str(x)
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "(empty)"
+    if isinstance(x, float):
+        return "not a number" if not math.isfinite(x) else f"{x:.10g}"
+    return str(x)
+
+

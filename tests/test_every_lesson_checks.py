@@ -1,0 +1,156 @@
+"""Every bundled lesson is an exercise: a student version of each, filled in through its XML and
+recalculated by real LibreOffice, checks clean when the formulas are right (exit 0) and names the
+mistake at the right sheet, column and first step when one column is wrong (exit 1), with no knock-on
+reported as a root cause. The full workbook saved by LibreOffice checks clean too, and a weight update
+edited to add the lr term instead of subtracting it is caught at that column.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from sheetsgd import kinds
+from sheetsgd.check import check
+from sheetsgd.cli import cli
+from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
+from sheetsgd.exercise import build_student
+
+# lesson: options that keep it small, and two catalogued mistakes (column, first step) for its student version
+LESSONS = {
+    "linear": ({"epochs": 1}, [("update_sign_flipped", "new_a", 1), ("mse_factor_2_missing", "grad_a", 1)]),
+    "quadratic": ({"epochs": 3}, [("sum_instead_of_mean", "grad_a", 1), ("feature_missing", "grad_b", 1)]),
+    "too-high": ({"epochs": 8}, [("update_sign_flipped", "r2_new", 1), ("lr_missing", "r2_new", 1)]),
+    "optimizers": ({"epochs": 1}, [("update_sign_flipped", "Adam:new_a", 1), ("lr_missing", "SGD:new_b", 1)]),
+    "optimizers-classic": ({"epochs": 1}, [("update_sign_flipped", "Momentum:new_a", 1),
+                                           ("lr_missing", "RMSProp:new_b", 1)]),
+    "lr-finder": ({"epochs": 30}, [("lr_additive", "lr", 2), ("bias_correction_omitted", "smooth", 1)]),
+    "lr-finder-titanic": ({"epochs": 12}, [("lr_additive", "lr", 2), ("sigmoid_derivative_incomplete", "dz", 1)]),
+    "titanic-linear": ({"epochs": 1}, [("mse_factor_2_missing", "dloss", 1), ("error_reversed", "dloss", 1)]),
+    "titanic-logistic": ({"epochs": 1}, [("sigmoid_derivative_incomplete", "dz", 1),
+                                         ("log_base_swapped", "loss", 1)]),
+    "titanic-relu2": ({"epochs": 1}, [("relu_after_sum", "pred", 1), ("relu_derivative_wrong_side", "dz1", 1)]),
+    "titanic-mlp": ({"epochs": 2}, [("relu_derivative_wrong_side", "dz1", 1), ("sigmoid_derivative_incomplete", "dout", 1)]),
+}
+
+
+_BUILT: dict[str, dict] = {}
+
+
+@pytest.fixture
+def made(tmp_path_factory, recalc):
+    """made(name) -> {tag: LibreOffice-recalculated file}: the full workbook, the student version filled in
+    correctly, and with each of the lesson's mistakes (built once per lesson, one LibreOffice run)."""
+    def make(name):
+        if name in _BUILT:
+            return _BUILT[name]
+        options, flaws = LESSONS[name]
+        root = tmp_path_factory.mktemp(name)
+        (root / "in").mkdir()
+        lesson = kinds.load(name, **options)
+        kind = kinds.kind_of(lesson)
+        student = root / "student.xlsx"
+        build_student(kind, lesson, student, "")
+        kind.build(lesson, root / "in" / "full.xlsx")
+        shutil.copy(student, root / "in" / "blank.xlsx")
+        for flaw in [None] + list(flaws) + list(EXTRA.get(name, [])):
+            tag = "correct" if flaw is None else f"{flaw[0]}-{flaw[1].replace(':', '_')}"
+            f = None if flaw is None else Flaw(flaw[0], flaw[1], flaw[3] if len(flaw) > 3 else None)
+            fill_xml_sheets(str(student), str(root / "in" / f"{tag}.xlsx"), fill_sheets(str(student), f))
+        _BUILT[name] = {p.stem: p for p in recalc(sorted(root.joinpath("in").glob("*.xlsx")))}
+        _BUILT[name]["student"] = student
+        return _BUILT[name]
+    return make
+
+
+# formulas that are right although they differ from the lesson's own: they must pass
+EXTRA = {"titanic-logistic": [("bce_simplified", "dz", 0, "{pred}-{y}")]}
+
+
+@pytest.mark.libreoffice
+@pytest.mark.parametrize("name", sorted(LESSONS))
+def test_student_version_filled_correctly_checks_clean(made, name):
+    report = check(made(name)["correct"])
+    assert report.status == "correct", report.to_text()[:3000]
+    assert report.exit_code == 0
+    correct, total = report.score
+    assert total > 0 and correct == total
+
+
+@pytest.mark.libreoffice
+@pytest.mark.parametrize("name", sorted(LESSONS))
+def test_full_workbook_saved_by_libreoffice_checks_clean(made, name):
+    report = check(made(name)["full"])
+    assert report.status == "correct", report.to_text()[:3000]
+    assert not [n for n in report.notes if n.startswith("not judged")], report.notes  # every column evaluates
+    assert sum(c.total for c in report.columns) > 0
+
+
+@pytest.mark.libreoffice
+@pytest.mark.parametrize("name", sorted(LESSONS))
+def test_no_cached_value_gives_an_answer_away(made, name, tmp_path):
+    """Every value the student version caches is one LibreOffice computes with the blanks still empty: so
+    none of them follows from an answer (a cell that did would recalculate to something else)."""
+    files = made(name)
+    student = openpyxl.load_workbook(files["student"], read_only=True, data_only=False)
+    cached_book = openpyxl.load_workbook(files["student"], read_only=True, data_only=True)
+    recalculated = openpyxl.load_workbook(files["blank"], read_only=True, data_only=True)
+    checked = 0
+    for ws in student.worksheets:
+        if ws.title == "_sheetsgd":
+            continue
+        cached = {c.coordinate: c.value for row in cached_book[ws.title].iter_rows() for c in row
+                  if getattr(c, "value", None) is not None}
+        again = {c.coordinate: c.value for row in recalculated[ws.title].iter_rows() for c in row
+                 if getattr(c, "value", None) is not None}
+        for row in ws.iter_rows():
+            for c in row:
+                if isinstance(c.value, str) and c.value.startswith("=") and isinstance(cached.get(c.coordinate), float):
+                    value, other = cached[c.coordinate], again.get(c.coordinate)
+                    assert isinstance(other, (int, float)) and math.isclose(value, other, rel_tol=1e-9, abs_tol=1e-12), \
+                        f"{ws.title}!{c.coordinate} caches {value}, LibreOffice computes {other} with the blanks empty"
+                    checked += 1
+    assert checked > 0
+
+
+CASES = [(name, mistake, column, step) for name, (_, flaws) in LESSONS.items()
+         for mistake, column, step in flaws]
+
+
+@pytest.mark.libreoffice
+@pytest.mark.parametrize("name,mistake,column,step", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}" for c in CASES])
+def test_catalogued_mistake_is_the_one_root_cause(made, name, mistake, column, step):
+    report = check(made(name)[f"{mistake}-{column.replace(':', '_')}"])
+    assert report.exit_code == 1, report.to_text()[:2000]
+    key = column.rpartition(":")[2]
+    mine = [m for m in report.mistakes if m["column"] == key and (":" not in column or m["block"] == column.split(":")[0])]
+    assert mine, report.to_text()[:2000]
+    assert mine[0]["mistake"] == mistake, report.to_text()[:2000]
+    assert mine[0]["step"] == step
+    others = [m for m in report.mistakes if m is not mine[0]]
+    assert not others, f"knock-ons reported as root causes: {[(m['block'], m['column'], m['mistake']) for m in others]}"
+
+
+@pytest.mark.libreoffice
+def test_the_simplified_bce_gradient_passes_too(made):
+    """∂loss/∂z written as ŷ − y (the simplified form) instead of ∂loss/∂ŷ · σ′: both right."""
+    report = check(made("titanic-logistic")["bce_simplified-dz"])
+    assert report.status == "correct", report.to_text()[:2000]
+
+
+def test_every_bundled_lesson_builds_a_student_version(tmp_path):
+    runner = CliRunner()
+    for name, (options, _) in LESSONS.items():
+        out = tmp_path / f"{name}.xlsx"
+        args = ["build", name, "--exercise", "-o", str(out)] + [x for k, v in options.items() for x in (f"--{k}", str(v))]
+        result = runner.invoke(cli, args)
+        assert result.exit_code == 0, result.output
+    assert {n for n, _ in [(x, 0) for x in LESSONS]} == {n for n in kinds_names()}
+
+
+def kinds_names():
+    from sheetsgd.lesson import bundled_lessons
+    return bundled_lessons()
