@@ -16,7 +16,7 @@ import xlsxwriter
 import xlsxwriter.worksheet
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_rowcol_to_cell
 
-from . import __version__
+from . import __version__, progress
 from .engine import Trace, train
 from .errors import SheetsgdError
 from .formula import Resolver, compile_template
@@ -312,7 +312,7 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
     blank_formats = {col_of[c.key]: fmt.number(c.number_format, blank=True) for c in columns if c.key in exercise}
     uncached = answer_dependent_rows(columns, exercise) if exercise else [frozenset()]
     uncached_cols = [{col_of[k] for k in keys if k in col_of} for keys in uncached]
-    for s in range(n_steps):
+    for s in progress.rows(range(n_steps), sheet):
         row = start_row + 1 + s
         lo, hi = ranges[s]
         fields = {"r": row + 1, "p": row, "lo": lo, "hi": hi, **(row_fields[s] if row_fields else {})}
@@ -405,7 +405,7 @@ def _write_batches(ws, fmt, lesson, trace, counts):
     n = len(lesson.data)
     num = fmt.number("General")
     row = 1
-    for step, batch in enumerate(trace.batches, start=1):
+    for step, batch in enumerate(progress.rows(trace.batches, BATCHES), start=1):
         for ex in batch:
             ws.write_number(row, 0, row, num)
             ws.write_number(row, 1, step, num)
@@ -556,6 +556,7 @@ def formula_in_row(column: Column, layout, row0: int, hp_prefix: str = "") -> st
 
 
 def close_workbook(wb, path: str) -> None:
+    progress.stage("saving")
     try:
         wb.close()
     except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:

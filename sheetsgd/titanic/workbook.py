@@ -31,7 +31,7 @@ import numpy as np
 import xlsxwriter
 from xlsxwriter.utility import xl_col_to_name
 
-from .. import __version__
+from .. import __version__, progress
 from ..data import sheet_float
 from ..datasets import TITANIC_ATTRIBUTION
 from ..errors import SheetsgdError
@@ -390,6 +390,7 @@ class TitanicWorkbook:
         wb.set_properties({"title": self.lesson.title, "subject": "sheetsgd Titanic lesson",
                            "comments": f"sheetsgd {__version__}. {TITANIC_ATTRIBUTION}"})
         hidden_in_place = _mark_names_hidden(wb, "solver_")
+        progress.stage("saving")
         try:
             wb.close()
         except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:
@@ -414,7 +415,7 @@ class TitanicWorkbook:
         """Write len(fields) rows from first_row: each plan's pattern filled with that row's fields."""
         compiled = [(c.col, c.pattern, self.fmt.number(FORMATS[c.group]), values[c.key]) for c in plans]
         write_formula, write_number = ws.write_formula, ws.write_number
-        for i, f in enumerate(fields):
+        for i, f in enumerate(progress.rows(fields, ws.get_name())):
             row = first_row + i
             for j, pattern, cell_format, vals in compiled:
                 if pattern is None:
@@ -628,7 +629,7 @@ class TitanicWorkbook:
         compiled = [(c.col, c.pattern, fmt.number(FORMATS[c.group])) for c in plans if c.pattern]
         raw = [(i, name, pas[name]) for i, name in enumerate(RAW_COLUMNS)]
         written = 0
-        for i in range(n):
+        for i in progress.rows(range(n), DATA):
             row = DATA_FIRST_ROW + i
             for j, name, values in raw:
                 v = values[i]
@@ -651,6 +652,7 @@ class TitanicWorkbook:
     def _write_solver(self, ws):
         fmt, lesson, net, loss = self.fmt, self.lesson, self.net, self.loss
         data = self.data
+        progress.stage("Solver: best fit")
         best, how = best_fit(lesson)
         best = np.array([sheet_float(v) for v in best])  # as the sheet stores them
         X, y = data.X[:data.n_train], data.y[:data.n_train]
