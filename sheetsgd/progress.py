@@ -23,7 +23,7 @@ import time
 
 DELAY = 0.5  # seconds before anything is shown: short commands stay silent
 INTERVAL = 0.1  # seconds between redraws
-CHUNK = 256  # rows between counts (rows() reports every CHUNK items, not every row)
+CHUNK = 16  # rows between counts (rows() reports every CHUNK items, not every row)
 
 
 class Quiet:
