@@ -153,6 +153,9 @@ class Run:
     trace: object  # the kind's trace: engine.Trace, FunctionTrace, CompareTrace, FinderTrace, TitanicTrace
     _frames: dict = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        return f"<sheetsgd run of {self.lesson.name!r}: {self.n_steps} steps; sheets {', '.join(self.sheets)}>"
+
     @property
     def n_steps(self) -> int:
         return self.trace.n_steps

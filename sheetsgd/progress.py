@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import shutil
 import sys
 import threading
 import time
@@ -62,6 +63,7 @@ class Reporter(Quiet):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_draw = 0.0
+        self.columns = shutil.get_terminal_size((100, 24)).columns - 1  # a longer line would wrap
 
     # ------------------------------------------------------------------------ what the writers call
 
@@ -104,7 +106,7 @@ class Reporter(Quiet):
             if self._stop.is_set():
                 return
             self._last_draw = now
-            text = self.line()
+            text = self.line()[: max(20, self.columns)]
             self._write("\r" + text + " " * max(0, self._width - len(text)))
             self._width = len(text)
 

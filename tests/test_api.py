@@ -247,3 +247,13 @@ def test_build_shows_progress_only_on_a_terminal_and_not_with_quiet(tmp_path, mo
     assert quiet.exit_code == 0 and quiet.stderr == ""
     traced = runner.invoke(cli, ["trace", "linear", "--epochs", "1", "-q"])
     assert traced.exit_code == 0 and traced.stderr == ""
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The Python API", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "mistakes" in out and (tmp_path / "linear.xlsx").exists() and (tmp_path / "student.xlsx").exists()
