@@ -88,6 +88,7 @@ class Reporter(Quiet):
             if self._width:
                 self._write("\r" + " " * self._width + "\r")
                 self._width = 0
+        self._stop, self._thread = threading.Event(), None  # ready for another build
 
     # ------------------------------------------------------------------------ drawing
 
@@ -118,7 +119,8 @@ class Reporter(Quiet):
             self._stop.set()
 
     def _tick(self) -> None:
-        while not self._stop.wait(self.interval):
+        stop = self._stop
+        while not stop.wait(max(self.interval, 0.05)):
             self._draw()
 
 

@@ -220,6 +220,9 @@ def test_a_reporter_on_a_terminal_shows_stage_rows_and_elapsed():
     out = stream.getvalue()
     assert "sheetsgd x.xlsx: training" in out and "Examples 100/100 rows" in out and " s" in out
     assert out.endswith("\r") and "\n" not in out  # redrawn in place, blanked at the end
+    with progress.reporting(reporter):  # a reporter serves one build after another
+        progress.stage("saving")
+    assert stream.getvalue()[len(out):].startswith("\rsheetsgd x.xlsx: saving")
 
 
 def test_quiet_reporting_costs_nothing():
