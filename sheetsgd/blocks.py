@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import a1
+from . import a1, progress
 
 
 @dataclass
@@ -210,7 +210,7 @@ def write_block(ws, fmt, counts: dict, block: Block, student: StudentPlan | None
     keys = list(fields)
     columns = [fields[k] for k in keys]
     write_formula, write_number, write_blank = ws.write_formula, ws.write_number, ws.write_blank
-    for i in range(block.n):
+    for i in progress.rows(range(block.n), block.sheet):
         row = block.first_row + i
         f = dict(zip(keys, (c[i] for c in columns)))
         for col, pattern, cell_format, vals, blank, dirty in plan:

@@ -150,6 +150,8 @@ class Formats:
 def close_workbook(wb, path: str) -> None:
     if path is None:
         return
+    from . import progress
+    progress.stage("saving")
     try:
         wb.close()
     except (OSError, xlsxwriter.exceptions.FileCreateError) as exc:

@@ -1,10 +1,8 @@
 """The ``sheetsgd`` command line: one function per command, shared options, clean one-line errors."""
 from __future__ import annotations
 
-import csv
 import functools
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -70,10 +68,14 @@ def lesson_options(func):
 
 
 def _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed):
-    if lr is not None and not lr > 0:
-        raise SheetsgdError(f"--lr must be > 0, got {lr:g}")
-    return kinds.load(lesson, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
-                      seed=seed, shuffle=shuffle, loss=loss)
+    from . import api
+
+    return api.load(lesson, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
+                    shuffle=shuffle, seed=seed)
+
+
+QUIET = click.option("--quiet", "-q", is_flag=True,
+                     help="No progress on stderr (shown only when stderr is a terminal).")
 
 
 class OneLineErrors(click.Group):
@@ -124,32 +126,23 @@ def lessons(as_json):
 @click.option("--exercise", is_flag=False, flag_value="", default=None, metavar="[COLUMNS]",
               help="Student version: leave these Steps columns blank (comma-separated keys; "
                    "alone: the template's exercise columns).")
+@QUIET
 @clean_errors
-def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json, exercise):
+def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json, exercise, quiet):
     """Build the workbook of LESSON (a bundled name or a template file)."""
-    from .exercise import build_student
-
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
-    if not output.lower().endswith(".xlsx"):
-        raise SheetsgdError("output must end in .xlsx", output)
-    try:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SheetsgdError(f"cannot create the output folder: {exc.strerror}", output) from None
-    kind = kinds.kind_of(the_lesson)
-    if exercise is not None:
-        report = build_student(kind, the_lesson, output, exercise)
-        blanks = sorted(f"{name}:{k}" if len(report.exercise) > 1 else k
-                        for name, keys in report.exercise.items() for k in keys)
-    else:
-        report, blanks = kind.build(the_lesson, output), []
-    summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": getattr(the_lesson, "optimizer", None),
+    from .api import exercise_columns
+
+    report = the_lesson.build(output, exercise, progress=False if quiet else None)
+    blanks = exercise_columns(report)
+    optimizer_name = getattr(the_lesson.spec, "optimizer", None)
+    summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": optimizer_name,
                "steps": report.steps, "formula_cells": report.formula_cells, "cells": report.cells,
                "bytes": report.bytes, "exercise": blanks}
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        what = ", ".join(filter(None, [the_lesson.name, getattr(the_lesson, "optimizer", None)]))
+        what = ", ".join(filter(None, [the_lesson.name, optimizer_name]))
         click.echo(f"wrote {report.path}: {what}, {report.steps} steps, "
                    f"{report.formula_cells:,} formulas in {report.cells:,} cells, {report.bytes / 1024:,.0f} KiB")
 
@@ -158,21 +151,16 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
 @lesson_options
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
               help="Output format.")
+@QUIET
 @clean_errors
-def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt):
+def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt, quiet):
     """Print the engine's numbers for every step of LESSON, without a workbook."""
-    the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
-    result = kinds.kind_of(the_lesson).train(the_lesson)
-    rows = result.table()
-    if fmt == "json":
-        document = {"lesson": the_lesson.name, "kind": the_lesson.kind, **result.summary(the_lesson), "steps": rows}
-        click.echo(json.dumps(_finite(document), allow_nan=False))  # overflowed values: null, valid JSON
-        return
-    out = click.get_text_stream("stdout")
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
+    run = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed).train(
+        progress=False if quiet else None)
+    if fmt == "json":  # overflowed values: null, valid JSON
+        click.echo(json.dumps(run.document(), allow_nan=False))
+    else:
+        run.write_csv(click.get_text_stream("stdout"))
 
 
 def limit_options(func):
@@ -267,17 +255,6 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     click.echo(f"graded {len(graded)} file(s): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
-
-
-def _finite(value):
-    """JSON has no NaN or infinity: a diverged run's non-finite numbers become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def main():  # pragma: no cover - console-script entry point

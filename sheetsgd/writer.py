@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_rowcol_to_cell
 
-from . import __version__
+from . import __version__, progress
 from .engine import Trace, train
 from .formula import Resolver, compile_template
 from .lesson import Lesson
@@ -334,7 +334,7 @@ def _write_batches(ws, fmt, lesson, trace, counts):
     n = len(lesson.data)
     num = fmt.number("General")
     row = 1
-    for step, batch in enumerate(trace.batches, start=1):
+    for step, batch in enumerate(progress.rows(trace.batches, BATCHES), start=1):
         for ex in batch:
             ws.write_number(row, 0, row, num)
             ws.write_number(row, 1, step, num)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from xlsxwriter.utility import xl_col_to_name
 
-from .. import __version__
+from .. import __version__, progress
 from ..data import sheet_float
 from ..datasets import TITANIC_ATTRIBUTION
 from ..errors import SheetsgdError
@@ -392,6 +392,8 @@ class TitanicWorkbook:
         self.wb.set_properties({"title": self.lesson.title, "subject": "sheetsgd Titanic lesson",
                                 "comments": f"sheetsgd {__version__}. {TITANIC_ATTRIBUTION}"})
         hidden_in_place = book.null or _mark_names_hidden(self.wb, "solver_")
+        if not book.null:
+            progress.stage("saving")
         close_workbook(self.wb, path)
         if not hidden_in_place:  # xlsxwriter's internals changed: patch workbook.xml instead
             hide_defined_names(path, "solver_")
@@ -647,7 +649,7 @@ class TitanicWorkbook:
                     for c in plans if c.pattern]
         raw = [(i, name, pas[name]) for i, name in enumerate(RAW_COLUMNS)]
         written = 0
-        for i in range(n):
+        for i in progress.rows(range(n), DATA):
             row = DATA_FIRST_ROW + i
             for j, name, values in raw:
                 v = values[i]
@@ -674,6 +676,8 @@ class TitanicWorkbook:
         fmt, lesson, net, loss = self.fmt, self.lesson, self.net, self.loss
         data = self.data
         # a rebuild for the checker needs the blocks, not the best fit (a long full-batch run)
+        if not self.book.null:
+            progress.stage("Solver: best fit")
         best, how = (lesson.init, "not computed") if self.book.null else best_fit(lesson)
         best = np.array([sheet_float(v) for v in best])  # as the sheet stores them
         X, y = data.X[:data.n_train], data.y[:data.n_train]
