@@ -118,8 +118,12 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
         try:
             lesson = kinds.from_raw(origin["template"], str(origin.get("name", "lesson"))[:100],
                                     f"{path} (its manifest's template)", options)
-        except TypeError:
-            raise book.error("the manifest's template is malformed: the manifest was tampered with") from None
+        except SheetsgdError as exc:
+            raise book.error(f"the manifest's template does not make a lesson ({exc.message}): the manifest was "
+                             "tampered with") from None
+        except Exception as exc:  # a template no parser expects: only an edited manifest has one
+            raise book.error(f"the manifest's template is malformed ({type(exc).__name__}): the manifest was "
+                             "tampered with") from None
         exercise = manifest.get("exercise_blocks")
         if not isinstance(exercise, dict) or not all(isinstance(v, list) for v in exercise.values()):
             raise book.error("manifest entry 'exercise_blocks' is malformed: the manifest was tampered with")
@@ -204,8 +208,8 @@ def diagnose(j, ctx, shifts, stores, first: int) -> str:
             if key and (key.startswith("new_") or key.endswith("_new")) and r["offset"] == 0:
                 return "own_row_update"
     pattern_offsets = {0 if ref.row1.field == "r" else -1 for ref in a1.refs(b.tree(j.key))
-                       if ref.row1.field in ("r", "p")}
-    if any(r["sheet"] == shift.sheet and not r["above"] and r["offset"] not in pattern_offsets | {0, -1}
+                       if ref.row1.field in ("r", "p") and ref.sheet in (None, b.sheet)}
+    if any(r["sheet"] == shift.sheet and not r["above"] and r["offset"] not in pattern_offsets | {0}
            for r in refs):
         return "wrong_row"
     raw = stores[shift.sheet].sheet.value(row, j.col)
