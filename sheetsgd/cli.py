@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import click
 
 from . import __version__
 from .errors import SheetsgdError
+from .jsonsafe import finite_or_null
 from . import kinds
 from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS
@@ -167,7 +167,7 @@ def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt):
     rows = result.table()
     if fmt == "json":
         document = {"lesson": the_lesson.name, "kind": the_lesson.kind, **result.summary(the_lesson), "steps": rows}
-        click.echo(json.dumps(_finite(document), allow_nan=False))  # overflowed values: null, valid JSON
+        click.echo(json.dumps(finite_or_null(document), allow_nan=False))  # overflowed values: null, valid JSON
         return
     out = click.get_text_stream("stdout")
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
@@ -268,17 +268,6 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     click.echo(f"graded {len(graded)} file(s): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
-
-
-def _finite(value):
-    """JSON has no NaN or infinity: a diverged run's non-finite numbers become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def main():  # pragma: no cover - console-script entry point

@@ -99,14 +99,10 @@ class FinderTrace:
                 "suggestions": self.suggestions}
 
     def table(self):
+        """One dict per row; nan where a row has nothing to show or overflowed (JSON output: null)."""
         whole = {"step", "epoch", "example", "recorded", "diverged", "usable"}
-        return [{k: (int(v[i]) if k in whole else _json(v[i])) for k, v in self.steps.items()}
+        return [{k: (int(v[i]) if k in whole else float(v[i])) for k, v in self.steps.items()}
                 for i in range(self.n_steps)]
-
-
-def _json(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def parse_finder_lesson(raw: dict, name: str, source: str) -> FinderLesson:
