@@ -107,20 +107,25 @@ def measure_one(model, loss, params, x: float, y: float, example: int, h: float 
     then takes the array path, which yields inf/nan as the sheet's #NUM!. ``row``: the dict to fill.
     """
     row = {} if row is None else row
-    row["example"], row["x"], row["y"] = example, x, y
+    row["example"] = example
+    row["x"] = x
+    row["y"] = y
     row.update(params)
-    pred = model.predict(params, x)
+    predict, value = model.predict, loss.value
+    pred = predict(params, x)
     err = pred - y
-    row["pred"], row["err"] = float(pred), float(err)
-    row["loss"] = value = float(loss.value(err))
+    row["pred"] = float(pred)
+    row["err"] = float(err)
+    row["loss"] = mean = float(value(err))
     dloss = loss.derivative(err)
     row["dloss"] = float(dloss)
     features = model.features(x)
     for p in model.params:
         row["grad_" + p] = float(dloss * features[p])
         if h is not None:
-            shifted = {**params, p: params[p] + h}
-            row["fd_" + p] = (float(loss.value(model.predict(shifted, x) - y)) - value) / h
+            shifted = params.copy()
+            shifted[p] = params[p] + h
+            row["fd_" + p] = (float(value(predict(shifted, x) - y)) - mean) / h
     return row
 
 

@@ -1,9 +1,10 @@
 """The reference for Titanic lessons: trains in numpy and records every number a formula cell shows.
 
 Per step: the batch's per-example quantities (forward, loss, ∂loss/∂ŷ, chain-rule factors), the
-batch-mean loss, accuracy and gradients, then the optimizer update of each parameter (the same
-:mod:`sheetsgd.optimizers` code as the other lessons). After each epoch the validation rows are
-evaluated with the epoch's final weights. Keys are the sheet's column keys.
+batch-mean loss, accuracy and gradients, then the optimizer update of each parameter by the
+engine's one loop (:func:`sheetsgd.engine.run_steps`, the same as every other lesson's, start state
+included: classic RMSProp starts from v0). After each epoch the validation rows are evaluated with
+the epoch's final weights. Keys are the sheet's column keys.
 """
 from __future__ import annotations
 

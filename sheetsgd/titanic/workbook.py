@@ -37,7 +37,7 @@ from ..datasets import TITANIC_ATTRIBUTION
 from ..errors import SheetsgdError
 from ..formula import Resolver, compile_template
 from ..sizeguard import WorkbookSize
-from ..writer import BuildReport
+from ..writer import BuildReport, PortableWorksheet
 from ..xlsxnames import hide_defined_names
 from .engine import TitanicTrace, best_fit, first_non_finite, train
 from .features import RAW_COLUMNS
@@ -374,7 +374,7 @@ class TitanicWorkbook:
         self.wb = wb
         self.fmt = _Formats(wb)
         self.counts = {"formula": 0, "value": 0}
-        sheets = {name: wb.add_worksheet(name) for name in self._sheet_names()}
+        sheets = {name: wb.add_worksheet(name, worksheet_class=PortableWorksheet) for name in self._sheet_names()}
         self._write_steps(sheets[STEPS])
         if self.examples_plan:
             self._write_examples(sheets[EXAMPLES])
