@@ -10,6 +10,7 @@ import click
 
 from . import __version__
 from .errors import SheetsgdError
+from .jsonsafe import finite_or_null
 from . import kinds
 from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS

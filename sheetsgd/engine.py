@@ -7,6 +7,7 @@ Every quantity is recorded under the name of the column that shows it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def make_batches(lesson: Lesson) -> list[tuple[int, np.ndarray]]:
 
 def batch_loss(model, loss, params, x, y) -> float:
     """Mean loss of a batch: Σ loss(ŷ − y) / n, summed in batch order as SUMPRODUCT does."""
-    return float(np.sum(loss.value(model.predict(params, x) - y)) / len(x))
+    return float(np.add.reduce(loss.value(model.predict(params, x) - y)) / len(x))
 
 
 def measure(model, loss, params, x, y, idx, h: float | None) -> dict[str, float]:
@@ -70,6 +71,11 @@ def measure(model, loss, params, x, y, idx, h: float | None) -> dict[str, float]
     With one example (``len(idx) == 1``) the row also shows the example, ŷ, the error and ∂loss/∂ŷ.
     ``h`` is the finite-difference nudge; None leaves the estimates out.
     """
+    if len(idx) == 1:
+        try:
+            return measure_one(model, loss, params, float(x[0]), float(y[0]), int(idx[0]) + 1, h)
+        except ArithmeticError:  # Python floats raise where numpy overflows to inf/nan: take the array path
+            pass
     per_example = len(idx) == 1
     row = {}
     if per_example:
@@ -79,60 +85,155 @@ def measure(model, loss, params, x, y, idx, h: float | None) -> dict[str, float]
     err = pred - y
     if per_example:
         row.update(pred=float(pred[0]), err=float(err[0]))
-    row["loss"] = float(np.sum(loss.value(err)) / len(x))
+    row["loss"] = float(np.add.reduce(loss.value(err)) / len(x))
     dloss = loss.derivative(err)  # ∂loss/∂ŷ per example
     if per_example:
         row["dloss"] = float(dloss[0])
     features = model.features(x)  # ∂ŷ/∂p per example
     for p in model.params:
-        row[f"grad_{p}"] = float(np.sum(dloss * features[p]) / len(x))
+        row[f"grad_{p}"] = float(np.add.reduce(dloss * features[p]) / len(x))
         if h is not None:
             shifted = {**params, p: params[p] + h}
             row[f"fd_{p}"] = (batch_loss(model, loss, shifted, x, y) - row["loss"]) / h
     return row
 
 
-def optimize(opt, hp, params, row, state, t) -> dict[str, float]:
-    """Apply the optimizer to every parameter; record its state and new values in ``row``; new params.
+def measure_one(model, loss, params, x: float, y: float, example: int, h: float | None,
+                row: dict | None = None) -> dict[str, float]:
+    """``measure`` for one example, in Python floats: the same IEEE operations as on one-element arrays
+    (a sum of one term is the term, a division by 1 changes nothing), without numpy's per-call cost.
 
-    numpy scalars, so a diverging run overflows to inf/nan (the sheet's #NUM!) instead of raising.
+    Raises ArithmeticError where Python floats do (x ** 2 overflowing, a division by 0); the caller
+    then takes the array path, which yields inf/nan as the sheet's #NUM!. ``row``: the dict to fill.
     """
-    for p in params:
-        g = np.float64(row[f"grad_{p}"])
-        if opt.uses_l2(hp):
-            g = g + hp["weight_decay"] * params[p]
-            row[f"gwd_{p}"] = float(g)
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = opt.update(hp, np.float64(params[p]), g, state[p], t)
-        for name, value in out.items():
-            row[f"{name}_{p}"] = float(value)
-        state[p] = {s: out[s] for s in opt.state}
-    return {p: row[f"new_{p}"] for p in params}
+    row = {} if row is None else row
+    row["example"] = example
+    row["x"] = x
+    row["y"] = y
+    row.update(params)
+    predict, value = model.predict, loss.value
+    pred = predict(params, x)
+    err = pred - y
+    row["pred"] = float(pred)
+    row["err"] = float(err)
+    row["loss"] = mean = float(value(err))
+    dloss = loss.derivative(err)
+    row["dloss"] = float(dloss)
+    features = model.features(x)
+    for p in model.params:
+        row["grad_" + p] = float(dloss * features[p])
+        if h is not None:
+            shifted = params.copy()
+            shifted[p] = params[p] + h
+            row["fd_" + p] = (float(value(predict(shifted, x) - y)) - mean) / h
+    return row
+
+
+def optimize(opt, hp, params, row, state, t) -> dict[str, float]:
+    """Apply the optimizer to every parameter; record its state and new values in ``row``; new params."""
+    return Updater(opt, list(params))(hp, params, row, state, t)
+
+
+class Updater:
+    """One optimizer step of every parameter, with the row's key names worked out once.
+
+    In Python floats where they can (the same IEEE arithmetic as numpy scalars, faster); where they
+    raise (an overflowing power, a division by 0) the update is redone in numpy scalars, so a
+    diverging run overflows to inf/nan (the sheet's #NUM!) instead of raising.
+    """
+
+    def __init__(self, opt, params):
+        self.opt = opt
+        self.keys = {p: ("grad_" + p, "gwd_" + p, "new_" + p, {}) for p in params}
+
+    def __call__(self, hp, params, row, state, t) -> dict[str, float]:
+        opt = self.opt
+        l2 = opt.uses_l2(hp)
+        names = opt.state
+        new = {}
+        for p, value in params.items():
+            grad, gwd, new_key, out_keys = self.keys[p]
+            g = row[grad]
+            if l2:
+                g = g + hp["weight_decay"] * value
+                row[gwd] = float(g)
+            try:
+                out = opt.update(hp, value, g, state[p], t)
+            except ArithmeticError:
+                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                    out = opt.update(hp, np.float64(value), np.float64(g), state[p], t)
+            for name, v in out.items():
+                key = out_keys.get(name)
+                if key is None:
+                    key = out_keys[name] = f"{name}_{p}"
+                row[key] = float(v)
+            if names:
+                state[p] = {s: out[s] for s in names}
+            new[p] = row[new_key]
+        return new
+
+
+def run_steps(opt, hp, params: dict[str, float], batches, forward, *, hyper_of=None, after=None,
+              epoch_end=None) -> tuple[list[dict], dict[str, float]]:
+    """The one optimizer loop of every kind of lesson (data, Titanic, the lr finders).
+
+    ``batches`` are (epoch, example indices) per step. Step t (1-based): ``forward(t, epoch, idx,
+    params)`` gives the row's quantities before the update, with ``grad_<p>`` for every parameter;
+    the optimizer then updates each parameter from its state, which starts at
+    ``opt.start_state(hp)`` (classic RMSProp: v0), recording its quantities in the row.
+    ``hyper_of(t, row)``: this step's hyperparameters (default ``hp``). ``after(t, row, params, new)``:
+    the parameters to carry on with (default ``new``). ``epoch_end(epoch, params)`` runs after each
+    epoch's last step with the updated parameters. Returns (rows, final parameters).
+
+    Runs under np.errstate(over/invalid ignored): divergence is a result (inf/nan, #NUM! on the sheet).
+    """
+    state = {p: opt.start_state(hp) for p in params}
+    params = dict(params)
+    update = Updater(opt, list(params))
+    rows = []
+    n = len(batches)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t, (epoch, idx) in enumerate(batches, start=1):
+            row = forward(t, epoch, idx, params)
+            new = update(hyper_of(t, row) if hyper_of else hp, params, row, state, t)
+            params = after(t, row, params, new) if after else new
+            rows.append(row)
+            if epoch_end is not None and (t == n or batches[t][0] != epoch):  # the epoch's last step
+                epoch_end(epoch, params)
+    return rows, params
 
 
 def columns_of(rows: list[dict]) -> dict[str, np.ndarray]:
-    return {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in rows[0]}
+    """The rows' quantities as one array per key (NaN where a row lacks the key)."""
+    keys = list(rows[0])
+    try:
+        table = np.array([*map(itemgetter(*keys), rows)], dtype=float).reshape(len(rows), len(keys))
+    except KeyError:
+        return {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in keys}
+    return {k: table[:, j].copy() for j, k in enumerate(keys)}
 
 
 def train(lesson: Lesson) -> Trace:
     model, loss, opt = lesson.model_cls(), lesson.loss_cls(), lesson.optimizer_obj()
-    hp = lesson.hyper
     X, Y = lesson.data.x, lesson.data.y
-    params = dict(lesson.init)
-    state = {p: opt.start_state(hp) for p in model.params}
+    xs, ys = X.tolist(), Y.tolist()
+    h = lesson.fd_step
     batches = make_batches(lesson)
-    rows: list[dict[str, float]] = []
     epoch_full_loss = []
 
-    for t, (epoch, idx) in enumerate(batches, start=1):
-        with np.errstate(over="ignore", invalid="ignore"):  # divergence is a result: inf/nan, #NUM! on the sheet
-            row = {"step": t, "epoch": epoch, **measure(model, loss, params, X[idx], Y[idx], idx, lesson.fd_step)}
-        params = optimize(opt, hp, params, row, state, t)
-        rows.append(row)
-        if t == len(batches) or batches[t][0] != epoch:  # last step of this epoch
-            with np.errstate(over="ignore", invalid="ignore"):
-                epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
+    def forward(t, epoch, idx, params):
+        if len(idx) == 1:
+            i = int(idx[0])
+            try:
+                return measure_one(model, loss, params, xs[i], ys[i], i + 1, h, {"step": t, "epoch": epoch})
+            except ArithmeticError:
+                pass
+        return {"step": t, "epoch": epoch, **measure(model, loss, params, X[idx], Y[idx], idx, h)}
 
+    def epoch_end(epoch, params):
+        epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
+
+    rows, params = run_steps(opt, lesson.hyper, dict(lesson.init), batches, forward, epoch_end=epoch_end)
     steps = columns_of(rows)
     epoch_ids = steps["epoch"].astype(int)
     epochs = {

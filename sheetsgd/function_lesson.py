@@ -56,13 +56,9 @@ class FunctionTrace:
                          for i, r in enumerate(lesson.runs, start=1)]}
 
     def table(self):
-        return [{k: (int(v[i]) if k == "step" else _json_number(v[i])) for k, v in self.steps.items()}
+        """One dict per step; an overflowed value stays inf/nan (JSON output: null, sheetsgd.jsonsafe)."""
+        return [{k: (int(v[i]) if k == "step" else float(v[i])) for k, v in self.steps.items()}
                 for i in range(self.n_steps)]
-
-
-def _json_number(value):
-    value = float(value)
-    return value if np.isfinite(value) else "#NUM!"
 
 
 def parse_function_lesson(raw: dict, name: str, source: str) -> FunctionLesson:

@@ -11,8 +11,11 @@ from .compare_lesson import build_compare_workbook, override_compare, parse_comp
 from .engine import train
 from .errors import SheetsgdError
 from .function_lesson import build_function_workbook, override_function, parse_function_lesson, train_function
-from .lr_finder import build_finder_workbook, override_finder, parse_finder_lesson, train_finder
+from .lr_finder import override_finder, parse_finder_lesson, train_finder
+from .lr_finder_workbook import build_finder_workbook
+from .titanic.engine import train as train_titanic
 from .titanic.lesson import parse_titanic_lesson
+from .titanic.workbook import build_titanic_workbook
 from .lesson import override, parse_lesson, read_template, template_kind
 from .writer import build_workbook
 
@@ -30,10 +33,8 @@ KINDS = {
     "function": Kind(parse_function_lesson, override_function, train_function, build_function_workbook),
     "optimizers": Kind(parse_compare_lesson, override_compare, train_compare, build_compare_workbook),
     "lr-finder": Kind(parse_finder_lesson, override_finder, train_finder, build_finder_workbook),
-    # Titanic lessons carry their own hooks (sheetsgd.titanic): options, training and workbook
     "titanic": Kind(parse_titanic_lesson, lambda lesson, **options: lesson.override(**options),
-                    lambda lesson: lesson.train(),
-                    lambda lesson, path, trace=None, exercise=None: lesson.build(path, trace, exercise)),
+                    train_titanic, build_titanic_workbook),
 }
 
 

@@ -12,9 +12,11 @@ Suggestions, from the recorded rows after dropping the first N//10 and the last 
               (t − 1, t), slope = (smooth_t − smooth_{t−1}) / (ln lr_t − ln lr_{t−1}), the lr of row t − 1.
 Both are formulas on the sheet and numbers from the engine.
 
-The schedule, smoothing, stop and suggestions live here, once. What a row trains is pluggable (the
-row part, see ``ScalarRows``): a scalar-input lesson (linear, quadratic: spec.step_columns and
-engine.measure) or a Titanic model (sheetsgd.titanic.lr_finder: per-passenger rows on an Examples sheet).
+The schedule, smoothing, stop and suggestions live here, once; training runs the engine's one
+optimizer loop (engine.run_steps). What a row trains is pluggable (the row part): a scalar-input
+lesson (sheetsgd.lr_finder_rows: spec.step_columns and engine.measure) or a Titanic model
+(sheetsgd.titanic.lr_finder: per-passenger rows on an Examples sheet). The workbook is written by
+sheetsgd.lr_finder_workbook.
 """
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .engine import columns_of, make_batches, measure, optimize
+from .engine import columns_of, make_batches, run_steps
 from .errors import SheetsgdError
-from .lesson import Lesson, override, parse_lesson
-from .spec import Column, step_columns
+from .lesson import Lesson, parse_lesson
+from .lr_finder_rows import ScalarRows
+from .spec import Column
 from .titanic.lesson import is_titanic_template, parse_titanic_lesson
 
 FINDER, CHART = "Finder", "Chart"
@@ -41,68 +44,6 @@ FINDER_NOTES = {
     "skip_start": "rows at the start left out of the suggestions (fastai: num_it // 10)",
     "skip_end": "recorded rows at the end left out of the suggestions (fastai: 5)",
 }
-
-
-class ScalarRows:
-    """The row part of a scalar-input lesson (linear, quadratic): what one finder row trains and shows.
-
-    A row part gives the finder the base lesson's step columns (``columns``), one step's forward pass
-    and gradients (``forward``), and how the workbook shows the data (``step_refs``, ``write_sheets``).
-    The finder adds the lr schedule, the smoothed loss, the stop and the suggestions around it.
-    """
-
-    sheet_names = ("Data",)  # sheets after Chart, in tab order
-
-    def __init__(self, base: Lesson):
-        self.base = base
-        self.model, self.loss = base.model_cls(), base.loss_cls()
-        self.params = list(self.model.params)
-        self.init = dict(base.init)
-
-    def override(self, **options) -> Lesson:
-        return override(self.base, **options)
-
-    def columns(self) -> list[Column]:
-        """The base lesson's step columns without finite differences (the finder's rows are about the lr)."""
-        return [c for c in step_columns(self.base) if not c.key.startswith("fd_")]
-
-    def forward(self, params: dict, idx) -> tuple[dict, dict | None]:
-        """(the row's quantities before the update, per-example quantities for another sheet or None)."""
-        X, Y = self.base.data.x, self.base.data.y
-        return measure(self.model, self.loss, params, X[idx], Y[idx], idx, None), None
-
-    def check(self, lesson, trace):
-        """Refuse a run the sheet cannot show (nothing to refuse here: overflow shows as #NUM! on both sides)."""
-
-    def sheet_hyper(self) -> list[tuple[str, float]]:
-        """The base lesson's named inputs other than lr (each row has its own)."""
-        hp = self.base.hyper
-        return [(k, hp[k]) for k in self.base.optimizer_obj().sheet_hyper(hp) if k != "lr"]
-
-    def subtitle(self) -> str:
-        return f"batch size {self.base.batch_size}"
-
-    def step_refs(self, batches) -> dict:
-        """How the step rows find their batch: keyword arguments of writer.write_steps_sheet."""
-        from .writer import _data_resolver
-
-        return {"data": _data_resolver(self.base, {"x": 1, "y": 2}, False),
-                "ranges": [(int(b[0]) + 2, int(b[-1]) + 2) for _, b in batches]}  # unshuffled: Data rows
-
-    def value_columns(self, batches) -> dict[str, list]:
-        """Value columns the engine does not record: the batch's first and last example."""
-        return {"first": [int(b[0]) + 1 for _, b in batches], "last": [int(b[-1]) + 1 for _, b in batches]}
-
-    @property
-    def data_columns(self) -> dict[str, int]:
-        return {"x": 1, "y": 2}
-
-    def write_sheets(self, book, sheets, trace, layout, batches) -> dict:
-        """Write the sheets of ``sheet_names``; returns manifest entries."""
-        from .writer import _write_data
-
-        _write_data(sheets["Data"], book.wb, book.fmt, self.base, book.counts, [])
-        return {}
 
 
 def rows_of(base):
@@ -158,14 +99,10 @@ class FinderTrace:
                 "suggestions": self.suggestions}
 
     def table(self):
+        """One dict per row; nan where a row has nothing to show or overflowed (JSON output: null)."""
         whole = {"step", "epoch", "example", "recorded", "diverged", "usable"}
-        return [{k: (int(v[i]) if k in whole else _json(v[i])) for k, v in self.steps.items()}
+        return [{k: (int(v[i]) if k in whole else float(v[i])) for k, v in self.steps.items()}
                 for i in range(self.n_steps)]
-
-
-def _json(value):
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def parse_finder_lesson(raw: dict, name: str, source: str) -> FinderLesson:
@@ -221,32 +158,33 @@ def override_finder(lesson: FinderLesson, *, lr=None, epochs=None, **options) ->
 
 def train_finder(lesson: FinderLesson) -> FinderTrace:
     base, f, part = lesson.base, lesson.finder, lesson.rows
-    opt = base.optimizer_obj()
-    params = dict(part.init)
-    state = {p: opt.start_state(base.hyper) for p in part.params}
     beta, n = f["smooth_beta"], lesson.num_it
-    avg, best, recorded, diverged = 0.0, math.inf, 1, 0
-    rows, examples = [], []
-    with np.errstate(over="ignore", invalid="ignore"):
-        for t, (epoch, idx) in enumerate(lesson.batches(), start=1):
-            recorded = recorded * (1 - diverged)  # still recording unless the previous row diverged
-            lr = f["start_lr"] * (f["end_lr"] / f["start_lr"]) ** ((t - 1) / (n - 1))
-            measured, per_example = part.forward(params, idx)
-            row = {"step": t, "epoch": epoch, "lr": lr, **measured}
-            if per_example is not None:
-                examples.append(per_example)
-            avg = beta * avg + (1 - beta) * row["loss"]
-            smooth = avg / (1 - beta**t)
-            best = min(best, smooth)
-            diverged = 1 if smooth > f["stop_factor"] * best else 0
-            row.update(avg=avg, smooth=smooth, best=best, diverged=diverged, recorded=recorded)
-            updated = optimize(opt, {**base.hyper, "lr": lr}, params, row, state, t)
-            if not recorded:  # the test has stopped: the parameters stay
-                for p in part.params:
-                    row[f"new_{p}"] = params[p]
-                updated = params
-            params = updated
-            rows.append(row)
+    run = {"avg": 0.0, "best": math.inf, "recorded": 1, "diverged": 0}  # carried from row to row
+    examples = []
+
+    def forward(t, epoch, idx, params):
+        run["recorded"] = recorded = run["recorded"] * (1 - run["diverged"])  # stops after a diverged row
+        lr = f["start_lr"] * (f["end_lr"] / f["start_lr"]) ** ((t - 1) / (n - 1))
+        measured, per_example = part.forward(params, idx)
+        row = {"step": t, "epoch": epoch, "lr": lr, **measured}
+        if per_example is not None:
+            examples.append(per_example)
+        run["avg"] = avg = beta * run["avg"] + (1 - beta) * row["loss"]
+        smooth = avg / (1 - beta**t)
+        run["best"] = best = min(run["best"], smooth)
+        run["diverged"] = diverged = 1 if smooth > f["stop_factor"] * best else 0
+        row.update(avg=avg, smooth=smooth, best=best, diverged=diverged, recorded=recorded)
+        return row
+
+    def keep_after_the_stop(t, row, params, new):
+        if row["recorded"]:
+            return new
+        for p in part.params:  # the test has stopped: the parameters stay (the optimizer state runs on)
+            row[f"new_{p}"] = params[p]
+        return params
+
+    rows, _ = run_steps(base.optimizer_obj(), base.hyper, dict(part.init), lesson.batches(), forward,
+                        hyper_of=lambda t, row: {**base.hyper, "lr": row["lr"]}, after=keep_after_the_stop)
     steps = columns_of(rows)
     n_recorded = int(steps["recorded"].sum())
     usable = ((steps["recorded"] == 1) & (steps["step"] > f["skip_start"])
@@ -308,118 +246,3 @@ def finder_columns(lesson: FinderLesson) -> list[Column]:
                        "gradient", "how fast the smoothed loss falls per unit of ln(lr)"),
             ]
     return out
-
-
-def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None = None, exercise=None):
-    from .book import lesson_entries
-    from .student import block_task_lines, protect_sheets
-    from .writer import INTRO, MANIFEST, Book, finish_workbook, layout_entries, write_intro, write_steps_sheet
-
-    trace = trace or train_finder(lesson)
-    base, part = lesson.base, lesson.rows
-    part.check(lesson, trace)  # before any file is written
-    book = Book(path, exercise)
-    wb, fmt, counts = book.wb, book.fmt, book.counts
-    intro, ws, chart_ws = book.sheet(INTRO), book.sheet(FINDER), book.sheet(CHART)
-    sheets = {name: book.sheet(name) for name in part.sheet_names}
-    manifest = book.sheet(MANIFEST)
-    columns = finder_columns(lesson)
-    opt = base.optimizer_obj()
-    hyper = part.sheet_hyper()
-    hyper += [(k, float(lesson.finder[k])) for k in ("start_lr", "end_lr", "num_it", "smooth_beta", "stop_factor",
-                                                      "skip_start", "skip_end")]
-    start_state = opt.start_state(base.hyper)
-    starts = {}
-    for c in columns:
-        if c.start_value == "init":
-            starts[c.key] = (part.init[c.key[4:]], True)
-        elif c.key == "recorded":
-            starts[c.key] = (1, False)
-        elif c.key == "avg":
-            starts[c.key] = (0, False)
-        elif c.start_value is not None:
-            starts[c.key] = (start_state[c.key.split("_")[0]], False)
-    starts["diverged"] = (0, False)
-    batches = lesson.batches()
-    values = part.value_columns(batches)
-    values.update({c.key: _values(trace, c.key) for c in columns if c.key not in values})
-    layout = write_steps_sheet(
-        ws, wb, fmt, counts, title=lesson.title, hyper_notes={**FINDER_NOTES, **getattr(part, "hyper_notes", {})},
-        columns=columns, start_values=starts,
-        subtitle=f"{opt.title} · {part.loss.title} · {part.subtitle()}. The lr grows each row; "
-                 "the suggestions (right) are formulas over the table.",
-        hyper=hyper, values=values, n_steps=trace.n_steps, **part.step_refs(batches),
-        exercise=frozenset(book.exercise.get(FINDER, ())), block_name=FINDER, extras=[
-            ("n_recorded", "rows recorded", "SUM({all:recorded})", float(trace.n_recorded),
-             "rows up to and including the first diverged one"),
-            ("lr_suggest_min", "suggested lr: minimum/10",
-             "INDEX({all:lr},MATCH(MIN({all:smooth_used}),{all:smooth_used},0))/10", _suggestion(trace, "lr_min"),
-             "the lr of the lowest smoothed loss, ÷ 10"),
-            ("lr_suggest_steep", "suggested lr: steepest",
-             "INDEX({all:lr},MATCH(MIN({all:slope}),{all:slope},0)-1)", _suggestion(trace, "lr_steep"),
-             "where the smoothed loss falls fastest against ln(lr)"),
-        ])
-    layout.data_columns = part.data_columns
-    _write_chart(chart_ws, wb, fmt, lesson, trace, layout, counts)
-    entries = part.write_sheets(book, sheets, trace, layout, batches)
-    write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout, FINDER, how=[
-        "Each row is one mini-batch step with its own learning rate (the lr column), growing from start_lr to end_lr.",
-        "The smoothed loss is fastai's debiased moving average; the test stops after the first row where it "
-        "exceeds stop_factor × the best so far.",
-        "The suggested learning rates, top right, are formulas over the recorded rows.",
-    ] + list(getattr(part, "how", [])),
-                exercise=frozenset().union(*book.exercise.values()) if book.exercise else frozenset(),
-                tasks=block_task_lines(book.blocks, book.exercise) if book.exercise else ())
-    if book.exercise:
-        protect_sheets(book)
-    finish_workbook(wb, book.path, intro, manifest, {"kind": "lr-finder", "lesson": lesson.name,
-                                                **layout_entries(layout, columns, FINDER),
-                                                "suggestion_cells": layout.extra_cells,
-                                                "exercise_defaults": lesson.exercise, **entries,
-                                                **lesson_entries(book, lesson, book.exercise)})
-    return book.report(trace.n_steps)
-
-
-def _write_chart(ws, wb, fmt, lesson, trace, layout, counts):
-    """Smoothed loss against lr on a logarithmic axis, and the suggestions beside it."""
-    from .writer import cached
-
-    ws.set_column(0, 0, 30)
-    ws.set_column(1, 1, 14)
-    ws.write(0, 0, "The lr range test", fmt.title)
-    for row, (name, label) in enumerate((("lr_suggest_steep", "suggested lr: steepest"),
-                                         ("lr_suggest_min", "suggested lr: minimum/10"),
-                                         ("n_recorded", "rows recorded")), start=2):
-        ws.write(row, 0, label, fmt.bold)
-        value = float(trace.n_recorded) if name == "n_recorded" else _suggestion(trace, name.replace("_suggest", ""))
-        ws.write_formula(row, 1, name, fmt.number("0.00E+00" if name != "n_recorded" else "0"), cached(value))
-    counts["formula"] += 3
-    first, last = layout.first_step_row, layout.first_step_row + trace.n_steps - 1
-    lr_col, plot_col = layout.columns["lr"], layout.columns["plot"]
-    chart = wb.add_chart({"type": "scatter", "subtype": "straight"})
-    chart.add_series({"name": "smoothed loss", "categories": [FINDER, first, lr_col, last, lr_col],
-                      "values": [FINDER, first, plot_col, last, plot_col], "marker": {"type": "none"},
-                      "line": {"width": 2}})
-    chart.set_title({"name": "Smoothed loss against learning rate"})
-    chart.set_x_axis({"name": "learning rate (log scale)", "log_base": 10, "num_format": "0.0E+0",
-                      "min": lesson.finder["start_lr"], "max": lesson.finder["end_lr"]})
-    chart.set_y_axis({"name": "smoothed loss"})
-    chart.set_legend({"none": True})
-    chart.show_na_as_empty_cell()
-    chart.set_size({"width": 760, "height": 420})
-    ws.insert_chart(6, 0, chart)
-
-
-def _suggestion(trace: FinderTrace, key: str):
-    """A suggestion's cached value; #N/A when too few rows were recorded to suggest anything (MATCH finds none)."""
-    value = trace.suggestions[key]
-    return value if math.isfinite(value) else "#N/A"
-
-
-def _values(trace: FinderTrace, key: str) -> list:
-    values = trace.steps[key].tolist()
-    if key == "plot":
-        return [v if math.isfinite(v) else "#N/A" for v in values]
-    if key in ("slope", "smooth_used"):
-        return [v if math.isfinite(v) else "" for v in values]
-    return values

@@ -1,9 +1,10 @@
 """The reference for Titanic lessons: trains in numpy and records every number a formula cell shows.
 
 Per step: the batch's per-example quantities (forward, loss, ∂loss/∂ŷ, chain-rule factors), the
-batch-mean loss, accuracy and gradients, then the optimizer update of each parameter (the same
-:mod:`sheetsgd.optimizers` code as the other lessons). After each epoch the validation rows are
-evaluated with the epoch's final weights. Keys are the sheet's column keys.
+batch-mean loss, accuracy and gradients, then the optimizer update of each parameter by the
+engine's one loop (:func:`sheetsgd.engine.run_steps`, the same as every other lesson's, start state
+included: classic RMSProp starts from v0). After each epoch the validation rows are evaluated with
+the epoch's final weights. Keys are the sheet's column keys.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine import make_batches
+from ..engine import columns_of, make_batches, run_steps
 from .lesson import TitanicLesson
 from .nets import batch_loss, evaluate
 
@@ -66,54 +67,58 @@ def first_non_finite(trace: TitanicTrace) -> tuple[int, str] | None:
 
 def _train(lesson: TitanicLesson) -> TitanicTrace:
     net, loss, opt = lesson.net(), lesson.loss_cls(), lesson.optimizer_obj()
-    hp, eps = lesson.hyper, lesson.clip_eps
+    eps = lesson.clip_eps
     data = lesson.data
     X, Y = data.X, data.y
-    theta = lesson.init.copy()
-    state = {p: {s: 0.0 for s in opt.state} for p in net.params}
+    names = list(net.params)
     batches = make_batches(lesson)  # indices into the training rows, which are Data rows 0..n_train−1
-    rows: list[dict[str, float]] = []
     example_parts: list[dict[str, np.ndarray]] = []
     validation = []
     per_example = lesson.batch_size == 1
     X_valid, Y_valid = X[data.n_train:], Y[data.n_train:]
+    passenger_ids = data.passengers["PassengerId"]
 
-    for t, (epoch, idx) in enumerate(batches, start=1):
+    def forward(t, epoch, idx, params):
+        theta = np.array([params[p] for p in names])
         x, y = X[idx], Y[idx]
         q = evaluate(net, loss, theta, x, y, eps)
         row = {"step": t, "epoch": epoch}
         if per_example:
-            row["passenger"] = float(data.passengers["PassengerId"][idx[0]])
-            row.update(zip(net.params, theta.tolist()))
+            row["passenger"] = float(passenger_ids[idx[0]])
+            row.update(params)
             row.update({k: float(v[0]) for k, v in q.items()})
         else:
-            row.update(zip(net.params, theta.tolist()))
+            row.update(params)
             example_parts.append(q)
             row["loss"] = float(np.sum(q["loss"]) / len(idx))
             row["correct"] = float(np.sum(q["correct"]) / len(idx))
-        grads = net.gradients(theta, q, q, x)
-        new = np.empty_like(theta)
-        for i, p in enumerate(net.params):
-            row[f"grad_{p}"] = g = float(grads[i])
-            if opt.uses_l2(hp):
-                g = row[f"gwd_{p}"] = g + hp["weight_decay"] * theta[i]
-            out = opt.update(hp, float(theta[i]), g, state[p], t)
-            for name, value in out.items():
-                row[f"{name}_{p}"] = float(value)
-            state[p] = {s: out[s] for s in opt.state}
-            new[i] = out["new"]
-        theta = new
-        rows.append(row)
-        last_of_epoch = t == len(batches) or batches[t][0] != epoch
-        if last_of_epoch and data.n_valid:
+        row.update(zip([f"grad_{p}" for p in names], net.gradients(theta, q, q, x).tolist()))
+        return row
+
+    def epoch_end(epoch, params):
+        if data.n_valid:
+            theta = np.array([params[p] for p in names])
             validation.append(evaluate(net, loss, theta, X_valid, Y_valid, eps, with_backward=False))
 
-    keys = list(rows[0])
-    steps = {k: np.array([r[k] for r in rows], dtype=float) for k in keys}
+    init = dict(zip(names, lesson.init.tolist()))
+    rows, params = run_steps(opt, lesson.hyper, init, batches, forward, epoch_end=epoch_end)
+    steps = columns_of(rows)
+    steps = {k: steps[k] for k in _sheet_order(steps, names)}
     examples = ({k: np.concatenate([part[k] for part in example_parts]) for k in example_parts[0]}
                 if example_parts else {})
+    theta = np.array([params[p] for p in names])
     return TitanicTrace(steps=steps, examples=examples, epochs=epoch_summary(lesson, steps, examples, batches, validation),
                         batches=[b for _, b in batches], validation=validation, final=theta)
+
+
+def _sheet_order(steps, names) -> list[str]:
+    """Each weight's gradient just before its optimizer quantities (grad_w, gwd_w, …, new_w), as the trace
+    has always listed them (the shared loop records every gradient first, then each weight's update)."""
+    keys = list(steps)
+    first = keys.index("grad_" + names[0])
+    head, tail = keys[:first], keys[first + len(names):]
+    m = len(tail) // len(names)  # each weight's update quantities, one block per weight in order
+    return head + [k for i, p in enumerate(names) for k in ["grad_" + p] + tail[i * m:(i + 1) * m]]
 
 
 def epoch_summary(lesson, steps, examples, batches, validation) -> dict[str, np.ndarray]:

@@ -65,15 +65,6 @@ class TitanicLesson:
     def optimizer_obj(self):
         return OPTIMIZERS[self.optimizer]()
 
-    # the hooks the CLI uses for any kind of lesson
-    def train(self):
-        from .engine import train
-        return train(self)
-
-    def build(self, path, trace=None, exercise=None):
-        from .workbook import build_titanic_workbook
-        return build_titanic_workbook(self, path, trace, exercise)
-
     def override(self, *, optimizer=None, **options) -> "TitanicLesson":
         lesson = with_optimizer(self, optimizer) if optimizer is not None and optimizer != self.optimizer else self
         return validate(replace(lesson, **option_changes(lesson, lesson.data.n_train, LOSSES, **options)))

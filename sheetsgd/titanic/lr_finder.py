@@ -1,4 +1,5 @@
-"""The Titanic model as the row part of the lr finder (sheetsgd.lr_finder owns the schedule, stop and suggestions).
+"""The Titanic model as the row part of the lr finder (sheetsgd.lr_finder owns the schedule, stop and suggestions;
+it does not import this module's callers, so the finder picks this row part without an import circle).
 
 A Finder row holds the step's weights, the batch's mean loss and accuracy, one gradient per weight and
 the optimizer update, as a Titanic Steps row does. The batch's passengers are one block of rows on the
@@ -16,7 +17,6 @@ import numpy as np
 
 from ..datasets import TITANIC_ATTRIBUTION
 from ..errors import SheetsgdError
-from ..lr_finder import FINDER
 from ..spec import Column, optimizer_column
 from .lesson import TitanicLesson
 from .nets import evaluate, example_columns
@@ -164,15 +164,16 @@ class TitanicRows:
         out.update({f"x_{f}": f"{DATA}!{letter}…" for f, letter in X.items()})
         return out
 
-    def write_sheets(self, book, sheets, trace, layout, batches) -> dict:
-        """Examples (one row per passenger of each step) and Data, with the Titanic workbook's own writers."""
+    def write_sheets(self, book, sheets, trace, layout, batches, finder_sheet: str) -> dict:
+        """Examples (one row per passenger of each step, reading its step's weights on ``finder_sheet``) and
+        Data, with the Titanic workbook's own writers."""
         tw = self._workbook
         tw.book, tw.wb, tw.fmt, tw.counts = book, book.wb, book.fmt, book.counts
         S = {k: col(i) for k, i in layout.columns.items()}
         groups = self.net.groups
         where = Where({k: col(i) for k, i in self.examples_col.items()},
-                      group=lambda g: f"{FINDER}!${S[groups[g][0]]}${{sr}}:${S[groups[g][-1]]}${{sr}}",
-                      param=lambda p: f"{FINDER}!${S[p]}${{sr}}", features=tw._data_features_row(),
+                      group=lambda g: f"{finder_sheet}!${S[groups[g][0]]}${{sr}}:${S[groups[g][-1]]}${{sr}}",
+                      param=lambda p: f"{finder_sheet}!${S[p]}${{sr}}", features=tw._data_features_row(),
                       target=f"{DATA}!$B{{dr}}")
         c = self.examples_col
         plans = [Plan(c["step"], "step", "step", None, "int", "the Finder row whose batch this row belongs to"),

@@ -465,12 +465,15 @@ class TitanicWorkbook:
         ws.write_number(start, self._steps_col["step"], 0, fmt.number("0", True))
         ws.write(start, self._steps_col["epoch"], "start", fmt.number("General", True))
         init = dict(zip(self.params, lesson.init.tolist()))
+        start_state = self.opt.start_state(lesson.hyper)  # zeros, or classic RMSProp's v0 (an input then)
         for c in plans:
             if c.key.startswith("new_"):
                 ws.write_number(start, c.col, init[c.key[4:]], fmt.hyper)
             elif c.group == "state":
                 if c.key.split("_")[0] in self.opt.state:
-                    ws.write_number(start, c.col, 0, fmt.number(FORMATS["state"], True))
+                    value = start_state[c.key.split("_")[0]]
+                    ws.write_number(start, c.col, value, fmt.hyper if lesson.hyper.get("classic") and value
+                                    else fmt.number(FORMATS["state"], True))
         self.counts["value"] += 2 + len(self.params) + len(self.params) * len(self.opt.state)
 
         values = {k: v.tolist() for k, v in trace.steps.items()}

@@ -1,0 +1,217 @@
+"""Reading untrusted .xlsx files safely: the zip container, its bounds, the workbook's parts.
+
+An .xlsx file is a zip of XML parts. Before anything is inflated, the archive's member count and
+every member's declared size are checked against :class:`Limits`; members are then inflated in
+chunks and abandoned as soon as they exceed their bound (a zip may lie about sizes). XML is parsed
+with defusedxml (no DTDs, no entity expansion, no external entities). Macro projects
+(``xl/vbaProject.bin``) are noted, never read; nested archives (embedded objects) are never opened.
+The file is opened read-only and never written. One worksheet's cells: sheetsgd.xlsxsheet.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+import zipfile
+from dataclasses import dataclass
+
+from defusedxml import ElementTree as SafeET
+from defusedxml.common import DefusedXmlException
+
+from .errors import SheetsgdError
+from .xlsxsheet import Sheet
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what a file may make the reader do; every one can be raised from the command line."""
+
+    max_file_mb: float = 100           # the .xlsx file itself
+    max_members: int = 2000            # zip members
+    max_part_mb: float = 64            # one XML part, inflated (a 10,000-step Steps sheet is about 11 MB)
+    max_total_mb: float = 256          # all parts the reader inflates, together
+    max_cells: int = 2_000_000         # cells of one sheet
+    max_string_chars: int = 32_767     # one string (Excel's own cell limit)
+
+
+def _sniff(head: bytes) -> str | None:
+    """Why a file that is not a zip cannot be a workbook, from its first bytes."""
+    if not head:
+        return "empty file"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return None  # OLE2: decided by the caller (legacy .xls or an encrypted .xlsx)
+    if head.startswith(b"%PDF"):
+        return "a PDF document, not an .xlsx workbook"
+    if head.startswith(b"\x89PNG") or head[:3] == b"\xff\xd8\xff" or head[:4] in (b"GIF8",):
+        return "an image, not an .xlsx workbook"
+    if head.startswith(b"PK"):
+        return None
+    try:
+        head.decode("utf-8")
+        return "a text file (CSV?), not an .xlsx workbook: open it in a spreadsheet app and save as .xlsx"
+    except UnicodeDecodeError:
+        return "not an .xlsx workbook (not a zip archive)"
+
+
+class Workbook:
+    """A read-only view of one .xlsx file: sheets, defined names, cells. Every problem is a SheetsgdError."""
+
+    def __init__(self, path: str, limits: Limits = Limits()):
+        self.path, self.limits = str(path), limits
+        self._inflated = 0
+        self._sheets: dict[str, Sheet] = {}
+        try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):  # a FIFO or device would block or never end
+                raise SheetsgdError("not a regular file", self.path)
+            with open(self.path, "rb") as fh:  # read-only, never written
+                head = fh.read(8)
+                fh.seek(0, 2)
+                size = fh.tell()
+        except FileNotFoundError:
+            raise SheetsgdError("no such file", self.path) from None
+        except IsADirectoryError:
+            raise SheetsgdError("is a folder, not a file", self.path) from None
+        except OSError as exc:
+            raise SheetsgdError(f"cannot read: {exc.strerror or exc}", self.path) from None
+        reason = _sniff(head)
+        if reason:
+            raise self.error(reason)
+        if head.startswith(b"\xd0\xcf\x11\xe0"):
+            raise self.error(self._ole_reason())
+        if size > limits.max_file_mb * 1e6:
+            raise self.error(f"file is {size / 1e6:.0f} MB, over the {limits.max_file_mb:g} MB limit (--max-file-mb)")
+        try:
+            self.zip = zipfile.ZipFile(self.path)
+            infos = self.zip.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            raise self.error(f"corrupt or truncated zip archive ({exc})") from None
+        if len(infos) > limits.max_members:
+            raise self.error(f"zip holds {len(infos)} members, over the {limits.max_members} limit (--max-members)")
+        self.members = {i.filename: i for i in infos}
+        if "mimetype" in self.members and b"opendocument" in self._read("mimetype", 200):
+            raise self.error("an OpenDocument spreadsheet (.ods): save it as .xlsx to check it")
+        if "xl/workbook.xml" not in self.members:
+            raise self.error("a zip archive without xl/workbook.xml: not an .xlsx workbook")
+        self.has_macros = any(n.lower().endswith("vbaproject.bin") for n in self.members)
+        self._read_workbook()
+        self._shared: list[str] | None = None
+
+    def error(self, message: str, where: str | None = None) -> SheetsgdError:
+        return SheetsgdError(message, f"{self.path}{'!' + where if where else ''}")
+
+    def _ole_reason(self) -> str:
+        with open(self.path, "rb") as fh:
+            blob = fh.read(1 << 20)
+        if "EncryptionInfo".encode("utf-16-le") in blob or "EncryptedPackage".encode("utf-16-le") in blob:
+            return "a password-encrypted workbook: remove the password (save without encryption) to check it"
+        return "a legacy .xls (BIFF) workbook: save it as .xlsx to check it"
+
+    # --- bounded inflation -------------------------------------------------------------------
+    def _read(self, name: str, limit: int | None = None) -> bytes:
+        info = self.members.get(name)
+        if info is None:
+            raise self.error(f"the archive has no part {name}")
+        limit = int(self.limits.max_part_mb * 1e6) if limit is None else limit
+        if info.file_size > limit:
+            raise self.error(f"part {name} declares {info.file_size / 1e6:,.0f} MB inflated, over the "
+                             f"{limit / 1e6:g} MB limit (--max-part-mb): refused before inflating")
+        if info.flag_bits & 0x1:
+            raise self.error(f"part {name} is encrypted")
+        chunks, total = [], 0
+        try:
+            with self.zip.open(info) as fh:
+                while True:
+                    chunk = fh.read(1 << 20)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+                    if total > limit or self._inflated + total > self.limits.max_total_mb * 1e6:
+                        raise self.error(f"part {name} inflates beyond its bound ({limit / 1e6:g} MB per part, "
+                                         f"{self.limits.max_total_mb:g} MB in all): a zip bomb?")
+                    chunks.append(chunk)
+        except SheetsgdError:
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError, RuntimeError) as exc:
+            raise self.error(f"corrupt zip member {name} ({exc})") from None
+        except Exception as exc:  # zlib.error and friends: a damaged stream
+            raise self.error(f"corrupt zip member {name} ({type(exc).__name__}: {exc})") from None
+        self._inflated += total
+        return b"".join(chunks)
+
+    def _xml(self, name: str):
+        data = self._read(name)
+        try:
+            return SafeET.fromstring(data, forbid_dtd=True)
+        except DefusedXmlException as exc:
+            raise self.error(f"part {name} declares a DTD or entities, refused ({type(exc).__name__})") from None
+        except SafeET.ParseError as exc:
+            raise self.error(f"part {name} is not well-formed XML ({exc})") from None
+
+    # --- workbook structure ------------------------------------------------------------------
+    def _read_workbook(self) -> None:
+        root = self._xml("xl/workbook.xml")
+        rels = self._rels("xl/workbook.xml")
+        self.sheets: list[dict] = []  # in workbook order: name, state, part
+        self.defined_names: dict[str, str] = {}
+        for el in root.iter():
+            tag = el.tag.rsplit("}", 1)[-1]
+            if tag == "sheet":
+                rid = next((v for k, v in el.attrib.items() if k.rsplit("}", 1)[-1] == "id"), None)
+                self.sheets.append({"name": el.get("name", ""), "state": el.get("state", "visible"),
+                                    "part": rels.get(rid)})
+            elif tag == "definedName" and el.get("localSheetId") is None and el.text:
+                self.defined_names[el.get("name", "")] = el.text.strip()
+        if not self.sheets:
+            raise self.error("the workbook lists no sheets")
+
+    def _rels(self, part: str) -> dict[str, str]:
+        folder, base = posixpath.split(part)
+        name = posixpath.join(folder, "_rels", base + ".rels")
+        if name not in self.members:
+            return {}
+        out = {}
+        for el in self._xml(name).iter():
+            if el.tag.rsplit("}", 1)[-1] == "Relationship" and el.get("TargetMode") != "External":
+                target = el.get("Target", "")
+                path = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
+                out[el.get("Id")] = path
+        return out
+
+    @property
+    def sheet_names(self) -> list[str]:
+        return [s["name"] for s in self.sheets]
+
+    def shared_strings(self) -> list[str]:
+        if self._shared is None:
+            self._shared = []
+            name = "xl/sharedStrings.xml"
+            if name in self.members:
+                for si in self._xml(name):
+                    if si.tag.rsplit("}", 1)[-1] != "si":
+                        continue
+                    text = "".join(t.text or "" for t in si.iter() if t.tag.rsplit("}", 1)[-1] == "t"
+                                   and not _inside_phonetic(si, t))
+                    self._check_string(text, name)
+                    self._shared.append(text)
+        return self._shared
+
+    def _check_string(self, text: str, where: str) -> None:
+        if len(text) > self.limits.max_string_chars:
+            raise self.error(f"a string of {len(text):,} characters in {where}, over the "
+                             f"{self.limits.max_string_chars:,} limit")
+
+    def sheet(self, name: str) -> "Sheet":
+        if name not in self._sheets:
+            info = next((s for s in self.sheets if s["name"] == name), None)
+            if info is None:
+                raise self.error(f"no sheet named {name!r}")
+            if not info["part"] or info["part"] not in self.members:
+                raise self.error(f"sheet {name!r} has no worksheet part")
+            self._sheets[name] = Sheet(self, name, info["part"])
+        return self._sheets[name]
+
+
+def _inside_phonetic(si, t) -> bool:  # East-Asian reading hints (<rPh>) are not part of the text
+    for rph in si.iter():
+        if rph.tag.rsplit("}", 1)[-1] == "rPh" and any(x is t for x in rph.iter()):
+            return True
+    return False
