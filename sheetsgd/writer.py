@@ -7,8 +7,6 @@ shuffled mini-batches: the order examples are visited in), and a hidden manifest
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
 
 import numpy as np
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_rowcol_to_cell
@@ -18,45 +16,14 @@ from .engine import Trace, train
 from .formula import Resolver, compile_template
 from .lesson import Lesson
 from .sizeguard import WorkbookSize
-from .spec import Column, _sub, exercise_columns, step_columns
-from .blocks import Block, BlockColumn, StudentPlan, cached, write_block
+from .spec import _sub, exercise_columns, step_columns
+from .blocks import Block, BlockColumn, cached
 from .book import Book, BuildReport, PortableWorksheet, close_workbook, finish_workbook, lesson_entries  # noqa: F401
 from .student import task_lines
+from .steps_sheet import COLUMN_WIDTHS, HYPER_FIRST_ROW, HYPER_NOTES, Layout, layout_entries, write_steps_sheet  # noqa: F401
+from .intro import PORTABLE_NOTE, STANDARD_HOW, formula_in_row, write_intro  # noqa: F401
 
 STEPS, EPOCHS, DATA, BATCHES, INTRO, MANIFEST = "Steps", "Epochs", "Data", "Batches", "Introduction", "_sheetsgd"
-COLUMN_WIDTHS = {"step": 8, "data": 9, "param": 11, "forward": 12, "loss": 13, "gradient": 13, "estimate": 13,
-                 "state": 13, "update": 11}
-HYPER_FIRST_ROW = 3  # 0-based row of the first named hyperparameter on the Steps sheet
-
-HYPER_NOTES = {
-    "lr": "learning rate: the step size of every update",
-    "momentum": "momentum μ: how much of the previous step's direction is kept",
-    "dampening": "dampening: the share of the new gradient left out of the momentum buffer",
-    "alpha": "α: decay of the running mean of squared gradients",
-    "beta1": "β1: decay of the running mean of gradients (m)",
-    "beta2": "β2: decay of the running mean of squared gradients (v)",
-    "eps": "ε: keeps the division by √v finite",
-    "weight_decay": "weight decay: pulls each parameter towards 0",
-    "fd_step": "h: the nudge used by the finite-difference estimates (not used by training)",
-}
-
-
-@dataclass
-class Layout:
-    """Where things landed; also what the manifest records for the checker (0-based rows)."""
-
-    header_row: int
-    start_row: int
-    columns: dict[str, int]  # key -> 0-based column
-    hyper_cells: dict[str, str]  # name -> Steps!$B$n
-    data_columns: dict[str, int] = field(default_factory=dict)
-    extra_cells: dict[str, str] = field(default_factory=dict)  # named result cells beside the inputs
-
-    @property
-    def first_step_row(self) -> int:
-        return self.start_row + 1
-
-
 def _abs_col(sheet: str, col: int, first: int, last: int) -> str:
     letter = xl_col_to_name(col)
     return f"{sheet}!${letter}${first + 1}:${letter}${last + 1}"
@@ -156,107 +123,6 @@ def _data_resolver(lesson, data_cols, shuffled_batches):
         return f"{sheet}!${letter}${{lo}}:${letter}${{hi}}"
 
     return data
-
-
-def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, values, start_values, n_steps,
-                      data=None, ranges=None, name_prefix="", hyper_notes=None, first_col=0,
-                      extras=(), exercise=frozenset(), row_fields=None, block_name=None) -> Layout:
-    """Write a step table: named hyperparameter cells on top, a header, a start row, one row per step.
-
-    ``hyper`` is [(name, value)]: each becomes a yellow input cell with the defined name
-    ``name_prefix + name`` (formulas say ``{hp:name}``). ``values[key]`` are the engine's values per
-    step (cached in formula cells, written in value columns). ``start_values[key] = (value, is_input)``
-    fills the start row above step 1, which ``{prev:key}`` of step 1 refers to. ``extras`` are named
-    result cells shown beside the inputs: [(name, label, formula template, engine value, note)].
-    ``exercise`` columns are left blank (highlighted) and cells depending on them cache no value.
-    ``row_fields[s]`` adds row fields of step s+1 beyond {r}, {p}, {lo}, {hi} (e.g. a second sheet's rows).
-    """
-    sheet = ws.get_name()
-    notes = {**HYPER_NOTES, **(hyper_notes or {})}
-    header_row = HYPER_FIRST_ROW + max(len(hyper), len(extras)) + 1
-    start_row = header_row + 1
-    col_of = {c.key: first_col + i for i, c in enumerate(columns)}
-    last_row = start_row + n_steps  # 0-based row of the last step
-
-    def cell(key, which):
-        if key not in col_of:
-            raise KeyError(f"template refers to unknown column {key!r}")
-        letter = xl_col_to_name(col_of[key])
-        if which == "first":
-            return f"${letter}${start_row + 2}"
-        if which == "all":
-            return f"${letter}${start_row + 2}:${letter}${last_row + 1}"
-        return f"{letter}{{{'r' if which == 'this' else 'p'}}}"
-
-    resolver = Resolver(cell, hp=lambda name: name_prefix + name, data=data or (lambda name: name))
-
-    ws.write(0, first_col, title, fmt.title)
-    ws.write(1, first_col, subtitle, fmt.note)
-    hyper_cells, extra_cells = {}, {}
-    for i in range(max(len(hyper), len(extras))):
-        row = HYPER_FIRST_ROW + i
-        if i < len(hyper):
-            name, value = hyper[i]
-            ws.write(row, first_col, name_prefix + name, fmt.bold)
-            ws.write_number(row, first_col + 1, value, fmt.hyper)
-            ws.write(row, first_col + 2, notes.get(name, ""), fmt.note)
-            cell_ref = f"{quote_sheetname(sheet)}!{xl_rowcol_to_cell(row, first_col + 1, row_abs=True, col_abs=True)}"
-            wb.define_name(name_prefix + name, f"={cell_ref}")
-            hyper_cells[name_prefix + name] = cell_ref
-        if i < len(extras):  # results beside the inputs, e.g. the lr finder's suggestions
-            name, label, template, value, note = extras[i]
-            col = first_col + 6
-            ws.write(row, col, label, fmt.bold)
-            ws.write_formula(row, col + 1, compile_template(template, resolver), fmt.number("General"), cached(value))
-            ws.write(row, col + 2, note, fmt.note)
-            cell_ref = f"{quote_sheetname(sheet)}!{xl_rowcol_to_cell(row, col + 1, row_abs=True, col_abs=True)}"
-            wb.define_name(name_prefix + name, f"={cell_ref}")
-            extra_cells[name_prefix + name] = cell_ref
-    counts["value"] += len(hyper)
-    counts["formula"] += len(extras)
-    layout = Layout(header_row, start_row, col_of, hyper_cells, extra_cells=extra_cells)
-
-    ws.set_row(header_row, 45)
-    for c in columns:
-        ws.write(header_row, col_of[c.key], c.header, fmt.header)
-        ws.set_column(col_of[c.key], col_of[c.key], COLUMN_WIDTHS.get(c.group, 12))
-
-    # the start row: step 0, initial values (inputs in yellow) and zero optimizer state
-    if "step" in col_of:
-        ws.write_number(start_row, col_of["step"], 0, fmt.number("0", True))
-    if "epoch" in col_of:
-        ws.write(start_row, col_of["epoch"], "start", fmt.number("General", True))
-    for c in columns:
-        if c.key in start_values:
-            value, is_input = start_values[c.key]
-            ws.write_number(start_row, col_of[c.key], value, fmt.hyper if is_input else fmt.number(c.number_format, True))
-    counts["value"] += ("step" in col_of) + ("epoch" in col_of) + len(start_values)
-
-    # one row per step: a block of the one sheet spec (patterns compiled once, rows fill in numbers)
-    ranges = ranges or [(0, 0)] * n_steps
-    extra = {}
-    if any(lo or hi for lo, hi in ranges):
-        extra = {"lo": [lo for lo, _ in ranges], "hi": [hi for _, hi in ranges]}
-    if row_fields:
-        for k in row_fields[0]:
-            extra[k] = [f[k] for f in row_fields]
-    block = Block(sheet, block_name or sheet, header_row, start_row + 1,
-                  [BlockColumn(c.key, c.header, col_of[c.key],
-                               compile_template(c.formula, resolver) if c.formula else None, c.number_format,
-                               c.note, "input" if c.group == "data" and not c.formula else "")
-                   for c in columns], n_steps, fields=extra, values=values)
-    book = getattr(ws, "sheetsgd_book", None)
-    student = book.student if book is not None else None
-    if exercise and student is None:
-        student = StudentPlan([block], {block.name: set(exercise)})
-        if book is not None:
-            book.student = student
-    elif student is not None:
-        student.add(block, exercise)
-    write_block(ws, fmt, counts, block, student)
-    if first_col == 0:
-        ws.freeze_panes(start_row, 2)
-    return layout
 
 
 def _step_values(key: str, lesson: Lesson, trace: Trace) -> list:
@@ -422,89 +288,6 @@ def _positive(values) -> bool:
     import numpy as np
 
     return bool(np.all(np.isfinite(values)) and np.all(values > 0))
-
-
-STANDARD_HOW = [
-    "The yellow cells at the top of the Steps sheet are named inputs (lr, …): every formula refers to them by name.",
-    "The grey start row holds the initial parameters (yellow, editable) and zero optimizer state.",
-    "Each row below is one step: it starts from the previous row's new parameters, also across epochs.",
-    "Epochs shows the loss per epoch and charts; Data shows the examples and the fitted curve.",
-]
-PORTABLE_NOTE = "No macros and no Solver: the workbook recalculates the same in Excel, Google Sheets and LibreOffice."
-
-
-def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=STEPS, how=None, hp_prefix="",
-                legends=None, exercise=frozenset(), tasks=()):
-    """The Introduction: what the lesson shows, how the sheet works, what to try, a legend of columns.
-
-    ``legends`` = [(sheet name, columns, layout, name prefix)] for workbooks with several step sheets.
-    A student version (``exercise`` columns blank) gets a "Your task" section (``tasks``), and its legend
-    does not show the blank columns' formulas.
-    """
-    legends = legends or [(sheet_name, columns, layout, hp_prefix)]
-    ws.set_column(0, 0, 28)
-    ws.set_column(1, 1, 60)
-    ws.set_column(2, 2, 60)
-    ws.write(0, 0, title, fmt.title)
-    row = 2
-    for para in [p.strip() for p in description.strip().split("\n\n") if p.strip()]:
-        ws.set_row(row, 15 * (1 + len(para) // 150))
-        ws.merge_range(row, 0, row, 2, " ".join(para.split()), fmt.wrap)
-        row += 1
-    row += 1
-
-    def bullets(row, heading, heading_format, lines):  # a heading, then one bulleted line each
-        ws.write(row, 0, heading, heading_format)
-        for i, line in enumerate(lines, start=row + 1):
-            ws.write(i, 0, "•")
-            ws.write(i, 1, line)
-        return row + 1 + len(lines)
-
-    if tasks:
-        row = bullets(row, "Your task", fmt.title, list(tasks)) + 1
-    several = len(legends) > 1
-    row = bullets(row, f"How the {legends[0][0]} sheet{'s work' if several else ' works'}", fmt.bold,
-                  (how or STANDARD_HOW) + [PORTABLE_NOTE])
-    if tips:
-        row = bullets(row + 1, "Things to try", fmt.bold, tips)
-    for sheet, sheet_columns, sheet_layout, prefix in legends:
-        row += 1
-        ws.write_row(row, 0, [f"{sheet} column", "what it is", "formula in step 1"], fmt.header)
-        row += 1
-        for c in sheet_columns:
-            ws.write(row, 0, c.header, fmt.bold)
-            ws.write(row, 1, c.note)
-            if c.key in exercise:
-                text = "(yours to write: see Your task)"
-            else:
-                text = formula_in_row(c, sheet_layout, sheet_layout.first_step_row, prefix) if c.formula else "(a value)"
-            ws.write_string(row, 2, text)
-            row += 1
-
-
-def formula_in_row(column: Column, layout, row0: int, hp_prefix: str = "") -> str:
-    """The formula text of ``column`` in 0-based row ``row0``, for the legend (no leading '=')."""
-    def cell(key, which):
-        letter = xl_col_to_name(layout.columns[key])
-        if which == "first":
-            return f"${letter}${layout.first_step_row + 1}"
-        if which == "all":
-            return f"${letter}${layout.first_step_row + 1}:${letter}$…"
-        return f"{letter}{row0 + 1 if which == 'this' else row0}"
-
-    def data(name):  # a Data column number, or the text to show
-        where = layout.data_columns[name]
-        return where if isinstance(where, str) else f"{DATA}!{xl_col_to_name(where)}…"
-
-    text = compile_template(column.formula, Resolver(cell, hp=lambda n: hp_prefix + n, data=data))
-    return re.sub(r"\{\w+\}", "", text)  # batch row fields ({lo}, {hi}, …) differ per row
-
-
-def layout_entries(layout: Layout, columns, sheet: str) -> dict:
-    """How the checker finds a step table: its sheet, rows (1-based), columns and named inputs."""
-    return {"steps_sheet": sheet, "header_row": layout.header_row + 1, "start_row": layout.start_row + 1,
-            "first_step_row": layout.first_step_row + 1, "hyperparameters": layout.hyper_cells,
-            "columns": {c.key: {"column": xl_col_to_name(layout.columns[c.key]), "header": c.header} for c in columns}}
 
 
 def _manifest_entries(lesson, columns, layout, data_first, data_last, exercise=frozenset()) -> dict:
