@@ -152,14 +152,25 @@ class StudentPlan:
 
     def reads_answers(self, sheet: str, formula: str) -> bool:
         """Whether a formula outside the blocks reads an answer-dependent cell (then it caches nothing)."""
+        by_sheet = self._by_sheet()
         for m in _A1_REF.finditer(_STRINGS.sub('""', formula)):
             target = (m.group(1) or m.group(2) or sheet).replace("''", "'")
+            regions = by_sheet.get(target)
+            if not regions:
+                continue
             c1, r1 = _cell(m.group(3), m.group(4))
             c2, r2 = _cell(m.group(5), m.group(6)) if m.group(5) else (c1, r1)
-            for s, col, top, bottom in self.regions:
-                if s == target and c1 <= col <= c2 and r1 <= bottom and r2 >= top:
+            for col, top, bottom in regions:
+                if c1 <= col <= c2 and r1 <= bottom and r2 >= top:
                     return True
         return False
+
+    def _by_sheet(self) -> dict[str, list[tuple[int, int, int]]]:
+        if getattr(self, "_index", None) is None or self._indexed != len(self.regions):
+            self._index, self._indexed = {}, len(self.regions)
+            for s, col, top, bottom in self.regions:
+                self._index.setdefault(s, []).append((col, top, bottom))
+        return self._index
 
     def add_region(self, sheet: str, row: int, col: int) -> None:
         self.extra_regions.append((sheet, col, row, row))
@@ -209,7 +220,8 @@ def write_block(ws, fmt, counts: dict, block: Block, student: StudentPlan | None
     fields = {k: v.tolist() for k, v in block.fields.items()}
     keys = list(fields)
     columns = [fields[k] for k in keys]
-    write_formula, write_number, write_blank = ws.write_formula, ws.write_number, ws.write_blank
+    write_formula = getattr(ws, "write_formula_unchecked", ws.write_formula)
+    write_number, write_blank = ws.write_number, ws.write_blank
     for i in progress.rows(range(block.n), block.sheet):
         row = block.first_row + i
         f = dict(zip(keys, (c[i] for c in columns)))

@@ -651,6 +651,7 @@ class TitanicWorkbook:
                      bool(student and student.is_blank(block, c.key)), student.dirty_from(block, c.key) if student else n)
                     for c in plans if c.pattern]
         raw = [(i, name, pas[name]) for i, name in enumerate(RAW_COLUMNS)]
+        write_formula = getattr(ws, "write_formula_unchecked", ws.write_formula)  # the block decided its caching
         written = 0
         for i in progress.rows(range(n), DATA):
             row = DATA_FIRST_ROW + i
@@ -670,7 +671,7 @@ class TitanicWorkbook:
                 if blank:
                     ws.write_blank(row, j, None, cell_format)
                 else:
-                    ws.write_formula(row, j, "=" + pattern.format_map(f), cell_format, "" if i >= dirty else value)
+                    write_formula(row, j, "=" + pattern.format_map(f), cell_format, "" if i >= dirty else value)
         self.counts["formula"] += n * len(feature_keys)
         self.counts["value"] += written + n  # raw values and the set column
         ws.freeze_panes(DATA_FIRST_ROW, 2)
