@@ -245,6 +245,12 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     book = Workbook(path, limits)
     manifest, manifest_sheet = read_manifest(book)
     lesson, blocks, exercise = rebuild(path, book, manifest, manifest_sheet, limits)
+    if not any(exercise.values()):  # a full workbook: its template's exercise columns are what is scored
+        from .exercise import resolve
+        try:
+            exercise = resolve(blocks, None, list(getattr(lesson, "exercise", []) or []))
+        except SheetsgdError:
+            exercise = {}
     entries = [b.manifest() for b in blocks]
     shifts = find_blocks(book, entries)
     stores = _stores(book, shifts)
@@ -346,6 +352,9 @@ def _strict(report, path, book, blocks, exercise, shifts, names, mistakes, resul
                     inputs[(shift.sheet, row, col)] = v + 0.25 * (1 + abs(v))
     source = _ironcalc_model(path, inputs)
     stores = _stores(book, shifts, source)
+    for (sheet, row, col), value in inputs.items():  # input cells hold values: the store takes them as changed
+        if sheet in stores:
+            stores[sheet].set(row, col, value)
     names2 = dict(names)
     for name in list(names2):
         if name.lower().endswith("lr"):

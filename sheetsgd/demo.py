@@ -136,8 +136,9 @@ def fill_xml_sheets(student_path: str, out_path: str, cells: dict[str, dict[str,
         if ref not in part_cells:
             return m.group(0)
         value = part_cells[ref]
-        if isinstance(value, str):
-            return f'<c r="{ref}"{style}><f>{_xml_escape(value[1:])}</f></c>'
+        if isinstance(value, str):  # a stale value, as an app leaves before it recalculates (LibreOffice 7.4
+            # computes some cross-sheet products as #VALUE! when a formula cell has no value at all)
+            return f'<c r="{ref}"{style}><f>{_xml_escape(value[1:])}</f><v>0</v></c>'
         return f'<c r="{ref}"{style}><v>{value!r}</v></c>'
     with zipfile.ZipFile(student_path) as zin, zipfile.ZipFile(out_path, "w", zipfile.ZIP_DEFLATED) as zout:
         for item in zin.infolist():

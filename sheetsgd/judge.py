@@ -96,6 +96,7 @@ class ColumnJudgement:
     exercise: bool
     deps: list[tuple[tuple[str, str], int]] = field(default_factory=list)  # ((block, key), step delay)
     correct: np.ndarray | None = None
+    value_ok: np.ndarray | None = None  # the value is right (typed or not): what the cells reading it see
 
     @property
     def col_letters(self) -> str:
@@ -152,6 +153,7 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
                     skipped.append(f"{b.name}:{c.key} ({exc})")
                     continue
                 ok = agree(found, expected, mag) & ~blank
+                value_ok = ok.copy()  # what the cells downstream read: a typed right number misleads none
                 if is_ex:
                     ok &= has_f  # a typed number is never right, even when it shows the right value
                 deps = _dependencies(b, c.key, at)
@@ -161,8 +163,9 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
                 given = np.asarray(b.values[c.key], dtype=float)
                 expected, mag = given, np.abs(given)
                 ok = agree(found, given, mag, rel=1e-12)
+                value_ok = ok
             judged[(b.name, c.key)] = ColumnJudgement(b, c.key, rows, col, found, has_f, blank, ok, expected, mag,
-                                                      is_ex, deps)
+                                                      is_ex, deps, value_ok=value_ok)
     _propagate(judged)
     return list(judged.values())
 
@@ -172,7 +175,7 @@ def _propagate(judged: dict[tuple[str, str], ColumnJudgement]) -> None:
     inf = math.inf
     own = {}
     for k, j in judged.items():
-        bad = ~j.ok
+        bad = ~(j.value_ok if j.value_ok is not None else j.ok)
         own[k] = float(j.block.step[bad].min()) if bad.any() else inf
     first = dict(own)
     for _ in range(len(judged) + 1):

@@ -83,6 +83,19 @@ def _drop_factor(tree, test):
     return out
 
 
+def _product_site(tree):
+    """(factors, rebuild) of a gradient's product: a·b·c, SUMPRODUCT(a·b·c)/n or SUMPRODUCT(a, b)/n."""
+    node, outer = tree, (lambda x: x)
+    if node[0] == "bin" and node[1] == "/":
+        node, outer = node[2], (lambda x, den=node[3]: ("bin", "/", x, den))
+    if node[0] == "call" and node[1] == "SUMPRODUCT" and len(node[2]) == 1:
+        return _factors(node[2][0]), lambda fs: outer(("call", "SUMPRODUCT", [_product(fs)]))
+    if node[0] == "call" and node[1] == "SUMPRODUCT":
+        return list(node[2]), lambda fs: outer(("call", "SUMPRODUCT", fs) if len(fs) > 1 else
+                                               ("call", "SUM", fs))
+    return _factors(node), lambda fs: outer(_product(fs))
+
+
 def _is_one_minus(node) -> bool:
     return node[0] == "bin" and node[1] == "-" and node[2] == ("num", 1.0)
 
@@ -128,15 +141,17 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
         tree, lambda n: n[0] == "bin" and n[1] == "/" and _is_one_minus(n[3]) and n[3][3][0] == "bin" and n[3][3][1] == "^",
         lambda n: n[2])))
     if key.startswith("grad_"):
-        out.append(("feature_missing", _drop_factor(tree, lambda f: _is_feature(f, block))))
+        factors, rebuild = _product_site(tree)
+        mine = next((f for f in factors if _is_feature(f, block)), None)
+        if mine is not None:
+            out.append(("feature_missing", rebuild([f for f in factors if f is not mine]) if len(factors) > 1 else None))
         out.append(("gradient_negated", ("neg", tree)))
-        mine = next((f for f in _factors(tree) if _is_feature(f, block)), None)
         for c in block.columns:
             if c.key.startswith("grad_") and c.key != key and c.pattern:
-                other = next((f for f in _factors(block.tree(c.key)) if _is_feature(f, block)), None)
+                other = next((f for f in _product_site(block.tree(c.key))[0] if _is_feature(f, block)), None)
                 if other is not None and other != mine:
-                    out.append(("wrong_feature", _first(tree, lambda n, m=mine: n == m, lambda n, o=other: o)
-                                if mine is not None else ("bin", "*", tree, other)))
+                    out.append(("wrong_feature", rebuild([other if f is mine else f for f in factors])
+                                if mine is not None else rebuild(factors + [other])))
     if not is_update:  # ŷ − y written y − ŷ: the first difference of two cells of this row
         out.append(("error_reversed", _first(
             tree, lambda n: n[0] == "bin" and n[1] == "-" and all(_key_at(block, x) for x in (n[2], n[3]))

@@ -84,6 +84,12 @@ class SheetValues:
         pos, present = self.find(rows, cols)
         return np.where(present, self.values[pos] if len(self.values) else 0.0, 0.0)
 
+    def set(self, row: int, col: int, value: float) -> None:
+        """Overwrite one cell's value (an input changed for a recalculation, e.g. by --strict)."""
+        pos, present = self.find(np.array([row]), np.array([col]))
+        if present[0]:
+            self.values[pos[0]] = value
+
     def gather_text(self, rows, cols) -> np.ndarray:
         pos, present = self.find(rows, cols)
         if len(self.text) == 0:
