@@ -237,6 +237,29 @@ def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits 
         return Report(str(path), "error", message=f"internal error: {type(exc).__name__}: {exc}"[:300])
 
 
+def _overflow_step(blocks: list[Block], shifts, stores) -> int | None:
+    """The first step whose updated parameters overflow (#NUM!, as spreadsheets show an overflow): other
+    error values (#VALUE!, #REF!, …) come from broken formulas, not from divergence."""
+    first = None
+    for b in blocks:
+        shift = shifts[b.sheet]
+        store = stores[shift.sheet]
+        rows = np.arange(b.first_row + 1, b.first_row + 1 + b.n) + shift.rows
+        for c in b.columns:
+            if not c.pattern or not (c.key.startswith("new_") or c.key.endswith("_new")):
+                continue
+            values = store.gather(rows, c.col + 1 + shift.cols)
+            bad = np.flatnonzero(~np.isfinite(values))
+            if not len(bad):
+                continue
+            raw = store.sheet.value(int(rows[bad[0]]), c.col + 1 + shift.cols)
+            if isinstance(raw, CellError) and str(raw) != "#NUM!":
+                continue
+            step = int(b.step[bad[0]])
+            first = step if first is None else min(first, step)
+    return first
+
+
 def _stores(book: Workbook, shifts, source=None) -> dict[str, SheetValues]:
     return {s.sheet: SheetValues(book.sheet(s.sheet), source(s.sheet) if source else None) for s in shifts.values()}
 
@@ -265,6 +288,10 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
         recalculated_by = "ironcalc"
     names = _names(book, stores)
     results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes)
+    diverged = _overflow_step(blocks, shifts, stores)
+    if diverged is not None:  # judged like every other cell: an error where the engine overflows is right
+        notes.append(f"training diverges: the parameters overflow from step {diverged} on "
+                     f"({'as the engine does' if not mistakes else 'see the mistakes'})")
     if book.has_macros:
         notes.append("the file holds a macro project (VBA): it was not run")
     for sheet, shift in shifts.items():
