@@ -185,12 +185,20 @@ def test_the_console_script_is_declared():
 
 @pytest.mark.parametrize("lesson,options", [("too-high", []), ("optimizers", ["--epochs", "1"]),
                                             ("lr-finder", []), ("titanic-logistic", ["--epochs", "1"])])
-def test_other_lesson_kinds_are_named_not_checked(tmp_path, lesson, options):
-    """check reads data lessons; other sheetsgd workbooks get a one-line reason (exit 2), and no student version."""
+def test_every_lesson_kind_is_checked_and_has_a_student_version(tmp_path, lesson, options):
+    """check reads every kind: the full workbook is correct (exit 0); its student version, untouched, names
+    the blank exercise columns (exit 1), which --json lists by block."""
     out = tmp_path / f"{lesson}.xlsx"
     assert run("build", lesson, *options, "-o", out).exit_code == 0
     result = run("check", out)
-    assert result.exit_code == 2
-    assert len(result.stderr.strip().splitlines()) == 1 and "lesson workbook; sheetsgd check reads data lessons" in result.stderr
-    student = run("build", lesson, *options, "--exercise", "-o", tmp_path / "student.xlsx")
-    assert student.exit_code == 2 and "student versions (--exercise) are made of data lessons" in student.stderr
+    assert result.exit_code == 0, result.output
+    student = tmp_path / "student.xlsx"
+    built = run("build", lesson, *options, "--exercise", "--json", "-o", student)
+    assert built.exit_code == 0, built.output
+    blanks = json.loads(built.stdout)["exercise"]
+    assert blanks
+    result = run("check", student, "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert {m["mistake"] for m in report["mistakes"]} == {"blank"}
+    assert {m["column"] for m in report["mistakes"]} == {b.rpartition(":")[2] for b in blanks}
