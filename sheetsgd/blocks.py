@@ -145,15 +145,36 @@ class StudentPlan:
                          by_name[name].last_row) for (name, k), d in self.first_dirty.items()] + self.extra_regions
 
     def dirty_from(self, block: Block, key: str) -> int:
-        return self.first_dirty.get((block.name, key), block.n)
+        """The first answer-dependent row of a block column (block.n: none). A column reading a cell outside
+        the blocks that reads an answer (the Solver's SGD weights row) depends on it as a whole."""
+        d = self.first_dirty.get((block.name, key), block.n)
+        c = block.column(key)
+        if d and c.is_formula and self.extra_regions:
+            for ref in a1.refs(block.tree(key)):
+                sheet = ref.sheet or block.sheet
+                rows = [r.value - 1 for r in (ref.row1, ref.row2) if r.field is None]
+                for s, col, top, bottom in self.extra_regions:
+                    if s == sheet and ref.col1 <= col <= ref.col2 and (
+                            len(rows) < 2 or rows[0] <= bottom and rows[1] >= top):
+                        self.first_dirty[(block.name, key)] = 0
+                        self.regions.append((block.sheet, c.col, block.first_row, block.last_row))
+                        self._index = None
+                        return 0
+        return d
 
     def is_blank(self, block: Block, key: str) -> bool:
         return key in self.exercise.get(block.name, ())
 
-    def reads_answers(self, sheet: str, formula: str) -> bool:
-        """Whether a formula outside the blocks reads an answer-dependent cell (then it caches nothing)."""
+    def reads_answers(self, sheet: str, formula: str, names: dict[str, str] | None = None) -> bool:
+        """Whether a formula outside the blocks reads an answer-dependent cell (then it caches nothing);
+        ``names`` {defined name: its target} follows names such as lr_suggest_min to their cells."""
         by_sheet = self._by_sheet()
-        for m in _A1_REF.finditer(_STRINGS.sub('""', formula)):
+        text = _STRINGS.sub('""', formula)
+        for name in _NAME.findall(text) if names else ():
+            target = names.get(name)
+            if target and self.reads_answers(sheet, target):
+                return True
+        for m in _A1_REF.finditer(text):
             target = (m.group(1) or m.group(2) or sheet).replace("''", "'")
             regions = by_sheet.get(target)
             if not regions:
@@ -190,6 +211,7 @@ def _rows_meet(ref: a1.Ref, block: Block) -> bool:
 _A1_REF = re.compile(r"(?:'((?:[^']|'')+)'!|([A-Za-z_][\w.]*)!)?\$?([A-Z]{1,3})\$?([0-9]{1,7})"
                      r"(?::\$?([A-Z]{1,3})\$?([0-9]{1,7}))?(?![\w(])")
 _STRINGS = re.compile(r'"[^"]*"')
+_NAME = re.compile(r"(?<![\w$!.:'])([A-Za-z_][\w.]*)(?![\w(!])")
 
 
 def _cell(letters: str, digits: str) -> tuple[int, int]:

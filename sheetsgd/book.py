@@ -42,7 +42,8 @@ class PortableWorksheet(xlsxwriter.worksheet.Worksheet):
 
     def write_formula(self, row, col, formula=None, cell_format=None, value=0):
         student = self.sheetsgd_book.student if self.sheetsgd_book is not None else None
-        if student is not None and isinstance(row, int) and student.reads_answers(self.name, formula):
+        if student is not None and isinstance(row, int) and student.reads_answers(self.name, formula,
+                                                                                 self.sheetsgd_book.names()):
             value = ""
             student.add_region(self.name, row, col)
         return super().write_formula(row, col, formula, cell_format, value)
@@ -106,6 +107,10 @@ class Book:
         if exercise and getattr(exercise, "blocks", None):  # every block known up front (a probe build)
             from .blocks import StudentPlan
             self.student = StudentPlan(exercise.blocks, self.exercise)
+
+    def names(self) -> dict[str, str]:
+        """{defined name: its target} defined so far (a student version follows names to their cells)."""
+        return {n[0]: n[2] for n in getattr(self.wb, "defined_names", []) if isinstance(n, list) and len(n) > 2}
 
     def sheet(self, name: str):
         ws = self.wb.add_worksheet(name, worksheet_class=PortableWorksheet)

@@ -60,7 +60,9 @@ def made(tmp_path_factory, recalc):
             tag = "correct" if flaw is None else f"{flaw[0]}-{flaw[1].replace(':', '_')}"
             f = None if flaw is None else Flaw(flaw[0], flaw[1], flaw[3] if len(flaw) > 3 else None)
             fill_xml_sheets(str(student), str(root / "in" / f"{tag}.xlsx"), fill_sheets(str(student), f))
-        _BUILT[name] = {p.stem: p for p in recalc(sorted(root.joinpath("in").glob("*.xlsx")))}
+        # twice: LibreOffice 7.4's recalculation on load of an .xlsx with stale values is order-dependent
+        # across sheets (a cell may read another's stale value once); a second pass starts from settled ones
+        _BUILT[name] = {p.stem: p for p in recalc(recalc(sorted(root.joinpath("in").glob("*.xlsx"))))}
         _BUILT[name]["student"] = student
         return _BUILT[name]
     return make
