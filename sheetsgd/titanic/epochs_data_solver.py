@@ -1,0 +1,211 @@
+"""The Titanic workbook's Epochs sheet (loss and accuracy per epoch, charts), Data sheet (raw columns as
+values, every feature a formula) and Solver sheet (one row of weights, Excel Solver set up on it, beside
+SGD's final weights and the engine's best fit)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import progress
+from ..blocks import Block, BlockColumn
+from ..data import sheet_float
+from .engine import best_fit
+from .features import RAW_COLUMNS
+from .layout import (DATA, DATA_FIRST_ROW, EPOCHS, EXAMPLES, FORMATS, SOLVER, SOLVER_BLOCK_HEADER, SOLVER_ROWS,
+                     STEPS, VALIDATION, col)
+from .nets import evaluate
+from .plans import Plan, _data_key
+
+
+class EpochsDataSolverMixin:
+    """TitanicWorkbook's Epochs, Data and Solver sheets."""
+
+    def _write_epochs(self, ws):
+        fmt, lesson, ep = self.fmt, self.lesson, self.trace.epochs
+        headers = ["epoch", "first step", "last step", "training loss (mean over the epoch's passengers)",
+                   "training accuracy"]
+        has_valid = bool(self.validation_plan)
+        if has_valid:
+            headers += ["validation loss (after the epoch)", "validation accuracy"]
+        ws.set_row(0, 45)
+        ws.write_row(0, 0, headers, fmt.header)
+        ws.set_column(0, 2, 10)
+        ws.set_column(3, 6, 16)
+        if self.per_example:
+            src_sheet, letters = STEPS, self.steps_plan.letters
+        else:
+            src_sheet, letters = EXAMPLES, self.examples_plan.letters
+        step_ranges = self._epoch_last_steps()
+        steps_per_epoch = [int(np.sum(self.trace.steps["epoch"] == e)) for e in range(1, lesson.epochs + 1)]
+        number = fmt.number("0.000000")
+        step_no = 0
+        for e in range(1, lesson.epochs + 1):
+            first_step_row, last_step_row = step_ranges[e - 1]
+            if self.per_example:
+                lo, hi = first_step_row, last_step_row
+            else:
+                lo = self.example_ranges[step_no][0]
+                hi = self.example_ranges[step_no + steps_per_epoch[e - 1] - 1][1]
+            ws.write_number(e, 0, e)
+            ws.write_number(e, 1, step_no + 1)
+            ws.write_number(e, 2, step_no + steps_per_epoch[e - 1])
+            step_no += steps_per_epoch[e - 1]
+            for j, key in ((3, "loss"), (4, "correct")):
+                name = "train_loss" if key == "loss" else "train_accuracy"
+                ws.write_formula(e, j, f"=AVERAGE({src_sheet}!${letters[key]}${lo}:${letters[key]}${hi})", number,
+                                 float(ep[name][e - 1]))
+            if has_valid:
+                vlo, vhi = self.validation_ranges[e - 1]
+                v = self.validation_plan.letters
+                for j, key, name in ((5, "loss", "valid_loss"), (6, "correct", "valid_accuracy")):
+                    ws.write_formula(e, j, f"=AVERAGE({VALIDATION}!${v[key]}${vlo}:${v[key]}${vhi})", number,
+                                     float(ep[name][e - 1]))
+        n_formula = 4 if has_valid else 2
+        self.counts["formula"] += n_formula * lesson.epochs
+        self.counts["value"] += 3 * lesson.epochs
+        ws.freeze_panes(1, 0)
+
+        E = lesson.epochs
+        top = 1 if E <= 40 else E + 3  # beside a short table, below a long one
+        for title, series, at in (("Loss per epoch", [(3, "training"), (5, "validation")], top),
+                                  ("Accuracy per epoch", [(4, "training"), (6, "validation")], top + 17)):
+            chart = self.wb.add_chart({"type": "line"})
+            for column, name in series:
+                if column <= 4 or has_valid:
+                    chart.add_series({"name": name, "categories": [EPOCHS, 1, 0, E, 0],
+                                      "values": [EPOCHS, 1, column, E, column], "marker": {"type": "circle"}})
+            chart.set_title({"name": title})
+            chart.set_x_axis({"name": "epoch"})
+            chart.set_y_axis({"name": title.split()[0].lower()})
+            chart.set_size({"width": 600, "height": 300})
+            ws.insert_chart(at, 8, chart)
+        by_step = self.wb.add_chart({"type": "line"})
+        loss_col = self._steps_col["loss"]
+        by_step.add_series({"name": "loss", "categories": [STEPS, self.steps_first_row - 1, 0, self.steps_last_row - 1, 0],
+                            "values": [STEPS, self.steps_first_row - 1, loss_col, self.steps_last_row - 1, loss_col],
+                            "line": {"width": 1}})
+        by_step.set_title({"name": "Training loss by step"})
+        by_step.set_x_axis({"name": "step"})
+        by_step.set_y_axis({"name": "loss"})
+        by_step.set_legend({"none": True})
+        by_step.set_size({"width": 600, "height": 300})
+        ws.insert_chart(top + 34, 8, by_step)
+
+    def _write_data(self, ws):
+        fmt, data = self.fmt, self.data
+        plans = self.data_plan.columns
+        self._header(ws, 0, plans)
+        ws.write(1, len(RAW_COLUMNS), "column max →" if data.scale_by_max else "", fmt.note)
+        n = len(data.y)
+        last_row = DATA_FIRST_ROW + n  # 1-based
+        number = fmt.number("General")
+        if data.scale_by_max:
+            for i, c in enumerate(p for p in plans if p.key.startswith("raw_")):
+                ws.write_formula(1, c.col, f"=MAX({col(c.col)}${DATA_FIRST_ROW + 1}:{col(c.col)}${last_row})",
+                                 fmt.number("0.0000"), float(data.column_max[i]))
+            self.counts["formula"] += len(data.features)
+        pas = data.passengers
+        set_values = ["train"] * data.n_train + ["valid"] * data.n_valid
+        feature_keys = [p.key for p in plans if p.pattern]
+        derived = data.unscaled.tolist()
+        scaled = data.X.tolist()
+        block = Block(DATA, DATA, 0, DATA_FIRST_ROW,
+                      [BlockColumn(_data_key(c), c.header, c.col, c.pattern, FORMATS[c.group], c.note,
+                                   "" if c.pattern else "input") for c in plans], n,
+                      values={}, step=np.zeros(n, dtype=np.int64))
+        self.book.blocks.append(block)
+        student = self.book.student
+        compiled = [(c.col, c.pattern, fmt.number(FORMATS[c.group], blank=bool(student and student.is_blank(block, c.key))),
+                     bool(student and student.is_blank(block, c.key)), student.dirty_from(block, c.key) if student else n)
+                    for c in plans if c.pattern]
+        raw = [(i, name, pas[name]) for i, name in enumerate(RAW_COLUMNS)]
+        write_formula = getattr(ws, "write_formula_unchecked", ws.write_formula)  # the block decided its caching
+        written = 0
+        for i in progress.rows(range(n), DATA):
+            row = DATA_FIRST_ROW + i
+            for j, name, values in raw:
+                v = values[i]
+                if isinstance(v, str):
+                    if v:
+                        ws.write_string(row, j, v)
+                        written += 1
+                elif v == v:  # a missing number stays a blank cell, as in the CSV
+                    ws.write_number(row, j, float(v), number)
+                    written += 1
+            ws.write_string(row, len(RAW_COLUMNS), set_values[i])
+            f = {"r": row + 1}
+            cached = derived[i] + (scaled[i] if data.scale_by_max else [])
+            for (j, pattern, cell_format, blank, dirty), value in zip(compiled, cached):
+                if blank:
+                    ws.write_blank(row, j, None, cell_format)
+                else:
+                    write_formula(row, j, "=" + pattern.format_map(f), cell_format, "" if i >= dirty else value)
+        self.counts["formula"] += n * len(feature_keys)
+        self.counts["value"] += written + n  # raw values and the set column
+        ws.freeze_panes(DATA_FIRST_ROW, 2)
+
+    def _write_solver(self, ws):
+        fmt, lesson, net, loss = self.fmt, self.lesson, self.net, self.loss
+        data = self.data
+        # a rebuild for the checker needs the blocks, not the best fit (a long full-batch run)
+        if not self.book.null:
+            progress.stage("Solver: best fit")
+        best, how = (lesson.init, "not computed") if self.book.null else best_fit(lesson)
+        best = np.array([sheet_float(v) for v in best])  # as the sheet stores them
+        X, y = data.X[:data.n_train], data.y[:data.n_train]
+        param_rows = {"solver": lesson.init, "sgd": self.trace.final, "best": best}
+        ws.write(0, 0, "Solver beside SGD: the same training loss from one row of weights", fmt.title)
+        ws.write(1, 0, "Excel: Data ▸ Solver is set up to minimise the yellow loss by changing the yellow weights "
+                       "(GRG Nonlinear, unconstrained). Google Sheets and LibreOffice have no Excel Solver: "
+                       "the Steps sheet is how they train.", fmt.note)
+        ws.write(2, 0, f"Best fit: {how}. Training rows: {data.n_train}.", fmt.note)
+        ws.write_row(3, 0, ["weights", "training loss", "accuracy"] + list(self.params), fmt.header)
+        ws.set_column(0, 0, 26)
+        labels = {"solver": "Solver (starts at the initial weights)", "sgd": "SGD after the last step",
+                  "best": "best fit (engine)"}
+        blocks = self.solver_plans
+        first_data_row = SOLVER_BLOCK_HEADER + 2  # 1-based first passenger row
+        last_data_row = first_data_row + data.n_train - 1
+        evaluated = {k: evaluate(net, loss, param_rows[k], X, y, lesson.clip_eps, with_backward=False)
+                     for k in SOLVER_ROWS}
+        for which, row in SOLVER_ROWS.items():
+            L = blocks[which].letters
+            ws.write(row, 0, labels[which], fmt.bold)
+            q = evaluated[which]
+            ws.write_formula(row, 1, f"=AVERAGE({L['loss']}{first_data_row}:{L['loss']}{last_data_row})",
+                             fmt.hyper if which == "solver" else fmt.number("0.000000"), float(np.mean(q["loss"])))
+            ws.write_formula(row, 2, f"=AVERAGE({L['correct']}{first_data_row}:{L['correct']}{last_data_row})",
+                             fmt.number("0.0000"), float(np.mean(q["correct"])))
+            for i, p in enumerate(self.params):
+                value = float(param_rows[which][i])
+                if which == "sgd":
+                    ref = f"={STEPS}!${col(self._steps_col['new_' + p])}${self.steps_last_row}"
+                    ws.write_formula(row, 3 + i, ref, fmt.number("0.000000"), value)
+                else:
+                    ws.write_number(row, 3 + i, value, fmt.hyper if which == "solver" else fmt.number("0.000000"))
+        self.counts["formula"] += 6 + len(self.params)
+        self.counts["value"] += 2 * len(self.params)
+        last_param = col(3 + len(self.params) - 1)
+        solver_row = SOLVER_ROWS["solver"] + 1
+        names = {"solver_opt": f"{SOLVER}!$B${solver_row}", "solver_adj": f"{SOLVER}!$D${solver_row}:${last_param}${solver_row}",
+                 "solver_typ": "2", "solver_eng": "1", "solver_neg": "2", "solver_num": "0", "solver_ver": "3"}
+        for name, ref in names.items():
+            self.wb.define_name(f"{SOLVER}!{name}", f"={ref}")
+        self.solver_names = names
+
+        # the three evaluation blocks, side by side: one row per training passenger
+        for which in SOLVER_ROWS:
+            plans = blocks[which].columns
+            first = min(p.col for p in plans if p.pattern)
+            ws.write(SOLVER_BLOCK_HEADER - 1, first, f"{labels[which]}: each passenger", fmt.bold)
+        merged, values = [], {}
+        for which in SOLVER_ROWS:  # one sheet's rows go out in order (constant_memory): all blocks row by row
+            for c in blocks[which].columns:
+                merged.append(Plan(c.col, f"{which}:{c.key}", c.header, c.pattern, c.group))
+                values[f"{which}:{c.key}"] = (data.passengers["PassengerId"][:data.n_train].tolist()
+                                              if c.key == "passenger" else evaluated[which][c.key].tolist())
+        self._header(ws, SOLVER_BLOCK_HEADER, merged)
+        ws.set_column(0, 0, 26)
+        fields = [{"r": first_data_row + i, "dr": self._data_row(i)} for i in range(data.n_train)]
+        self._rows(ws, merged, first_data_row - 1, fields, values, header_row=SOLVER_BLOCK_HEADER,
+                   step=[self.trace.n_steps] * len(fields))
+        ws.freeze_panes(SOLVER_BLOCK_HEADER, 1)
