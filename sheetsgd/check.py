@@ -15,20 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import a1, kinds
+from . import kinds
 from .blocks import Block
 from .errors import SheetsgdError
-from .evaluate import EvalError, agree, column
 from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
-from .mistake_edits import variants
+from .diagnose import diagnose
 from .mistakes import CATALOGUE
 from .placement import SheetValues, find_blocks, plain
 from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
 from .submission import lesson_from_manifest, locate, read_manifest
-from .xlsxread import CellError, Limits, Workbook
+from .xlsxread import CellError, Limits, Workbook, column_index
 
 _NAME_REF = re.compile(r"^=?(?:'((?:[^']|'')+)'|([^!'\s]+))!\$?([A-Z]{1,3})\$?([0-9]{1,7})$")
-_CELL_REF = re.compile(r"(?:(?:'((?:[^']|'')+)'|([A-Za-z_][\w.]*))!)?(\$?)([A-Z]{1,3})(\$?)([0-9]{1,7})(?![\w(])")
 
 
 class _quiet_native_output:
@@ -148,7 +146,7 @@ def _names(book: Workbook, stores_for) -> dict[str, float]:
         sheet = (m.group(1) or "").replace("''", "'") or m.group(2)
         if sheet not in book.sheet_names:
             continue
-        from .xlsxread import column_index
+
         row, col = int(m.group(4)), column_index(m.group(3))
         if sheet in stores_for:  # recalculated values where the file was recalculated
             value = float(stores_for[sheet].gather(np.array([row]), np.array([col]))[0])
@@ -159,63 +157,6 @@ def _names(book: Workbook, stores_for) -> dict[str, float]:
         out[name] = value if isinstance(value, float) else float("nan")
         out.setdefault(name.lower(), out[name])
     return out
-
-
-# --- naming the mistake ----------------------------------------------------------------------------
-
-def _student_refs(formula: str, sheet: str, header_row: int, row: int):
-    for m in _CELL_REF.finditer(re.sub(r'"[^"]*"', '""', formula)):
-        target = (m.group(1) or "").replace("''", "'") or m.group(2) or sheet
-        r = int(m.group(6))
-        yield {"sheet": target, "row": r, "offset": r - row, "row_anchored": bool(m.group(5)),
-               "above": target == sheet and r <= header_row, "text": m.group(0)}
-
-
-def diagnose(j, ctx, shifts, stores, first: int) -> str:
-    b = j.block
-    if j.blank[first]:
-        return "blank"
-    if not b.column(j.key).is_formula:
-        return "given_changed"
-    if not j.formula[first]:
-        return "constant_typed"
-    shift = shifts[b.sheet]
-    row = int(j.rows[first])
-    formula = stores[shift.sheet].sheet.formula(row, j.col) or ""
-    header = b.header_row + 1 + shift.rows
-    refs = list(_student_refs(formula, shift.sheet, header, row))
-    if not refs:
-        return "constant_typed"
-    if any(r["above"] and not r["row_anchored"] for r in refs) and first > 0:
-        return "lr_relative"
-    if any(r["sheet"] == shift.sheet and r["row"] == row and r["text"].replace("$", "").endswith(
-            f"{j.col_letters}{row}") for r in refs):
-        return "circular_reference"
-    wrong = np.flatnonzero(~j.ok)
-    for name, tree in variants(b, j.key):
-        try:
-            expected, mag = column(tree, ctx, b.n)
-        except EvalError:
-            continue
-        if np.all(agree(j.found[wrong], expected[wrong], mag[wrong], rel=1e-7)):
-            return name
-    if any(r["sheet"] == shift.sheet and r["offset"] == 0 and r["row"] > header for r in refs):
-        own = {c.col + 1 + shift.cols: c.key for c in b.columns}
-        for r in refs:
-            m = _CELL_REF.match(r["text"])
-            from .xlsxread import column_index
-            key = own.get(column_index(m.group(4))) if m and r["sheet"] == shift.sheet else None
-            if key and (key.startswith("new_") or key.endswith("_new")) and r["offset"] == 0:
-                return "own_row_update"
-    pattern_offsets = {0 if ref.row1.field == "r" else -1 for ref in a1.refs(b.tree(j.key))
-                       if ref.row1.field in ("r", "p") and ref.sheet in (None, b.sheet)}
-    if any(r["sheet"] == shift.sheet and not r["above"] and r["offset"] not in pattern_offsets | {0}
-           for r in refs):
-        return "wrong_row"
-    raw = stores[shift.sheet].sheet.value(row, j.col)
-    if isinstance(raw, CellError) or not np.isfinite(j.found[first]):
-        return "error_value"
-    return "unrecognised"
 
 
 # --- the whole check -------------------------------------------------------------------------------
@@ -364,7 +305,7 @@ def _strict(report, path, book, blocks, exercise, shifts, names, mistakes, resul
     for name, target in book.defined_names.items():
         m = _NAME_REF.match(target or "")
         if m and name.lower().endswith("lr") and "!" not in name and np.isfinite(names.get(name, np.nan)):
-            from .xlsxread import column_index
+
             sheet = (m.group(1) or "").replace("''", "'") or m.group(2)
             inputs[(sheet, int(m.group(4)), column_index(m.group(3)))] = names[name] * 0.5
             changed.append(f"{name} = {names[name] * 0.5:g}")

@@ -1,0 +1,70 @@
+"""Naming the mistake behind a root cause: from the cell (blank, typed), the formula text (drifting and
+wrong-row references) and by value (the catalogue's edits of the pattern, :mod:`sheetsgd.mistake_edits`)."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from . import a1
+from .evaluate import EvalError, agree, column
+from .mistake_edits import variants
+from .xlsxread import CellError, column_index
+
+_CELL_REF = re.compile(r"(?:(?:'((?:[^']|'')+)'|([A-Za-z_][\w.]*))!)?(\$?)([A-Z]{1,3})(\$?)([0-9]{1,7})(?![\w(])")
+
+
+def _student_refs(formula: str, sheet: str, header_row: int, row: int):
+    for m in _CELL_REF.finditer(re.sub(r'"[^"]*"', '""', formula)):
+        target = (m.group(1) or "").replace("''", "'") or m.group(2) or sheet
+        r = int(m.group(6))
+        yield {"sheet": target, "row": r, "offset": r - row, "row_anchored": bool(m.group(5)),
+               "above": target == sheet and r <= header_row, "text": m.group(0)}
+
+
+def diagnose(j, ctx, shifts, stores, first: int) -> str:
+    b = j.block
+    if j.blank[first]:
+        return "blank"
+    if not b.column(j.key).is_formula:
+        return "given_changed"
+    if not j.formula[first]:
+        return "constant_typed"
+    shift = shifts[b.sheet]
+    row = int(j.rows[first])
+    formula = stores[shift.sheet].sheet.formula(row, j.col) or ""
+    header = b.header_row + 1 + shift.rows
+    refs = list(_student_refs(formula, shift.sheet, header, row))
+    if not refs:
+        return "constant_typed"
+    if any(r["above"] and not r["row_anchored"] for r in refs) and first > 0:
+        return "lr_relative"
+    if any(r["sheet"] == shift.sheet and r["row"] == row and r["text"].replace("$", "").endswith(
+            f"{j.col_letters}{row}") for r in refs):
+        return "circular_reference"
+    wrong = np.flatnonzero(~j.ok)
+    for name, tree in variants(b, j.key):
+        try:
+            expected, mag = column(tree, ctx, b.n)
+        except EvalError:
+            continue
+        if np.all(agree(j.found[wrong], expected[wrong], mag[wrong], rel=1e-7)):
+            return name
+    if any(r["sheet"] == shift.sheet and r["offset"] == 0 and r["row"] > header for r in refs):
+        own = {c.col + 1 + shift.cols: c.key for c in b.columns}
+        for r in refs:
+            m = _CELL_REF.match(r["text"])
+            key = own.get(column_index(m.group(4))) if m and r["sheet"] == shift.sheet else None
+            if key and (key.startswith("new_") or key.endswith("_new")) and r["offset"] == 0:
+                return "own_row_update"
+    pattern_offsets = {0 if ref.row1.field == "r" else -1 for ref in a1.refs(b.tree(j.key))
+                       if ref.row1.field in ("r", "p") and ref.sheet in (None, b.sheet)}
+    if any(r["sheet"] == shift.sheet and not r["above"] and r["offset"] not in pattern_offsets | {0}
+           for r in refs):
+        return "wrong_row"
+    raw = stores[shift.sheet].sheet.value(row, j.col)
+    if isinstance(raw, CellError) or not np.isfinite(j.found[first]):
+        return "error_value"
+    return "unrecognised"
+
+
