@@ -171,10 +171,14 @@ class EpochsDataSolverMixin:
             L = blocks[which].letters
             ws.write(row, 0, labels[which], fmt.bold)
             q = evaluated[which]
+            # a student version: SGD's weights follow from the answers, and so does their row's loss, which
+            # is written before the weights it reads (its block comes later): it caches nothing
+            hide = self.book.student is not None and which == "sgd"
             ws.write_formula(row, 1, f"=AVERAGE({L['loss']}{first_data_row}:{L['loss']}{last_data_row})",
-                             fmt.hyper if which == "solver" else fmt.number("0.000000"), float(np.mean(q["loss"])))
+                             fmt.hyper if which == "solver" else fmt.number("0.000000"),
+                             "" if hide else float(np.mean(q["loss"])))
             ws.write_formula(row, 2, f"=AVERAGE({L['correct']}{first_data_row}:{L['correct']}{last_data_row})",
-                             fmt.number("0.0000"), float(np.mean(q["correct"])))
+                             fmt.number("0.0000"), "" if hide else float(np.mean(q["correct"])))
             for i, p in enumerate(self.params):
                 value = float(param_rows[which][i])
                 if which == "sgd":
