@@ -64,3 +64,15 @@ def cell_values(path: Path) -> dict[str, dict[str, object]]:
            for ws in wb.worksheets}
     wb.close()
     return out
+
+
+_LIBREOFFICE_FIXTURES = {"recalc"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that recalculates in LibreOffice (through the ``recalc`` fixture, directly or through
+    a fixture built on it) carries the ``libreoffice`` marker, so ``-m "not libreoffice"`` is the fast
+    subset for real."""
+    for item in items:
+        if _LIBREOFFICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.libreoffice)
