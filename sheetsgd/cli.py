@@ -12,7 +12,7 @@ import click
 
 from . import __version__
 from .errors import SheetsgdError
-from . import kinds
+from . import kinds, runbounds
 from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS
 
@@ -51,6 +51,25 @@ class BatchSize(click.ParamType):
         return size
 
 
+class FiniteFloat(click.ParamType):
+    """A finite number ≥ min (inf and nan are refused: a limit of inf or nan is no limit)."""
+    name = "float"
+
+    def __init__(self, min: float = 0.0, min_open: bool = False):
+        self.min, self.min_open = min, min_open
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"must be a finite number, got {value}", param, ctx)
+        if number < self.min or (self.min_open and number == self.min):
+            self.fail(f"must be {'>' if self.min_open else '≥'} {self.min:g}, got {number:g}", param, ctx)
+        return number
+
+
 def lesson_options(func):
     """The options that override a template's values, shared by build and trace."""
     options = [
@@ -62,7 +81,7 @@ def lesson_options(func):
         click.option("--loss", type=click.Choice(["mse", "mae", "bce"]),
                      help="Loss (default: the template's; bce: Titanic lessons)."),
         click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the examples each epoch."),
-        click.option("--seed", type=int, help="Seed of the per-epoch shuffle."),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed of the per-epoch shuffle (≥ 0)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -70,8 +89,8 @@ def lesson_options(func):
 
 
 def _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed):
-    if lr is not None and not lr > 0:
-        raise SheetsgdError(f"--lr must be > 0, got {lr:g}")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise SheetsgdError(f"--lr must be > 0 and finite, got {lr:g}")
     return kinds.load(lesson, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,
                       seed=seed, shuffle=shuffle, loss=loss)
 
@@ -142,6 +161,7 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
         Path(output).parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SheetsgdError(f"cannot create the output folder: {exc.strerror}", output) from None
+    runbounds.guard(the_lesson, "build")  # every kind: refuse what will not fit before training
     build_lesson = kinds.kind_of(the_lesson).build
     report = build_lesson(the_lesson, output, exercise=blanks) if blanks else build_lesson(the_lesson, output)
     summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": getattr(the_lesson, "optimizer", None),
@@ -163,6 +183,7 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
 def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt):
     """Print the engine's numbers for every step of LESSON, without a workbook."""
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
+    runbounds.guard(the_lesson, "trace")  # the same bound as build, before training
     result = kinds.kind_of(the_lesson).train(the_lesson)
     rows = result.table()
     if fmt == "json":
@@ -182,9 +203,9 @@ def limit_options(func):
 
     d = Limits()
     options = [
-        click.option("--max-file-mb", type=click.FloatRange(min=0), default=d.max_file_mb, show_default=True,
+        click.option("--max-file-mb", type=FiniteFloat(0), default=d.max_file_mb, show_default=True,
                      help="Largest .xlsx file accepted."),
-        click.option("--max-part-mb", type=click.FloatRange(min=0), default=d.max_part_mb, show_default=True,
+        click.option("--max-part-mb", type=FiniteFloat(0), default=d.max_part_mb, show_default=True,
                      help="Largest inflated XML part (zip bombs are refused before inflating)."),
         click.option("--max-cells", type=click.IntRange(min=1), default=d.max_cells, show_default=True,
                      help="Most cells in one sheet."),
@@ -214,14 +235,22 @@ RECALC = click.Choice(["ironcalc", "libreoffice"])
 @click.option("--recalc", type=RECALC, default=None,
               help="Recalculate with this engine instead of trusting the file's cached values "
                    "(default: cached values; IronCalc when the file stores none).")
+@click.option("--timeout", type=FiniteFloat(0, min_open=True), default=60, show_default=True,
+              help="Seconds the check may take; past them the file cannot be checked (exit 2).")
 @limit_options
 @clean_errors
-def check_command(file, as_json, strict, recalc, max_file_mb, max_part_mb, max_cells, max_members):
+def check_command(file, as_json, strict, recalc, timeout, max_file_mb, max_part_mb, max_cells, max_members):
     """Check a filled-in sheetsgd workbook: exit 0 all correct, 1 mistakes found, 2 cannot check."""
-    from .check import check
+    from .check import Report, check
+    from .deadline import OutOfTime, time_limit
 
-    report = check(file, recalc=recalc or "auto", strict=strict,
-                   limits=_limits(max_file_mb, max_part_mb, max_cells, max_members))
+    late = f"no answer within {timeout:g} s (--timeout)"
+    try:
+        with time_limit(timeout, f"{file}: cannot check: {late}"):
+            report = check(file, recalc=recalc or "auto", strict=strict,
+                           limits=_limits(max_file_mb, max_part_mb, max_cells, max_members))
+    except OutOfTime:
+        report = Report(str(file), "error", message=late)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, allow_nan=False))
     elif report.status == "error":
@@ -236,7 +265,7 @@ def check_command(file, as_json, strict, recalc, max_file_mb, max_part_mb, max_c
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The grades CSV to write.")
 @click.option("--results-json", type=click.Path(dir_okay=False), help="Also write Gradescope-style results.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, help="Parallel checks (default: all cores).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=60, show_default=True,
+@click.option("--timeout", type=FiniteFloat(0.1), default=60, show_default=True,
               help="Seconds one file may take before it is recorded as a timeout.")
 @click.option("--max-memory-mb", type=click.FloatRange(min=64), default=2048, show_default=True,
               help="Memory a checking process may use beyond what it starts with.")

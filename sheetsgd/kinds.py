@@ -10,6 +10,7 @@ from typing import Callable
 from .compare_lesson import build_compare_workbook, override_compare, parse_compare_lesson, train_compare
 from .engine import train
 from .errors import SheetsgdError
+from . import schema
 from .function_lesson import build_function_workbook, override_function, parse_function_lesson, train_function
 from .lr_finder import build_finder_workbook, override_finder, parse_finder_lesson, train_finder
 from .titanic.lesson import parse_titanic_lesson
@@ -46,7 +47,11 @@ def load(name_or_path: str, **options):
     kind = template_kind(raw)
     if kind not in KINDS:
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
+    schema.check_template(raw, kind, source)
     lesson = KINDS[kind].parse(raw, name, source)
+    training = raw.get("training", {})
+    schema.check_batch_size(lesson, training.get("batch_size"), f"{source} [training]")
     if any(v is not None for v in options.values()):
+        schema.check_batch_size(lesson, options.get("batch_size"), source, "--batch-size")
         lesson = KINDS[kind].override(lesson, **options)
     return lesson

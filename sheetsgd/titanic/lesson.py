@@ -96,6 +96,10 @@ def _init(spec, model, where: str) -> np.ndarray:
             raise SheetsgdError(f"init.scale must be a number, got {scale!r}", where)
         draws = np.random.default_rng(int(spec.get("seed", 0))).uniform(-0.5, 0.5, len(model.params)) * scale
         return np.array([sheet_float(round(float(v), 6)) for v in draws])
+    extra = [g for g in spec if g not in model.groups]
+    if extra:
+        raise SheetsgdError(f"init gives {', '.join(map(str, extra))}, which this model does not have "
+                            f"(its parameter groups are {', '.join(model.groups)})", where)
     values = []
     for group, keys in model.groups.items():
         if group not in spec:
