@@ -119,13 +119,14 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
     for key, table in (("lesson", meta), ("model", model), ("training", train), ("optimizer", opt)):
         if not isinstance(table, dict):
             raise SheetsgdError(f"[{key}] must be a table", source)
-    known = {"dataset", "preset", "features", "rows", "valid_fraction", "split_seed"}
+    known = {"dataset", "preset", "features", "rows", "valid_fraction", "split_seed", "valid_idx"}
     unknown = set(data) - known
     if unknown:
         raise SheetsgdError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
                             f"{source} [data]")
     titanic = prepare(data.get("preset", "lesson3-sheet"), data.get("features"), data.get("rows"),
-                      data.get("valid_fraction", 0.0), data.get("split_seed", 0), f"{source} [data]")
+                      data.get("valid_fraction", 0.0), data.get("split_seed", 0), f"{source} [data]",
+                      valid_idx=data.get("valid_idx"))
 
     kind = model.get("kind", "logistic")
     if kind not in MODELS:
