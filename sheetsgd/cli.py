@@ -277,25 +277,35 @@ def check_command(file, as_json, strict, recalc, timeout, max_file_mb, max_part_
 def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, strict, recalc, quiet,
                   max_file_mb, max_part_mb, max_cells, max_members):
     """Check many submissions (files or folders) in parallel: one CSV row per file."""
-    from .grade import collect, grade, write_csv, write_results_json
+    from .collect import check_writable, collect, unique_ids
+    from .grade import grade, write_csv, write_results_json
 
-    files = collect(list(paths))
+    found = collect(list(paths))
+    files = found.files
     out = Path(output).resolve()
     if any(out == f.resolve() for f in files):
         raise SheetsgdError("the output would overwrite a submission", output)
+    for target in filter(None, (output, results_json)):  # before grading, not after
+        check_writable(target)
+    for entry, why in found.skipped:
+        click.echo(f"skipped {entry}: {why}", err=True)
     graded = grade(files, jobs=jobs, timeout=timeout, recalc=recalc or "auto", strict=strict,
                    limits=_limits(max_file_mb, max_part_mb, max_cells, max_members), max_memory_mb=max_memory_mb,
                    progress=not quiet)
+    ids = unique_ids(files)
+    for (row, _, _), id_ in zip(graded, ids):
+        row["id"] = id_
     try:
         write_csv([row for row, _, _ in graded], output)
         if results_json:
-            write_results_json(graded, files, results_json)
+            write_results_json(graded, files, results_json, ids)
     except OSError as exc:
         raise SheetsgdError(f"cannot write: {exc.strerror or exc}", exc.filename or output) from None
     counts: dict[str, int] = {}
     for row, _, _ in graded:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     click.echo(f"graded {len(graded)} file(s): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+               + (f"; skipped {len(found.skipped)} entr{'y' if len(found.skipped) == 1 else 'ies'}" if found.skipped else "")
                + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
 
 
