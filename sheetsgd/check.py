@@ -26,6 +26,7 @@ import numpy as np
 
 from .engine import make_batches, train
 from .errors import SheetsgdError
+from .structural import divergence_step
 from .lesson import Lesson
 from .localeval import Context, TemplateError, Val, agree, evaluate_template
 from .mistakes import CATALOGUE, variants
@@ -530,6 +531,14 @@ def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits 
         return Report(str(path), "error", message=f"internal error: {type(exc).__name__}: {exc}"[:300])
 
 
+def structural_mistakes(sub: Submission, mistakes: list[dict]) -> list[dict]:
+    """Deleted step rows and circular references, named as such (sheetsgd.structural)."""
+    from .structural import deleted_row_mistakes, name_circular
+
+    mistakes = name_circular(sub, mistakes, formula_refs, column_letters)
+    return deleted_row_mistakes(sub.missing_steps, sub.step_rows, sub.sheet.name, mistakes)
+
+
 def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     sub = locate(path, limits)
     grid, missing_cache = read_grid(sub)
@@ -541,9 +550,10 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
         grid, _ = read_grid(sub, _ironcalc_source(sub))
         recalculated_by = "ironcalc"
     results, mistakes = judge(sub, grid)
+    mistakes = structural_mistakes(sub, mistakes)
     lesson = sub.lesson
-    overflow = [int(np.argmax(~np.isfinite(grid.values[c.key]))) for c in sub.columns
-                if c.key.startswith("new_") and not np.isfinite(grid.values[c.key]).all()]
+    overflow = [s for c in sub.columns if c.key.startswith("new_")
+                for s in [divergence_step(grid.values[c.key])] if s is not None]
     if overflow:  # judged like every other cell: an error where the engine overflows is right
         sub.notes.append(f"training diverges: the parameters overflow from step {min(overflow) + 1} on "
                          f"({'as the engine does' if not mistakes else 'see the mistakes'})")
