@@ -381,8 +381,6 @@ def check_hyper(hyper: dict, where: str) -> None:
                 raise SheetsgdError(f"{key} must be 0 (off) or 1 (on), got {value:g}", where)
         elif not spec.in_range(value):
             raise SheetsgdError(f"{key} must be{spec.range_text()}, got {value:g}", where)
-    if hyper.get("nesterov") and hyper.get("dampening"):
-        raise SheetsgdError("nesterov momentum needs dampening = 0 (as torch.optim.SGD requires)", where)
 
 
 def data_size(lesson) -> int | None:

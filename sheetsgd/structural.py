@@ -10,7 +10,8 @@ one place) so they port to a rewritten checker unchanged:
   reports the gap once instead of a "blank" or "given changed" per column.
 * :func:`cycle` follows a cell's references on the Steps sheet; a root cause whose first cell lies on a
   cycle is a ``circular_reference`` (LibreOffice shows Err:522, saved as #VALUE!; IronCalc #CIRC!),
-  whatever the value-based diagnosis said.
+  whatever the value-based diagnosis said (``wrong_row``, ``error_value``, …), except
+  ``own_row_update``, a cycle by definition, whose title then says so.
 * :func:`divergence_step`: the "training diverges" note only where the parameters really grow past
   every bound, not where an error value (a circular or deleted reference, a typo) stops the numbers.
 """
@@ -22,6 +23,7 @@ MAX_GAP_SHARE = 0.5  # more steps missing than this share (or than MAX_GAPS) is 
 MAX_GAPS = 50
 HUGE = 1e100  # a parameter this large before the first non-finite one: the numbers overflowed
 CYCLE_SEARCH_CELLS = 5_000
+KEEP_NAME = {"own_row_update"}  # a diagnosis that is a cycle by definition keeps its more specific name
 
 DELETED_TITLE = "step row deleted"
 DELETED_HINT = ("Every step has its row: this one is missing (deleted?), so the next row's references to it "
@@ -142,7 +144,10 @@ def name_circular(sub, mistakes: list[dict], formula_refs, column_letters) -> li
         found = cycle(sheet, (row, sub.col_of[key]), refs_of)
         if found:
             path = " → ".join(f"{column_letters(c)}{r}" for r, c in found + [found[0]])
-            m.update(mistake="circular_reference", title=CIRCULAR_TITLE, hint=CIRCULAR_HINT.format(path=path))
+            if m.get("mistake") in KEEP_NAME:  # already names the cause; say it is circular too
+                m.update(title=f"{m['title']} (a circular reference: {path})")
+            else:
+                m.update(mistake="circular_reference", title=CIRCULAR_TITLE, hint=CIRCULAR_HINT.format(path=path))
     return mistakes
 
 
