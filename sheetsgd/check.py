@@ -26,6 +26,8 @@ import numpy as np
 
 from .engine import make_batches, train
 from .errors import SheetsgdError
+from .engines import choose_engine, mark_cannot_judge
+from .recalc import libreoffice_path
 from .structural import divergence_step
 from .lesson import Lesson
 from .localeval import Context, TemplateError, Val, agree, evaluate_template
@@ -543,10 +545,11 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     sub = locate(path, limits)
     grid, missing_cache = read_grid(sub)
     recalculated_by = None
-    if recalc == "libreoffice":
+    engine, findings, engine_note = choose_engine(sub, recalc, missing_cache, libreoffice_path)
+    if engine == "libreoffice":
         grid, _ = read_grid(sub, _libreoffice_source(sub, limits))
         recalculated_by = "libreoffice"
-    elif recalc == "ironcalc" or (recalc == "auto" and missing_cache):
+    elif engine == "ironcalc":
         grid, _ = read_grid(sub, _ironcalc_source(sub))
         recalculated_by = "ironcalc"
     results, mistakes = judge(sub, grid)
@@ -565,6 +568,9 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     if recalculated_by:
         report.notes.append(f"values recalculated by {'IronCalc' if recalculated_by == 'ironcalc' else 'LibreOffice'}"
                             + (" (the file stores no computed values)" if missing_cache else ""))
+    if engine_note:
+        report.notes.append(engine_note)
+    mark_cannot_judge(report, findings)
     if strict:
         report.strict, strict_results = strict_check(sub)
         flagged = {m["column"] for m in mistakes}

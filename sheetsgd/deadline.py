@@ -1,7 +1,7 @@
 """A time limit for one command run in this process (``check --timeout``).
 
 A timer signal (SIGALRM) interrupts the check between Python operations and raises ``OutOfTime``
-(a BaseException, so no ``except Exception`` inside the checker mistakes it for a bad file); the
+(a KeyboardInterrupt, so no ``except Exception`` inside the checker mistakes it for a bad file); the
 command then reports "cannot check" in one line, exit 2. Work stuck inside one long C call (a
 spreadsheet engine recalculating) does not see the signal, so a watchdog thread ends the process
 after a grace period with the same one line. ``grade`` runs each file in a worker with its own
@@ -16,8 +16,9 @@ import sys
 import threading
 
 
-class OutOfTime(BaseException):
-    pass
+class OutOfTime(KeyboardInterrupt):
+    """Like Ctrl-C, it passes every ``except Exception`` and the IronCalc wrapper's catch-all (which
+    re-raises KeyboardInterrupt), up to the command."""
 
 
 @contextlib.contextmanager

@@ -247,3 +247,29 @@ def test_every_bundled_template_passes_the_schema():
     for path in sorted(TEMPLATES.glob("*.toml")):
         raw, _, source = read_template(str(path))
         schema.check_template(raw, template_kind(raw), source)
+
+
+@pytest.fixture(scope="module")
+def full_workbook(tmp_path_factory):
+    from sheetsgd.lesson import load_lesson, override
+    from sheetsgd.writer import build_workbook
+
+    path = tmp_path_factory.mktemp("timeout") / "full.xlsx"
+    build_workbook(override(load_lesson("linear"), epochs=20), path)
+    return path
+
+
+def test_check_timeout_is_one_line_exit_2(full_workbook):
+    result = run("check", full_workbook, "--timeout", "0.001")
+    line = assert_one_line_error(result, "cannot check", "no answer within 0.001 s (--timeout)")
+    assert str(full_workbook) in line
+    as_json = run("check", full_workbook, "--timeout", "0.001", "--json")
+    assert as_json.exit_code == 2
+    import json
+    report = json.loads(as_json.output)
+    assert report["status"] == "error" and "--timeout" in report["message"]
+
+
+def test_check_within_its_timeout_is_unaffected(full_workbook):
+    result = run("check", full_workbook, "--timeout", "60")
+    assert result.exit_code == 0, result.output
