@@ -164,6 +164,9 @@ def function_columns(lesson: FunctionLesson) -> list[Column]:
 def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace | None = None):
     from .writer import INTRO, MANIFEST, Book, finish_workbook, layout_entries, write_intro, write_steps_sheet
 
+    from .runbounds import guard
+
+    guard(lesson)  # refuse a workbook that will not fit, before training
     trace = trace or train_function(lesson)
     book = Book(path)
     wb, fmt, counts = book.wb, book.fmt, book.counts

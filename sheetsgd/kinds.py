@@ -45,6 +45,8 @@ def load(name_or_path: str, **options):
     """Any bundled lesson or template file, with command-line options (None = keep) applied."""
     raw, name, source = read_template(name_or_path)
     kind = template_kind(raw)
+    if not isinstance(kind, str):
+        raise SheetsgdError(f"kind must be a text, got {kind!r:.40}", f"{source} [lesson]")
     if kind not in KINDS:
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
     schema.check_template(raw, kind, source)

@@ -313,6 +313,9 @@ def finder_columns(lesson: FinderLesson) -> list[Column]:
 def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None = None):
     from .writer import INTRO, MANIFEST, Book, finish_workbook, layout_entries, write_intro, write_steps_sheet
 
+    from .runbounds import guard
+
+    guard(lesson)  # refuse a workbook that will not fit, before training
     trace = trace or train_finder(lesson)
     base, part = lesson.base, lesson.rows
     part.check(lesson, trace)  # before any file is written

@@ -26,7 +26,7 @@ MAX_EXAMPLES = 1_000_000  # a data sheet column holds 1,048,576 rows
 MAX_LIST_ITEMS = 10_000  # exercise, try, features, coefficients …
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 1_000_000_000  # epochs, steps, num_it: the size guards refuse far less; this bounds the arithmetic
-MAX_BEST_FIT_STEPS = 1_000_000
+MAX_BEST_FIT_STEPS = 100_000
 
 
 def suggest(word: str, known) -> str:
