@@ -244,9 +244,8 @@ class Checker:
                 self.fail(f"at most {spec.max_items:,} runs, got {len(value):,}", "[runs]")
             for i, run in enumerate(value, start=1):
                 self.table(run, RUN, f"[runs] {i}", f"run {i}")
-                for key in ("x0", "lr"):
-                    if key not in run:
-                        self.fail(f"run {i} needs {key}", "[runs]")
+                if "x0" not in run or "lr" not in run:
+                    self.fail(f"run {i} needs numbers x0 and lr", "[runs]")
         elif kind == "optimizer":
             self.optimizer(value, spec, where)
         else:  # pragma: no cover - a schema bug
