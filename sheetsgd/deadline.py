@@ -28,22 +28,30 @@ def time_limit(seconds: float, message: str, grace: float = 10.0):
         yield
         return
 
+    state = {"armed": True, "active": True}
+
     def on_alarm(signum, frame):
-        raise OutOfTime()
+        if state["armed"]:
+            raise OutOfTime()
 
     def hard_stop():  # pragma: no cover - only when a C call ignores the signal
-        sys.stderr.write(f"Error: {message}\n")
-        sys.stderr.flush()
-        os._exit(2)
+        if state["active"]:
+            sys.stderr.write(f"Error: {message}\n")
+            sys.stderr.flush()
+            os._exit(2)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     watchdog = threading.Timer(seconds + max(grace, seconds), hard_stop)
     watchdog.daemon = True
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    watchdog.start()
     try:
+        watchdog.start()
+        signal.setitimer(signal.ITIMER_REAL, seconds)  # armed last: an early alarm still meets the finally
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        watchdog.cancel()
-        signal.signal(signal.SIGALRM, previous)
+        try:
+            state["armed"] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            state["active"] = False  # the watchdog never fires once the command is past its limit
+            watchdog.cancel()
+            signal.signal(signal.SIGALRM, previous)

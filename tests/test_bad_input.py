@@ -273,3 +273,19 @@ def test_check_timeout_is_one_line_exit_2(full_workbook):
 def test_check_within_its_timeout_is_unaffected(full_workbook):
     result = run("check", full_workbook, "--timeout", "60")
     assert result.exit_code == 0, result.output
+
+
+def test_time_limit_never_leaves_its_watchdog_armed():
+    """An alarm that fires at any moment (even before the body starts) must not leave the hard stop
+    (os._exit) running: with a grace of 50 ms, 300 tiny limits, then a pause the process survives."""
+    from sheetsgd.deadline import OutOfTime, time_limit
+
+    fired = 0
+    for i in range(300):
+        try:
+            with time_limit(1e-6 * (1 + i % 7), "test", grace=0.05):
+                sum(range(2000))
+        except OutOfTime:
+            fired += 1
+    time.sleep(0.3)
+    assert fired > 0  # the alarms did fire, and we are still here
