@@ -20,11 +20,14 @@ from .blocks import Block
 from .errors import SheetsgdError
 from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
 from .diagnose import diagnose
+from .engines import mark_cannot_judge, scan
+from .structural import CIRCULAR_HINT, deleted_row_mistakes
+from .recalc import libreoffice_path
 from .mistakes import CATALOGUE
 from .placement import SheetValues, find_blocks, plain
 from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
 from .submission import lesson_from_manifest, locate, read_manifest
-from .xlsxread import CellError, Limits, Workbook, column_index
+from .xlsxread import CellError, Limits, Workbook, column_index, column_letters
 
 _NAME_REF = re.compile(r"^=?(?:'((?:[^']|'')+)'|([^!'\s]+))!\$?([A-Z]{1,3})\$?([0-9]{1,7})$")
 
@@ -185,7 +188,7 @@ def _overflow_step(blocks: list[Block], shifts, stores) -> int | None:
     for b in blocks:
         shift = shifts[b.sheet]
         store = stores[shift.sheet]
-        rows = np.arange(b.first_row + 1, b.first_row + 1 + b.n) + shift.rows
+        rows = shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))
         for c in b.columns:
             if not c.pattern or not (c.key.startswith("new_") or c.key.endswith("_new")):
                 continue
@@ -220,6 +223,15 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     stores = _stores(book, shifts)
     notes, recalculated_by = [], None
     missing_cache = any(s.missing_cache for s in stores.values())
+    findings = []
+    if recalc == "ironcalc" or (recalc == "auto" and missing_cache):
+        # formulas IronCalc computes differently (sheetsgd.engines): LibreOffice instead where installed
+        findings = [f for view in _exercise_views(blocks, exercise, shifts, stores) for f in scan(view)]
+        if findings and recalc == "auto" and libreoffice_path():
+            recalc = "libreoffice"
+            notes.append(f"recalculated by LibreOffice: IronCalc computes {findings[0].difference.what} "
+                         f"differently ({findings[0].cell})")
+            findings = []
     if recalc == "libreoffice":
         lo_book = _libreoffice_book(path, limits)
         stores = {name: SheetValues(lo_book.sheet(name)) for name in stores}
@@ -229,6 +241,13 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
         recalculated_by = "ironcalc"
     names = _names(book, stores)
     results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes)
+    for b in blocks:  # a deleted step row: one mistake at that row, not one per column
+        shift = shifts[b.sheet]
+        missing = (shift.missing or {}).get(b.name)
+        if missing:
+            rows = [int(r) for r in shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))]
+            mistakes[:] = [dict(m, block=m.get("block", b.name)) for m in
+                           deleted_row_mistakes(missing, rows, shift.sheet, mistakes)]
     diverged = _overflow_step(blocks, shifts, stores)
     if diverged is not None:  # judged like every other cell: an error where the engine overflows is right
         notes.append(f"training diverges: the parameters overflow from step {diverged} on "
@@ -250,9 +269,29 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     if recalculated_by:
         report.notes.append(f"values recalculated by {'IronCalc' if recalculated_by == 'ironcalc' else 'LibreOffice'}"
                             + (" (the file stores no computed values)" if missing_cache else ""))
+    mark_cannot_judge(report, findings)
     if strict:
         _strict(report, path, book, blocks, exercise, shifts, names, mistakes, results)
     return report
+
+
+class _ExerciseView:
+    """One block's exercise columns as sheetsgd.engines scans them: keys, columns, rows, the sheet."""
+
+    def __init__(self, block: Block, keys, shift, store):
+        self.exercise = sorted(keys)
+        self.col_of = {k: block.column(k).col + 1 + shift.cols for k in self.exercise}
+        self.step_rows = [int(r) for r in shift.to_student(np.arange(block.first_row + 1, block.first_row + 1 + block.n))]
+        self.sheet = store.sheet
+        self._steps = block.step
+
+    def cell_ref(self, key: str, i: int) -> str:
+        return f"{column_letters(self.col_of[key])}{self.step_rows[i]}"
+
+
+def _exercise_views(blocks, exercise, shifts, stores):
+    return [_ExerciseView(b, exercise[b.name], shifts[b.sheet], stores[shifts[b.sheet].sheet])
+            for b in blocks if exercise.get(b.name)]
 
 
 def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
@@ -286,6 +325,11 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
             ctx = BlockContext(b, shifts, stores, names)
             name = diagnose(j, ctx, shifts, stores, i)
             m = CATALOGUE[name]
+            path = getattr(j, "cycle", None)
+            if path:  # the cycle in words: own_row_update says it is circular, circular_reference shows it
+                m = CATALOGUE[name].__class__(name, f"{m.title} (a circular reference: {path})" if name != "circular_reference"
+                                              else m.title, m.hint if name != "circular_reference" else
+                                              CIRCULAR_HINT.format(path=path))
             formula = stores[shifts[b.sheet].sheet].sheet.formula(int(j.rows[i]), j.col)
             mistakes.append({"column": j.key, "header": c.header, "letter": j.col_letters, "sheet": res.sheet,
                              "block": b.name, "mistake": name, "title": m.title, "hint": m.hint,

@@ -10,8 +10,8 @@ import click
 
 from . import __version__
 from .errors import SheetsgdError
-from .jsonsafe import finite_or_null
-from . import kinds
+from .jsonsafe import finite_or_null  # noqa: F401
+from . import kinds, runbounds
 from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS
 
@@ -50,6 +50,25 @@ class BatchSize(click.ParamType):
         return size
 
 
+class FiniteFloat(click.ParamType):
+    """A finite number ≥ min (inf and nan are refused: a limit of inf or nan is no limit)."""
+    name = "float"
+
+    def __init__(self, min: float = 0.0, min_open: bool = False):
+        self.min, self.min_open = min, min_open
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"must be a finite number, got {value}", param, ctx)
+        if number < self.min or (self.min_open and number == self.min):
+            self.fail(f"must be {'>' if self.min_open else '≥'} {self.min:g}, got {number:g}", param, ctx)
+        return number
+
+
 def lesson_options(func):
     """The options that override a template's values, shared by build and trace."""
     options = [
@@ -61,7 +80,7 @@ def lesson_options(func):
         click.option("--loss", type=click.Choice(["mse", "mae", "bce"]),
                      help="Loss (default: the template's; bce: Titanic lessons)."),
         click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the examples each epoch."),
-        click.option("--seed", type=int, help="Seed of the per-epoch shuffle."),
+        click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed of the per-epoch shuffle (≥ 0)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -71,6 +90,8 @@ def lesson_options(func):
 def _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed):
     from . import api
 
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise SheetsgdError(f"--lr must be > 0 and finite, got {lr:g}")
     return api.load(lesson, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
                     shuffle=shuffle, seed=seed)
 
@@ -134,6 +155,7 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
     from .api import exercise_columns
 
+    runbounds.guard(the_lesson.spec, "build")  # every kind: refuse what will not fit before training
     report = the_lesson.build(output, exercise, progress=False if quiet else None)
     blanks = exercise_columns(report)
     optimizer_name = getattr(the_lesson.spec, "optimizer", None)
@@ -156,8 +178,9 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
 @clean_errors
 def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt, quiet):
     """Print the engine's numbers for every step of LESSON, without a workbook."""
-    run = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed).train(
-        progress=False if quiet else None)
+    the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
+    runbounds.guard(the_lesson.spec, "trace")  # the same bound as build, before training
+    run = the_lesson.train(progress=False if quiet else None)
     if fmt == "json":  # overflowed values: null, valid JSON
         click.echo(json.dumps(run.document(), allow_nan=False))
     else:
@@ -170,9 +193,9 @@ def limit_options(func):
 
     d = Limits()
     options = [
-        click.option("--max-file-mb", type=click.FloatRange(min=0), default=d.max_file_mb, show_default=True,
+        click.option("--max-file-mb", type=FiniteFloat(0), default=d.max_file_mb, show_default=True,
                      help="Largest .xlsx file accepted."),
-        click.option("--max-part-mb", type=click.FloatRange(min=0), default=d.max_part_mb, show_default=True,
+        click.option("--max-part-mb", type=FiniteFloat(0), default=d.max_part_mb, show_default=True,
                      help="Largest inflated XML part (zip bombs are refused before inflating)."),
         click.option("--max-cells", type=click.IntRange(min=1), default=d.max_cells, show_default=True,
                      help="Most cells in one sheet."),
@@ -202,14 +225,22 @@ RECALC = click.Choice(["ironcalc", "libreoffice"])
 @click.option("--recalc", type=RECALC, default=None,
               help="Recalculate with this engine instead of trusting the file's cached values "
                    "(default: cached values; IronCalc when the file stores none).")
+@click.option("--timeout", type=FiniteFloat(0, min_open=True), default=60, show_default=True,
+              help="Seconds the check may take; past them the file cannot be checked (exit 2).")
 @limit_options
 @clean_errors
-def check_command(file, as_json, strict, recalc, max_file_mb, max_part_mb, max_cells, max_members):
+def check_command(file, as_json, strict, recalc, timeout, max_file_mb, max_part_mb, max_cells, max_members):
     """Check a filled-in sheetsgd workbook: exit 0 all correct, 1 mistakes found, 2 cannot check."""
-    from .check import check
+    from .check import Report, check
+    from .deadline import OutOfTime, time_limit
 
-    report = check(file, recalc=recalc or "auto", strict=strict,
-                   limits=_limits(max_file_mb, max_part_mb, max_cells, max_members))
+    late = f"no answer within {timeout:g} s (--timeout)"
+    try:
+        with time_limit(timeout, f"{file}: cannot check: {late}"):
+            report = check(file, recalc=recalc or "auto", strict=strict,
+                           limits=_limits(max_file_mb, max_part_mb, max_cells, max_members))
+    except OutOfTime:
+        report = Report(str(file), "error", message=late)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, allow_nan=False))
     elif report.status == "error":
@@ -224,7 +255,7 @@ def check_command(file, as_json, strict, recalc, max_file_mb, max_part_mb, max_c
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The grades CSV to write.")
 @click.option("--results-json", type=click.Path(dir_okay=False), help="Also write Gradescope-style results.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=0, help="Parallel checks (default: all cores).")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=60, show_default=True,
+@click.option("--timeout", type=FiniteFloat(0.1), default=60, show_default=True,
               help="Seconds one file may take before it is recorded as a timeout.")
 @click.option("--max-memory-mb", type=click.FloatRange(min=64), default=2048, show_default=True,
               help="Memory a checking process may use beyond what it starts with.")
@@ -236,25 +267,35 @@ def check_command(file, as_json, strict, recalc, max_file_mb, max_part_mb, max_c
 def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, strict, recalc, quiet,
                   max_file_mb, max_part_mb, max_cells, max_members):
     """Check many submissions (files or folders) in parallel: one CSV row per file."""
-    from .grade import collect, grade, write_csv, write_results_json
+    from .collect import check_writable, collect, unique_ids
+    from .grade import grade, write_csv, write_results_json
 
-    files = collect(list(paths))
+    found = collect(list(paths))
+    files = found.files
     out = Path(output).resolve()
     if any(out == f.resolve() for f in files):
         raise SheetsgdError("the output would overwrite a submission", output)
+    for target in filter(None, (output, results_json)):  # before grading, not after
+        check_writable(target)
+    for entry, why in found.skipped:
+        click.echo(f"skipped {entry}: {why}", err=True)
     graded = grade(files, jobs=jobs, timeout=timeout, recalc=recalc or "auto", strict=strict,
                    limits=_limits(max_file_mb, max_part_mb, max_cells, max_members), max_memory_mb=max_memory_mb,
                    progress=not quiet)
+    ids = unique_ids(files)
+    for (row, _, _), id_ in zip(graded, ids):
+        row["id"] = id_
     try:
         write_csv([row for row, _, _ in graded], output)
         if results_json:
-            write_results_json(graded, files, results_json)
+            write_results_json(graded, files, results_json, ids)
     except OSError as exc:
         raise SheetsgdError(f"cannot write: {exc.strerror or exc}", exc.filename or output) from None
     counts: dict[str, int] = {}
     for row, _, _ in graded:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     click.echo(f"graded {len(graded)} file(s): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+               + (f"; skipped {len(found.skipped)} entr{'y' if len(found.skipped) == 1 else 'ies'}" if found.skipped else "")
                + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
 
 

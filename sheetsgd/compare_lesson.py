@@ -104,6 +104,9 @@ def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | No
     from .student import block_task_lines, protect_sheets
     from .writer import (BATCHES, DATA, INTRO, MANIFEST, Book, _batch_ranges, _data_resolver, _step_values,
                          _write_batches, _write_data, finish_workbook, layout_entries, write_intro, write_steps_sheet)
+    from .runbounds import guard
+
+    guard(lesson)  # refuse a workbook that will not fit, before training
 
     trace = trace or train_compare(lesson)
     book = Book(path, exercise)

@@ -9,7 +9,8 @@ import numpy as np
 from . import a1
 from .evaluate import EvalError, agree, column
 from .mistake_edits import variants
-from .xlsxread import CellError, column_index
+from .structural import cycle
+from .xlsxread import CellError, column_index, column_letters
 
 _CELL_REF = re.compile(r"(?:(?:'((?:[^']|'')+)'|([A-Za-z_][\w.]*))!)?(\$?)([A-Z]{1,3})(\$?)([0-9]{1,7})(?![\w(])")
 
@@ -39,9 +40,13 @@ def diagnose(j, ctx, shifts, stores, first: int) -> str:
         return "constant_typed"
     if any(r["above"] and not r["row_anchored"] for r in refs) and first > 0:
         return "lr_relative"
-    if any(r["sheet"] == shift.sheet and r["row"] == row and r["text"].replace("$", "").endswith(
-            f"{j.col_letters}{row}") for r in refs):
-        return "circular_reference"
+    path = _cycle(stores[shift.sheet].sheet, row, j.col)
+    if path:  # named for what it is, whatever the values say (LibreOffice Err:522, IronCalc #CIRC!)
+        j.cycle = path
+        own = {c.col + 1 + shift.cols: c.key for c in b.columns}
+        reads_update = any((own.get(column_index(m.group(4))) or "").startswith("new_")
+                           for r in refs if r["offset"] == 0 for m in [_CELL_REF.match(r["text"])] if m)
+        return "own_row_update" if reads_update else "circular_reference"
     wrong = np.flatnonzero(~j.ok)
     for name, tree in variants(b, j.key):
         try:
@@ -68,3 +73,21 @@ def diagnose(j, ctx, shifts, stores, first: int) -> str:
     return "unrecognised"
 
 
+
+
+def _cycle(sheet, row: int, col: int) -> str | None:
+    """The reference cycle through a cell on its sheet, as text (P9 → L9 → P9), or None."""
+    def refs_of(r, c):
+        formula = sheet.formula(r, c)
+        if not formula:
+            return []
+        out = []
+        for ref in _student_refs(formula, sheet.name, 0, r):
+            m = _CELL_REF.match(ref["text"])
+            if m and ref["sheet"] == sheet.name:
+                out.append((ref["row"], column_index(m.group(4))))
+        return out
+    found = cycle(sheet, (row, col), refs_of)
+    if not found:
+        return None
+    return " → ".join(f"{column_letters(c)}{r}" for r, c in found + [found[0]])

@@ -162,6 +162,9 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
     from .student import block_task_lines, protect_sheets
     from .writer import INTRO, MANIFEST, Book, finish_workbook, layout_entries, write_intro, write_steps_sheet
 
+    from .runbounds import guard
+
+    guard(lesson)  # refuse a workbook that will not fit, before training
     trace = trace or train_function(lesson)
     book = Book(path, exercise)
     wb, fmt, counts = book.wb, book.fmt, book.counts

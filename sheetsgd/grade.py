@@ -25,19 +25,10 @@ _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def collect(paths: list[str]) -> list[Path]:
-    """Files to grade: each file given, and the files directly inside each folder given (sorted;
-    hidden files and Office lock files ~$… skipped)."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith((".", "~$")))
-        elif p.exists():
-            out.append(p)
-        else:
-            raise SheetsgdError("no such file or folder", str(p))
-    if not out:
-        raise SheetsgdError(f"no files to grade in {', '.join(paths)}")
-    return out
+    """Files to grade under the link policy of :mod:`sheetsgd.collect` (skipped entries: ``collect.collect``)."""
+    from .collect import collect as collect_entries
+
+    return collect_entries(paths).files
 
 
 def safe_cell(value):
@@ -230,8 +221,12 @@ def write_csv(rows: list[dict], path: str) -> None:
             writer.writerow({k: safe_cell(v) for k, v in row.items()})
 
 
-def write_results_json(graded: list[tuple[dict, dict, str]], paths: list[Path], path: str) -> None:
+def write_results_json(graded: list[tuple[dict, dict, str]], paths: list[Path], path: str,
+                       ids: list[str] | None = None) -> None:
     subs = [_gradescope(p, report, text) for p, (_, report, text) in zip(paths, graded)]
+    if ids is not None:  # unique ids (sheetsgd.collect.unique_ids)
+        for sub, id_ in zip(subs, ids):
+            sub["id"] = id_
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"generator": "sheetsgd grade", "format": "one Gradescope results object per submission",
                    "submissions": subs}, fh, indent=1, ensure_ascii=False)

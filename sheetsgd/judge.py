@@ -38,10 +38,10 @@ class BlockContext(Context):
         self.block, self.shifts, self.stores, self.names = block, shifts, stores, names
         self.wants_text = False  # set for patterns that compare text (the Data sheet's features)
 
-    def _rows(self, row: a1.Row, shift: int) -> np.ndarray:
+    def _rows(self, row: a1.Row, shift: Shift) -> np.ndarray:
         if row.field is None:
-            return np.array([[row.value + shift]], dtype=np.int64)
-        return (self.block.fields[row.field] + row.value + shift).reshape(-1, 1)
+            return shift.to_student(np.array([[row.value]], dtype=np.int64))
+        return shift.to_student((self.block.fields[row.field] + row.value).reshape(-1, 1))
 
     def ref(self, ref: a1.Ref) -> Val:
         sheet = ref.sheet or self.block.sheet
@@ -49,7 +49,7 @@ class BlockContext(Context):
             raise EvalError(f"a reference to sheet {sheet!r}, which no block of this lesson lies on")
         shift = self.shifts[sheet]
         store = self.stores[shift.sheet]
-        top, bottom = self._rows(ref.row1, shift.rows), self._rows(ref.row2, shift.rows)
+        top, bottom = self._rows(ref.row1, shift), self._rows(ref.row2, shift)
         cols = np.arange(ref.col1, ref.col2 + 1) + 1 + shift.cols
         if not ref.is_range:
             v = store.gather(top, cols[0])
@@ -136,7 +136,7 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
     for b in blocks:
         shift = shifts[b.sheet]
         store = stores[shift.sheet]
-        rows = np.arange(b.first_row + 1, b.first_row + 1 + b.n) + shift.rows
+        rows = shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))
         ctx = BlockContext(b, shifts, stores, names)
         for c in b.columns:
             col = c.col + 1 + shift.cols

@@ -10,6 +10,7 @@ from typing import Callable
 from .compare_lesson import build_compare_workbook, override_compare, parse_compare_lesson, train_compare
 from .engine import train
 from .errors import SheetsgdError
+from . import schema
 from .function_lesson import build_function_workbook, override_function, parse_function_lesson, train_function
 from .lr_finder import override_finder, parse_finder_lesson, train_finder
 from .lr_finder_workbook import build_finder_workbook
@@ -46,20 +47,29 @@ def load(name_or_path: str, **options):
     """Any bundled lesson or template file, with command-line options (None = keep) applied."""
     raw, name, source = read_template(name_or_path)
     kind = template_kind(raw)
+    if not isinstance(kind, str):
+        raise SheetsgdError(f"kind must be a text, got {kind!r:.40}", f"{source} [lesson]")
     if kind not in KINDS:
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
     return from_raw(raw, name, source, options)
 
 
 def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
-    """A lesson from a parsed template and options; it remembers both (the manifest records them, so the
-    checker can rebuild the lesson's blocks from a workbook alone)."""
+    """A lesson from a parsed template and options, checked against the one template schema; it remembers
+    both (the manifest records them, so the checker can rebuild the lesson's blocks from a workbook alone,
+    through the same checks: a workbook is untrusted)."""
     options = {k: v for k, v in (options or {}).items() if v is not None}
     kind = template_kind(raw)
+    if not isinstance(kind, str):
+        raise SheetsgdError(f"kind must be a text, got {kind!r:.40}", f"{source} [lesson]")
     if kind not in KINDS:
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
+    schema.check_template(raw, kind, source)
     lesson = KINDS[kind].parse(raw, name, source)
+    training = raw.get("training", {})
+    schema.check_batch_size(lesson, training.get("batch_size"), f"{source} [training]")
     if options:
+        schema.check_batch_size(lesson, options.get("batch_size"), source, "--batch-size")
         lesson = KINDS[kind].override(lesson, **options)
     object.__setattr__(lesson, "origin", {"template": raw, "name": name, "source": source, "options": options})
     return lesson

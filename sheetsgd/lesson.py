@@ -84,6 +84,8 @@ def _read_toml(path: Path) -> dict:
         raise SheetsgdError("no such file", str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise SheetsgdError(f"malformed TOML: {exc}", str(path)) from None
+    except RecursionError:
+        raise SheetsgdError("malformed TOML: nested too deeply", str(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SheetsgdError(f"cannot read: {exc}", str(path)) from None
 
@@ -202,8 +204,11 @@ def override(lesson: Lesson, *, optimizer=None, **options) -> Lesson:
 
 
 def validate(lesson: Lesson) -> Lesson:
+    from .schema import check_hyper
+
     where = lesson.source
     hp = lesson.hyper
+    check_hyper(hp, where)
     if not hp["lr"] > 0:
         raise SheetsgdError(f"learning rate must be > 0, got {hp['lr']:g}", where)
     for key in ("momentum", "alpha", "beta1", "beta2"):

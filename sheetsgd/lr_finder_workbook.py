@@ -11,6 +11,9 @@ from .writer import INTRO, MANIFEST, Book, cached, finish_workbook, layout_entri
 
 
 def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None = None, exercise=None):
+    from .runbounds import guard
+
+    guard(lesson)  # refuse a workbook that will not fit, before training
     trace = trace or train_finder(lesson)
     base, part = lesson.base, lesson.rows
     part.check(lesson, trace)  # before any file is written

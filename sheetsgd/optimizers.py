@@ -72,12 +72,13 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     """SGD with momentum (torch.optim.SGD, momentum > 0).
 
-    buf ← μ·buf + (1 − dampening)·g      (buf starts at 0, so step 1 gives buf = g when dampening = 0)
-    p   ← p − lr·buf                      (nesterov: p ← p − lr·(g + μ·buf))
+    buf ← g                                at step 1 (torch starts the buffer at the first gradient)
+    buf ← μ·buf + (1 − dampening)·g        from step 2 on
+    p   ← p − lr·buf                        (nesterov: p ← p − lr·(g + μ·buf))
 
-    With dampening ≠ 0 this is the exponential average m ← β·m + (1 − β)·g of the fast.ai sheet;
-    torch skips the dampening on the very first step, this sheet does not (buf starts at 0).
-    classic (fast.ai's graddesc sheet): buf ← μ·buf + (1 − μ)·g, p ← p − lr·buf.
+    The start row's buf is 0, so one formula does both: μ·buf + (1 − dampening·(t > 1))·g.
+    classic (fast.ai's graddesc sheet): the moving average buf ← μ·buf + (1 − μ)·g from buf = 0
+    (every step damped, step 1 included), p ← p − lr·buf.
     """
 
     name = "momentum"
@@ -93,7 +94,7 @@ class Momentum(Optimizer):
         if hp.get("classic"):
             buf = mu * prev["buf"] + (1 - mu) * g
             return {"buf": buf, "new": p - hp["lr"] * buf}
-        buf = mu * prev["buf"] + ((1 - d) * g if d else g)
+        buf = mu * prev["buf"] + ((1 - d * (t > 1)) * g if d else g)  # torch: no dampening on step 1
         step = g + mu * buf if hp.get("nesterov") else buf
         return {"buf": buf, "new": p - hp["lr"] * step}
 
@@ -104,7 +105,7 @@ class Momentum(Optimizer):
                 (f"buf_{p}", f"momentum m({p})", f"{{hp:momentum}}*{{prev:buf_{p}}}+(1-{{hp:momentum}})*{g}"),
                 (f"new_{p}", f"new {p}", f"{{{p}}}-{{hp:lr}}*{{buf_{p}}}"),
             ]
-        damp = f"(1-{{hp:dampening}})*{g}" if hp.get("dampening") else g
+        damp = f"(1-{{hp:dampening}}*({{step}}>1))*{g}" if hp.get("dampening") else g
         step = f"({g}+{{hp:momentum}}*{{buf_{p}}})" if hp.get("nesterov") else f"{{buf_{p}}}"
         return [
             (f"buf_{p}", f"momentum buf({p})", f"{{hp:momentum}}*{{prev:buf_{p}}}+{damp}"),

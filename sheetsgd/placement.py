@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .structural import find_step_rows, gap_rows
 from .xlsxread import CellError, Sheet, Workbook
 
 HEADER_SCAN_ROWS = 400
@@ -23,11 +24,24 @@ _KEY = 20_000  # row * _KEY + column: one sortable number per cell (columns ≤ 
 
 @dataclass
 class Shift:
-    """A reference sheet's place in the student's workbook: its name there and the row/column shift."""
+    """A reference sheet's place in the student's workbook: its name there and the row/column shift, and for
+    a step table whose rows are not where the shift puts them (a deleted step row) the row of each step."""
 
     sheet: str
     rows: int
     cols: int
+    row_map: np.ndarray | None = None  # student row of reference rows map_first, map_first + 1, …
+    map_first: int = 0
+    missing: dict | None = None  # block name -> step numbers whose rows are missing
+
+    def to_student(self, ref_rows):
+        """Student sheet rows (1-based) of reference rows (1-based), element-wise."""
+        ref_rows = np.asarray(ref_rows, dtype=np.int64)
+        if self.row_map is None:
+            return ref_rows + self.rows
+        idx = ref_rows - self.map_first
+        inside = (idx >= 0) & (idx < len(self.row_map))
+        return np.where(inside, self.row_map[np.clip(idx, 0, len(self.row_map) - 1)], ref_rows + self.rows)
 
 
 class SheetValues:
@@ -138,6 +152,26 @@ def find_blocks(book: Workbook, entries: list[dict]) -> dict[str, Shift]:
         _, name, row, hits = best
         dc = Counter(hits).most_common(1)[0][0]
         shifts[sheet] = Shift(name, row - 1 - entry["header_row"], dc)
+    for entry in entries:  # a step table: each step's row by its step number (a deleted row leaves a gap)
+        step = entry["columns"].get("step")
+        shift = shifts[entry["sheet"]]
+        if not step or shift.row_map is not None or entry["n"] < 2:
+            continue
+        sheet = book.sheet(shift.sheet)
+        first = entry["first_row"] + 1 + shift.rows
+        col = step[0] + 1 + shift.cols
+        candidates = range(first, min(first + entry["n"] + 1000, sheet.max_row() + 1))
+        values, _, _ = sheet.numbers(col, candidates)
+        values = values.tolist() if isinstance(values, np.ndarray) else values
+        if values[:entry["n"]] == list(range(1, entry["n"] + 1)):
+            continue  # every step where the shift puts it
+        rows, missing = find_step_rows(values, candidates, entry["n"])
+        if rows is None:
+            raise book.error(f"expected steps 1 to {entry['n']} below the header row, found {entry['n'] - len(missing)}",
+                             shift.sheet)
+        shift.row_map = np.array(gap_rows(rows, sheet.max_row() + 1), dtype=np.int64)
+        shift.map_first = entry["first_row"] + 1
+        shift.missing = {entry["name"]: missing}
     return shifts
 
 

@@ -20,6 +20,7 @@ from .data import Dataset
 from .engine import make_batches
 from .errors import SheetsgdError
 from .lesson import Lesson, validate
+from .structural import find_step_rows, gap_rows
 from .losses import LOSSES
 from .models import MODELS
 from .optimizers import OPTIMIZERS
@@ -49,6 +50,7 @@ class Submission:
     batches: list = field(default_factory=list)  # (epoch, example indices) per step, as the engine makes them
     data_sheet: str = ""
     notes: list[str] = field(default_factory=list)
+    missing_steps: list[int] = field(default_factory=list)  # step rows deleted (sheetsgd.structural)
 
     def cell_ref(self, key: str, step_index: int) -> str:
         return f"{column_letters(self.col_of[key])}{self.step_rows[step_index]}"
@@ -198,15 +200,11 @@ def locate(path: str, limits: Limits = Limits()) -> Submission:
     n_steps = len(batches)
     candidates = range(start_row + 1, min(start_row + 1 + n_steps + 1000, sheet.max_row() + 1))
     values, _, _ = sheet.numbers(step_col, candidates)
-    step_rows = []
-    for r, v in zip(candidates, values if isinstance(values, list) else values.tolist()):
-        if v == len(step_rows) + 1:
-            step_rows.append(r)
-        if len(step_rows) == n_steps:
-            break
-    if len(step_rows) != n_steps:
-        raise book.error(f"expected steps 1 to {n_steps} below the start row, found {len(step_rows)}",
+    found_rows, missing = find_step_rows(values if isinstance(values, list) else values.tolist(), candidates, n_steps)
+    if found_rows is None:
+        raise book.error(f"expected steps 1 to {n_steps} below the start row, found {n_steps - len(missing)}",
                          f"{steps_name}!{column_letters(step_col)}")
+    step_rows = gap_rows(found_rows, sheet.max_row() + 1)  # a deleted step reads as an empty row
     init = {}
     for p in MODELS[lesson.model].params:
         where = f"{steps_name}!{column_letters(col_of['new_' + p])}{start_row}"
@@ -220,7 +218,7 @@ def locate(path: str, limits: Limits = Limits()) -> Submission:
     sub = Submission(path=str(path), book=book, manifest=manifest, lesson=lesson, columns=columns, sheet=sheet,
                      header_row=header_row, start_row=start_row, step_rows=step_rows, col_of=col_of,
                      hyper_cells=hyper_cells, hyper=hyper, exercise=exercise, batches=batches,
-                     data_sheet=data_sheet)
+                     data_sheet=data_sheet, missing_steps=missing)
     if book.has_macros:
         sub.notes.append("the file holds a macro project (VBA): it was not run")
     if steps_name != manifest.get("steps_sheet", "Steps"):

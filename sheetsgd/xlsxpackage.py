@@ -21,6 +21,12 @@ from defusedxml.common import DefusedXmlException
 from .errors import SheetsgdError
 from .xlsxsheet import Sheet
 
+def megabytes(n_bytes: int) -> str:
+    """A size in MB with useful precision: 0.0234, 4.56, 123, 1,234."""
+    mb = n_bytes / 1e6
+    return f"{mb:,.0f}" if mb >= 100 else f"{mb:.3g}"
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what a file may make the reader do; every one can be raised from the command line."""
@@ -78,7 +84,7 @@ class Workbook:
         if head.startswith(b"\xd0\xcf\x11\xe0"):
             raise self.error(self._ole_reason())
         if size > limits.max_file_mb * 1e6:
-            raise self.error(f"file is {size / 1e6:.0f} MB, over the {limits.max_file_mb:g} MB limit (--max-file-mb)")
+            raise self.error(f"file is {megabytes(size)} MB, over the {limits.max_file_mb:g} MB limit (--max-file-mb)")
         try:
             self.zip = zipfile.ZipFile(self.path)
             infos = self.zip.infolist()
@@ -112,7 +118,7 @@ class Workbook:
             raise self.error(f"the archive has no part {name}")
         limit = int(self.limits.max_part_mb * 1e6) if limit is None else limit
         if info.file_size > limit:
-            raise self.error(f"part {name} declares {info.file_size / 1e6:,.0f} MB inflated, over the "
+            raise self.error(f"part {name} declares {megabytes(info.file_size)} MB inflated, over the "
                              f"{limit / 1e6:g} MB limit (--max-part-mb): refused before inflating")
         if info.flag_bits & 0x1:
             raise self.error(f"part {name} is encrypted")

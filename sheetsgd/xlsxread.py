@@ -7,9 +7,9 @@ sheetsgd.xlsxrefs (A1 references). This module is their one public face.
 """
 from __future__ import annotations
 
-from .xlsxpackage import Limits, Workbook
+from .xlsxpackage import Limits, Workbook, megabytes
 from .xlsxrefs import column_index, column_letters, translate
 from .xlsxsheet import ERROR_VALUES, Cell, CellError, Sheet, is_finite_number
 
 __all__ = ["ERROR_VALUES", "Cell", "CellError", "Limits", "Sheet", "Workbook", "column_index", "column_letters",
-           "is_finite_number", "translate"]
+           "is_finite_number", "megabytes", "translate"]

@@ -69,6 +69,7 @@ def textbook_run(lesson):
 OPTIMIZER_CASES = [
     ("sgd", {}), ("sgd", {"weight_decay": 0.1}),
     ("momentum", {}), ("momentum", {"nesterov": 1.0}), ("momentum", {"weight_decay": 0.01}),
+    ("momentum", {"dampening": 0.1}), ("momentum", {"dampening": 0.5, "weight_decay": 0.01}),
     ("rmsprop", {}), ("rmsprop", {"weight_decay": 0.01}),
     ("adam", {}), ("adam", {"bias_correction": 0.0}), ("adam", {"weight_decay": 0.01}),
     ("adamw", {}), ("adamw", {"weight_decay": 0.1}),
@@ -86,9 +87,9 @@ def test_optimizer_equals_textbook_loop(opt, hyper, batch):
     assert not np.allclose(found[0], [lesson.init["a"], lesson.init["b"]])  # training moved something
 
 
-def test_dampened_momentum_is_the_graddesc_moving_average():
-    """With dampening β, buf is fast.ai's m = β·m + (1 − β)·g from m = 0 (torch skips it at step 1)."""
-    lesson = lesson_with("linear", "momentum", 1, epochs=1, dampening=0.9, momentum=0.9)
+def test_classic_momentum_is_the_graddesc_moving_average():
+    """classic: buf is fast.ai's m = β·m + (1 − β)·g from m = 0, step 1 damped too (dampening follows torch)."""
+    lesson = lesson_with("linear", "momentum", 1, epochs=1, classic=1.0, momentum=0.9)
     trace = train(lesson)
     m, a, b = 0.0, lesson.init["a"], lesson.init["b"]
     for i in range(len(lesson.data)):

@@ -173,8 +173,20 @@ class TitanicData:
         return [f.key for f in self.features]
 
 
+def pinned_split(valid_idx: list[int], csv_rows: np.ndarray, preset: str, where: str) -> np.ndarray:
+    """``valid_idx``: 0-based rows of the CSV (as pandas numbers them: fastai's RandomSplitter, sklearn's
+    train_test_split, a published split) → positions among the rows the preset keeps, sorted."""
+    position = {int(r): i for i, r in enumerate(csv_rows)}
+    missing = [r for r in valid_idx if r not in position]
+    if missing:
+        raise SheetsgdError(f"valid_idx names CSV row {missing[0]}, which preset {preset} does not keep "
+                            f"({len(missing)} such row(s); rows are 0-based, the header not counted)", where)
+    return np.sort(np.array([position[r] for r in valid_idx], dtype=int))
+
+
 def prepare(preset: str, features: list[str] | None = None, rows: int | None = None,
-            valid_fraction: float = 0.0, split_seed: int = 0, where: str = "[data]") -> TitanicData:
+            valid_fraction: float = 0.0, split_seed: int = 0, where: str = "[data]",
+            valid_idx: list[int] | None = None) -> TitanicData:
     """Apply a preset: keep rows, optionally the first ``rows`` of them, pick features, split train/validation.
 
     Modes and column maxima are taken over the rows on the sheet (all 891 for the full from-scratch
@@ -184,12 +196,14 @@ def prepare(preset: str, features: list[str] | None = None, rows: int | None = N
         raise SheetsgdError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}", where)
     spec = PRESETS[preset]
     everyone = read_passengers()
-    kept = everyone.take(np.flatnonzero(spec.keep(everyone)))
+    csv_rows = np.flatnonzero(spec.keep(everyone))  # 0-based rows of the CSV that the preset keeps
+    kept = everyone.take(csv_rows)
     dropped = len(everyone) - len(kept)
     if rows is not None:
         if isinstance(rows, bool) or not isinstance(rows, int) or not 2 <= rows <= len(kept):
             raise SheetsgdError(f"rows must be an integer from 2 to {len(kept)}, got {rows!r}", where)
         kept = kept.take(np.arange(rows))
+        csv_rows = csv_rows[:rows]
     available = spec.features(kept)
     by_key = {f.key: f for f in available}
     if features is not None:
@@ -204,12 +218,13 @@ def prepare(preset: str, features: list[str] | None = None, rows: int | None = N
         raise SheetsgdError(f"valid_fraction must be a number in [0, 1), got {valid_fraction!r}", where)
 
     n = len(kept)
-    n_valid = int(n * valid_fraction)
+    pinned = pinned_split(valid_idx, csv_rows, preset, where) if valid_idx is not None else None
+    n_valid = int(n * valid_fraction) if pinned is None else len(pinned)
     if n - n_valid < 1:
         raise SheetsgdError("no training rows left after the validation split", where)
     order = np.arange(n)
     if n_valid:  # a seeded random split; each part keeps file order, training rows come first on the sheet
-        valid = np.sort(np.random.default_rng(split_seed).permutation(n)[:n_valid])
+        valid = pinned if pinned is not None else np.sort(np.random.default_rng(split_seed).permutation(n)[:n_valid])
         train = np.setdiff1d(order, valid)
         order = np.concatenate([train, valid])
     # mode/max are properties of the whole sheet, not of the order: compute on `kept`, then reorder

@@ -87,6 +87,10 @@ def _init(spec, model, where: str) -> np.ndarray:
             raise SheetsgdError(f"init.scale must be a number, got {scale!r}", where)
         draws = np.random.default_rng(int(spec.get("seed", 0))).uniform(-0.5, 0.5, len(model.params)) * scale
         return np.array([sheet_float(round(float(v), 6)) for v in draws])
+    extra = [g for g in spec if g not in model.groups]
+    if extra:
+        raise SheetsgdError(f"init gives {', '.join(map(str, extra))}, which this model does not have "
+                            f"(its parameter groups are {', '.join(model.groups)})", where)
     values = []
     for group, keys in model.groups.items():
         if group not in spec:
@@ -106,13 +110,14 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
     for key, table in (("lesson", meta), ("model", model), ("training", train), ("optimizer", opt)):
         if not isinstance(table, dict):
             raise SheetsgdError(f"[{key}] must be a table", source)
-    known = {"dataset", "preset", "features", "rows", "valid_fraction", "split_seed"}
+    known = {"dataset", "preset", "features", "rows", "valid_fraction", "split_seed", "valid_idx"}
     unknown = set(data) - known
     if unknown:
         raise SheetsgdError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
                             f"{source} [data]")
     titanic = prepare(data.get("preset", "lesson3-sheet"), data.get("features"), data.get("rows"),
-                      data.get("valid_fraction", 0.0), data.get("split_seed", 0), f"{source} [data]")
+                      data.get("valid_fraction", 0.0), data.get("split_seed", 0), f"{source} [data]",
+                      valid_idx=data.get("valid_idx"))
 
     kind = model.get("kind", "logistic")
     if kind not in MODELS:

@@ -1,0 +1,92 @@
+"""No unbounded run: the size of what a command would produce, estimated from the lesson before computing.
+
+``build`` of every kind and ``trace`` call :func:`guard` first. The estimate is the workbook's cells,
+rows, columns and longest formula (the data lessons' and Titanic's own planners, a count of rows ×
+columns for the other kinds); past Google Sheets' 10 M cells or Excel's limits the command is refused
+with advice, before any training. ``trace`` prints one number per step and column, so the same bound
+keeps it to seconds and a bounded amount of memory.
+"""
+from __future__ import annotations
+
+from .errors import SheetsgdError
+from .sizeguard import WorkbookSize
+
+
+def _sgd_size(lesson) -> WorkbookSize:
+    from .spec import step_columns
+    from .writer import estimate_size
+
+    return estimate_size(lesson, step_columns(lesson))
+
+
+def _function_size(lesson) -> WorkbookSize:
+    columns = 1 + 5 * len(lesson.runs)
+    rows = lesson.steps + 10
+    return WorkbookSize(cells=rows * columns + 4 * len(lesson.runs), formula_cells=lesson.steps * (columns - 1),
+                        longest_formula=200, max_rows=rows, max_columns=columns)
+
+
+def _compare_size(lesson) -> WorkbookSize:
+    sizes = [_sgd_size(les) for les in lesson.lessons().values()]
+    steps, epochs = lesson.base.n_steps, lesson.base.epochs
+    compare_cells = (steps + epochs) * (2 + len(sizes))
+    return WorkbookSize(cells=sum(s.cells for s in sizes) + compare_cells,
+                        formula_cells=sum(s.formula_cells for s in sizes) + compare_cells,
+                        longest_formula=max(s.longest_formula for s in sizes),
+                        max_rows=max([s.max_rows for s in sizes] + [steps + 10]),
+                        max_columns=max(s.max_columns for s in sizes))
+
+
+def _finder_size(lesson) -> WorkbookSize:
+    from .lr_finder import finder_columns
+
+    n_it, base = lesson.num_it, lesson.base
+    columns = len(finder_columns(lesson))
+    cells = (n_it + 10) * columns
+    rows, width = n_it + 10, columns
+    data = getattr(base, "data", None)
+    if getattr(base, "kind", "sgd") == "titanic":
+        per_example = len(data.feature_keys) + 2 * len(base.init) + 10
+        example_rows = n_it * base.batch_size
+        cells += example_rows * per_example + len(data) * (len(data.feature_keys) + 10)
+        rows = max(rows, example_rows + 10)
+        width = max(width, per_example)
+    elif data is not None:
+        cells += 3 * len(data)
+        rows = max(rows, len(data) + 2)
+    return WorkbookSize(cells=cells, formula_cells=cells, longest_formula=0, max_rows=rows, max_columns=width)
+
+
+def _titanic_size(lesson) -> WorkbookSize:
+    from .titanic.workbook import TitanicWorkbook
+
+    return TitanicWorkbook(lesson).size()
+
+
+ESTIMATORS = {"sgd": _sgd_size, "function": _function_size, "optimizers": _compare_size,
+              "lr-finder": _finder_size, "titanic": _titanic_size}
+
+ADVICE = {"sgd": "use fewer epochs or a larger batch (or fewer rows)",
+          "titanic": "use fewer epochs, a larger batch or fewer rows",
+          "function": "use fewer steps (--epochs) or fewer runs",
+          "optimizers": "use fewer epochs, a larger batch or fewer optimizers",
+          "lr-finder": "use fewer rows (num_it, --epochs) or a smaller batch"}
+
+
+def estimate(lesson) -> WorkbookSize:
+    return ESTIMATORS[getattr(lesson, "kind", "sgd")](lesson)
+
+
+def guard(lesson, command: str = "build") -> WorkbookSize:
+    """Refuse (one-line SheetsgdError) a lesson whose workbook would not fit, before computing anything."""
+    kind = getattr(lesson, "kind", "sgd")
+    size = estimate(lesson)
+    advice = ADVICE[kind]
+    if command == "trace":
+        problems = size.problems()
+        if problems:
+            raise SheetsgdError(f"run too large to trace: its workbook would hold {'; '.join(problems)}: {advice}",
+                                getattr(lesson, "source", None) or None)
+        return size
+    size.check(getattr(lesson, "source", None) or None, advice=advice)
+    return size
