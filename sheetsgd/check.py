@@ -21,7 +21,7 @@ from .errors import SheetsgdError
 from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
 from .diagnose import diagnose
 from .engines import mark_cannot_judge, scan
-from .structural import CIRCULAR_HINT, deleted_row_mistakes
+from .structural import CIRCULAR_HINT, deleted_row_mistakes, divergence_step
 from .recalc import libreoffice_path
 from .mistakes import CATALOGUE
 from .placement import SheetValues, find_blocks, plain
@@ -196,9 +196,11 @@ def _overflow_step(blocks: list[Block], shifts, stores) -> int | None:
             bad = np.flatnonzero(~np.isfinite(values))
             if not len(bad):
                 continue
-            raw = store.sheet.value(int(rows[bad[0]]), c.col + 1 + shift.cols)
+            raw = store.raw_at(int(rows[bad[0]]), c.col + 1 + shift.cols)
             if isinstance(raw, CellError) and str(raw) != "#NUM!":
-                continue
+                continue  # #VALUE!, #REF!, #CIRC!, …: a broken formula, not a divergence
+            if not isinstance(raw, CellError) and divergence_step(values) is None:
+                continue  # no number grew past every bound before it
             step = int(b.step[bad[0]])
             first = step if first is None else min(first, step)
     return first

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -10,7 +11,6 @@ import click
 
 from . import __version__
 from .errors import SheetsgdError
-from .jsonsafe import finite_or_null  # noqa: F401
 from . import kinds, runbounds
 from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS

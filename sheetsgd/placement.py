@@ -98,6 +98,14 @@ class SheetValues:
         pos, present = self.find(rows, cols)
         return np.where(present, self.values[pos] if len(self.values) else 0.0, 0.0)
 
+    def raw_at(self, row: int, col: int):
+        """The cell's value as read or recalculated (a CellError for an error value, None for none)."""
+        pos, present = self.find(np.array([row]), np.array([col]))
+        if not present[0]:
+            return None
+        original = int(self._order[pos[0]])
+        return self.odd.get(original, float(self.values[pos[0]]))
+
     def set(self, row: int, col: int, value: float) -> None:
         """Overwrite one cell's value (an input changed for a recalculation, e.g. by --strict)."""
         pos, present = self.find(np.array([row]), np.array([col]))
