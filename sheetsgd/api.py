@@ -16,11 +16,11 @@ command line (where they become one-line errors). ``sheetsgd trace`` prints :met
 from __future__ import annotations
 
 import csv
-import math
 import os
 from dataclasses import dataclass, field
 
 from . import kinds, progress
+from .jsonsafe import finite_or_null as finite  # noqa: F401 (api.finite: the one JSON-safe conversion)
 from .errors import SheetsgdError
 
 __all__ = ["Lesson", "Run", "SheetsgdError", "check", "lessons", "load"]
@@ -200,17 +200,6 @@ class Run:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in row.items()})
-
-
-def finite(value):
-    """JSON has no NaN or infinity: a diverged run's non-finite numbers become None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
 
 
 def check(path: str | os.PathLike, *, strict: bool = False, recalc: str | None = None, limits=None):

@@ -29,19 +29,22 @@ def resolve_exercise(lesson: Lesson, chosen: str | None) -> frozenset[str]:
     return frozenset(keys)
 
 
+ADVICE = [  # what every student version's task ends with
+    "Refer to the named inputs (lr, …) by name or with $-anchored references, so they do not drift when filled down.",
+    "Each step starts from the previous row's new parameters; never type numbers where a formula belongs.",
+    "Check your file: sheetsgd check FILE.xlsx (it names the first wrong step and the likely mistake).",
+]
+
+
 def task_lines(lesson: Lesson, columns: list[Column], exercise: frozenset[str]) -> list[str]:
     """What the Introduction tells the student to do, in words (never the formula itself)."""
     lines = ["Fill in the orange cells of the Steps sheet: write step 1's formula, then fill it down to the last step."]
     for c in columns:
         if c.key in exercise:
             lines.append(f"“{c.header}”: {c.note}.")
-    lines += [
-        "Refer to the named inputs (lr, …) by name or with $-anchored references, so they do not drift when filled down.",
-        "Each step starts from the previous row's new parameters; never type numbers where a formula belongs.",
+    return lines + ADVICE[:2] + [
         "Self-check: each ∂L/∂p should be close to the finite-difference estimate beside it, and the loss should fall.",
-        "Check your file: sheetsgd check FILE.xlsx (it names the first wrong step and the likely mistake).",
-    ]
-    return lines
+    ] + ADVICE[2:]
 
 
 def block_task_lines(blocks, exercise: dict[str, set[str]]) -> list[str]:
@@ -55,11 +58,7 @@ def block_task_lines(blocks, exercise: dict[str, set[str]]) -> list[str]:
         for c in (block.columns if block else []):
             if c.key in keys:
                 lines.append(f"“{c.header}” ({block.sheet}): {c.note or c.key}.")
-    lines += [
-        "Refer to the named inputs (lr, …) by name or with $-anchored references, so they do not drift when filled down.",
-        "Each step starts from the previous row's new parameters; never type numbers where a formula belongs.",
-        "Check your file: sheetsgd check FILE.xlsx (it names the first wrong step and the likely mistake).",
-    ]
+    lines += ADVICE
     return lines
 
 

@@ -37,18 +37,24 @@ End Sub
 """
 
 
-def insert_rows_and_rename(inpath: Path, outpath: Path, timeout: float = 120) -> Path:
-    """3 rows and 1 column inserted above/left of everything on Steps, which is renamed "My SGD"; 2 rows
-    inserted above the Data sheet's table, which is renamed "Examples" and moved to the front."""
+def run_macro(module: str, inpath: Path, outpath: Path, *extra, timeout: float = 120) -> Path:
+    """Run the Basic module's ``Edit(inpath, outpath, *extra)`` in a fresh LibreOffice profile (its "My
+    Macros" Standard library: trusted, no prompt); the macro saves ``outpath``."""
     with tempfile.TemporaryDirectory(prefix="sheetsgd-lo-macro-") as profile:
         base = [libreoffice_path(), f"-env:UserInstallation={Path(profile).as_uri()}", "--headless", "--norestore",
                 "--nologo"]
         env = {**os.environ, "HOME": profile}
-        # a fresh profile first, then our module in its "My Macros" Standard library (trusted, no prompt)
         subprocess.run(base + ["--terminate_after_init"], capture_output=True, timeout=timeout, env=env)
-        Path(profile, "user", "basic", "Standard", "Module1.xba").write_text(_MODULE)
-        macro = f'macro:///Standard.Module1.Edit("{Path(inpath).resolve()}","{Path(outpath).resolve()}")'
-        subprocess.run(base + [macro], capture_output=True, timeout=timeout, env=env)
+        Path(profile, "user", "basic", "Standard", "Module1.xba").write_text(module)
+        args = ",".join([f'"{Path(inpath).resolve()}"', f'"{Path(outpath).resolve()}"'] + [str(x) for x in extra])
+        subprocess.run(base + [f"macro:///Standard.Module1.Edit({args})"], capture_output=True, timeout=timeout,
+                       env=env)
     if not Path(outpath).exists():
         raise RuntimeError("LibreOffice did not run the edit macro")
     return Path(outpath)
+
+
+def insert_rows_and_rename(inpath: Path, outpath: Path, timeout: float = 120) -> Path:
+    """3 rows and 1 column inserted above/left of everything on Steps, which is renamed "My SGD"; 2 rows
+    inserted above the Data sheet's table, which is renamed "Examples" and moved to the front."""
+    return run_macro(_MODULE, inpath, outpath, timeout=timeout)

@@ -3,9 +3,6 @@ as such, with no divergence note (issue 10). Edits are made by real LibreOffice 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from sheetsgd.submission import locate
 from sheetsgd.writer import build_workbook
 
 import numpy as np
+from lo_edit import run_macro
 
 _MACRO = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE script:module PUBLIC "-//OpenOffice.org//DTD OfficeDocument 1.0//EN" "module.dtd">
@@ -44,17 +42,7 @@ End Sub
 
 def delete_row_in_libreoffice(inpath: Path, outpath: Path, row0: int, timeout: float = 120) -> Path:
     """Delete the Steps sheet's row (0-based index) in real LibreOffice, recalculate and save as .xlsx."""
-    with tempfile.TemporaryDirectory(prefix="sheetsgd-lo-delete-") as profile:
-        base = [libreoffice_path(), f"-env:UserInstallation={Path(profile).as_uri()}", "--headless", "--norestore",
-                "--nologo"]
-        env = {**os.environ, "HOME": profile}
-        subprocess.run(base + ["--terminate_after_init"], capture_output=True, timeout=timeout, env=env)
-        Path(profile, "user", "basic", "Standard", "Module1.xba").write_text(_MACRO)
-        macro = f'macro:///Standard.Module1.Edit("{Path(inpath).resolve()}","{Path(outpath).resolve()}",{row0})'
-        subprocess.run(base + [macro], capture_output=True, timeout=timeout, env=env)
-    if not Path(outpath).exists():
-        raise RuntimeError("LibreOffice did not run the edit macro")
-    return Path(outpath)
+    return run_macro(_MACRO, inpath, outpath, row0, timeout=timeout)
 
 
 def run(*args):
