@@ -220,7 +220,8 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
             exercise = resolve(blocks, None, list(getattr(lesson, "exercise", []) or []))
         except SheetsgdError:
             exercise = {}
-    entries = [b.manifest() for b in blocks]
+    entries = [dict(b.manifest(), steps_are_rows=list(b.values.get("step", [])) == list(range(1, b.n + 1)))
+               for b in blocks]
     shifts = find_blocks(book, entries)
     stores = _stores(book, shifts)
     notes, recalculated_by = [], None

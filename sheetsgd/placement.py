@@ -163,7 +163,7 @@ def find_blocks(book: Workbook, entries: list[dict]) -> dict[str, Shift]:
     for entry in entries:  # a step table: each step's row by its step number (a deleted row leaves a gap)
         step = entry["columns"].get("step")
         shift = shifts[entry["sheet"]]
-        if not step or shift.row_map is not None or entry["n"] < 2:
+        if not step or not entry.get("steps_are_rows") or shift.row_map is not None or entry["n"] < 2:
             continue
         sheet = book.sheet(shift.sheet)
         first = entry["first_row"] + 1 + shift.rows

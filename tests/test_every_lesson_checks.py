@@ -156,3 +156,41 @@ def test_every_bundled_lesson_builds_a_student_version(tmp_path):
 def kinds_names():
     from sheetsgd.lesson import bundled_lessons
     return bundled_lessons()
+
+
+_UPDATES: dict[str, dict] = {}
+
+
+@pytest.fixture
+def update_flipped(tmp_path_factory, recalc):
+    """update_flipped(name) -> (column key, checked report): the lesson's first weight/parameter update column
+    written with + lr·g instead of − lr·g in every row (through a student version whose one blank is that
+    column), recalculated by LibreOffice (twice, as above)."""
+    def make(name):
+        if name in _UPDATES:
+            return _UPDATES[name]
+        options, _ = LESSONS[name]
+        lesson = kinds.load(name, **options)
+        kind = kinds.kind_of(lesson)
+        probe = kind.build(lesson, None)
+        block, key = next((b, c.key) for b in probe.blocks for c in b.columns
+                          if c.pattern and (c.key.startswith("new_") or c.key.endswith("_new")))
+        root = tmp_path_factory.mktemp(f"{name}-update")
+        (root / "in").mkdir()
+        student = root / "student.xlsx"
+        build_student(kind, lesson, student, f"{block.name}:{key}")
+        out = root / "in" / "flipped.xlsx"
+        fill_xml_sheets(str(student), str(out), fill_sheets(str(student), Flaw("update_sign_flipped", key)))
+        [saved] = recalc(recalc([out]))
+        _UPDATES[name] = (block.name, key, check(saved))
+        return _UPDATES[name]
+    return make
+
+
+@pytest.mark.libreoffice
+@pytest.mark.parametrize("name", sorted(LESSONS))
+def test_an_update_that_adds_the_lr_term_is_caught_at_its_column(update_flipped, name):
+    block, key, report = update_flipped(name)
+    assert report.exit_code == 1, report.to_text()[:2000]
+    [root] = report.mistakes
+    assert (root["block"], root["column"], root["mistake"], root["step"]) == (block, key, "update_sign_flipped", 1)
