@@ -158,7 +158,7 @@ def kinds_names():
     return bundled_lessons()
 
 
-_UPDATES: dict[str, dict] = {}
+_UPDATES: dict[str, tuple] = {}
 
 
 @pytest.fixture
@@ -182,7 +182,11 @@ def update_flipped(tmp_path_factory, recalc):
         out = root / "in" / "flipped.xlsx"
         fill_xml_sheets(str(student), str(out), fill_sheets(str(student), Flaw("update_sign_flipped", key)))
         [saved] = recalc(recalc([out]))
-        _UPDATES[name] = (block.name, key, check(saved))
+        # the first step whose update moves the parameter (the engine's own numbers: new p ≠ p): before it
+        # lr·g = 0, and adding or subtracting it gives the same value
+        param = key[4:] if key.startswith("new_") else key[:-4] + "_x"
+        moved = [i for i, (new, old) in enumerate(zip(block.values[key], block.values[param])) if new != old]
+        _UPDATES[name] = (block.name, key, check(saved), int(block.step[moved[0]]) if moved else 1)
         return _UPDATES[name]
     return make
 
@@ -190,7 +194,8 @@ def update_flipped(tmp_path_factory, recalc):
 @pytest.mark.libreoffice
 @pytest.mark.parametrize("name", sorted(LESSONS))
 def test_an_update_that_adds_the_lr_term_is_caught_at_its_column(update_flipped, name):
-    block, key, report = update_flipped(name)
+    block, key, report, first_move = update_flipped(name)
     assert report.exit_code == 1, report.to_text()[:2000]
     [root] = report.mistakes
-    assert (root["block"], root["column"], root["mistake"], root["step"]) == (block, key, "update_sign_flipped", 1)
+    assert (root["block"], root["column"], root["mistake"], root["step"]) == (block, key, "update_sign_flipped",
+                                                                             first_move)

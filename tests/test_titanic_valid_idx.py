@@ -1,7 +1,6 @@
 """Titanic `[data] valid_idx`: a template pins any published validation split (issue 10)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -38,7 +37,7 @@ def test_a_hand_picked_split_is_reproduced_exactly(tmp_path):
     assert list(ids[data.n_train:]) == [i + 1 for i in sorted(idx)]  # validation rows, in file order
     assert list(ids[:data.n_train]) == [i + 1 for i in range(891) if i not in idx]
     # the engine's validation rows are exactly these passengers
-    trace = lesson.train()
+    trace = kinds.kind_of(lesson).train(lesson)
     assert len(trace.validation) == 2
 
 
