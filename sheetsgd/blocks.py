@@ -79,6 +79,11 @@ class Block:
                 "n": self.n, "columns": {c.key: [c.col, c.header] for c in self.columns}}
 
 
+def is_update(key: str) -> bool:
+    """Whether a column is a parameter update (new_a, new_w_Age, r2_new): the step's new value of something."""
+    return key.startswith("new_") or key.endswith("_new")
+
+
 def cached(value):
     """The cached result of a formula cell: the number, #NUM! where the engine overflowed, or the text given
     (an error code such as #N/A, or "" for a deliberately empty result)."""

@@ -9,14 +9,14 @@ only because of a wrong cell upstream is a knock-on, reported under its root cau
 """
 from __future__ import annotations
 
-import re
+from dataclasses import replace
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from . import kinds
-from .blocks import Block
+from .blocks import Block, is_update
 from .errors import SheetsgdError
 from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
 from .diagnose import diagnose
@@ -26,10 +26,9 @@ from .recalc import libreoffice_path
 from .mistakes import CATALOGUE
 from .placement import SheetValues, find_blocks, plain
 from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
-from .submission import lesson_from_manifest, locate, read_manifest
+from .submission import _NAME_REF, lesson_from_manifest, locate, read_manifest
 from .xlsxread import CellError, Limits, Workbook, column_index, column_letters
 
-_NAME_REF = re.compile(r"^=?(?:'((?:[^']|'')+)'|([^!'\s]+))!\$?([A-Z]{1,3})\$?([0-9]{1,7})$")
 
 
 class _quiet_native_output:
@@ -139,18 +138,23 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
     return lesson, report.blocks, exercise
 
 
-def _names(book: Workbook, stores_for) -> dict[str, float]:
-    """The workbook's defined names that point at one cell, with that cell's number."""
+def name_cells(book: Workbook) -> dict[str, tuple[str, int, int]]:
+    """The workbook's (not sheet-scoped) defined names that point at one cell: name -> (sheet, row, col)."""
     out = {}
     for name, target in book.defined_names.items():
         m = _NAME_REF.match(target or "")
         if not m or "!" in name:
             continue
         sheet = (m.group(1) or "").replace("''", "'") or m.group(2)
-        if sheet not in book.sheet_names:
-            continue
+        if sheet in book.sheet_names:
+            out[name] = (sheet, int(m.group(4)), column_index(m.group(3)))
+    return out
 
-        row, col = int(m.group(4)), column_index(m.group(3))
+
+def _names(book: Workbook, stores_for) -> dict[str, float]:
+    """The defined names that point at one cell, with that cell's number (recalculated where it was)."""
+    out = {}
+    for name, (sheet, row, col) in name_cells(book).items():
         if sheet in stores_for:  # recalculated values where the file was recalculated
             value = float(stores_for[sheet].gather(np.array([row]), np.array([col]))[0])
             if stores_for[sheet].cells(np.array([row]), np.array([col]))[2][0]:
@@ -190,7 +194,7 @@ def _overflow_step(blocks: list[Block], shifts, stores) -> int | None:
         store = stores[shift.sheet]
         rows = shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))
         for c in b.columns:
-            if not c.pattern or not (c.key.startswith("new_") or c.key.endswith("_new")):
+            if not c.pattern or not is_update(c.key):
                 continue
             values = store.gather(rows, c.col + 1 + shift.cols)
             bad = np.flatnonzero(~np.isfinite(values))
@@ -274,7 +278,7 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
                             + (" (the file stores no computed values)" if missing_cache else ""))
     mark_cannot_judge(report, findings)
     if strict:
-        _strict(report, path, book, blocks, exercise, shifts, names, mistakes, results)
+        _strict(report, path, book, blocks, exercise, shifts, stores, names, mistakes, results)
     return report
 
 
@@ -329,10 +333,10 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
             name = diagnose(j, ctx, shifts, stores, i)
             m = CATALOGUE[name]
             path = getattr(j, "cycle", None)
-            if path:  # the cycle in words: own_row_update says it is circular, circular_reference shows it
-                m = CATALOGUE[name].__class__(name, f"{m.title} (a circular reference: {path})" if name != "circular_reference"
-                                              else m.title, m.hint if name != "circular_reference" else
-                                              CIRCULAR_HINT.format(path=path))
+            if path and name == "circular_reference":  # the cycle in words
+                m = replace(m, hint=CIRCULAR_HINT.format(path=path))
+            elif path:  # own_row_update: a cycle by definition, and its title says so
+                m = replace(m, title=f"{m.title} (a circular reference: {path})")
             formula = stores[shifts[b.sheet].sheet].sheet.formula(int(j.rows[i]), j.col)
             mistakes.append({"column": j.key, "header": c.header, "letter": j.col_letters, "sheet": res.sheet,
                              "block": b.name, "mistake": name, "title": m.title, "hint": m.hint,
@@ -345,22 +349,19 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
     return results, mistakes
 
 
-def _strict(report, path, book, blocks, exercise, shifts, names, mistakes, results) -> None:
+def _strict(report, path, book, blocks, exercise, shifts, stores, names, mistakes, results) -> None:
     """Recalculate (IronCalc) with other learning rates and start values and judge again: a cell that
     followed before but not now holds typed numbers (``hard_coded``)."""
     inputs, changed = {}, []
-    for name, target in book.defined_names.items():
-        m = _NAME_REF.match(target or "")
-        if m and name.lower().endswith("lr") and "!" not in name and np.isfinite(names.get(name, np.nan)):
-
-            sheet = (m.group(1) or "").replace("''", "'") or m.group(2)
-            inputs[(sheet, int(m.group(4)), column_index(m.group(3)))] = names[name] * 0.5
+    for name, cell in name_cells(book).items():
+        if name.lower().endswith("lr") and np.isfinite(names.get(name, np.nan)):
+            inputs[cell] = names[name] * 0.5
             changed.append(f"{name} = {names[name] * 0.5:g}")
     for b in blocks:  # the start row above each recurrence: the values the first row's {p} references read
         shift = shifts[b.sheet]
-        store = SheetValues(book.sheet(shift.sheet))
+        store = stores[shift.sheet]
         for c in b.columns:
-            if c.pattern and (c.key.startswith("new_") or c.key.endswith("_new")):
+            if c.pattern and is_update(c.key):
                 row, col = b.first_row + shift.rows, c.col + 1 + shift.cols
                 v = store.gather(np.array([row]), np.array([col]))[0]
                 if not store.cells(np.array([row]), np.array([col]))[1][0] and np.isfinite(v):

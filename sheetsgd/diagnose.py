@@ -7,6 +7,7 @@ import re
 import numpy as np
 
 from . import a1
+from .blocks import is_update
 from .evaluate import EvalError, agree, column
 from .mistake_edits import variants
 from .structural import cycle
@@ -44,7 +45,7 @@ def diagnose(j, ctx, shifts, stores, first: int) -> str:
     if path:  # named for what it is, whatever the values say (LibreOffice Err:522, IronCalc #CIRC!)
         j.cycle = path
         own = {c.col + 1 + shift.cols: c.key for c in b.columns}
-        reads_update = any((own.get(column_index(m.group(4))) or "").startswith("new_")
+        reads_update = any(is_update(own.get(column_index(m.group(4))) or "")
                            for r in refs if r["offset"] == 0 for m in [_CELL_REF.match(r["text"])] if m)
         return "own_row_update" if reads_update else "circular_reference"
     wrong = np.flatnonzero(~j.ok)
@@ -60,7 +61,7 @@ def diagnose(j, ctx, shifts, stores, first: int) -> str:
         for r in refs:
             m = _CELL_REF.match(r["text"])
             key = own.get(column_index(m.group(4))) if m and r["sheet"] == shift.sheet else None
-            if key and (key.startswith("new_") or key.endswith("_new")) and r["offset"] == 0:
+            if key and is_update(key) and r["offset"] == 0:
                 return "own_row_update"
     pattern_offsets = {0 if ref.row1.field == "r" else -1 for ref in a1.refs(b.tree(j.key))
                        if ref.row1.field in ("r", "p") and ref.sheet in (None, b.sheet)}

@@ -8,7 +8,7 @@ linear lesson, on a Titanic weight or on the lr finder's IF-guarded update.
 from __future__ import annotations
 
 from . import a1
-from .blocks import Block
+from .blocks import Block, is_update
 
 
 def _key_at(block: Block, node):
@@ -115,8 +115,8 @@ def _is_feature(node, block) -> bool:
 def variants(block: Block, key: str) -> list[tuple[str, object]]:
     tree = block.tree(key)
     out: list[tuple[str, object]] = []
-    is_update = key.startswith("new_") or key.endswith("_new")
-    if is_update:
+    update = is_update(key)
+    if update:
         out.append(("update_sign_flipped", _first(tree, lambda n: n[0] == "bin" and n[1] == "-",
                                                   lambda n: ("bin", "+", n[2], n[3]))))
         out.append(("lr_missing", _drop_factor(tree, lambda f: _is_lr(f, block))))
@@ -152,7 +152,7 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
                 if other is not None and other != mine:
                     out.append(("wrong_feature", rebuild([other if f is mine else f for f in factors])
                                 if mine is not None else rebuild(factors + [other])))
-    if not is_update:  # ŷ − y written y − ŷ: the first difference of two cells of this row
+    if not update:  # ŷ − y written y − ŷ: the first difference of two cells of this row
         out.append(("error_reversed", _first(
             tree, lambda n: n[0] == "bin" and n[1] == "-" and all(_key_at(block, x) for x in (n[2], n[3]))
             and _key_at(block, n[2])[1] == _key_at(block, n[3])[1] == "r", lambda n: ("bin", "-", n[3], n[2]))))
