@@ -25,6 +25,7 @@ from .structural import CIRCULAR_HINT, deleted_row_mistakes, divergence_step
 from .recalc import libreoffice_path
 from .mistakes import CATALOGUE
 from .placement import SheetValues, find_blocks, plain
+from .runbounds import guard
 from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
 from .submission import _NAME_REF, lesson_from_manifest, locate, read_manifest
 from .xlsxread import CellError, Limits, Workbook, column_index, column_letters
@@ -133,8 +134,10 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
             lesson_from_manifest(manifest, book, manifest_sheet)  # the old message for other kinds
         lesson = locate(path, limits).lesson
         exercise = {"Steps": {k for k in manifest.get("exercise") or [] if isinstance(k, str)}}
-    with np.errstate(all="ignore"):
-        report = kinds.kind_of(lesson).build(lesson, None)
+    kind = kinds.kind_of(lesson)
+    guard(lesson)  # refuse a run that will not fit before computing its layout
+    with np.errstate(all="ignore"):  # the layout, not the numbers: the file holds the student's
+        report = kind.build(lesson, None, trace=kind.layout(lesson))
     return lesson, report.blocks, exercise
 
 

@@ -106,27 +106,68 @@ def measure_one(model, loss, params, x: float, y: float, example: int, h: float 
     Raises ArithmeticError where Python floats do (x ** 2 overflowing, a division by 0); the caller
     then takes the array path, which yields inf/nan as the sheet's #NUM!. ``row``: the dict to fill.
     """
+    row = gradient_one(model, loss, params, x, y, example, row)
+    predict, value = model.predict, loss.value
+    row["loss"] = mean = float(value(row["err"]))
+    if h is not None:
+        for p in model.params:
+            shifted = params.copy()
+            shifted[p] = params[p] + h
+            row["fd_" + p] = (float(value(predict(shifted, x) - y)) - mean) / h
+    return _in_row_order(row, model.params)
+
+
+def gradient_one(model, loss, params, x: float, y: float, example: int, row: dict | None = None) -> dict:
+    """What an optimizer step needs of one example, in Python floats: the row's example, parameters, ŷ,
+    error, ∂loss/∂ŷ and gradients. The loss and the finite differences need not be in the loop:
+    :func:`add_losses` computes them for every step at once afterwards (the same IEEE operations)."""
     row = {} if row is None else row
     row["example"] = example
     row["x"] = x
     row["y"] = y
     row.update(params)
-    predict, value = model.predict, loss.value
-    pred = predict(params, x)
-    err = pred - y
-    row["pred"] = float(pred)
-    row["err"] = float(err)
-    row["loss"] = mean = float(value(err))
-    dloss = loss.derivative(err)
-    row["dloss"] = float(dloss)
+    row["pred"] = pred = float(model.predict(params, x))
+    row["err"] = err = pred - y
+    row["dloss"] = dloss = float(loss.derivative(err))
     features = model.features(x)
-    for p in model.params:
-        row["grad_" + p] = float(dloss * features[p])
-        if h is not None:
-            shifted = params.copy()
-            shifted[p] = params[p] + h
-            row["fd_" + p] = (float(value(predict(shifted, x) - y)) - mean) / h
+    for p, key in _grad_keys(model.params):
+        row[key] = dloss * features[p]
     return row
+
+
+def add_losses(steps: dict[str, np.ndarray], model, loss, h: float | None) -> dict[str, np.ndarray]:
+    """Each one-example step's loss and forward finite-difference estimates, from its recorded example
+    and parameters, for all steps at once; the columns in the row order of :func:`measure`."""
+    x, y = steps["x"], steps["y"]
+    params = {p: steps[p] for p in model.params}
+    with np.errstate(all="ignore"):  # a diverged run: inf/nan, as in the loop
+        steps["loss"] = mean = loss.value(steps["err"]) * 1.0
+        if h is not None:
+            for p in model.params:
+                shifted = {**params, p: params[p] + h}
+                steps["fd_" + p] = (loss.value(model.predict(shifted, x) - y) - mean) / h
+    return _in_row_order(steps, model.params)
+
+
+def _in_row_order(row: dict, params) -> dict:
+    """The keys in the sheet's column order: … err, loss, dloss, grad_a, fd_a, grad_b, fd_b … (the rest
+    after, as they came)."""
+    order = ["step", "epoch", "example", "x", "y", *params, "pred", "err", "loss", "dloss"]
+    for p in params:
+        order += ["grad_" + p, "fd_" + p]
+    head = [k for k in order if k in row]
+    return {**{k: row[k] for k in head}, **{k: v for k, v in row.items() if k not in head}}
+
+
+_GRAD_KEYS: dict[tuple, tuple] = {}
+
+
+def _grad_keys(params: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(p, grad_p) of each parameter, the key names made once."""
+    keys = _GRAD_KEYS.get(params)
+    if keys is None:
+        keys = _GRAD_KEYS[params] = tuple((p, "grad_" + p) for p in params)
+    return keys
 
 
 def optimize(opt, hp, params, row, state, t) -> dict[str, float]:
@@ -144,15 +185,18 @@ class Updater:
 
     def __init__(self, opt, params):
         self.opt = opt
-        self.keys = {p: ("grad_" + p, "gwd_" + p, "new_" + p, {}) for p in params}
+        self.keys = {p: ("grad_" + p, "gwd_" + p, "new_" + p) for p in params}
+        self.out_keys: dict[str, list[tuple[str, str]]] = {}  # per parameter: (quantity, row key), once known
+        self._hp, self._l2 = None, False
 
     def __call__(self, hp, params, row, state, t) -> dict[str, float]:
         opt = self.opt
-        l2 = opt.uses_l2(hp)
-        names = opt.state
+        if hp is not self._hp:  # the same hyperparameters every step, unless a schedule changes them
+            self._hp, self._l2 = hp, opt.uses_l2(hp)
+        l2, names, out_keys = self._l2, opt.state, self.out_keys
         new = {}
         for p, value in params.items():
-            grad, gwd, new_key, out_keys = self.keys[p]
+            grad, gwd, new_key = self.keys[p]
             g = row[grad]
             if l2:
                 g = g + hp["weight_decay"] * value
@@ -162,11 +206,11 @@ class Updater:
             except ArithmeticError:
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     out = opt.update(hp, np.float64(value), np.float64(g), state[p], t)
-            for name, v in out.items():
-                key = out_keys.get(name)
-                if key is None:
-                    key = out_keys[name] = f"{name}_{p}"
-                row[key] = float(v)
+            keys = out_keys.get(p)
+            if keys is None or len(keys) != len(out):
+                keys = out_keys[p] = [(name, f"{name}_{p}") for name in out]
+            for name, key in keys:
+                row[key] = float(out[name])
             if names:
                 state[p] = {s: out[s] for s in names}
             new[p] = row[new_key]
@@ -174,7 +218,7 @@ class Updater:
 
 
 def run_steps(opt, hp, params: dict[str, float], batches, forward, *, hyper_of=None, after=None,
-              epoch_end=None) -> tuple[list[dict], dict[str, float]]:
+              epoch_end=None, dry=False) -> tuple[list[dict], dict[str, float]]:
     """The one optimizer loop of every kind of lesson (data, Titanic, the lr finders).
 
     ``batches`` are (epoch, example indices) per step. Step t (1-based): ``forward(t, epoch, idx,
@@ -186,6 +230,11 @@ def run_steps(opt, hp, params: dict[str, float], batches, forward, *, hyper_of=N
     epoch's last step with the updated parameters. Returns (rows, final parameters).
 
     Runs under np.errstate(over/invalid ignored): divergence is a result (inf/nan, #NUM! on the sheet).
+
+    ``dry``: the run's layout without its numbers, for the checker's rebuild (the file holds the student's
+    numbers; the checker needs only which rows exist and what they are given). Step 1 runs; from step 2
+    ``forward`` returns only its given quantities (step, epoch, example, …: each kind's forward knows it
+    is dry), the other keys of step 1's row are 0, and nothing is updated (``epoch_end`` still runs).
     """
     state = {p: opt.start_state(hp) for p in params}
     params = dict(params)
@@ -194,9 +243,13 @@ def run_steps(opt, hp, params: dict[str, float], batches, forward, *, hyper_of=N
     n = len(batches)
     with np.errstate(over="ignore", invalid="ignore"):
         for t, (epoch, idx) in enumerate(batches, start=1):
-            row = forward(t, epoch, idx, params)
-            new = update(hyper_of(t, row) if hyper_of else hp, params, row, state, t)
-            params = after(t, row, params, new) if after else new
+            if dry and rows:
+                row = dict.fromkeys(rows[0], 0.0)
+                row.update(forward(t, epoch, idx, params))
+            else:
+                row = forward(t, epoch, idx, params)
+                new = update(hyper_of(t, row) if hyper_of else hp, params, row, state, t)
+                params = after(t, row, params, new) if after else new
             rows.append(row)
             if epoch_end is not None and (t == n or batches[t][0] != epoch):  # the epoch's last step
                 epoch_end(epoch, params)
@@ -213,19 +266,27 @@ def columns_of(rows: list[dict]) -> dict[str, np.ndarray]:
     return {k: table[:, j].copy() for j, k in enumerate(keys)}
 
 
-def train(lesson: Lesson) -> Trace:
+def train(lesson: Lesson, dry: bool = False) -> Trace:
+    """Every step's quantities (``dry``: the layout only, see :func:`run_steps`)."""
     model, loss, opt = lesson.model_cls(), lesson.loss_cls(), lesson.optimizer_obj()
     X, Y = lesson.data.x, lesson.data.y
     xs, ys = X.tolist(), Y.tolist()
     h = lesson.fd_step
     batches = make_batches(lesson)
+    per_example = lesson.batch_size == 1
     epoch_full_loss = []
 
     def forward(t, epoch, idx, params):
-        if len(idx) == 1:
+        if dry and t > 1:
+            given = {"step": t, "epoch": epoch}
+            if len(idx) == 1:
+                i = int(idx[0])
+                given.update(example=i + 1, x=xs[i], y=ys[i])
+            return given
+        if per_example:  # the loss and the estimates of every step afterwards (add_losses)
             i = int(idx[0])
             try:
-                return measure_one(model, loss, params, xs[i], ys[i], i + 1, h, {"step": t, "epoch": epoch})
+                return gradient_one(model, loss, params, xs[i], ys[i], i + 1, {"step": t, "epoch": epoch})
             except ArithmeticError:
                 pass
         return {"step": t, "epoch": epoch, **measure(model, loss, params, X[idx], Y[idx], idx, h)}
@@ -233,8 +294,10 @@ def train(lesson: Lesson) -> Trace:
     def epoch_end(epoch, params):
         epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
 
-    rows, params = run_steps(opt, lesson.hyper, dict(lesson.init), batches, forward, epoch_end=epoch_end)
+    rows, params = run_steps(opt, lesson.hyper, dict(lesson.init), batches, forward, epoch_end=epoch_end, dry=dry)
     steps = columns_of(rows)
+    if per_example:
+        steps = add_losses(steps, model, loss, h)
     epoch_ids = steps["epoch"].astype(int)
     epochs = {
         "epoch": np.arange(1, lesson.epochs + 1, dtype=float),

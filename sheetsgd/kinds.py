@@ -27,15 +27,21 @@ class Kind:
     override: Callable
     train: Callable
     build: Callable
+    plan: Callable | None = None  # the run's layout without its numbers (train(lesson, dry=True)); None: train
+
+    def layout(self, lesson):
+        """What the checker rebuilds from: a run with the real layout (rows, steps, batches, given numbers),
+        trained only where that is cheap (a kind without a dry run is small)."""
+        return (self.plan or self.train)(lesson)
 
 
 KINDS = {
-    "sgd": Kind(parse_lesson, override, train, build_workbook),
+    "sgd": Kind(parse_lesson, override, train, build_workbook, plan=lambda lesson: train(lesson, dry=True)),
     "function": Kind(parse_function_lesson, override_function, train_function, build_function_workbook),
     "optimizers": Kind(parse_compare_lesson, override_compare, train_compare, build_compare_workbook),
     "lr-finder": Kind(parse_finder_lesson, override_finder, train_finder, build_finder_workbook),
     "titanic": Kind(parse_titanic_lesson, lambda lesson, **options: lesson.override(**options),
-                    train_titanic, build_titanic_workbook),
+                    train_titanic, build_titanic_workbook, plan=lambda lesson: train_titanic(lesson, dry=True)),
 }
 
 

@@ -43,10 +43,11 @@ class TitanicTrace:
                 for i in range(self.n_steps)]
 
 
-def train(lesson: TitanicLesson) -> TitanicTrace:
-    """Train as the sheet does; a diverging run yields inf/NaN quietly (the writer refuses to cache them)."""
+def train(lesson: TitanicLesson, dry: bool = False) -> TitanicTrace:
+    """Train as the sheet does; a diverging run yields inf/NaN quietly (the writer refuses to cache them).
+    ``dry``: the layout only (:func:`sheetsgd.engine.run_steps`): the checker's rebuild."""
     with np.errstate(all="ignore"):
-        return _train(lesson)
+        return _train(lesson, dry)
 
 
 def first_non_finite(trace: TitanicTrace) -> tuple[int, str] | None:
@@ -65,7 +66,7 @@ def first_non_finite(trace: TitanicTrace) -> tuple[int, str] | None:
     return min(bad) if bad else None
 
 
-def _train(lesson: TitanicLesson) -> TitanicTrace:
+def _train(lesson: TitanicLesson, dry: bool) -> TitanicTrace:
     net, loss, opt = lesson.net(), lesson.loss_cls(), lesson.optimizer_obj()
     eps = lesson.clip_eps
     data = lesson.data
@@ -79,6 +80,11 @@ def _train(lesson: TitanicLesson) -> TitanicTrace:
     passenger_ids = data.passengers["PassengerId"]
 
     def forward(t, epoch, idx, params):
+        if dry and t > 1:  # the given quantities only; the examples' numbers are zeros
+            if per_example:
+                return {"step": t, "epoch": epoch, "passenger": float(passenger_ids[idx[0]])}
+            example_parts.append({k: np.zeros(len(idx)) for k in example_parts[0]})
+            return {"step": t, "epoch": epoch}
         theta = np.array([params[p] for p in names])
         x, y = X[idx], Y[idx]
         q = evaluate(net, loss, theta, x, y, eps)
@@ -101,7 +107,7 @@ def _train(lesson: TitanicLesson) -> TitanicTrace:
             validation.append(evaluate(net, loss, theta, X_valid, Y_valid, eps, with_backward=False))
 
     init = dict(zip(names, lesson.init.tolist()))
-    rows, params = run_steps(opt, lesson.hyper, init, batches, forward, epoch_end=epoch_end)
+    rows, params = run_steps(opt, lesson.hyper, init, batches, forward, epoch_end=epoch_end, dry=dry)
     steps = columns_of(rows)
     steps = {k: steps[k] for k in _sheet_order(steps, names)}
     examples = ({k: np.concatenate([part[k] for part in example_parts]) for k in example_parts[0]}
