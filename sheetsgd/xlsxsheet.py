@@ -189,7 +189,8 @@ class Sheet:
         """{row: {text: column}} of the text cells in the first ``max_row`` rows (header search)."""
         out: dict[int, dict[str, int]] = {}
         n = int(np.searchsorted(self._rows, max_row + 1))
-        for i in range(n):
+        _, _, plain = self._whole_sheet_arrays()  # plain numbers are no text: only the others are looked at
+        for i in np.flatnonzero(~plain[:n]).tolist():
             raw = self._cells[i]
             attrs = raw[_ATTRS]
             if b't="s"' in attrs or b't="inlineStr"' in attrs or b't="str"' in attrs:
