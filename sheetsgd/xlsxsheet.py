@@ -1,7 +1,8 @@
 """The cells of one worksheet of an untrusted .xlsx file, read without running or expanding anything.
 
-Worksheets are big (a 10,000-step lesson is an 11 MB sheet), so cells are read with one compiled
-pattern over the raw XML, which only matches the plain form every spreadsheet app writes; the
+Worksheets are big (a 10,000-step lesson is an 11 MB sheet), so cells are found by array operations
+over the raw bytes (:mod:`sheetsgd.xlsxscan`), or else with one compiled pattern over the raw XML;
+both only accept the plain form every spreadsheet app writes; the
 count of matches is verified against the count of ``<c``/``<f``/``<v`` tags, and any sheet the
 pattern does not fully account for (namespace prefixes, rich text, CDATA, cells without
 references) is parsed by the general defusedxml parser instead. Neither path expands entities.
@@ -19,6 +20,7 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
 from .xlsxrefs import column_index, column_letters, translate
+from .xlsxscan import ScannedCells, scan
 
 ERROR_VALUES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#CIRC!", "#SPILL!",
                 "#CALC!", "#GETTING_DATA", "#ERROR!")
@@ -92,7 +94,11 @@ class Sheet:
             raise book.error("the sheet declares a DTD or entities, refused (entity expansion)", name)
         if root < 0 and b"<!ENTITY" in data:
             raise book.error("the sheet declares a DTD or entities, refused (entity expansion)", name)
-        parsed = self._fast(data) if b"<worksheet" in head else None
+        if data.count(b"<c ") > book.limits.max_cells:  # before anything is allocated per cell
+            raise book.error(f"{data.count(b'<c '):,} cells, over the {book.limits.max_cells:,} limit (--max-cells)", name)
+        parsed = scan(data) if b"<worksheet" in head else None
+        if parsed is None and b"<worksheet" in head:
+            parsed = self._fast(data)
         if parsed is None:
             parsed = self._general(data)
         cells, rows, cols = parsed
@@ -102,7 +108,8 @@ class Sheet:
             raise book.error("a cell lies beyond the largest sheet a spreadsheet app allows", name)
         if len(rows) > 1 and not np.all(np.diff(rows) >= 0):  # keep row order for binary search
             order = np.argsort(rows, kind="stable")
-            cells, rows, cols = [cells[i] for i in order.tolist()], rows[order], cols[order]
+            cells = cells.take(order) if isinstance(cells, ScannedCells) else [cells[i] for i in order.tolist()]
+            rows, cols = rows[order], cols[order]
         self._cells, self._rows, self._cols = cells, rows, cols
         self._by_col: dict[int, np.ndarray] = {}
         self._arrays = None  # whole-sheet value/formula arrays, made on first use by numbers()
@@ -256,6 +263,9 @@ class Sheet:
     def _whole_sheet_arrays(self):
         """Every cell's value as a float (NaN unless a plain number of at most 32 characters) and whether it
         holds a formula: columns are then picked out of these arrays, converted by numpy in one go."""
+        if self._arrays is None and isinstance(self._cells, ScannedCells):
+            numbers, plain = self._cells.numbers()
+            self._arrays = (numbers, self._cells.has_formula(), plain)
         if self._arrays is None:
             cells = self._cells
             values = list(map(itemgetter(_V), cells))
@@ -325,7 +335,10 @@ class Sheet:
     def _shared_master(self, si: str):
         if self._shared_masters is None:
             self._shared_masters = {}
-            for i, raw in enumerate(self._cells):
+            cells = self._cells
+            candidates = cells.tagged_formulas().tolist() if isinstance(cells, ScannedCells) else range(len(cells))
+            for i in candidates:
+                raw = cells[i]
                 if raw[_F_OPEN] and b'"shared"' in raw[_F_OPEN] and raw[_F_TEXT]:
                     attrs = dict(_ATTR.findall(raw[_F_OPEN].decode("utf-8", "replace")))
                     self._shared_masters[attrs.get("si", "")] = (int(self._rows[i]), int(self._cols[i]),
