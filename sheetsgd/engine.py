@@ -234,7 +234,8 @@ def run_steps(opt, hp, params: dict[str, float], batches, forward, *, hyper_of=N
     ``dry``: the run's layout without its numbers, for the checker's rebuild (the file holds the student's
     numbers; the checker needs only which rows exist and what they are given). Step 1 runs; from step 2
     ``forward`` returns only its given quantities (step, epoch, example, …: each kind's forward knows it
-    is dry), the other keys of step 1's row are 0, and nothing is updated (``epoch_end`` still runs).
+    is dry), nothing is updated (``epoch_end`` still runs), and ``columns_of(rows, dry=True)`` gives the
+    other quantities of step 1's row 0 from step 2 on.
     """
     state = {p: opt.start_state(hp) for p in params}
     params = dict(params)
@@ -244,8 +245,7 @@ def run_steps(opt, hp, params: dict[str, float], batches, forward, *, hyper_of=N
     with np.errstate(over="ignore", invalid="ignore"):
         for t, (epoch, idx) in enumerate(batches, start=1):
             if dry and rows:
-                row = dict.fromkeys(rows[0], 0.0)
-                row.update(forward(t, epoch, idx, params))
+                row = forward(t, epoch, idx, params)  # its given quantities: columns_of(dry=True) fills in 0
             else:
                 row = forward(t, epoch, idx, params)
                 new = update(hyper_of(t, row) if hyper_of else hp, params, row, state, t)
@@ -256,9 +256,17 @@ def run_steps(opt, hp, params: dict[str, float], batches, forward, *, hyper_of=N
     return rows, params
 
 
-def columns_of(rows: list[dict]) -> dict[str, np.ndarray]:
-    """The rows' quantities as one array per key (NaN where a row lacks the key)."""
+def columns_of(rows: list[dict], dry: bool = False) -> dict[str, np.ndarray]:
+    """The rows' quantities as one array per key (NaN where a row lacks the key; a dry run's rows from
+    step 2 on hold only their given quantities: the others are 0)."""
     keys = list(rows[0])
+    if dry and len(rows) > 1:
+        given = set(rows[1])
+        out = {}
+        for k in keys:
+            out[k] = (np.array([r[k] for r in rows], dtype=float) if k in given
+                      else np.concatenate([[float(rows[0][k])], np.zeros(len(rows) - 1)]))
+        return out
     try:
         table = np.array([*map(itemgetter(*keys), rows)], dtype=float).reshape(len(rows), len(keys))
     except KeyError:
@@ -295,7 +303,7 @@ def train(lesson: Lesson, dry: bool = False) -> Trace:
         epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
 
     rows, params = run_steps(opt, lesson.hyper, dict(lesson.init), batches, forward, epoch_end=epoch_end, dry=dry)
-    steps = columns_of(rows)
+    steps = columns_of(rows, dry)
     if per_example:
         steps = add_losses(steps, model, loss, h)
     epoch_ids = steps["epoch"].astype(int)

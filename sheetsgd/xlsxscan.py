@@ -58,9 +58,10 @@ class ScannedCells:
         idx = np.flatnonzero(plain)
         if len(idx):
             buf = np.frombuffer(self.data, np.uint8)
-            offsets = start[idx, None] + np.arange(MAX_NUMBER)
-            chars = np.where(np.arange(MAX_NUMBER) < length[idx, None], buf[np.minimum(offsets, len(buf) - 1)], 0)
-            text = np.ascontiguousarray(chars, dtype=np.uint8).view(f"S{MAX_NUMBER}").ravel()
+            width = int(length[idx].max())  # the longest value text (a double's repr: up to 24)
+            offsets = start[idx, None] + np.arange(width)
+            chars = np.where(np.arange(width) < length[idx, None], buf[np.minimum(offsets, len(buf) - 1)], 0)
+            text = np.ascontiguousarray(chars, dtype=np.uint8).view(f"S{width}").ravel()
             try:
                 numbers[idx] = text.astype(float)
             except ValueError:  # something odd among them: one by one, the odd ones are not plain

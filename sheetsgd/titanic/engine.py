@@ -108,7 +108,7 @@ def _train(lesson: TitanicLesson, dry: bool) -> TitanicTrace:
 
     init = dict(zip(names, lesson.init.tolist()))
     rows, params = run_steps(opt, lesson.hyper, init, batches, forward, epoch_end=epoch_end, dry=dry)
-    steps = columns_of(rows)
+    steps = columns_of(rows, dry)
     steps = {k: steps[k] for k in _sheet_order(steps, names)}
     examples = ({k: np.concatenate([part[k] for part in example_parts]) for k in example_parts[0]}
                 if example_parts else {})
