@@ -17,7 +17,7 @@ import xlsxwriter.worksheet
 from . import __version__
 from .errors import SheetsgdError
 
-MANIFEST_VERSION = 2
+MANIFEST_VERSION = 3  # 3: central finite differences (2: forward)
 MANIFEST_CHUNK = 30_000  # characters per manifest cell (a cell holds 32,767): longer values span rows
 
 

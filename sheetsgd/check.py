@@ -116,8 +116,9 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
     origin = manifest.get("origin")
     if isinstance(origin, dict) and isinstance(origin.get("template"), dict):
         options = origin.get("options") if isinstance(origin.get("options"), dict) else {}
+        template = _as_built(origin["template"], manifest.get("spec_version"))
         try:
-            lesson = kinds.from_raw(origin["template"], str(origin.get("name", "lesson"))[:100],
+            lesson = kinds.from_raw(template, str(origin.get("name", "lesson"))[:100],
                                     f"{path} (its manifest's template)", options)
         except SheetsgdError as exc:
             raise book.error(f"the manifest's template does not make a lesson ({exc.message}): the manifest was "
@@ -133,12 +134,23 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
         if str(manifest.get("kind", "sgd")) != "sgd":
             lesson_from_manifest(manifest, book, manifest_sheet)  # the old message for other kinds
         lesson = locate(path, limits).lesson
+        if not (isinstance(manifest.get("spec_version"), int) and manifest["spec_version"] >= 3):
+            lesson = replace(lesson, fd_scheme="forward")  # as versions before 3 wrote the estimates
         exercise = {"Steps": {k for k in manifest.get("exercise") or [] if isinstance(k, str)}}
     kind = kinds.kind_of(lesson)
     guard(lesson)  # refuse a run that will not fit before computing its layout
     with np.errstate(all="ignore"):  # the layout, not the numbers: the file holds the student's
         report = kind.build(lesson, None, trace=kind.layout(lesson))
     return lesson, report.blocks, exercise
+
+
+def _as_built(template: dict, spec_version) -> dict:
+    """The template as the workbook's sheetsgd version read it: before spec version 3 the finite
+    differences were forward ones."""
+    if (isinstance(spec_version, int) and spec_version >= 3 or not isinstance(template.get("training", {}), dict)
+            or kinds.template_kind(template) not in ("sgd", "optimizers")):  # the kinds with estimates
+        return template
+    return {**template, "training": {"fd_scheme": "forward", **template.get("training", {})}}
 
 
 def name_cells(book: Workbook) -> dict[str, tuple[str, int, int]]:

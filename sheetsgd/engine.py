@@ -65,15 +65,28 @@ def batch_loss(model, loss, params, x, y) -> float:
     return float(np.add.reduce(loss.value(model.predict(params, x) - y)) / len(x))
 
 
-def measure(model, loss, params, x, y, idx, h: float | None) -> dict[str, float]:
+def finite_difference(loss_at, value, h: float, loss_here, central: bool = True):
+    """The estimate of ∂L/∂p beside each gradient: central (L(p + h) − L(p − h)) / 2h, or forward
+    (L(p + h) − L(p)) / h as workbooks before spec version 3 have it. Works on arrays too.
+
+    The data lessons' loss is a quadratic in each parameter (squared error of a model linear in its
+    parameters), so the central difference equals the gradient but for rounding, whatever h; the
+    forward one is off by h·∂²L/∂p², which for the quadratic lesson's t² coefficient (t² up to 361) is
+    larger than the gradient itself."""
+    if central:
+        return (loss_at(value + h) - loss_at(value - h)) / (2 * h)
+    return (loss_at(value + h) - loss_here) / h
+
+
+def measure(model, loss, params, x, y, idx, h: float | None, central: bool = True) -> dict[str, float]:
     """One step's forward pass and gradients: the named quantities of a row before the update.
 
     With one example (``len(idx) == 1``) the row also shows the example, ŷ, the error and ∂loss/∂ŷ.
-    ``h`` is the finite-difference nudge; None leaves the estimates out.
+    ``h`` is the finite-difference nudge; None leaves the estimates out (``central``: which scheme).
     """
     if len(idx) == 1:
         try:
-            return measure_one(model, loss, params, float(x[0]), float(y[0]), int(idx[0]) + 1, h)
+            return measure_one(model, loss, params, float(x[0]), float(y[0]), int(idx[0]) + 1, h, central=central)
         except ArithmeticError:  # Python floats raise where numpy overflows to inf/nan: take the array path
             pass
     per_example = len(idx) == 1
@@ -93,13 +106,13 @@ def measure(model, loss, params, x, y, idx, h: float | None) -> dict[str, float]
     for p in model.params:
         row[f"grad_{p}"] = float(np.add.reduce(dloss * features[p]) / len(x))
         if h is not None:
-            shifted = {**params, p: params[p] + h}
-            row[f"fd_{p}"] = (batch_loss(model, loss, shifted, x, y) - row["loss"]) / h
+            row[f"fd_{p}"] = finite_difference(lambda v: batch_loss(model, loss, {**params, p: v}, x, y),
+                                               params[p], h, row["loss"], central)
     return row
 
 
 def measure_one(model, loss, params, x: float, y: float, example: int, h: float | None,
-                row: dict | None = None) -> dict[str, float]:
+                row: dict | None = None, central: bool = True) -> dict[str, float]:
     """``measure`` for one example, in Python floats: the same IEEE operations as on one-element arrays
     (a sum of one term is the term, a division by 1 changes nothing), without numpy's per-call cost.
 
@@ -111,9 +124,8 @@ def measure_one(model, loss, params, x: float, y: float, example: int, h: float 
     row["loss"] = mean = float(value(row["err"]))
     if h is not None:
         for p in model.params:
-            shifted = params.copy()
-            shifted[p] = params[p] + h
-            row["fd_" + p] = (float(value(predict(shifted, x) - y)) - mean) / h
+            row["fd_" + p] = finite_difference(lambda v: float(value(predict({**params, p: v}, x) - y)),
+                                               params[p], h, mean, central)
     return _in_row_order(row, model.params)
 
 
@@ -135,7 +147,7 @@ def gradient_one(model, loss, params, x: float, y: float, example: int, row: dic
     return row
 
 
-def add_losses(steps: dict[str, np.ndarray], model, loss, h: float | None) -> dict[str, np.ndarray]:
+def add_losses(steps: dict[str, np.ndarray], model, loss, h: float | None, central: bool = True) -> dict[str, np.ndarray]:
     """Each one-example step's loss and forward finite-difference estimates, from its recorded example
     and parameters, for all steps at once; the columns in the row order of :func:`measure`."""
     x, y = steps["x"], steps["y"]
@@ -144,8 +156,8 @@ def add_losses(steps: dict[str, np.ndarray], model, loss, h: float | None) -> di
         steps["loss"] = mean = loss.value(steps["err"]) * 1.0
         if h is not None:
             for p in model.params:
-                shifted = {**params, p: params[p] + h}
-                steps["fd_" + p] = (loss.value(model.predict(shifted, x) - y) - mean) / h
+                steps["fd_" + p] = finite_difference(lambda v: loss.value(model.predict({**params, p: v}, x) - y),
+                                                     params[p], h, mean, central)
     return _in_row_order(steps, model.params)
 
 
@@ -279,7 +291,7 @@ def train(lesson: Lesson, dry: bool = False) -> Trace:
     model, loss, opt = lesson.model_cls(), lesson.loss_cls(), lesson.optimizer_obj()
     X, Y = lesson.data.x, lesson.data.y
     xs, ys = X.tolist(), Y.tolist()
-    h = lesson.fd_step
+    h, central = lesson.fd_step, lesson.fd_scheme == "central"
     batches = make_batches(lesson)
     per_example = lesson.batch_size == 1
     epoch_full_loss = []
@@ -297,7 +309,7 @@ def train(lesson: Lesson, dry: bool = False) -> Trace:
                 return gradient_one(model, loss, params, xs[i], ys[i], i + 1, {"step": t, "epoch": epoch})
             except ArithmeticError:
                 pass
-        return {"step": t, "epoch": epoch, **measure(model, loss, params, X[idx], Y[idx], idx, h)}
+        return {"step": t, "epoch": epoch, **measure(model, loss, params, X[idx], Y[idx], idx, h, central)}
 
     def epoch_end(epoch, params):
         epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
@@ -305,7 +317,7 @@ def train(lesson: Lesson, dry: bool = False) -> Trace:
     rows, params = run_steps(opt, lesson.hyper, dict(lesson.init), batches, forward, epoch_end=epoch_end, dry=dry)
     steps = columns_of(rows, dry)
     if per_example:
-        steps = add_losses(steps, model, loss, h)
+        steps = add_losses(steps, model, loss, h, central)
     epoch_ids = steps["epoch"].astype(int)
     epochs = {
         "epoch": np.arange(1, lesson.epochs + 1, dtype=float),

@@ -44,6 +44,7 @@ class Lesson:
     shuffle: bool = False
     seed: int = 0
     fd_step: float = 0.01
+    fd_scheme: str = "central"  # the finite-difference estimates: central, or forward (spec version < 3)
     source: str = ""
     exercise: list[str] = field(default_factory=list)
     # the template's per-optimizer hyperparameter tables, so --optimizer picks up the author's lr
@@ -156,7 +157,7 @@ def parse_lesson(raw: dict, name: str, source: str) -> Lesson:
         tips=list(meta.get("try", [])), data=data, model=model_name, loss=loss, init=init,
         optimizer=opt_name, hyper={}, batch_size=batch_size, epochs=train.get("epochs", 1),
         shuffle=bool(train.get("shuffle", False)), seed=train.get("seed", 0),
-        fd_step=train.get("fd_step", 0.01), source=source, exercise=list(meta.get("exercise", [])),
+        fd_step=train.get("fd_step", 0.01), fd_scheme=train.get("fd_scheme", "central"), source=source, exercise=list(meta.get("exercise", [])),
         optimizer_tables=per_optimizer,
     )
     return validate(with_optimizer(lesson, opt_name))

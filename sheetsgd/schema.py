@@ -137,7 +137,8 @@ MODEL = table(kind=choice("linear", "quadratic", noun="model"), loss=choice("mse
 TITANIC_MODEL = table(kind=choice("linear", "logistic", "relu2", "mlp", noun="model"), hidden=integer(1, 64),
                       loss=choice("mse", "mae", "bce", noun="loss"), clip_eps=number(0, 0.5, low_open=True, high_open=True),
                       init=Value("titanic_init"))
-TRAINING = table(batch_size=Value("batch"), epochs=integer(1, MAX_STEPS), shuffle=BOOL, seed=SEED, fd_step=POSITIVE)
+TRAINING = table(batch_size=Value("batch"), epochs=integer(1, MAX_STEPS), shuffle=BOOL, seed=SEED, fd_step=POSITIVE,
+                 fd_scheme=choice("central", "forward", noun="finite-difference scheme"))
 TITANIC_TRAINING = table(**TRAINING.keys, best_fit_steps=integer(1, MAX_BEST_FIT_STEPS))
 FINDER = table(start_lr=POSITIVE, end_lr=POSITIVE, num_it=integer(2, MAX_STEPS), smooth_beta=UNIT_OPEN,
                stop_factor=number(1, low_open=True), skip_start=integer(0, MAX_STEPS), skip_end=integer(0, MAX_STEPS))

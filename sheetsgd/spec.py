@@ -74,8 +74,8 @@ def step_columns(lesson: Lesson) -> list[Column]:
                            f"{p} for this step: the previous row's new {p}"))
     predict = _sub(model.predict_formula, {"X": X})
 
-    def shifted(p):  # the prediction with parameter p nudged by fd_step
-        return _sub(model.predict_formula, {"X": X, p: f"({{{p}}}+{{hp:fd_step}})"})
+    def shifted(p, sign="+"):  # the prediction with parameter p nudged by ±fd_step
+        return _sub(model.predict_formula, {"X": X, p: f"({{{p}}}{sign}{{hp:fd_step}})"})
 
     def mean(expr):  # batch mean written as the spreadsheet sees it
         return f"SUMPRODUCT({expr})/COUNT({X})"
@@ -94,22 +94,35 @@ def step_columns(lesson: Lesson) -> list[Column]:
         feature = model.feature_formulas[p]
         if per_example:
             grad = "{dloss}" if feature is None else f"{{dloss}}*{_sub(feature, {'X': X})}"
-            fd_loss = loss.value_formula(f"{shifted(p)}-{Y}")
+            nudged = [loss.value_formula(f"{shifted(p, sign)}-{Y}") for sign in "+-"]
         else:
             d = loss.derivative_formula(f"{predict}-{Y}")
             grad = mean(d if feature is None else f"{d}*{_sub(feature, {'X': X})}")
-            fd_loss = mean(loss.value_formula(f"{shifted(p)}-{Y}"))
-        cols += [
-            Column(f"grad_{p}", f"∂L/∂{p}", grad, "gradient", f"analytic gradient of the loss w.r.t. {p}"),
-            Column(f"fd_{p}", f"≈ ∂L/∂{p} (finite diff.)", f"({fd_loss}-{{loss}})/{{hp:fd_step}}", "estimate",
-                   f"(loss with {p} + fd_step − loss) / fd_step: a numerical check of the gradient"),
-        ]
+            nudged = [mean(loss.value_formula(f"{shifted(p, sign)}-{Y}")) for sign in "+-"]
+        cols.append(Column(f"grad_{p}", f"∂L/∂{p}", grad, "gradient", f"analytic gradient of the loss w.r.t. {p}"))
+        if lesson.fd_scheme == "central":
+            cols.append(Column(f"fd_{p}", f"≈ ∂L/∂{p} (central diff.)", f"({nudged[0]}-{nudged[1]})/(2*{{hp:fd_step}})",
+                               "estimate", f"(loss with {p} + h − loss with {p} − h) / 2h, h = fd_step: "
+                               + FD_ADVICE.get(lesson.loss, "a numerical check of the gradient").format(p=p)))
+        else:  # workbooks of spec version < 3
+            cols.append(Column(f"fd_{p}", f"≈ ∂L/∂{p} (finite diff.)", f"({nudged[0]}-{{loss}})/{{hp:fd_step}}",
+                               "estimate", f"(loss with {p} + fd_step − loss) / fd_step: a numerical check of the gradient"))
     for p in params:
         if opt.uses_l2(hp):
             cols.append(Column(f"gwd_{p}", f"∂L/∂{p} + wd·{p}", f"{{grad_{p}}}+{{hp:weight_decay}}*{{{p}}}",
                                "gradient", "gradient plus L2 weight decay"))
         cols += [optimizer_column(opt, p, *formula) for formula in opt.formulas(hp, p)]
     return cols
+
+
+# What a student may expect of the estimate (tests/test_finite_differences.py holds every bundled lesson to it)
+FD_TOLERANCE = 1e-6
+FD_ADVICE = {
+    "mse": "it agrees with ∂L/∂{p} to 6 significant digits or more (the squared error is a parabola in {p}, "
+           "and a central difference is exact on a parabola but for rounding)",
+    "mae": "it agrees with ∂L/∂{p} to 6 significant digits or more, except at a step where an error changes sign "
+           "within ±h (the absolute error has a corner there)",
+}
 
 
 def optimizer_column(opt, p: str, key: str, header: str, template: str) -> Column:

@@ -175,14 +175,19 @@ def test_trace_gradients_equal_central_difference_at_every_step():
             assert trace.steps[f"grad_{p}"][i] == pytest.approx((up - down) / (2 * h), rel=1e-5)
 
 
-def test_forward_difference_column_is_the_fastai_estimate():
+def test_difference_columns_are_the_central_and_the_fastai_estimates():
+    from dataclasses import replace
+
     lesson = lesson_with("linear", "sgd", 1, epochs=1)
-    trace = train(lesson)
     h = lesson.fd_step
+    central, forward = train(lesson), train(replace(lesson, fd_scheme="forward"))
     for i in (0, 10, 28):
-        a, b, x, y = (trace.steps[k][i] for k in ("a", "b", "x", "y"))
-        assert trace.steps["fd_b"][i] == pytest.approx((((a * x + b + h) - y) ** 2 - (a * x + b - y) ** 2) / h, rel=1e-9)
-        assert trace.steps["fd_a"][i] == pytest.approx(((((a + h) * x + b) - y) ** 2 - (a * x + b - y) ** 2) / h, rel=1e-9)
+        a, b, x, y = (central.steps[k][i] for k in ("a", "b", "x", "y"))
+        sq = lambda a, b: (a * x + b - y) ** 2  # noqa: E731
+        assert central.steps["fd_b"][i] == pytest.approx((sq(a, b + h) - sq(a, b - h)) / (2 * h), rel=1e-9)
+        assert central.steps["fd_a"][i] == pytest.approx((sq(a + h, b) - sq(a - h, b)) / (2 * h), rel=1e-9)
+        assert forward.steps["fd_b"][i] == pytest.approx((sq(a, b + h) - sq(a, b)) / h, rel=1e-9)
+        assert forward.steps["fd_a"][i] == pytest.approx((sq(a + h, b) - sq(a, b)) / h, rel=1e-9)
 
 
 def test_batches_cover_each_epoch_once_and_shuffle_from_the_seed():

@@ -36,7 +36,7 @@ def test_sheets_names_and_hidden_manifest(adam_book):
         value = wb[sheet][ref.replace("$", "")].value
         assert value == (lesson.fd_step if name == "fd_step" else lesson.hyper[name])
     m = read_manifest(path)
-    assert m["lesson"] == "linear" and m["optimizer"] == "adam" and m["spec_version"] == 2
+    assert m["lesson"] == "linear" and m["optimizer"] == "adam" and m["spec_version"] == 3  # 3: central finite differences
     assert {b["name"] for b in m["blocks"]} == {"Steps", "Data"}  # (no origin: built without kinds.load)
     assert set(m["columns"]) == {c.key for c in step_columns(lesson)}
 
