@@ -135,7 +135,8 @@ class _Package:
                                     '<family val="2"/></font>')
         wrap = '<alignment vertical="top" wrapText="1"/>'
         new_xfs = [f'<xf numFmtId="0" fontId="{n_fonts}" fillId="0" borderId="0" xfId="0" applyFont="1"/>',
-                   f'<xf numFmtId="0" fontId="{n_fonts + 1}" fillId="0" borderId="0" xfId="0" applyFont="1"/>',
+                   f'<xf numFmtId="0" fontId="{n_fonts + 1}" fillId="0" borderId="0" xfId="0" applyFont="1" '
+                   'applyAlignment="1"><alignment vertical="top"/></xf>',
                    f'<xf numFmtId="0" fontId="{n_fonts + 1}" fillId="0" borderId="0" xfId="0" applyFont="1" '
                    f'applyAlignment="1">{wrap}</xf>',
                    f'<xf numFmtId="0" fontId="{n_fonts + 2}" fillId="0" borderId="0" xfId="0" applyFont="1" '

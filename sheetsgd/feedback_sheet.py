@@ -87,42 +87,47 @@ def _cell(ref: str, value, style: int | None) -> str:
 
 
 def feedback_rows(report: dict) -> list[list]:
-    """The Feedback sheet as rows of (value, style name, link target or None)."""
+    """The Feedback sheet as rows of (value, style name, link target or None); a value in column B whose
+    style is "long" spans columns B:D (merged, wrapped)."""
     correct = (report.get("score") or {}).get("correct") or 0
     total = (report.get("score") or {}).get("total") or 0
     les = report.get("lesson") or {}
     mistakes = report.get("mistakes") or []
+    none = ("", None, None)
     rows = [[(f"Feedback on {os.path.basename(report.get('file', ''))}", "title", None)],
             [("Verdict", "bold", None), ("all correct" if report.get("status") == "correct"
-                                         else f"{len(mistakes)} mistake(s) to fix", None, None)],
+                                         else f"{len(mistakes)} mistake(s) to fix", "long", None)],
             [("Score", "bold", None), (f"{correct}/{total} exercise cells correct"
-                                       + (f" ({100 * correct / total:.1f}%)" if total else ""), None, None)],
+                                       + (f" ({100 * correct / total:.1f}%)" if total else ""), "long", None)],
             [("Lesson", "bold", None), (f"{les.get('name')} ({les.get('optimizer')}, {les.get('loss')}, "
-                                        f"{les.get('steps')} steps)", None, None)],
-            [("Colours", "bold", None), ("root cause: the formula does not follow from your own values", "root", None),
-             ("knock-on: wrong only because a cell it reads is wrong", "knock-on", None),
-             ("correct exercise cell", "correct", None)],
+                                        f"{les.get('steps')} steps)", "long", None)],
+            [("Colours", "bold", None), ("root cause", "root", None),
+             ("the formula does not follow from your own values (see the cell's note)", None, None)],
+            [none, ("knock-on", "knock-on", None), ("wrong only because a cell it reads is wrong", None, None)],
+            [none, ("correct", "correct", None), ("a correct exercise cell", None, None)],
             [], [("Root causes", "title", None)]]
-    if mistakes:
-        rows.append([(h, "header", None) for h in ("Cell", "Column", "Mistake", "Step", "Expected", "Found",
-                                                   "Your formula", "Hint")])
     for m in mistakes:
-        rows.append([(f"{m['sheet']}!{m['cell']}", "link", link(m["sheet"], m["cell"])),
-                     (f"{m['header']} ({m['column']})", "wrap", None), (m["title"], "wrap", None),
-                     (m["step"], None, None), (fmt(m["expected"]), None, None), (fmt(m["found"]), None, None),
-                     (m.get("formula") or "(none)", "wrap", None), (m["hint"], "wrap", None)])
+        rows += [[("Cell", "header", None), (f"{m['sheet']}!{m['cell']}", "link", link(m["sheet"], m["cell"]))],
+                 [("Mistake", "bold", None), (m["title"], "long", None)],
+                 [("Column", "bold", None), (f"{m['header']} ({m['column']}), first at step {m['step']}, "
+                                             f"{m['cells']} cell(s)", "long", None)],
+                 [("Expected", "bold", None), (fmt(m["expected"]), "long", None)],
+                 [("Found", "bold", None), (fmt(m["found"]), "long", None)],
+                 [("Your formula", "bold", None), (m.get("formula") or "(none)", "long", None)],
+                 [("Hint", "bold", None), (m["hint"], "long", None)], []]
     if not mistakes:
-        rows.append([("none: every checked cell follows from your own values", None, None)])
+        rows += [[("none: every checked cell follows from your own values", None, None)], []]
     knock = [c for c in report.get("columns", []) if c.get("status") == "knock-on"]
     if knock:
-        rows += [[], [("Knock-ons (not separate mistakes)", "title", None)],
+        rows += [[("Knock-ons (not separate mistakes)", "title", None)],
                  [(h, "header", None) for h in ("First wrong", "Column", "Correct", "Follows from")]]
         for c in knock:
             first = expand((c.get("knock_on_cells") or [])[:1])[:1]
-            rows.append([(f"{c['sheet']}!{first[0]}", "link", link(c["sheet"], first[0])) if first else ("", None, None),
+            rows.append([(f"{c['sheet']}!{first[0]}", "link", link(c["sheet"], first[0])) if first else none,
                          (f"{c['header']} ({c['key']})", "wrap", None), (f"{c['correct']}/{c['total']}", None, None),
                          (", ".join(c.get("knock_on_of") or []), "wrap", None)])
-    rows += [[], [("Exercise columns", "title", None)],
+        rows.append([])
+    rows += [[("Exercise columns", "title", None)],
              [(h, "header", None) for h in ("First wrong", "Column", "Correct", "Status")]]
     for c in report.get("columns", []):
         if c.get("exercise"):
@@ -131,33 +136,43 @@ def feedback_rows(report: dict) -> list[list]:
                          (f"{c['header']} ({c['key']})", "wrap", None), (f"{c['correct']}/{c['total']}", None, None),
                          (c["status"], {"root cause": "root", "knock-on": "knock-on"}.get(c["status"], "correct"), None)])
     if report.get("notes"):
-        rows += [[], [("Notes", "title", None)]] + [[(n, None, None)] for n in report["notes"]]
+        rows += [[], [("Notes", "title", None)]] + [[("", None, None), (n, "long", None)] for n in report["notes"]]
     return rows
 
 
-WIDTHS = (18, 26, 40, 8, 16, 16, 30, 60)
+WIDTHS = (16, 34, 10, 44)
 
 
 def feedback_sheet_xml(report: dict, styles: dict[str, int]) -> bytes:
     """The Feedback worksheet part (inline strings, internal hyperlinks, no shared strings touched)."""
-    out, links = [], []
+    out, links, merged = [], [], []
+    span = sum(WIDTHS[1:]) - 2
     for r, row in enumerate(feedback_rows(report), start=1):
-        cells = []
+        cells, lines = [], 1
         for k, (value, style, target) in enumerate(row):
-            ref = f"{'ABCDEFGH'[k]}{r}"
-            cells.append(_cell(ref, value, styles.get(style) if style else None))
+            ref = f"{'ABCD'[k]}{r}"
+            cells.append(_cell(ref, value, styles.get("wrap" if style == "long" else style) if style else None))
             if target:
                 links.append(f'<hyperlink ref="{ref}" location={quoteattr(text(target))} '
                              f'display={quoteattr(text(value))}/>')
-        out.append(f'<row r="{r}">{"".join(cells)}</row>' if any(cells) else "")
+            if style == "long" and k == 1:
+                merged.append(f'<mergeCell ref="B{r}:D{r}"/>')
+                lines = max(lines, len(str(value)) // span + 1)
+            elif style == "wrap":
+                lines = max(lines, len(str(value)) // (WIDTHS[k] - 2) + 1)
+        height = f' ht="{15 * lines}" customHeight="1"' if lines > 1 else ""
+        out.append(f'<row r="{r}"{height}>{"".join(cells)}</row>' if any(cells) else "")
     cols = "".join(f'<col min="{i}" max="{i}" width="{w}" customWidth="1"/>' for i, w in enumerate(WIDTHS, start=1))
     xml = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
            '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
            'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+           '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
            '<sheetViews><sheetView tabSelected="1" workbookViewId="0"/></sheetViews>'
            f'<sheetFormatPr defaultRowHeight="15"/><cols>{cols}</cols><sheetData>{"".join(out)}</sheetData>'
+           + (f'<mergeCells count="{len(merged)}">{"".join(merged)}</mergeCells>' if merged else "")
            + (f'<hyperlinks>{"".join(links)}</hyperlinks>' if links else "")
-           + '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/></worksheet>')
+           + '<pageMargins left="0.5" right="0.5" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
+           '<pageSetup orientation="portrait" fitToWidth="1" fitToHeight="0"/></worksheet>')
     return xml.encode("utf-8")
 
 
