@@ -50,6 +50,14 @@ def annotate(path: str, report: dict, out: str, limits: Limits = Limits()) -> di
     if report.get("status") == "error":
         raise SheetsgdError(f"cannot annotate: {report.get('message')}", path)
     book = Workbook(path, limits)
+    try:
+        return _annotate(book, report, out)
+    except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:  # never a traceback
+        raise SheetsgdError(f"cannot annotate: the workbook's XML has a form this cannot edit "
+                            f"({type(exc).__name__}: {exc})"[:300], path) from None
+
+
+def _annotate(book: Workbook, report: dict, out: str) -> dict:
     parts = {name: book._read(name) for name in book.members if not name.endswith("/")}
     _xml_check(book, [n for n in parts if n.endswith((".xml", ".rels"))])
     edit = _Package(book, parts)

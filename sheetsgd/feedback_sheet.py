@@ -49,9 +49,9 @@ def notes(report: dict) -> dict[str, dict[str, str]]:
     for m in report.get("mistakes", []):
         col = by_column.get((m.get("sheet"), m.get("letter"), m.get("column")))
         values = {w["cell"]: w for w in m.get("wrong_cells") or []}
-        cells = expand(col.get("root_cells") or []) if col else [m["cell"]]
+        cells = expand(col.get("root_cells") or []) if col else [m.get("cell", "")]
         sheet = out.setdefault(m.get("sheet", "Steps"), {})
-        for cell in cells:
+        for cell in filter(_CELL.match, cells):  # a deleted step row has no cell to put a note on
             if len(sheet) >= MAX_NOTES or cell in sheet:
                 continue
             w = values.get(cell)
@@ -107,7 +107,9 @@ def feedback_rows(report: dict) -> list[list]:
             [none, ("correct", "correct", None), ("a correct exercise cell", None, None)],
             [], [("Root causes", "title", None)]]
     for m in mistakes:
-        rows += [[("Cell", "header", None), (f"{m['sheet']}!{m['cell']}", "link", link(m["sheet"], m["cell"]))],
+        where = (f"{m['sheet']}!{m['cell']}", "link", link(m["sheet"], m["cell"])) if m.get("sheet") and \
+            _CELL.match(str(m.get("cell"))) else (str(m.get("cell", "")), "long", None)
+        rows += [[("Cell", "header", None), where],
                  [("Mistake", "bold", None), (m["title"], "long", None)],
                  [("Column", "bold", None), (f"{m['header']} ({m['column']}), first at step {m['step']}, "
                                              f"{m['cells']} cell(s)", "long", None)],

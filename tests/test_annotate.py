@@ -273,3 +273,79 @@ def test_grade_writes_an_annotated_copy_and_a_page_per_submission(made, tmp_path
     assert "Cannot check" in (tmp_path / "html" / "eve.html").read_text()
     report = json.loads(CliRunner().invoke(cli, ["check", str(subs / "ada.xlsx"), "--json"]).stdout)
     assert report["mistakes"][0]["title"] in (tmp_path / "html" / "ada.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """A linear submission with a mistake, not recalculated (checked through IronCalc), and its report."""
+    root = tmp_path_factory.mktemp("plain")
+    lesson = kinds.load("linear", epochs=1)
+    build_student(kinds.kind_of(lesson), lesson, root / "student.xlsx", "")
+    path = root / "ada.xlsx"
+    fill_xml_sheets(str(root / "student.xlsx"), str(path), fill_sheets(str(root / "student.xlsx"),
+                                                                      Flaw("update_sign_flipped", "new_a")))
+    return path, check(path, recalc="ironcalc").to_dict()
+
+
+def _rewrite(src, dst, part, edit):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            zout.writestr(item, edit(data) if item.filename == part else data)
+
+
+@pytest.mark.parametrize("case", ["dtd", "entity", "self-closing fills", "not xml"])
+def test_hostile_or_odd_parts_the_check_does_not_read_are_one_line_errors(plain, tmp_path, case):
+    path, report = plain
+    bad = tmp_path / "bad.xlsx"
+    edit = {"dtd": lambda d: d.replace(b"<styleSheet", b'<!DOCTYPE styleSheet [<!ENTITY x "y">]><styleSheet', 1),
+            "entity": lambda d: d.replace(b"?>", b'?><!DOCTYPE s [<!ENTITY e SYSTEM "file:///etc/passwd">]>', 1),
+            "self-closing fills": lambda d: re.sub(rb"<fills\b.*?</fills>", b'<fills count="0"/>', d, flags=re.S),
+            "not xml": lambda d: d[: len(d) // 2]}[case]
+    _rewrite(path, bad, "xl/styles.xml", edit)
+    out = tmp_path / "out.xlsx"
+    r = CliRunner().invoke(cli, ["check", str(bad), "--recalc", "ironcalc", "--annotate", str(out)])
+    assert r.exit_code == 2, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.xlsx"]  # no copy, no temporary file left
+
+
+def test_a_deleted_step_row_and_strict_findings_are_annotated(plain, tmp_path):
+    """A deleted step row has no cell: it is named in the Feedback sheet and the page, without a note;
+    --strict (a hard-coded number) marks the cells its second judgement finds wrong."""
+    from sheetsgd.feedback_html import render
+
+    path, report = plain
+    report = json.loads(json.dumps(report))
+    report["mistakes"] = report["mistakes"] + [{  # as sheetsgd.structural.deleted_row_mistakes writes it
+        "column": "step", "header": "step", "letter": "", "mistake": "step_row_deleted", "title": "a step row was deleted",
+        "hint": "put the row back", "step": 5, "cell": "Steps: the row of step 5, after row 12", "expected": 5,
+        "found": None, "formula": None, "cells": 1, "exercise": False}]
+    annotate(path, report, tmp_path / "a.xlsx")
+    wb = openpyxl.load_workbook(tmp_path / "a.xlsx")
+    texts = [str(c.value) for row in wb["Feedback"].iter_rows() for c in row if c.value is not None]
+    assert "Steps: the row of step 5, after row 12" in texts
+    assert "Steps: the row of step 5, after row 12" in render(report)
+    lesson = kinds.load("linear", epochs=1)
+    build_student(kinds.kind_of(lesson), lesson, tmp_path / "s.xlsx", "")
+    typed = tmp_path / "typed.xlsx"
+    fill_xml_sheets(str(tmp_path / "s.xlsx"), str(typed), fill_sheets(str(tmp_path / "s.xlsx"), Flaw("hard_coded", "new_a")))
+    strict = check(typed, recalc="ironcalc", strict=True).to_dict()
+    assert [m["mistake"] for m in strict["mistakes"]] == ["hard_coded"]
+    annotate(typed, strict, tmp_path / "t.xlsx")
+    col = next(c for c in strict["columns"] if c["key"] == "new_a")
+    assert col["root_cells"] and {c for c, v in fills(tmp_path / "t.xlsx")["Steps"].items() if v == RED} == \
+        set(cells_of(col["root_cells"]))
+
+
+def test_a_sheet_with_notes_of_its_own_keeps_them(plain, tmp_path):
+    path, report = plain  # the same cells with a note added by openpyxl (which IronCalc cannot read back):
+    wb = openpyxl.load_workbook(path)  # the report of the file without the note is the report of this one
+    wb["Steps"]["A1"].comment = openpyxl.comments.Comment("my own note", "student")
+    wb.save(tmp_path / "noted.xlsx")
+    annotate(tmp_path / "noted.xlsx", report, tmp_path / "out.xlsx")
+    out = openpyxl.load_workbook(tmp_path / "out.xlsx")
+    assert out["Steps"]["A1"].comment.text == "my own note"
+    m = report["mistakes"][0]
+    assert out["Steps"][m["cell"]].comment is None  # colours only on this sheet
+    assert out["Steps"][m["cell"]].fill.fgColor.rgb == RED
