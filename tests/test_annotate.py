@@ -28,11 +28,12 @@ from sheetsgd.exercise import build_student
 
 from hostile_names import HOSTILE_SHEET, make_hostile  # tests/hostile_names.py
 
-# lesson kinds covered: a data lesson, a Titanic mini-batch lesson, an optimizers lesson, an lr finder
+# every lesson kind: a data lesson, a Titanic mini-batch lesson, an optimizers lesson, an lr finder, a function lesson
 LESSONS = {"linear": ({"epochs": 1}, ("mse_factor_2_missing", "grad_a")),
            "titanic-linear": ({"epochs": 1}, ("error_reversed", "dloss")),
            "optimizers": ({"epochs": 1}, ("update_sign_flipped", "Adam:new_a")),
-           "lr-finder": ({"epochs": 30}, ("lr_additive", "lr"))}
+           "lr-finder": ({"epochs": 30}, ("lr_additive", "lr")),
+           "too-high": ({"epochs": 8}, ("update_sign_flipped", "r2_new"))}
 RED, AMBER, GREEN = (FILLS[k] for k in ("root", "knock-on", "correct"))
 M = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _BUILT: dict = {}
