@@ -19,6 +19,7 @@ from . import kinds
 from .blocks import Block, is_update
 from .errors import SheetsgdError
 from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
+from .cellmarks import column_marks, merge_marks, wrong_cells
 from .diagnose import diagnose
 from .engines import mark_cannot_judge, scan
 from .structural import CIRCULAR_HINT, deleted_row_mistakes, divergence_step
@@ -331,7 +332,7 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
         n_correct = int(j.correct.sum())
         status = "root cause" if j.id in roots else ("correct" if n_correct == n else "knock-on")
         res = ColumnResult(j.key, c.header, j.col_letters, j.exercise, n_correct, n, status,
-                           local_correct=int(j.ok.sum()), sheet=shifts[b.sheet].sheet)
+                           local_correct=int(j.ok.sum()), sheet=shifts[b.sheet].sheet, **column_marks(j))
         if n_correct < n:
             i = int(np.argmax(~j.correct))
             formula = stores[shifts[b.sheet].sheet].sheet.formula(int(j.rows[i]), j.col)
@@ -357,7 +358,8 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
                              "block": b.name, "mistake": name, "title": m.title, "hint": m.hint,
                              "step": int(b.step[i]), "cell": cell_ref(j, i), "expected": expected_at(j, i),
                              "found": plain(j.found[i]), "formula": f"={formula}" if formula else None,
-                             "cells": int((~j.ok).sum()), "exercise": j.exercise})
+                             "cells": int((~j.ok).sum()), "exercise": j.exercise,
+                             "wrong_cells": wrong_cells(j, expected_at, lambda j, i: plain(j.found[i]))})
         results.append(res)
     order = {(b.name, c.key): (k, i) for k, b in enumerate(blocks) for i, c in enumerate(b.columns)}
     mistakes.sort(key=lambda m: (m["step"], order[(m["block"], m["column"])]))
@@ -401,6 +403,7 @@ def _strict(report, path, book, blocks, exercise, shifts, stores, names, mistake
     for col, other in zip(results, again):
         col.correct = min(col.correct, other.correct)
         col.local_correct = min(col.local_correct, other.local_correct)
+        merge_marks(col, other)
         if other.status == "root cause":
             col.status = "root cause"
     if report.mistakes:

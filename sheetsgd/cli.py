@@ -219,7 +219,12 @@ RECALC = click.Choice(["ironcalc", "libreoffice"])
 
 @cli.command("check")
 @click.argument("file", type=click.Path(dir_okay=True))
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (same as --format json).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default=None,
+              help="Report format on standard output: text (default), json, or a self-contained HTML page.")
+@click.option("--annotate", "annotate_to", type=click.Path(dir_okay=False),
+              help="Also write a marked-up copy of the workbook here (red root causes with notes, amber "
+                   "knock-ons, green correct cells, a first Feedback sheet); never the input file.")
 @click.option("--strict", is_flag=True, help="Also recalculate with other inputs (lr, initial parameters): "
                                              "catches typed numbers and pasted values.")
 @click.option("--recalc", type=RECALC, default=None,
@@ -229,10 +234,16 @@ RECALC = click.Choice(["ironcalc", "libreoffice"])
               help="Seconds the check may take; past them the file cannot be checked (exit 2).")
 @limit_options
 @clean_errors
-def check_command(file, as_json, strict, recalc, timeout, max_file_mb, max_part_mb, max_cells, max_members):
+def check_command(file, as_json, fmt, annotate_to, strict, recalc, timeout, max_file_mb, max_part_mb, max_cells,
+                  max_members):
     """Check a filled-in sheetsgd workbook: exit 0 all correct, 1 mistakes found, 2 cannot check."""
+    from .annotate import annotate, same_file
     from .check import Report, check
     from .deadline import OutOfTime, time_limit
+
+    fmt = fmt or ("json" if as_json else "text")
+    if annotate_to and same_file(file, annotate_to):
+        raise SheetsgdError("the annotated copy would overwrite the submission: choose another file", annotate_to)
 
     late = f"no answer within {timeout:g} s (--timeout)"
     try:
@@ -241,8 +252,16 @@ def check_command(file, as_json, strict, recalc, timeout, max_file_mb, max_part_
                            limits=_limits(max_file_mb, max_part_mb, max_cells, max_members))
     except OutOfTime:
         report = Report(str(file), "error", message=late)
-    if as_json:
+    if annotate_to and report.status != "error":
+        annotate(file, report.to_dict(), annotate_to, _limits(max_file_mb, max_part_mb, max_cells, max_members))
+    if fmt == "json":
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, allow_nan=False))
+    elif fmt == "html":
+        from .feedback_html import render
+
+        click.echo(render(report.to_dict()), nl=False)
+        if report.status == "error":
+            click.echo(f"Error: {report.path}: cannot check: {report.message}", err=True)
     elif report.status == "error":
         click.echo(f"Error: {report.path}: cannot check: {report.message}", err=True)
     else:
@@ -262,10 +281,14 @@ def check_command(file, as_json, strict, recalc, timeout, max_file_mb, max_part_
 @click.option("--strict", is_flag=True, help="Check every file with --strict.")
 @click.option("--recalc", type=RECALC, default=None, help="Recalculate every file with this engine.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--annotate-dir", type=click.Path(file_okay=False),
+              help="Also write a marked-up copy of every checked submission here (ID.xlsx, as check --annotate).")
+@click.option("--feedback-dir", type=click.Path(file_okay=False),
+              help="Also write one self-contained HTML feedback page per submission here (ID.html).")
 @limit_options
 @clean_errors
 def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, strict, recalc, quiet,
-                  max_file_mb, max_part_mb, max_cells, max_members):
+                  annotate_dir, feedback_dir, max_file_mb, max_part_mb, max_cells, max_members):
     """Check many submissions (files or folders) in parallel: one CSV row per file."""
     from .collect import check_writable, collect, unique_ids
     from .grade import grade, write_csv, write_results_json
@@ -291,6 +314,12 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
             write_results_json(graded, files, results_json, ids)
     except OSError as exc:
         raise SheetsgdError(f"cannot write: {exc.strerror or exc}", exc.filename or output) from None
+    if annotate_dir or feedback_dir:
+        from .grade import write_feedback
+
+        for problem in write_feedback(graded, files, ids, annotate_dir, feedback_dir,
+                                      _limits(max_file_mb, max_part_mb, max_cells, max_members)):
+            click.echo(problem, err=True)
     counts: dict[str, int] = {}
     for row, _, _ in graded:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

@@ -230,3 +230,30 @@ def write_results_json(graded: list[tuple[dict, dict, str]], paths: list[Path], 
     with open(path, "w", encoding="utf-8") as fh:
         json.dump({"generator": "sheetsgd grade", "format": "one Gradescope results object per submission",
                    "submissions": subs}, fh, indent=1, ensure_ascii=False)
+
+
+def write_feedback(graded: list[tuple[dict, dict, str]], paths: list[Path], ids: list[str], annotate_dir: str | None,
+                   feedback_dir: str | None, limits: Limits = Limits()) -> list[str]:
+    """An annotated copy (``annotate_dir/ID.xlsx``, checked submissions only) and an HTML page
+    (``feedback_dir/ID.html``) per submission; returns one line per file that could not be annotated."""
+    from .annotate import annotate
+    from .feedback_html import write
+
+    problems = []
+    for folder in filter(None, (annotate_dir, feedback_dir)):
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise SheetsgdError(f"cannot make the folder: {exc.strerror or exc}", folder) from None
+    for (_, report, _), path, id_ in zip(graded, paths, ids):
+        report = dict(report, file=report.get("file", str(path)))
+        try:
+            if feedback_dir:
+                write(report, os.path.join(feedback_dir, f"{id_}.html"))
+            if annotate_dir and report.get("status") != "error":
+                annotate(str(path), report, os.path.join(annotate_dir, f"{id_}.xlsx"), limits)
+        except SheetsgdError as exc:
+            problems.append(f"not annotated: {exc}")
+        except OSError as exc:
+            raise SheetsgdError(f"cannot write: {exc.strerror or exc}", exc.filename) from None
+    return problems

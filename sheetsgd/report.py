@@ -22,6 +22,9 @@ class ColumnResult:
     local_correct: int = 0  # cells that follow from the student's own values (knock-ons forgiven)
     knock_on_of: list[str] = field(default_factory=list)
     sheet: str = "Steps"
+    root_cells: list[str] = field(default_factory=list)  # A1 ranges (sheetsgd.cellmarks)
+    knock_on_cells: list[str] = field(default_factory=list)
+    correct_cells: list[str] = field(default_factory=list)  # exercise columns only
 
 
 @dataclass
