@@ -39,7 +39,7 @@ def _pattern(block, template: str) -> str:
 
 
 def _lesson_blocks(student_path: str):
-    from .check import rebuild
+    from .rebuild import rebuild
     from .submission import read_manifest
     from .xlsxread import Limits, Workbook
 
