@@ -33,6 +33,8 @@ class BlockColumn:
     number_format: str = "General"
     note: str = ""
     role: str = ""  # "input": the student may change it (data, start values); "" otherwise
+    reveals: str = ""  # the key of a column of its block whose value it equals (a central difference ≈ ∂L/∂p):
+    #                    in a student version it caches nothing where that column is blank
 
     @property
     def is_formula(self) -> bool:
@@ -123,7 +125,7 @@ class StudentPlan:
         for b in blocks:
             for c in b.columns:
                 at.setdefault((b.sheet, c.col), []).append((b, c))
-                if c.key in exercise.get(b.name, ()):
+                if c.key in exercise.get(b.name, ()) or c.reveals and c.reveals in exercise.get(b.name, ()):
                     self.first_dirty[(b.name, c.key)] = 0
         changed = True
         while changed:

@@ -259,7 +259,7 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
         n_correct = int(j.correct.sum())
         status = "root cause" if j.id in roots else ("correct" if n_correct == n else "knock-on")
         res = ColumnResult(j.key, c.header, j.col_letters, j.exercise, n_correct, n, status,
-                           local_correct=int(j.ok.sum()), sheet=shifts[b.sheet].sheet, **column_marks(j))
+                           local_correct=int(j.counted_right.sum()), sheet=shifts[b.sheet].sheet, **column_marks(j))
         if n_correct < n:
             i = int(np.argmax(~j.correct))
             formula = stores[shifts[b.sheet].sheet].sheet.formula(int(j.rows[i]), j.col)
@@ -286,11 +286,23 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
                              "step": int(b.step[i]), "cell": cell_ref(j, i), "expected": expected_at(j, i),
                              "found": plain(j.found[i]), "formula": f"={formula}" if formula else None,
                              "cells": int((~j.ok).sum()), "exercise": j.exercise,
-                             "wrong_cells": wrong_cells(j, expected_at, lambda j, i: plain(j.found[i]))})
+                             "wrong_cells": wrong_cells(j, expected_at, lambda j, i: plain(j.found[i])),
+                             "errors": _error_values(j, stores[shifts[b.sheet].sheet])})
         results.append(res)
     order = {(b.name, c.key): (k, i) for k, b in enumerate(blocks) for i, c in enumerate(b.columns)}
     mistakes.sort(key=lambda m: (m["step"], order[(m["block"], m["column"])]))
     return results, mistakes
+
+
+def _error_values(j, store) -> dict | None:
+    """Where a root-cause column shows error values (#VALUE!, #REF!, …): what a student sees first, named
+    as the catalogue's error_value beside the root cause that produced them."""
+    if j.errors is None or not j.errors.any():
+        return None
+    i = int(np.argmax(j.errors))
+    m = CATALOGUE["error_value"]
+    return {"mistake": "error_value", "title": m.title, "hint": m.hint, "cells": int(j.errors.sum()),
+            "step": int(j.block.step[i]), "cell": cell_ref(j, i), "code": str(store.raw_at(int(j.rows[i]), j.col))}
 
 
 def _strict(report, path, book, blocks, exercise, shifts, stores, names, mistakes, results) -> None:

@@ -97,6 +97,13 @@ class ColumnJudgement:
     deps: list[tuple[tuple[str, str], int]] = field(default_factory=list)  # ((block, key), step delay)
     correct: np.ndarray | None = None
     value_ok: np.ndarray | None = None  # the value is right (typed or not): what the cells reading it see
+    errors: np.ndarray | None = None  # the cell shows an error value other than an overflow's #NUM!
+
+    @property
+    def counted_right(self) -> np.ndarray:
+        """Cells that count as right formulas: locally right and not an error value (a #VALUE! that follows
+        from a #VALUE! is consistent, and tells the root cause apart, but is never a right answer)."""
+        return self.ok & ~self.errors if self.errors is not None else self.ok
 
     @property
     def col_letters(self) -> str:
@@ -165,7 +172,8 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
                 ok = agree(found, given, mag, rel=1e-12)
                 value_ok = ok
             judged[(b.name, c.key)] = ColumnJudgement(b, c.key, rows, col, found, has_f, blank, ok, expected, mag,
-                                                      is_ex, deps, value_ok=value_ok)
+                                                      is_ex, deps, value_ok=value_ok,
+                                                      errors=store.error_cells(rows, col))
     _propagate(judged)
     return list(judged.values())
 

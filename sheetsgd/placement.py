@@ -79,6 +79,9 @@ class SheetValues:
         self.empty = np.zeros(len(order), bool)
         blanks = [i for i, v in self.odd.items() if v is None]
         self.empty[inverse[blanks]] = True
+        self.errors = np.zeros(len(order), bool)  # error values other than #NUM! (an overflow)
+        broken = [i for i, v in self.odd.items() if isinstance(v, CellError) and str(v) != "#NUM!"]
+        self.errors[inverse[broken]] = True
         self.text = np.full(len(order), None, object)
         for i, v in self.odd.items():
             if isinstance(v, str):
@@ -128,6 +131,11 @@ class SheetValues:
         formula = present & self.formula[pos]
         blank = ~present | (self.empty[pos] & ~formula)
         return values, formula, blank
+
+    def error_cells(self, rows, cols) -> np.ndarray:
+        """Which cells show an error value other than #NUM! (#VALUE!, #REF!, #NAME?, #DIV/0!, …)."""
+        pos, present = self.find(rows, cols)
+        return present & self.errors[pos] if len(self.errors) else np.zeros(np.shape(pos), bool)
 
     def raw(self, row: int, col: int):
         return self.sheet.value(row, col)

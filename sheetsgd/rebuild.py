@@ -13,8 +13,9 @@ from .submission import _NAME_REF, lesson_from_manifest, locate
 from .xlsxread import Limits, Workbook, column_index
 
 
-def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limits: Limits):
-    """(lesson, blocks, exercise {block: keys}) of the workbook's lesson, rebuilt without writing anything."""
+def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limits: Limits, numbers: bool = False):
+    """(lesson, blocks, exercise {block: keys}) of the workbook's lesson, rebuilt without writing anything;
+    the blocks hold the engine's numbers only with ``numbers`` (a dry run's layout is all a check needs)."""
     origin = manifest.get("origin")
     if isinstance(origin, dict) and isinstance(origin.get("template"), dict):
         options = origin.get("options") if isinstance(origin.get("options"), dict) else {}
@@ -42,7 +43,7 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
     kind = kinds.kind_of(lesson)
     guard(lesson)  # refuse a run that will not fit before computing its layout
     with np.errstate(all="ignore"):  # the layout, not the numbers: the file holds the student's
-        report = kind.build(lesson, None, trace=kind.layout(lesson))
+        report = kind.build(lesson, None, trace=kind.train(lesson) if numbers else kind.layout(lesson))
     return lesson, report.blocks, exercise
 
 

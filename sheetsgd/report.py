@@ -81,6 +81,10 @@ class Report:
                              f"{m['step']} ({m['cell']}): expected {_fmt(m['expected'])}, found {_fmt(m['found'])}, "
                              f"formula {m['formula'] or '(none)'}; {m['cells']} cell(s)")
                 lines.append(f"    hint: {m['hint']}")
+                if m.get("errors"):
+                    e = m["errors"]
+                    lines.append(f"    shows {e['code']} in {e['cells']} cell(s) from step {e['step']} ({e['cell']}): "
+                                 f"{e['title']} ({e['mistake']}); it comes from the mistake above")
         knock = [c for c in self.columns if c.status == "knock-on"]
         if knock:
             lines.append("Knock-ons (wrong only because a cell they read is wrong; not separate mistakes):")
@@ -89,7 +93,11 @@ class Report:
                              f"{', '.join(c.knock_on_of)}")
         lines.append("Exercise columns:")
         for c in self.columns:
-            if c.exercise:
+            if c.exercise and c.status == "knock-on":  # right formulas reading a wrong cell: no ✗, no formula
+                step = f" (from step {c.first_wrong['step']})" if c.first_wrong else ""
+                lines.append(f"  · {c.header:<24} {c.key:<10} {c.correct}/{c.total}  follows from "
+                             f"{', '.join(c.knock_on_of)}{step}")
+            elif c.exercise:
                 mark = "✓" if c.correct == c.total else "✗"
                 first = ""
                 if c.first_wrong:
@@ -111,7 +119,7 @@ class Report:
                      + ("all correct" if self.status == "correct" else f"{len(self.mistakes)} mistake(s)"))
         if self.status != "correct" and total:
             lines.append(f"Formulas right: {self.formulas_right}/{total} exercise cells follow from your own values "
-                         "(knock-ons not counted against you)")
+                         "(knock-ons not counted against you; an error value is never right)")
         return "\n".join(lines)
 
 

@@ -127,7 +127,8 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
     block = Block(sheet, block_name or sheet, header_row, start_row + 1,
                   [BlockColumn(c.key, c.header, col_of[c.key],
                                compile_template(c.formula, resolver) if c.formula else None, c.number_format,
-                               c.note, "input" if c.group == "data" and not c.formula else "")
+                               c.note, "input" if c.group == "data" and not c.formula else "",
+                               reveals="grad_" + c.key[3:] if c.key.startswith("fd_") else "")
                    for c in columns], n_steps, fields=extra, values=values)
     book = getattr(ws, "sheetsgd_book", None)
     student = book.student if book is not None else None
