@@ -7,6 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .collab.lesson import override_collab, parse_collab_lesson
+from .collab.engine import train_collab
+from .collab.workbook import build_collab_workbook
 from .compare_lesson import build_compare_workbook, override_compare, parse_compare_lesson, train_compare
 from .engine import train
 from .errors import SheetsgdError
@@ -36,6 +39,7 @@ KINDS = {
     "lr-finder": Kind(parse_finder_lesson, override_finder, train_finder, build_finder_workbook),
     "titanic": Kind(parse_titanic_lesson, lambda lesson, **options: lesson.override(**options),
                     train_titanic, build_titanic_workbook),
+    "collab": Kind(parse_collab_lesson, override_collab, train_collab, build_collab_workbook),
 }
 
 

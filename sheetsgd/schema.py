@@ -125,7 +125,7 @@ def _optimizer_hyper() -> dict[str, dict[str, Value]]:
 
 
 LESSON = table(name=NAME, title=text(TITLE_MAX_CHARS), description=text(), try_=texts(), exercise=texts(max_len=NAME_MAX_CHARS),
-               kind=choice("sgd", "function", "optimizers", "lr-finder", noun="lesson kind"))
+               kind=choice("sgd", "function", "optimizers", "lr-finder", "collab", noun="lesson kind"))
 GENERATE = table(kind=choice("polynomial", noun="generator"), x=Value("axis"), coefficients=numbers(1, 100), center=FINITE,
                  relative_noise=NONNEGATIVE, noise=NONNEGATIVE, seed=SEED, decimals=integer(0, 15))
 DATA = table(x=numbers(), y=numbers(), columns=texts(2, 2, NAME_MAX_CHARS, distinct=True), generate=GENERATE)
@@ -143,12 +143,19 @@ FINDER = table(start_lr=POSITIVE, end_lr=POSITIVE, num_it=integer(2, MAX_STEPS),
                stop_factor=number(1, low_open=True), skip_start=integer(0, MAX_STEPS), skip_end=integer(0, MAX_STEPS))
 FUNCTION = table(kind=choice("double-well", noun="function"), target=FINITE, steps=integer(1, MAX_STEPS))
 RUN = table(label=NAME, x0=FINITE, lr=POSITIVE, accumulate=BOOL)
+COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), density=number(0, 1, low_open=True),
+                           true_factors=integer(1, 50), noise=NONNEGATIVE, seed=SEED, valid_fraction=number(0, 0.9),
+                           split_seed=SEED),
+          "model": table(factors=integer(1, 50), y_range=numbers(0, 2), init_std=NONNEGATIVE, seed=SEED),
+          "training": table(lr=POSITIVE, wd=NONNEGATIVE, steps=integer(1, MAX_STEPS))}
 
 
 def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
     """The tables a template of this kind may hold, each with its keys."""
     if kind == "function":
         return {"lesson": LESSON, "function": FUNCTION, "runs": Value("runs", min_items=1, max_items=1_000)}
+    if kind == "collab":
+        return {"lesson": LESSON, **COLLAB}
     opt_keys = {"name": choice(*_optimizer_hyper(), noun="optimizer")}
     if kind == "optimizers":
         opt_keys.update(compare=Value("strlist", min_items=1, max_items=10, choices=tuple(_optimizer_hyper())),
@@ -343,7 +350,7 @@ def check_template(raw: dict, kind: str, source: str) -> None:
             checker.table(value, spec, name, f"[{name}]")
         else:
             checker.value(value, spec, name, f"[{name}]")
-    if kind != "function" and "data" not in raw:
+    if kind not in ("function", "collab") and "data" not in raw:
         checker.fail("missing [data] table", "")
     if isinstance(data, dict) and not titanic:
         if "generate" in data and ({"x", "y"} & set(data)):
@@ -352,7 +359,7 @@ def check_template(raw: dict, kind: str, source: str) -> None:
             checker.fail(f"x and y must be equally long (got {len(data['x']):,} and {len(data['y']):,})", "data")
     model = raw.get("model", {})
     init = model.get("init") if isinstance(model, dict) else None
-    if not titanic and kind != "function" and isinstance(init, dict) and "random" not in init:
+    if not titanic and kind not in ("function", "collab") and isinstance(init, dict) and "random" not in init:
         from .models import MODELS
 
         params = MODELS.get(model.get("kind", "linear"), MODELS["linear"]).params
