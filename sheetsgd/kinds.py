@@ -5,7 +5,7 @@ A template names its kind in ``[lesson] kind`` (default ``sgd``: a model trained
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from .collab.lesson import override_collab, parse_collab_lesson
 from .collab.engine import train_collab
@@ -71,9 +71,26 @@ def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
     schema.check_template(raw, kind, source)
     lesson = KINDS[kind].parse(raw, name, source)
     training = raw.get("training", {})
-    schema.check_batch_size(lesson, training.get("batch_size"), f"{source} [training]")
+    check_batch_size(lesson, training.get("batch_size"), f"{source} [training]")
     if options:
-        schema.check_batch_size(lesson, options.get("batch_size"), source, "--batch-size")
+        check_batch_size(lesson, options.get("batch_size"), source, "--batch-size")
         lesson = KINDS[kind].override(lesson, **options)
     object.__setattr__(lesson, "origin", {"template": raw, "name": name, "source": source, "options": options})
     return lesson
+
+
+def data_size(lesson) -> int | None:
+    """Examples a lesson's batches are cut from (training rows of a Titanic lesson)."""
+    base = getattr(lesson, "base", lesson)
+    data = getattr(base, "data", None)
+    if data is None:
+        return None
+    return getattr(data, "n_train", None) or len(data)
+
+
+def check_batch_size(lesson, asked: Any, where: str, flag: str = "batch_size") -> None:
+    """A batch larger than the data is an error (it used to become the full batch silently)."""
+    n = data_size(lesson)
+    if n is not None and isinstance(asked, int) and not isinstance(asked, bool) and asked > n:
+        raise SheetsgdError(f"{flag} {asked:,} is larger than the data ({n:,} examples): "
+                            f"use at most {n:,}, or \"full\"", where)

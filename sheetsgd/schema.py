@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from .errors import SheetsgdError
 
@@ -145,16 +145,15 @@ FUNCTION = table(kind=choice("double-well", noun="function"), target=FINITE, ste
 RUN = table(label=NAME, x0=FINITE, lr=POSITIVE, accumulate=BOOL)
 COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), density=number(0, 1, low_open=True),
                            true_factors=integer(1, 50), noise=NONNEGATIVE, seed=SEED, valid_fraction=number(0, 0.9),
-                           split_seed=SEED),
-          "model": table(factors=integer(1, 50), y_range=numbers(0, 2), init_std=NONNEGATIVE, seed=SEED),
-          "training": table(lr=POSITIVE, wd=NONNEGATIVE, steps=integer(1, MAX_STEPS))}
+                           split_seed=SEED), "training": table(lr=POSITIVE, wd=NONNEGATIVE, steps=integer(1, MAX_STEPS)),
+          "model": table(factors=integer(1, 50), y_range=numbers(0, 2), init_std=NONNEGATIVE, seed=SEED)}
 
 
 def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
     """The tables a template of this kind may hold, each with its keys."""
     if kind == "function":
         return {"lesson": LESSON, "function": FUNCTION, "runs": Value("runs", min_items=1, max_items=1_000)}
-    if kind == "collab":
+    if kind == "collab":  # generated ratings, an embedding model, full-batch training
         return {"lesson": LESSON, **COLLAB}
     opt_keys = {"name": choice(*_optimizer_hyper(), noun="optimizer")}
     if kind == "optimizers":
@@ -387,20 +386,3 @@ def check_hyper(hyper: dict, where: str) -> None:
                 raise SheetsgdError(f"{key} must be 0 (off) or 1 (on), got {value:g}", where)
         elif not spec.in_range(value):
             raise SheetsgdError(f"{key} must be{spec.range_text()}, got {value:g}", where)
-
-
-def data_size(lesson) -> int | None:
-    """Examples a lesson's batches are cut from (training rows of a Titanic lesson)."""
-    base = getattr(lesson, "base", lesson)
-    data = getattr(base, "data", None)
-    if data is None:
-        return None
-    return getattr(data, "n_train", None) or len(data)
-
-
-def check_batch_size(lesson, asked: Any, where: str, flag: str = "batch_size") -> None:
-    """A batch larger than the data is an error (it used to become the full batch silently)."""
-    n = data_size(lesson)
-    if n is not None and isinstance(asked, int) and not isinstance(asked, bool) and asked > n:
-        raise SheetsgdError(f"{flag} {asked:,} is larger than the data ({n:,} examples): "
-                            f"use at most {n:,}, or \"full\"", where)

@@ -43,9 +43,15 @@ class CollabTrace:
                 "final_loss": float(self.loss[-1]), "final_held_back_mse": float(self.held_loss[-1]),
                 "all_means_baseline_mse": self.baseline}
 
+    @property
+    def steps(self) -> dict[str, np.ndarray]:
+        """Per step: the Loss sheet's columns (``sheetsgd trace`` prints them)."""
+        return {"step": np.arange(1, self.n_steps + 1, dtype=float), "loss": self.loss,
+                "held_back_mse": self.held_loss, "objective": self.objective}
+
     def table(self):
-        return [{"step": i + 1, "loss": float(self.loss[i]), "held_back_mse": float(self.held_loss[i]),
-                 "objective": float(self.objective[i])} for i in range(self.n_steps)]
+        return [{k: (i + 1 if k == "step" else float(v[i])) for k, v in self.steps.items()}
+                for i in range(self.n_steps)]
 
 
 def forward(lesson: CollabLesson, p: dict[str, np.ndarray]):
