@@ -101,6 +101,9 @@ class CollabLesson:
     def n_steps(self) -> int:
         return self.steps
 
+    optimizer = property(lambda self: "sgd", doc="full-batch SGD (torch.optim.SGD with weight_decay)")
+    loss = property(lambda self: "mse", doc="mean squared error over the training ratings")
+
     def init(self) -> dict[str, np.ndarray]:
         """Initial factors (normal, std ``init_std``, seeded) and zero biases."""
         rng = np.random.default_rng(self.init_seed)
