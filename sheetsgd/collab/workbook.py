@@ -7,6 +7,8 @@ factors that made the data: look last), and the hidden manifest.
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from ..blocks import StudentPlan, write_block
@@ -61,7 +63,7 @@ def _value_block(book, ws, block, label=None):
             ws.write_string(row, 0, label(i), fmt.bold)
         for c in block.columns:
             v = block.values[c.key][i]
-            style = fmt.hyper if c.role == "input" else fmt.number(c.number_format)
+            style = _input(book, c.number_format) if c.role == "input" else fmt.number(c.number_format)
             if v is None:
                 ws.write_blank(row, c.col, None, style)
             else:
@@ -91,7 +93,7 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     _title(w, fmt, lesson.title, NOTES[LOSS])
     for i, (name, (value, note)) in enumerate(names.items()):
         w.write_string(3 + i, 0, name, fmt.bold)
-        w.write_number(3 + i, 1, value, fmt.hyper)
+        w.write_number(3 + i, 1, value, _input(book, "General"))
         w.write_string(3 + i, 2, note, fmt.note)
         wb.define_name(name, f"={LOSS}!$B${4 + i}")
     held_rng = f"{HELD}!$D${lay.held_row(1, 0)}:$D${lay.held_row(1, lay.H - 1)}"
@@ -143,9 +145,7 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
             _headers(w, fmt, b)
         write_block(w, fmt, book.counts, b, student)
         for c in b.columns:
-            width = 5 if c.key.startswith("obs_") else 6 if c.key.startswith(("pred_", "err_")) else \
-                5 if c.key in ("step", "id", "user", "movie", "rating") else 10
-            w.set_column(c.col, c.col, width)
+            w.set_column(c.col, c.col, _width(c))
         w.freeze_panes(HEADER + 1, 2)
     _write_solver(book, ws[SOLVER], lay, blocks["solver"], trace, student)
     _write_tastes(book, ws[TASTES], lay)
@@ -158,6 +158,21 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     if not hidden:
         hide_defined_names(path, "solver_")
     return book.report(trace.n_steps)
+
+
+def _input(book, num_format: str):
+    """A yellow input cell (unlocked) showing the column's number format."""
+    cache = book.__dict__.setdefault("_inputs", {})
+    if num_format not in cache:
+        cache[num_format] = book.wb.add_format({"bg_color": "#FFF2CC", "border": 1, "num_format": num_format,
+                                                "locked": False})
+    return cache[num_format]
+
+
+def _width(c) -> float:
+    """Wide enough for the header on one line and for the column's numbers (no ### and no clipped header)."""
+    numbers = {F0: 4, "0.00": 6, F6: 10}.get(c.number_format, 7)
+    return max(numbers, len(c.header) + 1.5)
 
 
 def _hide_solver_names(wb) -> bool:
@@ -176,7 +191,7 @@ def _write_solver(book, w, lay: Layout, blocks, trace, student):
     err = f"${L(lay.serr(0))}${matrix.first_row + 1}:${L(lay.serr(M - 1))}${matrix.last_row + 1}"
     rng = lay.solver_params_range
     w.write_string(3, 0, "objective (minimise)", fmt.bold)
-    w.write_formula(3, 1, f"=SUMSQ({err})/COUNT({lay.ratings_range})+wd/2*SUMSQ({rng})", fmt.hyper,
+    w.write_formula(3, 1, f"=SUMSQ({err})/COUNT({lay.ratings_range})+wd/2*SUMSQ({rng})", _input(book, F6),
                     objective(lay.lesson, lay.lesson.init()))
     w.write_string(4, 0, f"SGD, step {lay.S}", fmt.bold)
     w.write_formula(4, 1, f"={LOSS}!$D${lay.loss_row(lay.S - 1) + 1}", fmt.number(F6),
@@ -188,9 +203,11 @@ def _write_solver(book, w, lay: Layout, blocks, trace, student):
     w.write_string(matrix.header_row - 1, 0, "the predictions and errors these parameters give", fmt.bold)
     _headers(w, fmt, matrix)
     write_block(w, fmt, book.counts, matrix, student)
-    w.set_column(0, 0, 20)
-    w.set_column(1, 1, 11)
-    w.set_column(2, lay.serr(M - 1), 10)
+    widths = {0: 20, 1: 11, **{col: 10 for col in range(2, lay.bias + 1)}}
+    for c in matrix.columns:  # the matrices sit below the parameters, in the same columns
+        widths[c.col] = max(widths.get(c.col, 0), _width(c))
+    for col, width in widths.items():
+        w.set_column(col, col, width)
     solver = {"solver_opt": f"{SOLVER}!$B$4", "solver_adj": f"{SOLVER}!{rng}", "solver_typ": "2",
               "solver_eng": "1", "solver_neg": "2", "solver_num": "0", "solver_ver": "3"}
     for name, ref in solver.items():
@@ -229,7 +246,7 @@ def _write_tastes(book, w, lay: Layout):
 def _write_intro(book, w, lesson, lay: Layout, trace):
     fmt = book.fmt
     w.write_string(0, 0, lesson.title, fmt.title)
-    lines = [p.strip() for p in lesson.description.strip().split("\n\n") if p.strip()]
+    lines = [" ".join(p.split()) for p in lesson.description.strip().split("\n\n") if p.strip()]
     lines += ["", "How to read it",
               f"{lay.U} users × {lay.M} movies, {lay.N} training ratings, {lay.H} held back; {lay.k} factors per "
               f"user and per movie plus a bias each; {lay.S} full-batch gradient steps (lr and wd on the Loss sheet).",
@@ -244,8 +261,9 @@ def _write_intro(book, w, lesson, lay: Layout, trace):
         lines += ["", "Try"] + [f"• {t}" for t in lesson.tips]
     if book.exercise:
         lines += ["", "Your task"] + block_task_lines(book.blocks, book.exercise)
-    for i, line in enumerate(lines):
-        w.write_string(2 + i, 0, line, fmt.bold if line in ("How to read it", "Try", "Your task") else fmt.wrap)
+    rows = [part for line in lines for part in (textwrap.wrap(line, 125, subsequent_indent="  ") or [""])]
+    for i, line in enumerate(rows):  # one line per row: rows keep their height (constant_memory sets none)
+        w.write_string(2 + i, 0, line, fmt.bold if line in ("How to read it", "Try", "Your task") else None)
     w.set_column(0, 0, 130)
 
 
