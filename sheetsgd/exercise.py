@@ -2,7 +2,8 @@
 
 The exercise columns are found in the lesson's own blocks (a build that writes nothing lists them):
 ``key`` picks the largest blocks with a formula column of that key (Examples rather than Steps, where
-both have one; every optimizer's sheet alike), ``Block:key`` one block by name.
+both have one; every optimizer's sheet alike), ``Block:key`` one block by name; a key ending in ``*``
+stands for every formula column whose key starts with what comes before it (``grad_*``, ``Users:new_*``).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ def resolve(blocks, chosen: str | None, defaults: list[str], source: str | None 
     if not keys:
         raise SheetsgdError("the template names no exercise columns; give them: --exercise "
                             + ",".join(formula_columns(blocks)[-2:]), source)
+    keys = _expand(blocks, keys)
     out: dict[str, set[str]] = {}
     unknown = []
     for key in keys:
@@ -42,6 +44,20 @@ def resolve(blocks, chosen: str | None, defaults: list[str], source: str | None 
                 return out
         raise SheetsgdError(f"--exercise: no formula column {', '.join(unknown)}; this lesson's formula columns are "
                             f"{', '.join(formula_columns(blocks))}", source)
+    return out
+
+
+def _expand(blocks, keys: list[str]) -> list[str]:
+    """Keys with a trailing * replaced by every matching formula column key (in block order)."""
+    out = []
+    for key in keys:
+        name, _, bare = key.rpartition(":")
+        if not bare.endswith("*"):
+            out.append(key)
+            continue
+        found = formula_columns([b for b in blocks if not name or b.name == name])
+        matched = [k for k in found if k.startswith(bare[:-1])]
+        out += [f"{name}:{k}" if name else k for k in matched] or [key]
     return out
 
 

@@ -216,7 +216,13 @@ def solver_frame(lesson, trace):
     return frame(table)
 
 
-BY_KIND = {"sgd": sgd_frames, "function": function_frames, "optimizers": compare_frames,
+def collab_frames(lesson, trace) -> dict[str, Callable]:
+    from .collab.frames import collab_frames as frames
+
+    return frames(lesson, trace)
+
+
+BY_KIND = {"collab": collab_frames, "sgd": sgd_frames, "function": function_frames, "optimizers": compare_frames,
            "lr-finder": finder_frames, "titanic": titanic_frames}
 
 

@@ -5,8 +5,11 @@ A template names its kind in ``[lesson] kind`` (default ``sgd``: a model trained
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
+from .collab.lesson import override_collab, parse_collab_lesson
+from .collab.engine import train_collab
+from .collab.workbook import build_collab_workbook
 from .compare_lesson import build_compare_workbook, override_compare, parse_compare_lesson, train_compare
 from .engine import train
 from .errors import SheetsgdError
@@ -42,6 +45,7 @@ KINDS = {
     "lr-finder": Kind(parse_finder_lesson, override_finder, train_finder, build_finder_workbook),
     "titanic": Kind(parse_titanic_lesson, lambda lesson, **options: lesson.override(**options),
                     train_titanic, build_titanic_workbook, plan=lambda lesson: train_titanic(lesson, dry=True)),
+    "collab": Kind(parse_collab_lesson, override_collab, train_collab, build_collab_workbook),
 }
 
 
@@ -73,9 +77,26 @@ def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
     schema.check_template(raw, kind, source)
     lesson = KINDS[kind].parse(raw, name, source)
     training = raw.get("training", {})
-    schema.check_batch_size(lesson, training.get("batch_size"), f"{source} [training]")
+    check_batch_size(lesson, training.get("batch_size"), f"{source} [training]")
     if options:
-        schema.check_batch_size(lesson, options.get("batch_size"), source, "--batch-size")
+        check_batch_size(lesson, options.get("batch_size"), source, "--batch-size")
         lesson = KINDS[kind].override(lesson, **options)
     object.__setattr__(lesson, "origin", {"template": raw, "name": name, "source": source, "options": options})
     return lesson
+
+
+def data_size(lesson) -> int | None:
+    """Examples a lesson's batches are cut from (training rows of a Titanic lesson)."""
+    base = getattr(lesson, "base", lesson)
+    data = getattr(base, "data", None)
+    if data is None:
+        return None
+    return getattr(data, "n_train", None) or len(data)
+
+
+def check_batch_size(lesson, asked: Any, where: str, flag: str = "batch_size") -> None:
+    """A batch larger than the data is an error (it used to become the full batch silently)."""
+    n = data_size(lesson)
+    if n is not None and isinstance(asked, int) and not isinstance(asked, bool) and asked > n:
+        raise SheetsgdError(f"{flag} {asked:,} is larger than the data ({n:,} examples): "
+                            f"use at most {n:,}, or \"full\"", where)

@@ -204,4 +204,38 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
         a, b = relu_input(tree[2]), relu_input(tree[3])
         if a is not None and b is not None:
             out.append(("relu_after_sum", ("call", "MAX", [("num", 0.0), ("bin", "+", a, b)])))
+    out += _embedding_variants(block, key, tree, update)
     return [(name, t) for name, t in out if t is not None and t != tree]
+
+
+def _embedding_variants(block: Block, key: str, tree, update: bool) -> list[tuple[str, object]]:
+    """The collab-filter lesson's mistakes, where its shapes are: several rows per step (users, movies), the
+    prediction and error matrices (pred_m…, err_m…) and a y_range ∂loss/∂z."""
+    out = []
+    per_step = int(block.fields["r"][0] - block.fields["p"][0]) if block.n else 1  # rows per step (users …)
+    if update and per_step > 1:  # p − lr·g of the row above or below: another user's (movie's) gradient
+        for shift in (-1, 1):
+            def other(node, shift=shift):
+                k = _key_at(block, node)
+                if k and k[0].startswith("grad_") and k[1] == "r":
+                    row = a1.Row("r", shift)
+                    return ("ref", a1.Ref(node[1].sheet, node[1].col1, row, node[1].col2, row,
+                                          node[1].col1_abs, node[1].col2_abs))
+                return node
+            out.append(("another_users_gradient", a1.transform(tree, other)))
+
+    def is_biased_sum(n):  # SUMPRODUCT(…) + b_u + b_m
+        return n[0] == "bin" and n[1] == "+" and n[3][0] == "ref" and n[2][0] == "bin" and n[2][1] == "+" \
+            and n[2][3][0] == "ref" and n[2][2][0] == "call" and n[2][2][1] == "SUMPRODUCT"
+    if not key.startswith(("pred_m", "err_m", "dz")):  # the prediction and error matrices, ∂loss/∂z
+        return out
+    out.append(("bias_missing", _first(tree, is_biased_sum, lambda n: n[2])))
+    out.append(("bias_missing", _first(tree, is_biased_sum, lambda n: ("bin", "+", n[2][2], n[3]))))
+    out.append(("unrated_included", _first(  # IF(r="", 0, ŷ − r) → ŷ − r
+        tree, lambda n: n[0] == "call" and n[1] == "IF" and len(n[2]) == 3 and n[2][0][0] == "bin"
+        and n[2][0][1] == "=" and n[2][0][3] == ("str", "") and n[2][1] == ("num", 0.0), lambda n: n[2][2])))
+    if key == "dz" and ("name", "y_low") in list(a1.walk(tree)):  # err · dŷ/dz → err (y_range's ∂loss/∂z)
+        err = next((f for f in _factors(tree[2] if tree[0] == "bin" and tree[1] == "/" else tree)
+                    if (_key_at(block, f) or ("",))[0] == "err"), None)
+        out.append(("y_range_derivative_missing", err))
+    return out

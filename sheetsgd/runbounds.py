@@ -63,10 +63,23 @@ def _titanic_size(lesson) -> WorkbookSize:
     return TitanicWorkbook(lesson).size()
 
 
-ESTIMATORS = {"sgd": _sgd_size, "function": _function_size, "optimizers": _compare_size,
+def _collab_size(lesson) -> WorkbookSize:
+    from .collab.layout import Layout
+
+    lay = Layout(lesson)
+    k, U, M, S = lay.k, lay.U, lay.M, lay.S
+    per_step = U * (3 * M + 2) + (lay.N + 1) * (6 + 2 * k) + lay.H * 6 + (U + M) * (4 + 3 * k)
+    cells = S * per_step + (U + M) * (k + 4) + U * (3 * M + 2)
+    rows = S * max(U, M, lay.N, lay.H) + 10
+    return WorkbookSize(cells=cells, formula_cells=cells, longest_formula=300 + 60 * k, max_rows=rows,
+                        max_columns=3 * M + 6 + 2 * k)
+
+
+ESTIMATORS = {"collab": _collab_size, "sgd": _sgd_size, "function": _function_size, "optimizers": _compare_size,
               "lr-finder": _finder_size, "titanic": _titanic_size}
 
-ADVICE = {"sgd": "use fewer epochs or a larger batch (or fewer rows)",
+ADVICE = {"collab": "use fewer steps (--epochs), fewer users or movies, or a lower density",
+          "sgd": "use fewer epochs or a larger batch (or fewer rows)",
           "titanic": "use fewer epochs, a larger batch or fewer rows",
           "function": "use fewer steps (--epochs) or fewer runs",
           "optimizers": "use fewer epochs, a larger batch or fewer optimizers",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from .errors import SheetsgdError
 
@@ -125,7 +125,7 @@ def _optimizer_hyper() -> dict[str, dict[str, Value]]:
 
 
 LESSON = table(name=NAME, title=text(TITLE_MAX_CHARS), description=text(), try_=texts(), exercise=texts(max_len=NAME_MAX_CHARS),
-               kind=choice("sgd", "function", "optimizers", "lr-finder", noun="lesson kind"))
+               kind=choice("sgd", "function", "optimizers", "lr-finder", "collab", noun="lesson kind"))
 GENERATE = table(kind=choice("polynomial", noun="generator"), x=Value("axis"), coefficients=numbers(1, 100), center=FINITE,
                  relative_noise=NONNEGATIVE, noise=NONNEGATIVE, seed=SEED, decimals=integer(0, 15))
 DATA = table(x=numbers(), y=numbers(), columns=texts(2, 2, NAME_MAX_CHARS, distinct=True), generate=GENERATE)
@@ -144,12 +144,18 @@ FINDER = table(start_lr=POSITIVE, end_lr=POSITIVE, num_it=integer(2, MAX_STEPS),
                stop_factor=number(1, low_open=True), skip_start=integer(0, MAX_STEPS), skip_end=integer(0, MAX_STEPS))
 FUNCTION = table(kind=choice("double-well", noun="function"), target=FINITE, steps=integer(1, MAX_STEPS))
 RUN = table(label=NAME, x0=FINITE, lr=POSITIVE, accumulate=BOOL)
+COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), density=number(0, 1, low_open=True),
+                           true_factors=integer(1, 50), noise=NONNEGATIVE, seed=SEED, valid_fraction=number(0, 0.9),
+                           split_seed=SEED), "training": table(lr=POSITIVE, wd=NONNEGATIVE, steps=integer(1, MAX_STEPS)),
+          "model": table(factors=integer(1, 50), y_range=numbers(0, 2), init_std=NONNEGATIVE, seed=SEED)}
 
 
 def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
     """The tables a template of this kind may hold, each with its keys."""
     if kind == "function":
         return {"lesson": LESSON, "function": FUNCTION, "runs": Value("runs", min_items=1, max_items=1_000)}
+    if kind == "collab":  # generated ratings, an embedding model, full-batch training
+        return {"lesson": LESSON, **COLLAB}
     opt_keys = {"name": choice(*_optimizer_hyper(), noun="optimizer")}
     if kind == "optimizers":
         opt_keys.update(compare=Value("strlist", min_items=1, max_items=10, choices=tuple(_optimizer_hyper())),
@@ -344,7 +350,7 @@ def check_template(raw: dict, kind: str, source: str) -> None:
             checker.table(value, spec, name, f"[{name}]")
         else:
             checker.value(value, spec, name, f"[{name}]")
-    if kind != "function" and "data" not in raw:
+    if kind not in ("function", "collab") and "data" not in raw:
         checker.fail("missing [data] table", "")
     if isinstance(data, dict) and not titanic:
         if "generate" in data and ({"x", "y"} & set(data)):
@@ -353,7 +359,7 @@ def check_template(raw: dict, kind: str, source: str) -> None:
             checker.fail(f"x and y must be equally long (got {len(data['x']):,} and {len(data['y']):,})", "data")
     model = raw.get("model", {})
     init = model.get("init") if isinstance(model, dict) else None
-    if not titanic and kind != "function" and isinstance(init, dict) and "random" not in init:
+    if not titanic and kind not in ("function", "collab") and isinstance(init, dict) and "random" not in init:
         from .models import MODELS
 
         params = MODELS.get(model.get("kind", "linear"), MODELS["linear"]).params
@@ -381,20 +387,3 @@ def check_hyper(hyper: dict, where: str) -> None:
                 raise SheetsgdError(f"{key} must be 0 (off) or 1 (on), got {value:g}", where)
         elif not spec.in_range(value):
             raise SheetsgdError(f"{key} must be{spec.range_text()}, got {value:g}", where)
-
-
-def data_size(lesson) -> int | None:
-    """Examples a lesson's batches are cut from (training rows of a Titanic lesson)."""
-    base = getattr(lesson, "base", lesson)
-    data = getattr(base, "data", None)
-    if data is None:
-        return None
-    return getattr(data, "n_train", None) or len(data)
-
-
-def check_batch_size(lesson, asked: Any, where: str, flag: str = "batch_size") -> None:
-    """A batch larger than the data is an error (it used to become the full batch silently)."""
-    n = data_size(lesson)
-    if n is not None and isinstance(asked, int) and not isinstance(asked, bool) and asked > n:
-        raise SheetsgdError(f"{flag} {asked:,} is larger than the data ({n:,} examples): "
-                            f"use at most {n:,}, or \"full\"", where)

@@ -81,6 +81,14 @@ def frames_match(les: api.Lesson, run: api.Run):
             same(frames["Examples"], trace.examples)
     elif les.kind == "titanic":
         titanic_frames_match(spec, trace, frames)
+    elif les.kind == "collab":
+        same(frames["Loss"], trace.steps)
+        users = frames["Users"]
+        for s, p in enumerate(trace.params, start=1):
+            at = users[users["step"] == s]
+            np.testing.assert_array_equal(at[[f"f{j + 1}" for j in range(spec.factors)]].to_numpy(), p["users"])
+            np.testing.assert_array_equal(at["bias"].to_numpy(), p["user_bias"])
+        same(frames["Predictions"], {f"pred_m{j + 1}": trace.pred[:, :, j].reshape(-1) for j in range(spec.movies)})
     else:  # pragma: no cover - a new kind needs its frames tested here
         raise AssertionError(f"untested kind {les.kind}")
     assert run.n_steps == trace.n_steps and api.finite(run.table()) == api.finite(trace.table())  # NaN ≠ NaN

@@ -33,6 +33,9 @@ LESSONS = {
     "titanic-logistic": ({"epochs": 1}, [("sigmoid_derivative_incomplete", "dz", 1),
                                          ("log_base_swapped", "loss", 1)]),
     "titanic-relu2": ({"epochs": 1}, [("relu_after_sum", "pred", 1), ("relu_derivative_wrong_side", "dz1", 1)]),
+    # biases start at 0: a bias left out shows from step 2 on
+    "collab-filter": ({"epochs": 2}, [("another_users_gradient", "Users:new_f1", 1), ("bias_missing", "pred_m1", 2),
+                                      ("unrated_included", "err_m1", 1), ("y_range_derivative_missing", "dz", 1)]),
     "titanic-mlp": ({"epochs": 2}, [("relu_derivative_wrong_side", "dz1", 1), ("sigmoid_derivative_incomplete", "dout", 1)]),
 }
 

@@ -38,6 +38,14 @@ def optimizers_with_huge_lrs(tmp_path):
     return str(path)
 
 
+def collab_unsquashed(tmp_path):
+    """The collab-filter lesson without y_range (nothing saturates) and a huge lr: the factors overflow."""
+    text = bundled_text("collab-filter").replace("y_range = [0.5, 5.5]", "y_range = []")
+    path = tmp_path / "collab-unsquashed.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
 # kind -> (lesson, options): a run that overflows for every kind of lesson
 DIVERGING = {
     "function": lambda tmp: ("too-high", []),  # run 3 overflows at step 6
@@ -46,6 +54,7 @@ DIVERGING = {
     "lr-finder": lambda tmp: (finder_without_a_stop(tmp, "lr-finder", 1e6), []),
     "lr-finder-titanic": lambda tmp: (finder_without_a_stop(tmp, "lr-finder-titanic", 1e12, model="linear"), []),
     "titanic": lambda tmp: ("titanic-linear", ["--lr", "1e6", "--epochs", "1"]),
+    "collab": lambda tmp: (collab_unsquashed(tmp), ["--lr", "1e6", "--epochs", "10"]),
 }
 
 
