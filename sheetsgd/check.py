@@ -265,7 +265,7 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
             formula = stores[shifts[b.sheet].sheet].sheet.formula(int(j.rows[i]), j.col)
             res.first_wrong = {"step": int(b.step[i]), "cell": cell_ref(j, i), "sheet": res.sheet,
                                "expected": expected_at(j, i) if status == "root cause" else None,
-                               "found": plain(j.found[i]), "formula": f"={formula}" if formula else None}
+                               "found": found_at(j, i), "formula": f"={formula}" if formula else None}
         if status == "knock-on":
             upstream = [r for r in roots.values() if r.id in cone[j.id]]
             res.knock_on_of = [r.key for r in sorted(upstream, key=lambda r: (int(r.block.step[np.argmax(~r.ok)]),
@@ -284,14 +284,19 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
             mistakes.append({"column": j.key, "header": c.header, "letter": j.col_letters, "sheet": res.sheet,
                              "block": b.name, "mistake": name, "title": m.title, "hint": m.hint,
                              "step": int(b.step[i]), "cell": cell_ref(j, i), "expected": expected_at(j, i),
-                             "found": plain(j.found[i]), "formula": f"={formula}" if formula else None,
+                             "found": found_at(j, i), "formula": f"={formula}" if formula else None,
                              "cells": int((~j.ok).sum()), "exercise": j.exercise,
-                             "wrong_cells": wrong_cells(j, expected_at, lambda j, i: plain(j.found[i])),
+                             "wrong_cells": wrong_cells(j, expected_at, found_at),
                              "errors": _error_values(j, stores[shifts[b.sheet].sheet])})
         results.append(res)
     order = {(b.name, c.key): (k, i) for k, b in enumerate(blocks) for i, c in enumerate(b.columns)}
     mistakes.sort(key=lambda m: (m["step"], order[(m["block"], m["column"])]))
     return results, mistakes
+
+
+def found_at(j, i: int):
+    """What the student's cell holds: None (shown as empty) for a blank, however the file was saved."""
+    return None if j.blank[i] else plain(j.found[i])
 
 
 def _error_values(j, store) -> dict | None:

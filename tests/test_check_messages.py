@@ -48,3 +48,24 @@ def test_knock_on_columns_show_no_formula_to_fix(drifting_lr):
     for line in knock_ons:
         assert "✗" not in line and "formula" not in line and "new_a" in line
     assert sum("✗" in line for line in exercise_table.splitlines()) == 1  # new_a, the one mistake
+
+
+@pytest.mark.parametrize("resave", [False, True], ids=["as built", "re-saved by openpyxl"])
+def test_blanks_are_reported_as_blanks_however_the_file_was_saved(tmp_path, resave):
+    import openpyxl
+
+    lesson = kinds.load("linear")
+    path = tmp_path / "s.xlsx"
+    build_student(kinds.kind_of(lesson), lesson, path, "")
+    if resave:
+        book = openpyxl.load_workbook(path)
+        book.save(tmp_path / "resaved.xlsx")
+        path = tmp_path / "resaved.xlsx"
+    report = check(str(path)).to_dict()
+    assert report["status"] == "mistakes"
+    assert {m["mistake"] for m in report["mistakes"]} == {"blank"}
+    assert all(m["found"] is None for m in report["mistakes"])
+    columns = {c["key"]: c for c in report["columns"]}
+    for m in report["mistakes"]:  # the root-cause line and the column table say the same
+        first = columns[m["column"]]["first_wrong"]
+        assert (first["cell"], first["expected"], first["found"]) == (m["cell"], m["expected"], m["found"])
