@@ -219,7 +219,7 @@ class Updater:
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     out = opt.update(hp, np.float64(value), np.float64(g), state[p], t)
             keys = out_keys.get(p)
-            if keys is None or len(keys) != len(out):
+            if keys is None:  # an optimizer's quantities are the same every step
                 keys = out_keys[p] = [(name, f"{name}_{p}") for name in out]
             for name, key in keys:
                 row[key] = float(out[name])
@@ -294,6 +294,7 @@ def train(lesson: Lesson, dry: bool = False) -> Trace:
     h, central = lesson.fd_step, lesson.fd_scheme == "central"
     batches = make_batches(lesson)
     per_example = lesson.batch_size == 1
+    examples = [int(b[0]) for _, b in batches] if per_example else []  # as Python ints, once
     epoch_full_loss = []
 
     def forward(t, epoch, idx, params):
@@ -304,7 +305,7 @@ def train(lesson: Lesson, dry: bool = False) -> Trace:
                 given.update(example=i + 1, x=xs[i], y=ys[i])
             return given
         if per_example:  # the loss and the estimates of every step afterwards (add_losses)
-            i = int(idx[0])
+            i = examples[t - 1]
             try:
                 return gradient_one(model, loss, params, xs[i], ys[i], i + 1, {"step": t, "epoch": epoch})
             except ArithmeticError:
