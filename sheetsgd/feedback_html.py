@@ -12,7 +12,7 @@ import os
 
 import jinja2
 
-from .feedback_sheet import fmt
+from .report import show_value
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -97,14 +97,14 @@ def render(report: dict) -> str:
     for m in report.get("mistakes") or []:
         knock = [c for c in columns if c.get("status") == "knock-on" and m.get("column") in (c.get("knock_on_of") or [])
                  and c.get("sheet") == m.get("sheet")]
-        mistakes.append(dict(m, expected_text=fmt(m.get("expected")), found_text=fmt(m.get("found")), knock_ons=knock))
+        mistakes.append(dict(m, expected_text=show_value(m.get("expected")), found_text=show_value(m.get("found")), knock_ons=knock))
     exercise = []
     for c in columns:
         if c.get("exercise"):
             f = c.get("first_wrong") or {}
             exercise.append(dict(c, expected_text="follows from a wrong cell" if f and f.get("expected") is None
-                                 and c.get("status") == "knock-on" else fmt(f.get("expected")),
-                                 found_text=fmt(f.get("found"))))
+                                 and c.get("status") == "knock-on" else show_value(f.get("expected")),
+                                 found_text=show_value(f.get("found"))))
     return _PAGE.render(
         name=os.path.basename(str(report.get("file", ""))), status=report.get("status"),
         message=report.get("message", ""), lesson=report.get("lesson") or {}, notes=report.get("notes") or [],

@@ -12,20 +12,13 @@ import re
 from xml.sax.saxutils import escape, quoteattr
 
 from .cellmarks import expand
+from .report import show_value
 from .xlsxrefs import column_index
 
 ROOT, KNOCK_ON, CORRECT = "root", "knock-on", "correct"
 MAX_NOTES = 1000  # notes per sheet (every root-cause cell up to this many)
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CELL = re.compile(r"^([A-Z]{1,3})([0-9]+)$")
-
-
-def fmt(x) -> str:
-    if x is None:
-        return "(empty)"
-    if isinstance(x, float):
-        return "not a number" if not math.isfinite(x) else f"{x:.10g}"
-    return str(x)
 
 
 def marks(report: dict) -> dict[str, dict[str, str]]:
@@ -55,8 +48,8 @@ def notes(report: dict) -> dict[str, dict[str, str]]:
             if len(sheet) >= MAX_NOTES or cell in sheet:
                 continue
             w = values.get(cell)
-            seen = (f"Expected {fmt(w['expected'])}, found {fmt(w['found'])}." if w else
-                    f"First at step {m['step']} ({m['cell']}): expected {fmt(m['expected'])}, found {fmt(m['found'])}.")
+            seen = (f"Expected {show_value(w['expected'])}, found {show_value(w['found'])}." if w else
+                    f"First at step {m['step']} ({m['cell']}): expected {show_value(m['expected'])}, found {show_value(m['found'])}.")
             sheet[cell] = f"{m['title']} ({m['header']})\n{seen}\nHint: {m['hint']}"
     for c in report.get("columns", []):
         first = expand((c.get("knock_on_cells") or [])[:1])[:1]
@@ -113,8 +106,8 @@ def feedback_rows(report: dict) -> list[list]:
                  [("Mistake", "bold", None), (m["title"], "long", None)],
                  [("Column", "bold", None), (f"{m['header']} ({m['column']}), first at step {m['step']}, "
                                              f"{m['cells']} cell(s)", "long", None)],
-                 [("Expected", "bold", None), (fmt(m["expected"]), "long", None)],
-                 [("Found", "bold", None), (fmt(m["found"]), "long", None)],
+                 [("Expected", "bold", None), (show_value(m["expected"]), "long", None)],
+                 [("Found", "bold", None), (show_value(m["found"]), "long", None)],
                  [("Your formula", "bold", None), (m.get("formula") or "(none)", "long", None)],
                  [("Hint", "bold", None), (m["hint"], "long", None)], []]
     if not mistakes:

@@ -78,7 +78,7 @@ class Report:
             lines.append(f"Root causes ({len(self.mistakes)}):")
             for m in self.mistakes:
                 lines.append(f"  ✗ {m['header']} ({m['column']}, column {m['letter']}): {m['title']} — first at step "
-                             f"{m['step']} ({m['cell']}): expected {_fmt(m['expected'])}, found {_fmt(m['found'])}, "
+                             f"{m['step']} ({m['cell']}): expected {show_value(m['expected'])}, found {show_value(m['found'])}, "
                              f"formula {m['formula'] or '(none)'}; {m['cells']} cell(s)")
                 lines.append(f"    hint: {m['hint']}")
                 if m.get("errors"):
@@ -102,15 +102,15 @@ class Report:
                 first = ""
                 if c.first_wrong:
                     f = c.first_wrong
-                    first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {_fmt(f['expected'])}, "
-                             f"found {_fmt(f['found'])}, formula {f['formula'] or '(none)'}")
+                    first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {show_value(f['expected'])}, "
+                             f"found {show_value(f['found'])}, formula {f['formula'] or '(none)'}")
                 lines.append(f"  {mark} {c.header:<24} {c.key:<10} {c.correct}/{c.total}{first}")
         if self.strict is not None:
             if self.strict.get("mismatches"):
                 lines.append("Strict (inputs perturbed, recalculated): cells that did not follow:")
                 for m in self.strict["mismatches"]:
                     lines.append(f"  ✗ {m['header']} ({m['column']}): first at step {m['step']} ({m['cell']}): "
-                                 f"expected {_fmt(m['expected'])}, found {_fmt(m['found'])}")
+                                 f"expected {show_value(m['expected'])}, found {show_value(m['found'])}")
             else:
                 lines.append(f"Strict: with {self.strict.get('perturbation')} every checked cell still matches the engine.")
         correct, total = self.score
@@ -137,7 +137,8 @@ def _json_safe(x):
     return str(x)
 
 
-def _fmt(x) -> str:
+def show_value(x) -> str:
+    """A cell's value as a report shows it: (empty), not a number, or up to 10 significant digits."""
     if x is None:
         return "(empty)"
     if isinstance(x, float):
