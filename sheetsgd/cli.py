@@ -87,13 +87,13 @@ def lesson_options(func):
     return func
 
 
-def _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed):
+def _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, variant=None):
     from . import api
 
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise SheetsgdError(f"--lr must be > 0 and finite, got {lr:g}")
     return api.load(lesson, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
-                    shuffle=shuffle, seed=seed)
+                    shuffle=shuffle, seed=seed, variant=variant)
 
 
 QUIET = click.option("--quiet", "-q", is_flag=True,
@@ -142,17 +142,36 @@ def lessons(as_json):
 
 @cli.command()
 @lesson_options
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=False),
-              help="Where to write the .xlsx workbook.")
+@click.option("-o", "--output", required=True, type=click.Path(writable=False),
+              help="Where to write the .xlsx workbook (with --variants: a folder).")
 @click.option("--json", "as_json", is_flag=True, help="Report what was written as JSON.")
 @click.option("--exercise", is_flag=False, flag_value="", default=None, metavar="[COLUMNS]",
               help="Student version: leave these Steps columns blank (comma-separated keys; "
                    "alone: the template's exercise columns).")
+@click.option("--variant", metavar="ID", help="One student's variant: start values derived from ID.")
+@click.option("--variants", "roster", type=click.Path(dir_okay=False), metavar="ROSTER.csv",
+              help="One workbook per student of a roster (an 'id' column) into the folder -o.")
 @QUIET
 @clean_errors
-def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json, exercise, quiet):
+def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json, exercise, variant, roster,
+          quiet):
     """Build the workbook of LESSON (a bundled name or a template file)."""
-    the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
+    if roster is not None:
+        if variant is not None:
+            raise SheetsgdError("give --variant or --variants, not both")
+        from .variants import build_roster
+
+        def load(id_):
+            return _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, id_)
+        written, collided = build_roster(load, roster, output, exercise, quiet)
+        for a, b in collided:
+            click.echo(f"warning: IDs {a!r} and {b!r} get the same start values", err=True)
+        if as_json:
+            click.echo(json.dumps({"folder": output, "files": written}))
+        else:
+            click.echo(f"wrote {len(written)} workbook(s) to {output} (index: {Path(output, 'variants.csv')})")
+        return
+    the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, variant)
     from .api import exercise_columns
 
     runbounds.guard(the_lesson.spec, "build")  # every kind: refuse what will not fit before training
@@ -161,11 +180,11 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
     optimizer_name = getattr(the_lesson.spec, "optimizer", None)
     summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": optimizer_name,
                "steps": report.steps, "formula_cells": report.formula_cells, "cells": report.cells,
-               "bytes": report.bytes, "exercise": blanks}
+               "bytes": report.bytes, "exercise": blanks, "variant": variant}
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        what = ", ".join(filter(None, [the_lesson.name, optimizer_name]))
+        what = ", ".join(filter(None, [the_lesson.name, optimizer_name, variant and f"variant {variant}"]))
         click.echo(f"wrote {report.path}: {what}, {report.steps} steps, "
                    f"{report.formula_cells:,} formulas in {report.cells:,} cells, {report.bytes / 1024:,.0f} KiB")
 
@@ -308,6 +327,11 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
     ids = unique_ids(files)
     for (row, _, _), id_ in zip(graded, ids):
         row["id"] = id_
+    from .copies import suspected_copies
+
+    limits = _limits(max_file_mb, max_part_mb, max_cells, max_members)
+    for i, why in suspected_copies(files, [row["status"] for row, _, _ in graded], limits).items():
+        graded[i][0]["suspected_copy"] = why
     try:
         write_csv([row for row, _, _ in graded], output)
         if results_json:

@@ -20,7 +20,8 @@ from .check import check
 from .errors import SheetsgdError
 from .xlsxread import Limits
 
-CSV_FIELDS = ["id", "file", "status", "score", "correct", "total", "formulas_right", "mistakes", "message"]
+CSV_FIELDS = ["id", "file", "status", "score", "correct", "total", "formulas_right", "mistakes", "message",
+              "variant", "suspected_copy"]
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -46,7 +47,8 @@ def row_for(path: Path, report: dict) -> dict:
             "score": "" if score.get("share") is None else round(score["share"], 6),
             "correct": score.get("correct", ""), "total": score.get("total", ""),
             "formulas_right": "" if score.get("formulas_share") is None else round(score["formulas_share"], 6),
-            "mistakes": mistakes, "message": report.get("message", "")}
+            "mistakes": mistakes, "message": report.get("message", ""),
+            "variant": (report.get("lesson") or {}).get("variant") or "", "suspected_copy": ""}
 
 
 def _gradescope(path: Path, report: dict, text: str) -> dict:
