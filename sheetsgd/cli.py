@@ -352,5 +352,48 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
                + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
 
 
+VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visible"])
+
+
+@cli.command("autograder")
+@lesson_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The autograder .zip to write.")
+@click.option("--exercise", is_flag=False, flag_value="", default=None, metavar="[COLUMNS]",
+              help="The exercise columns to grade (as build --exercise; default: the template's).")
+@click.option("--visibility", type=VISIBILITY, default="visible", show_default=True,
+              help="When students see the results (every test and the whole).")
+@click.option("--stdout-visibility", type=VISIBILITY, default="hidden", show_default=True,
+              help="When students see the autograder's printed output (the text report).")
+@click.option("--leaderboard", is_flag=True, help="Add a leaderboard: cells right (%) and formulas right (%).")
+@click.option("--points", type=FiniteFloat(0, min_open=True), default=None,
+              help="Scale the score to this many points (default: one point per exercise cell).")
+@click.option("--strict", is_flag=True, help="Check every submission with --strict.")
+@click.option("--recalc", type=RECALC, default=None, help="Recalculate every submission with this engine.")
+@click.option("--timeout", type=FiniteFloat(0.1), default=120, show_default=True,
+              help="Seconds one submission may take to check.")
+@click.option("--max-memory-mb", type=click.FloatRange(min=64), default=2048, show_default=True,
+              help="Memory the checking process may use beyond what it starts with.")
+@click.option("--libreoffice", is_flag=True, help="setup.sh also installs LibreOffice (apt: libreoffice-calc-nogui).")
+@click.option("--allow-variants", is_flag=True, help="Accept every student variant (build --variant) of the lesson.")
+@click.option("--wheel", type=click.Path(dir_okay=False, exists=True),
+              help="Bundle this sheetsgd wheel instead of building one from the source tree.")
+@limit_options
+@clean_errors
+def autograder_command(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, exercise, visibility,
+                       stdout_visibility, leaderboard, points, strict, recalc, timeout, max_memory_mb, libreoffice,
+                       allow_variants, wheel, max_file_mb, max_part_mb, max_cells, max_members):
+    """Write a Gradescope autograder (.zip) that checks submissions of LESSON's student version."""
+    from .autograder import build_bundle
+
+    the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
+    runbounds.guard(the_lesson.spec, "build")
+    config = build_bundle(the_lesson, output, exercise, visibility=visibility, stdout_visibility=stdout_visibility,
+                          leaderboard=leaderboard, points=points, strict=strict, recalc=recalc, timeout=timeout,
+                          max_memory_mb=max_memory_mb, limits=_limits(max_file_mb, max_part_mb, max_cells, max_members),
+                          libreoffice=libreoffice, wheel=wheel, variants=allow_variants)
+    click.echo(f"wrote {output}: lesson {config['lesson']}, {len(config['exercise'])} exercise column(s) "
+               f"({', '.join(config['exercise'])}); upload it as the assignment's autograder")
+
+
 def main():  # pragma: no cover - console-script entry point
     cli()

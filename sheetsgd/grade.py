@@ -52,19 +52,12 @@ def row_for(path: Path, report: dict) -> dict:
 
 
 def _gradescope(path: Path, report: dict, text: str) -> dict:
-    tests = []
-    for c in report.get("columns", []):
-        if not c["exercise"]:
-            continue
-        f = c.get("first_wrong")
-        tests.append({"name": f"{c['header']} ({c['key']})", "score": c["correct"], "max_score": c["total"],
-                      "status": "passed" if c["correct"] == c["total"] else "failed",
-                      "output": "" if not f else f"first wrong at step {f['step']} ({f['cell']}): expected "
-                                                 f"{f['expected']}, found {f['found']}, formula {f['formula']}"})
+    """One submission's Gradescope results (sheetsgd.gradescope) with its id, file and status."""
+    from .gradescope import num, results
+
     score = report.get("score") or {}
     return {"id": path.stem, "file": str(path), "status": report["status"],
-            "score": score.get("correct") or 0, "max_score": score.get("total") or 0,
-            "output": text, "tests": tests}
+            **results(report, path.name), "max_score": num(score.get("total") or 0), "text": text}
 
 
 # --- the worker pool ----------------------------------------------------------------------------------
