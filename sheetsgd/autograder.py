@@ -64,6 +64,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   printf '%s\n' '{{"score": 0, "output": "The autograder is not installed (setup.sh did not run): tell the course staff.", "tests": []}}' > "$ROOT/results/results.json"
   exit 0
 fi
+cd "$ROOT" || exit 0
 exec "$VENV/bin/python" -m sheetsgd.autograder_run "$ROOT"
 """
 
