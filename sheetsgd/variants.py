@@ -12,7 +12,8 @@ when the workbook is checked. The rule (version :data:`RULE`), from ``h = sha256
 * ``[data.generate] seed`` (a generated data set, quadratic): ``seed = w1 >> 1`` (the noise);
 * ``[data] split_seed`` (Titanic, when no ``valid_idx`` is given): ``split_seed = w2 >> 1``;
 * a function lesson's ``[[runs]] x0`` (too-high): run k's ``x0 × FACTORS[byte 16 + k of h mod 8]``
-  (0.9 … 1.1, never 1), rounded to 6 decimals, and the run's label follows.
+  (0.9 … 1.1, never 1), rounded to 6 decimals; a label's "x0 = 1" reads "x0 ≈ 1" (every variant
+  has the same headers, so a file is placed whichever variant it claims).
 
 The learning rates are left alone: they are what some lessons are about (too-high's divergence).
 Two IDs can give the same start values (linear: 1 in 256); :func:`collisions` names them for a roster.
@@ -83,8 +84,8 @@ def apply(raw: dict, lesson_name: str, variant: str) -> dict:
         for k, run in enumerate(runs):
             if isinstance(run, dict) and isinstance(run.get("x0"), (int, float)):
                 x0 = round(run["x0"] * FACTORS[h[16 + k % 16] % 8], 6)
-                if isinstance(run.get("label"), str):
-                    run["label"] = re.sub(r"x0 = [-+0-9.e]+", f"x0 = {x0:g}", run["label"])
+                if isinstance(run.get("label"), str):  # the same header in every variant: "x0 ≈ 1"
+                    run["label"] = re.sub(r"x0 = ", "x0 ≈ ", run["label"])
                 run["x0"] = x0
                 changed.append(f"runs[{k}].x0")
     if not changed:
