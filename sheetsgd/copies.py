@@ -31,36 +31,40 @@ def _base(origin: dict) -> str:
 
 
 def _claim(path: Path, limits: Limits):
-    """(workbook, manifest, variant ID, base key), or None for a file without a variant."""
+    """(manifest, variant ID, base key), or None for a file without a variant (the workbook is not kept:
+    a batch's files are read one at a time)."""
     from .submission import read_manifest
 
     book = Workbook(str(path), limits)
-    manifest, sheet = read_manifest(book)
+    manifest, _ = read_manifest(book)
     origin = manifest.get("origin")
     if not isinstance(origin, dict) or not isinstance(origin.get("options"), dict):
         return None
     variant = origin["options"].get("variant")
     if not isinstance(variant, str):
         return None
-    return book, manifest, sheet, variant, _base(origin)
+    return manifest, variant, _base(origin)
 
 
-def _engine_values(origin: dict, variant: str) -> dict:
-    """{(block, column key): the engine's values} of this lesson's variant."""
+def _engine_blocks(origin: dict, variant: str) -> list:
+    """The blocks (layout and engine values) of this lesson's variant, rebuilt without writing anything."""
     options = {**(origin.get("options") or {}), "variant": variant}
     lesson = kinds.from_raw(origin["template"], str(origin.get("name", "lesson"))[:100], "variant", options)
     with np.errstate(all="ignore"):
-        blocks = kinds.kind_of(lesson).build(lesson, None).blocks
+        return kinds.kind_of(lesson).build(lesson, None).blocks
+
+
+def _values(blocks) -> dict:
+    """{(block, column key): the engine's values} of numeric columns."""
     return {(b.name, c.key): np.asarray(b.values[c.key], dtype=float) for b in blocks for c in b.columns
             if c.key in b.values and np.asarray(b.values[c.key]).dtype.kind in "fiub"}
 
 
-def _student_values(path: Path, book: Workbook, manifest: dict, sheet: str, limits: Limits) -> dict:
-    """{(block, column key): the submission's values at that column's step rows} (its claimed lesson's layout)."""
-    from .check import _ironcalc_model, _stores, rebuild
+def _student_values(path: Path, book: Workbook, blocks) -> dict:
+    """{(block, column key): the submission's values at that column's step rows} (its claimed variant's layout)."""
+    from .check import _ironcalc_model, _stores
     from .placement import find_blocks
 
-    lesson, blocks, _ = rebuild(str(path), book, manifest, sheet, limits)
     entries = [dict(b.manifest(), steps_are_rows=list(b.values.get("step", [])) == list(range(1, b.n + 1)))
                for b in blocks]
     shifts = find_blocks(book, entries)
@@ -107,12 +111,12 @@ def suspected_copies(paths: list[Path], statuses: list[str], limits: Limits = Li
             claims[i] = claim
     groups: dict[str, list[int]] = {}
     for i, claim in claims.items():
-        groups.setdefault(claim[4], []).append(i)
+        groups.setdefault(claim[2], []).append(i)
     out: dict[int, list[str]] = {}
     for members in groups.values():
         by_id: dict[str, list[int]] = {}
         for i in members:
-            by_id.setdefault(claims[i][3], []).append(i)
+            by_id.setdefault(claims[i][1], []).append(i)
         for id_, same in by_id.items():
             for i in same:
                 for j in same:
@@ -120,16 +124,17 @@ def suspected_copies(paths: list[Path], statuses: list[str], limits: Limits = Li
                         out.setdefault(i, []).append(f"{paths[j]} (claims the same variant {id_!r})")
         if len(by_id) < 2:
             continue
-        origin = claims[members[0]][1]["origin"]
+        origin = claims[members[0]][0]["origin"]
         try:
-            engine = {id_: _engine_values(origin, id_) for id_ in by_id}
+            built = {id_: _engine_blocks(origin, id_) for id_ in by_id}
+            engine = {id_: _values(blocks) for id_, blocks in built.items()}
         except (SheetsgdError, ValueError):
             continue
         for i in members:
-            book, manifest, sheet, own_id, _ = claims[i]
+            own_id = claims[i][1]
             try:
-                mine = _student_values(paths[i], book, manifest, sheet, limits)
-            except (SheetsgdError, ValueError, KeyError, IndexError, MemoryError):
+                mine = _student_values(paths[i], Workbook(str(paths[i]), limits), built[own_id])
+            except (SheetsgdError, OSError, ValueError, KeyError, IndexError, MemoryError):
                 continue
             best = None
             for other_id in by_id:
