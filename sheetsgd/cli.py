@@ -159,7 +159,7 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
     if roster is not None:
         if variant is not None:
             raise SheetsgdError("give --variant or --variants, not both")
-        from .variants import build_roster
+        from .roster import build_roster
 
         def load(id_):
             return _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, id_)
@@ -171,6 +171,8 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
         else:
             click.echo(f"wrote {len(written)} workbook(s) to {output} (index: {Path(output, 'variants.csv')})")
         return
+    if Path(output).is_dir():
+        raise SheetsgdError("is a directory (a folder is the output of --variants only)", output)
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, variant)
     from .api import exercise_columns
 
