@@ -246,3 +246,54 @@ def test_another_lessons_workbook_is_refused(installed, tmp_path):
     results = run_autograder(root, {"q.xlsx": other})
     assert results["score"] == 0 and "not this assignment's workbook" in results["output"]
     assert "quadratic" in results["output"]
+
+
+# --- every lesson kind: the bundle's run, in this process (the code run_autograder runs) ---------------
+
+SMALL = {"linear": {"epochs": 1}, "quadratic": {"epochs": 3}, "too-high": {}, "optimizers": {"epochs": 1},
+         "optimizers-classic": {"epochs": 1}, "lr-finder": {}, "lr-finder-titanic": {},
+         "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1}, "titanic-relu2": {"epochs": 1},
+         "titanic-mlp": {"epochs": 2}}
+
+
+@pytest.fixture(scope="module")
+def wheel(installed):
+    root, _ = installed
+    [found] = (root / "source" / "wheels").glob("sheetsgd-*.whl")
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_every_lesson_kind_gets_an_autograder(name, wheel, tmp_path):
+    """The blank assignment scores 0 with one failed test per exercise column; the full workbook of the
+    same lesson (the engine's values cached) scores every cell."""
+    from sheetsgd import api
+    from sheetsgd.autograder_run import run
+    from sheetsgd.lesson import bundled_lessons
+
+    assert set(SMALL) == set(bundled_lessons())
+    bundle = tmp_path / "ag.zip"
+    args = ["autograder", name, "-o", str(bundle), "--wheel", str(wheel), "--points", "10"]
+    args += [x for k, v in SMALL[name].items() for x in (f"--{k}", str(v))]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(root / "source")
+    config = json.loads((root / "source" / "sheetsgd-autograder.json").read_text())
+    full = tmp_path / "full.xlsx"
+    api.load(name, **SMALL[name]).build(full, progress=False)
+    for what, source in (("blank", root / "source" / "assignment.xlsx"), ("full", full)):
+        shutil.rmtree(root / "submission", ignore_errors=True)
+        (root / "submission").mkdir()
+        shutil.copy(source, root / "submission" / f"{what}.xlsx")
+        results = run(root)
+        validate(json.loads((root / "results" / "results.json").read_text()))
+        assert len(results["tests"]) == len(config["exercise"]) > 0, results["output"]
+        assert math.isclose(sum(t["max_score"] for t in results["tests"]), 10, rel_tol=1e-5)
+        if what == "blank":
+            assert results["score"] == 0 and all(t["status"] == "failed" for t in results["tests"])
+            assert all("blank" in t["tags"] or "knock_on" in t["tags"] for t in results["tests"]), results["tests"]
+        else:
+            assert all(t["status"] == "passed" for t in results["tests"]), results["output"]
+            assert math.isclose(results["score"], 10, rel_tol=1e-5)
