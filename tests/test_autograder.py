@@ -297,3 +297,25 @@ def test_every_lesson_kind_gets_an_autograder(name, wheel, tmp_path):
         else:
             assert all(t["status"] == "passed" for t in results["tests"]), results["output"]
             assert math.isclose(results["score"], 10, rel_tol=1e-5)
+
+
+def test_variants_are_accepted_with_allow_variants(wheel, tmp_path):
+    from sheetsgd import api
+    from sheetsgd.autograder_run import run
+
+    full = tmp_path / "mine.xlsx"
+    api.load("linear", epochs=1, variant="s-0042").build(full, progress=False)
+    for flag in (["--allow-variants"], []):
+        bundle = tmp_path / "ag.zip"
+        result = CliRunner().invoke(cli, ["autograder", "linear", "--epochs", "1", "-o", str(bundle), "--wheel", str(wheel),
+                                          *flag])
+        assert result.exit_code == 0, result.output
+        root = tmp_path / f"autograder{len(flag)}"
+        with zipfile.ZipFile(bundle) as z:
+            z.extractall(root / "source")
+        (root / "submission").mkdir()
+        shutil.copy(full, root / "submission" / "mine.xlsx")
+        results = run(root)
+        assert results["score"] == len(COLUMNS) * STEPS and "variant s\\-0042" not in results["output"]
+        assert "variant s-0042" in results["output"]
+        assert ("this assignment has no variants" in results["output"]) == (not flag)
