@@ -101,7 +101,7 @@ def build_bundle(lesson, output: str, exercise=None, *, visibility: str = "visib
                  stdout_visibility: str = "hidden", leaderboard: bool = False, points: float | None = None,
                  strict: bool = False, recalc: str | None = None, timeout: float = 120,
                  max_memory_mb: float = 2048, limits=None, libreoffice: bool = False, wheel: str | None = None,
-                 variants: bool = False) -> dict:
+                 variants: bool = False, variant_key: str | None = None) -> dict:
     """Write the autograder zip for ``lesson`` (an :class:`sheetsgd.api.Lesson`); returns its configuration."""
     from .xlsxread import Limits
 
@@ -124,7 +124,8 @@ def build_bundle(lesson, output: str, exercise=None, *, visibility: str = "visib
         the_wheel = _checked_wheel(wheel) if wheel else build_wheel(tmp / "wheels")
         config = {"generator": f"sheetsgd {__version__}", "sheetsgd_version": __version__,
                   "lesson": lesson.name, "kind": lesson.kind, "options": lesson.options,
-                  "origin": origin, "exercise": columns, "variants": bool(variants),
+                  "origin": origin, "exercise": columns, "variants": bool(variants or variant_key),
+                  "variant_key": variant_key or None,
                   "visibility": visibility, "stdout_visibility": stdout_visibility, "leaderboard": bool(leaderboard),
                   "points": points, "strict": bool(strict), "recalc": recalc, "timeout": float(timeout),
                   "max_memory_mb": float(max_memory_mb), "limits": (limits or Limits()).__dict__,

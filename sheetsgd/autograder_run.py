@@ -9,7 +9,9 @@ Which file is graded: the one ``.xlsx`` file anywhere under the submission folde
 ``.xlsx`` (nothing submitted, or only other files), or more than one: score 0 and a one-line reason
 naming what was found, so the student resubmits exactly one workbook. The workbook must be the
 assignment's lesson with the same options (a variant of it when the bundle allows variants) and
-the same exercise columns; otherwise score 0 and why. It is checked in a worker process with the
+the same exercise columns; otherwise score 0 and why. With ``variant_key`` (``autograder --variant-key
+email``), the workbook's variant ID must be that field of one of the submitters in Gradescope's
+``ROOT/submission_metadata.json`` (``users``): a classmate's variant scores 0. It is checked in a worker process with the
 bundle's time and memory limits and the checker's size limits (a zip bomb, an XXE or a huge file is
 refused with the checker's one-line reason: score 0).
 """
@@ -68,6 +70,23 @@ def _origin_of(path: Path, limits):
     return manifest.get("origin")
 
 
+def _owners(config: dict, notes: list[str]) -> set[str] | None:
+    """The variant IDs of the submitters: ``variant_key`` (e.g. email, sid) of each user in Gradescope's
+    ``ROOT/submission_metadata.json``; None when not asked for, or (with a note) when it cannot be read."""
+    key = config.get("variant_key")
+    if not key:
+        return None
+    meta = Path(config["_root"]) / "submission_metadata.json"
+    try:
+        users = json.loads(meta.read_text(encoding="utf-8")).get("users")
+        if not isinstance(users, list):
+            raise ValueError("no users")
+    except (OSError, ValueError, AttributeError):
+        notes.append(f"the variant's owner was not verified ({meta.name} cannot be read)")
+        return None
+    return {str(u[key]) for u in users if isinstance(u, dict) and u.get(key) not in (None, "")}
+
+
 def grade_one(config: dict, path: Path, notes: list[str]) -> dict:
     """results.json for one submitted workbook."""
     from .grade import grade
@@ -97,6 +116,13 @@ def grade_one(config: dict, path: Path, notes: list[str]) -> dict:
               "Download the assignment's workbook and fill that in.", with_leaderboard=board, **style)
     if lesson.get("variant") and not config.get("variants"):
         notes.append(f"the workbook is variant {lesson['variant']!r}; this assignment has no variants")
+    owners = _owners(config, notes)
+    if owners is not None and lesson.get("variant") not in owners:
+        print(f"variant {lesson.get('variant')!r} is not a submitter's {config['variant_key']} {sorted(owners)}")
+        return gradescope.refusal(  # the other student's ID is not shown to this one (staff see it on stdout)
+            f"{path.name} is not your own variant of the workbook (it was built for "
+            + ("another ID" if lesson.get("variant") else "no student") + "): download your own workbook, fill it in "
+            "and submit that.", with_leaderboard=board, **style)
     if sorted(lesson.get("exercise") or []) != sorted(config.get("exercise") or []):
         return gradescope.refusal(
             f"{path.name} has exercise columns {', '.join(lesson.get('exercise') or []) or 'none'}, the assignment "
@@ -120,6 +146,7 @@ def run(root: Path) -> dict:
                                      "course staff.")
     if results is None:
         try:
+            config["_root"] = str(root)
             path, why, notes = find_submission(root / "submission")
             if path is None:
                 results = gradescope.refusal(why, config.get("visibility", "visible"),

@@ -377,13 +377,16 @@ VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visib
               help="Memory the checking process may use beyond what it starts with.")
 @click.option("--libreoffice", is_flag=True, help="setup.sh also installs LibreOffice (apt: libreoffice-calc-nogui).")
 @click.option("--allow-variants", is_flag=True, help="Accept every student variant (build --variant) of the lesson.")
+@click.option("--variant-key", metavar="FIELD",
+              help="Accept only the submitter's own variant: its ID is this field (email, sid, …) of a user in "
+                   "Gradescope's submission_metadata.json (implies --allow-variants).")
 @click.option("--wheel", type=click.Path(dir_okay=False, exists=True),
               help="Bundle this sheetsgd wheel instead of building one from the source tree.")
 @limit_options
 @clean_errors
 def autograder_command(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, exercise, visibility,
                        stdout_visibility, leaderboard, points, strict, recalc, timeout, max_memory_mb, libreoffice,
-                       allow_variants, wheel, max_file_mb, max_part_mb, max_cells, max_members):
+                       allow_variants, variant_key, wheel, max_file_mb, max_part_mb, max_cells, max_members):
     """Write a Gradescope autograder (.zip) that checks submissions of LESSON's student version."""
     from .autograder import build_bundle
 
@@ -392,7 +395,8 @@ def autograder_command(lesson, optimizer, lr, epochs, batch_size, loss, shuffle,
     config = build_bundle(the_lesson, output, exercise, visibility=visibility, stdout_visibility=stdout_visibility,
                           leaderboard=leaderboard, points=points, strict=strict, recalc=recalc, timeout=timeout,
                           max_memory_mb=max_memory_mb, limits=_limits(max_file_mb, max_part_mb, max_cells, max_members),
-                          libreoffice=libreoffice, wheel=wheel, variants=allow_variants)
+                          libreoffice=libreoffice, wheel=wheel, variants=allow_variants,
+                          variant_key=variant_key)
     click.echo(f"wrote {output}: lesson {config['lesson']}, {len(config['exercise'])} exercise column(s) "
                f"({', '.join(config['exercise'])}); upload it as the assignment's autograder")
 

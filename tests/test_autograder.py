@@ -319,3 +319,32 @@ def test_variants_are_accepted_with_allow_variants(wheel, tmp_path):
         assert results["score"] == len(COLUMNS) * STEPS and "variant s\\-0042" not in results["output"]
         assert "variant s-0042" in results["output"]
         assert ("this assignment has no variants" in results["output"]) == (not flag)
+
+
+def test_variant_key_accepts_only_the_submitters_own_variant(wheel, tmp_path):
+    from sheetsgd import api
+    from sheetsgd.autograder_run import run
+
+    bundle = tmp_path / "ag.zip"
+    result = CliRunner().invoke(cli, ["autograder", "linear", "--epochs", "1", "-o", str(bundle), "--wheel", str(wheel),
+                                      "--variant-key", "email"])
+    assert result.exit_code == 0, result.output
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(root / "source")
+    (root / "submission").mkdir()
+    users = {"users": [{"email": "ann@uni.edu", "name": "Ann", "id": 1}, {"email": "ben@uni.edu", "name": "Ben", "id": 2}]}
+    for owner, expect_full in (("ben@uni.edu", True), ("eve@uni.edu", False), (None, False)):
+        (root / "submission_metadata.json").write_text(json.dumps(users))
+        full = root / "submission" / "hw.xlsx"
+        api.load("linear", epochs=1, variant=owner).build(full, progress=False)
+        results = run(root)
+        if expect_full:
+            assert results["score"] == len(COLUMNS) * STEPS, results["output"]
+        else:
+            assert results["score"] == 0 and "not your own variant" in results["output"], results["output"]
+            assert "eve@" not in results["output"]  # another student's ID is not shown
+    (root / "submission_metadata.json").unlink()  # no metadata: graded, with a note
+    api.load("linear", epochs=1, variant="eve@uni.edu").build(root / "submission" / "hw.xlsx", progress=False)
+    results = run(root)
+    assert results["score"] == len(COLUMNS) * STEPS and "not verified" in results["output"]
