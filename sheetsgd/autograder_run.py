@@ -87,6 +87,26 @@ def _owners(config: dict, notes: list[str]) -> set[str] | None:
     return {str(u[key]) for u in users if isinstance(u, dict) and u.get(key) not in (None, "")}
 
 
+def final_loss(path: Path, limits) -> float | None:
+    """The last step's loss in the submission's own sheet (the first block with a ``loss`` column), or None."""
+    import numpy as np
+
+    from .check import rebuild
+    from .copies import sheet_values
+    from .submission import read_manifest
+    from .xlsxread import Workbook
+
+    book = Workbook(str(path), limits)
+    manifest, sheet = read_manifest(book)
+    _, blocks, _ = rebuild(str(path), book, manifest, sheet, limits)
+    values = sheet_values(path, book, blocks)
+    for b in blocks:
+        v = values.get((b.name, "loss"))
+        if v is not None and len(v):
+            return float(v[-1]) if np.isfinite(v[-1]) else None
+    return None
+
+
 def grade_one(config: dict, path: Path, notes: list[str]) -> dict:
     """results.json for one submitted workbook."""
     from .grade import grade
@@ -129,6 +149,13 @@ def grade_one(config: dict, path: Path, notes: list[str]) -> dict:
             f"{', '.join(config.get('exercise') or [])}: its manifest was changed. Download the assignment's "
             "workbook again.", with_leaderboard=board, **style)
     out = gradescope.results(report, path.name, points=config.get("points"), with_leaderboard=board, **style)
+    if board:
+        try:
+            loss = final_loss(path, limits)
+        except Exception:  # the leaderboard is a nicety: never a reason to fail the grading
+            loss = None
+        if loss is not None:
+            out["leaderboard"].append({"name": "Final loss", "value": gradescope.num(loss), "order": "asc"})
     if notes:
         out["output"] += "\n\n" + "\n".join(f"- {gradescope._md(n)}" for n in notes)
     return out

@@ -366,7 +366,7 @@ VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visib
               help="When students see the results (every test and the whole).")
 @click.option("--stdout-visibility", type=VISIBILITY, default="hidden", show_default=True,
               help="When students see the autograder's printed output (the text report).")
-@click.option("--leaderboard", is_flag=True, help="Add a leaderboard: cells right (%) and formulas right (%).")
+@click.option("--leaderboard", is_flag=True, help="Add a leaderboard: cells right (%), formulas right (%) and the final loss.")
 @click.option("--points", type=FiniteFloat(0, min_open=True), default=None,
               help="Scale the score to this many points (default: one point per exercise cell).")
 @click.option("--strict", is_flag=True, help="Check every submission with --strict.")

@@ -60,7 +60,7 @@ def _values(blocks) -> dict:
             if c.key in b.values and np.asarray(b.values[c.key]).dtype.kind in "fiub"}
 
 
-def _student_values(path: Path, book: Workbook, blocks) -> dict:
+def sheet_values(path: Path, book: Workbook, blocks) -> dict:
     """{(block, column key): the submission's values at that column's step rows} (its claimed variant's layout)."""
     from .check import _ironcalc_model, _stores
     from .placement import find_blocks
@@ -133,7 +133,7 @@ def suspected_copies(paths: list[Path], statuses: list[str], limits: Limits = Li
         for i in members:
             own_id = claims[i][1]
             try:
-                mine = _student_values(paths[i], Workbook(str(paths[i]), limits), built[own_id])
+                mine = sheet_values(paths[i], Workbook(str(paths[i]), limits), built[own_id])
             except (SheetsgdError, OSError, ValueError, KeyError, IndexError, MemoryError):
                 continue
             best = None

@@ -176,7 +176,17 @@ def test_correct_submission_scores_every_cell(installed, filled):
     assert results["score"] == len(COLUMNS) * STEPS
     assert all(t["output_format"] == "md" and t["visibility"] == "after_published" and t["tags"] == []
                for t in tests.values())
-    assert {e["name"]: e["value"] for e in results["leaderboard"]} == {"Cells right (%)": 100, "Formulas right (%)": 100}
+    board = {e["name"]: e for e in results["leaderboard"]}
+    assert {k: e["value"] for k, e in board.items() if k != "Final loss"} == {"Cells right (%)": 100, "Formulas right (%)": 100}
+    # the last step's loss, as a written-out SGD loop on the variant-free lesson computes it (6 digits)
+    x = [14, 86, 28, 51, 28, 29, 72, 62, 84, 15, 42, 62, 47, 35, 9, 38, 44, 99, 13, 21, 28, 20, 8, 64, 99, 70, 27, 17, 8]
+    a = b = 1.0
+    for xi in x:
+        yi = 2 * xi + 30
+        err = a * xi + b - yi
+        loss = err ** 2
+        a, b = a - 1e-4 * 2 * err * xi, b - 1e-4 * 2 * err
+    assert board["Final loss"]["order"] == "asc" and math.isclose(board["Final loss"]["value"], loss, rel_tol=1e-5)
     assert "all correct" in results["output"]
 
 
