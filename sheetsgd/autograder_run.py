@@ -91,8 +91,8 @@ def final_loss(path: Path, limits) -> float | None:
     """The last step's loss in the submission's own sheet (the first block with a ``loss`` column), or None."""
     import numpy as np
 
-    from .check import rebuild
     from .copies import sheet_values
+    from .rebuild import rebuild
     from .submission import read_manifest
     from .xlsxread import Workbook
 
