@@ -272,7 +272,8 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
     from .copies import suspected_copies
 
     limits = _limits(max_file_mb, max_part_mb, max_cells, max_members)
-    for i, why in suspected_copies(files, [row["status"] for row, _, _ in graded], limits).items():
+    copies = suspected_copies(files, [row["status"] for row, _, _ in graded], limits)
+    for i, why in copies.items():
         graded[i][0]["suspected_copy"] = why
     try:
         write_csv([row for row, _, _ in graded], output)
@@ -291,6 +292,7 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     click.echo(f"graded {len(graded)} file(s): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                + (f"; skipped {len(found.skipped)} entr{'y' if len(found.skipped) == 1 else 'ies'}" if found.skipped else "")
+               + (f"; {len(copies)} suspected cop{'y' if len(copies) == 1 else 'ies'} (suspected_copy)" if copies else "")
                + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
 
 
