@@ -25,7 +25,7 @@ from .errors import SheetsgdError
 
 __all__ = ["Lesson", "Run", "SheetsgdError", "check", "lessons", "load"]
 
-OPTIONS = ("optimizer", "lr", "epochs", "batch_size", "loss", "shuffle", "seed")
+OPTIONS = ("optimizer", "lr", "epochs", "batch_size", "loss", "shuffle", "seed", "variant")
 
 
 def lessons() -> list[str]:
@@ -37,13 +37,14 @@ def lessons() -> list[str]:
 
 def load(name_or_path: str | os.PathLike, *, optimizer: str | None = None, lr: float | None = None,
          epochs: int | None = None, batch_size: int | str | None = None, loss: str | None = None,
-         shuffle: bool | None = None, seed: int | None = None) -> "Lesson":
+         shuffle: bool | None = None, seed: int | None = None, variant: str | None = None) -> "Lesson":
     """A bundled lesson by name, or a template (.toml) by path, with the command line's options applied.
 
     An option left at None keeps the template's value. ``batch_size`` is a number or ``"full"``.
+    ``variant``: a student's ID; that student's start values (:mod:`sheetsgd.variants`).
     """
     options = dict(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
-                   shuffle=shuffle, seed=seed)
+                   shuffle=shuffle, seed=seed, variant=variant)
     return Lesson(_load_spec(os.fspath(name_or_path), options), str(name_or_path),
                   {k: v for k, v in options.items() if v is not None})
 

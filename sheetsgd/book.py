@@ -208,6 +208,7 @@ def lesson_entries(book: Book, lesson, exercise: dict[str, set[str]] | None = No
         json.dumps(origin)
     except (TypeError, ValueError):  # a template value JSON cannot hold: the checker falls back on the layout
         origin = None
-    return {"origin": origin,
+    variant = getattr(lesson, "variant", None)
+    return {"origin": origin, **({"variant": {"id": variant, "rule": 1}} if variant is not None else {}),
             "exercise_blocks": {name: sorted(keys) for name, keys in (exercise or {}).items()},
             "blocks": [b.manifest() for b in book.blocks]}

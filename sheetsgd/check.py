@@ -212,7 +212,7 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
         "name": lesson.name, "kind": getattr(lesson, "kind", "sgd"), "model": getattr(lesson, "model", None),
         "loss": getattr(lesson, "loss", None), "optimizer": getattr(lesson, "optimizer", None),
         "batch_size": getattr(lesson, "batch_size", None), "epochs": getattr(lesson, "epochs", None),
-        "steps": n_steps, "inputs": {k: v for k, v in names.items() if k == k.lower() or k not in names},
+        "steps": n_steps, "variant": getattr(lesson, "variant", None), "inputs": {k: v for k, v in names.items() if k == k.lower() or k not in names},
         "exercise": sorted(k for keys in exercise.values() for k in keys),
         "steps_sheet": shifts.get(blocks[0].sheet).sheet if blocks else None},
         columns=results, mistakes=mistakes, notes=notes, recalculated_by=recalculated_by)

@@ -14,6 +14,7 @@ from .errors import SheetsgdError
 from . import kinds, runbounds
 from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS
+from .cli_options import BatchSize, FiniteFloat, _limits, limit_options  # noqa: F401 (used by the commands)
 
 EXIT_USAGE = 2
 
@@ -35,40 +36,6 @@ def clean_errors(func):
     return wrapper
 
 
-class BatchSize(click.ParamType):
-    name = "N|full"
-
-    def convert(self, value, param, ctx):
-        if value == "full" or isinstance(value, int):
-            return value
-        try:
-            size = int(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a whole number or 'full'", param, ctx)
-        if size < 1:
-            self.fail(f"must be ≥ 1, got {size}", param, ctx)
-        return size
-
-
-class FiniteFloat(click.ParamType):
-    """A finite number ≥ min (inf and nan are refused: a limit of inf or nan is no limit)."""
-    name = "float"
-
-    def __init__(self, min: float = 0.0, min_open: bool = False):
-        self.min, self.min_open = min, min_open
-
-    def convert(self, value, param, ctx):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"must be a finite number, got {value}", param, ctx)
-        if number < self.min or (self.min_open and number == self.min):
-            self.fail(f"must be {'>' if self.min_open else '≥'} {self.min:g}, got {number:g}", param, ctx)
-        return number
-
-
 def lesson_options(func):
     """The options that override a template's values, shared by build and trace."""
     options = [
@@ -87,13 +54,13 @@ def lesson_options(func):
     return func
 
 
-def _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed):
+def _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, variant=None):
     from . import api
 
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise SheetsgdError(f"--lr must be > 0 and finite, got {lr:g}")
     return api.load(lesson, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
-                    shuffle=shuffle, seed=seed)
+                    shuffle=shuffle, seed=seed, variant=variant)
 
 
 QUIET = click.option("--quiet", "-q", is_flag=True,
@@ -142,17 +109,38 @@ def lessons(as_json):
 
 @cli.command()
 @lesson_options
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=False),
-              help="Where to write the .xlsx workbook.")
+@click.option("-o", "--output", required=True, type=click.Path(writable=False),
+              help="Where to write the .xlsx workbook (with --variants: a folder).")
 @click.option("--json", "as_json", is_flag=True, help="Report what was written as JSON.")
 @click.option("--exercise", is_flag=False, flag_value="", default=None, metavar="[COLUMNS]",
               help="Student version: leave these Steps columns blank (comma-separated keys; "
                    "alone: the template's exercise columns).")
+@click.option("--variant", metavar="ID", help="One student's variant: start values derived from ID.")
+@click.option("--variants", "roster", type=click.Path(dir_okay=False), metavar="ROSTER.csv",
+              help="One workbook per student of a roster (an 'id' column) into the folder -o.")
 @QUIET
 @clean_errors
-def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json, exercise, quiet):
+def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, as_json, exercise, variant, roster,
+          quiet):
     """Build the workbook of LESSON (a bundled name or a template file)."""
-    the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
+    if roster is not None:
+        if variant is not None:
+            raise SheetsgdError("give --variant or --variants, not both")
+        from .roster import build_roster
+
+        def load(id_):
+            return _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, id_)
+        written, collided = build_roster(load, roster, output, exercise, quiet)
+        for a, b in collided:
+            click.echo(f"warning: IDs {a!r} and {b!r} get the same start values", err=True)
+        if as_json:
+            click.echo(json.dumps({"folder": output, "files": written}))
+        else:
+            click.echo(f"wrote {len(written)} workbook(s) to {output} (index: {Path(output, 'variants.csv')})")
+        return
+    if Path(output).is_dir():
+        raise SheetsgdError("is a directory (a folder is the output of --variants only)", output)
+    the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, variant)
     from .api import exercise_columns
 
     runbounds.guard(the_lesson.spec, "build")  # every kind: refuse what will not fit before training
@@ -161,11 +149,11 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
     optimizer_name = getattr(the_lesson.spec, "optimizer", None)
     summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": optimizer_name,
                "steps": report.steps, "formula_cells": report.formula_cells, "cells": report.cells,
-               "bytes": report.bytes, "exercise": blanks}
+               "bytes": report.bytes, "exercise": blanks, "variant": variant}
     if as_json:
         click.echo(json.dumps(summary))
     else:
-        what = ", ".join(filter(None, [the_lesson.name, optimizer_name]))
+        what = ", ".join(filter(None, [the_lesson.name, optimizer_name, variant and f"variant {variant}"]))
         click.echo(f"wrote {report.path}: {what}, {report.steps} steps, "
                    f"{report.formula_cells:,} formulas in {report.cells:,} cells, {report.bytes / 1024:,.0f} KiB")
 
@@ -185,33 +173,6 @@ def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt, q
         click.echo(json.dumps(run.document(), allow_nan=False))
     else:
         run.write_csv(click.get_text_stream("stdout"))
-
-
-def limit_options(func):
-    """Bounds on what an untrusted file may make the checker do (see sheetsgd.xlsxread.Limits)."""
-    from .xlsxread import Limits
-
-    d = Limits()
-    options = [
-        click.option("--max-file-mb", type=FiniteFloat(0), default=d.max_file_mb, show_default=True,
-                     help="Largest .xlsx file accepted."),
-        click.option("--max-part-mb", type=FiniteFloat(0), default=d.max_part_mb, show_default=True,
-                     help="Largest inflated XML part (zip bombs are refused before inflating)."),
-        click.option("--max-cells", type=click.IntRange(min=1), default=d.max_cells, show_default=True,
-                     help="Most cells in one sheet."),
-        click.option("--max-members", type=click.IntRange(min=1), default=d.max_members, show_default=True,
-                     help="Most members in the zip archive."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _limits(max_file_mb, max_part_mb, max_cells, max_members):
-    from .xlsxread import Limits
-
-    return Limits(max_file_mb=max_file_mb, max_part_mb=max_part_mb, max_cells=max_cells, max_members=max_members,
-                  max_total_mb=max(Limits().max_total_mb, 4 * max_part_mb))
 
 
 RECALC = click.Choice(["ironcalc", "libreoffice"])
@@ -308,6 +269,12 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
     ids = unique_ids(files)
     for (row, _, _), id_ in zip(graded, ids):
         row["id"] = id_
+    from .copies import suspected_copies
+
+    limits = _limits(max_file_mb, max_part_mb, max_cells, max_members)
+    copies = suspected_copies(files, [row["status"] for row, _, _ in graded], limits)
+    for i, why in copies.items():
+        graded[i][0]["suspected_copy"] = why
     try:
         write_csv([row for row, _, _ in graded], output)
         if results_json:
@@ -325,7 +292,55 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     click.echo(f"graded {len(graded)} file(s): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                + (f"; skipped {len(found.skipped)} entr{'y' if len(found.skipped) == 1 else 'ies'}" if found.skipped else "")
+               + (f"; {len(copies)} suspected cop{'y' if len(copies) == 1 else 'ies'} (suspected_copy)" if copies else "")
                + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
+
+
+VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visible"])
+
+
+@cli.command("autograder")
+@lesson_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The autograder .zip to write.")
+@click.option("--exercise", is_flag=False, flag_value="", default=None, metavar="[COLUMNS]",
+              help="The exercise columns to grade (as build --exercise; default: the template's).")
+@click.option("--visibility", type=VISIBILITY, default="visible", show_default=True,
+              help="When students see the results (every test and the whole).")
+@click.option("--stdout-visibility", type=VISIBILITY, default="hidden", show_default=True,
+              help="When students see the autograder's printed output (the text report).")
+@click.option("--leaderboard", is_flag=True, help="Add a leaderboard: cells right (%), formulas right (%) and the final loss.")
+@click.option("--points", type=FiniteFloat(0, min_open=True), default=None,
+              help="Scale the score to this many points (default: one point per exercise cell).")
+@click.option("--strict", is_flag=True, help="Check every submission with --strict.")
+@click.option("--recalc", type=RECALC, default=None, help="Recalculate every submission with this engine.")
+@click.option("--timeout", type=FiniteFloat(0.1), default=120, show_default=True,
+              help="Seconds one submission may take to check.")
+@click.option("--max-memory-mb", type=click.FloatRange(min=64), default=2048, show_default=True,
+              help="Memory the checking process may use beyond what it starts with.")
+@click.option("--libreoffice", is_flag=True, help="setup.sh also installs LibreOffice (apt: libreoffice-calc-nogui).")
+@click.option("--allow-variants", is_flag=True, help="Accept every student variant (build --variant) of the lesson.")
+@click.option("--variant-key", metavar="FIELD",
+              help="Accept only the submitter's own variant: its ID is this field (email, sid, …) of a user in "
+                   "Gradescope's submission_metadata.json (implies --allow-variants).")
+@click.option("--wheel", type=click.Path(dir_okay=False, exists=True),
+              help="Bundle this sheetsgd wheel instead of building one from the source tree.")
+@limit_options
+@clean_errors
+def autograder_command(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, exercise, visibility,
+                       stdout_visibility, leaderboard, points, strict, recalc, timeout, max_memory_mb, libreoffice,
+                       allow_variants, variant_key, wheel, max_file_mb, max_part_mb, max_cells, max_members):
+    """Write a Gradescope autograder (.zip) that checks submissions of LESSON's student version."""
+    from .autograder import build_bundle
+
+    the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
+    runbounds.guard(the_lesson.spec, "build")
+    config = build_bundle(the_lesson, output, exercise, visibility=visibility, stdout_visibility=stdout_visibility,
+                          leaderboard=leaderboard, points=points, strict=strict, recalc=recalc, timeout=timeout,
+                          max_memory_mb=max_memory_mb, limits=_limits(max_file_mb, max_part_mb, max_cells, max_members),
+                          libreoffice=libreoffice, wheel=wheel, variants=allow_variants,
+                          variant_key=variant_key)
+    click.echo(f"wrote {output}: lesson {config['lesson']}, {len(config['exercise'])} exercise column(s) "
+               f"({', '.join(config['exercise'])}); upload it as the assignment's autograder")
 
 
 def main():  # pragma: no cover - console-script entry point

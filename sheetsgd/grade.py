@@ -20,7 +20,8 @@ from .check import check
 from .errors import SheetsgdError
 from .xlsxread import Limits
 
-CSV_FIELDS = ["id", "file", "status", "score", "correct", "total", "formulas_right", "mistakes", "message"]
+CSV_FIELDS = ["id", "file", "status", "score", "correct", "total", "formulas_right", "mistakes", "message",
+              "variant", "suspected_copy"]
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -46,23 +47,17 @@ def row_for(path: Path, report: dict) -> dict:
             "score": "" if score.get("share") is None else round(score["share"], 6),
             "correct": score.get("correct", ""), "total": score.get("total", ""),
             "formulas_right": "" if score.get("formulas_share") is None else round(score["formulas_share"], 6),
-            "mistakes": mistakes, "message": report.get("message", "")}
+            "mistakes": mistakes, "message": report.get("message", ""),
+            "variant": (report.get("lesson") or {}).get("variant") or "", "suspected_copy": ""}
 
 
 def _gradescope(path: Path, report: dict, text: str) -> dict:
-    tests = []
-    for c in report.get("columns", []):
-        if not c["exercise"]:
-            continue
-        f = c.get("first_wrong")
-        tests.append({"name": f"{c['header']} ({c['key']})", "score": c["correct"], "max_score": c["total"],
-                      "status": "passed" if c["correct"] == c["total"] else "failed",
-                      "output": "" if not f else f"first wrong at step {f['step']} ({f['cell']}): expected "
-                                                 f"{f['expected']}, found {f['found']}, formula {f['formula']}"})
+    """One submission's Gradescope results (sheetsgd.gradescope) with its id, file and status."""
+    from .gradescope import num, results
+
     score = report.get("score") or {}
     return {"id": path.stem, "file": str(path), "status": report["status"],
-            "score": score.get("correct") or 0, "max_score": score.get("total") or 0,
-            "output": text, "tests": tests}
+            **results(report, path.name), "max_score": num(score.get("total") or 0), "text": text}
 
 
 # --- the worker pool ----------------------------------------------------------------------------------

@@ -75,13 +75,23 @@ def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
     if kind not in KINDS:
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
     schema.check_template(raw, kind, source)
+    variant = options.pop("variant", None)
+    given = raw
+    if variant is not None:  # a student's own start values (sheetsgd.variants): the template, changed
+        from . import variants
+
+        raw = variants.apply(raw, name, variant)
+        schema.check_template(raw, kind, source)
     lesson = KINDS[kind].parse(raw, name, source)
     training = raw.get("training", {})
     check_batch_size(lesson, training.get("batch_size"), f"{source} [training]")
     if options:
         check_batch_size(lesson, options.get("batch_size"), source, "--batch-size")
         lesson = KINDS[kind].override(lesson, **options)
-    object.__setattr__(lesson, "origin", {"template": raw, "name": name, "source": source, "options": options})
+    if variant is not None:
+        options = {**options, "variant": variant}
+    object.__setattr__(lesson, "origin", {"template": given, "name": name, "source": source, "options": options})
+    object.__setattr__(lesson, "variant", variant)
     return lesson
 
 

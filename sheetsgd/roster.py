@@ -1,0 +1,92 @@
+"""Rosters of students for per-student variants: ``build LESSON --variants roster.csv -o DIR/``.
+
+A roster is a CSV file with a header row naming an ``id`` column (any case; a ``name`` column is
+copied to the index, other columns are ignored). Each ID must be unique, 1 to 100 printable
+characters. Each student's workbook is ``DIR/<ID sanitised>.xlsx``: letters, digits, ``.``, ``-``
+and ``_`` kept, every other character ``_``, leading and trailing dots and underscores dropped,
+at most 80 characters; two IDs that give the same file name are refused. ``DIR/variants.csv``
+lists id, name and file.
+"""
+from __future__ import annotations
+
+import csv
+import re
+import unicodedata
+from pathlib import Path
+
+from .errors import SheetsgdError
+from .variants import check_id, collisions
+
+
+def read_roster(path: str) -> list[tuple[str, str]]:
+    """(ID, file stem) per student of a roster CSV: a header row with an ``id`` column (and optionally
+    ``name``; other columns are ignored). The file stem is the ID, sanitised."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SheetsgdError(f"cannot read the roster: {getattr(exc, 'strerror', None) or exc}", path) from None
+    rows = list(csv.DictReader(text.splitlines()))
+    if not rows or "id" not in {(k or "").strip().lower() for k in rows[0]}:
+        raise SheetsgdError("the roster needs a header row with an 'id' column (and at least one student)", path)
+    out, seen, stems = [], set(), set()
+    for n, row in enumerate(rows, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
+        try:
+            id_ = check_id(row.get("id", ""))
+        except SheetsgdError as exc:
+            raise SheetsgdError(exc.message, f"{path} line {n}") from None
+        if id_ in seen:
+            raise SheetsgdError(f"ID {id_!r} appears twice", f"{path} line {n}")
+        seen.add(id_)
+        stem = file_stem(id_)
+        if stem.lower() in stems:
+            raise SheetsgdError(f"ID {id_!r} gives the same file name as an earlier one ({stem}.xlsx)", f"{path} line {n}")
+        stems.add(stem.lower())
+        out.append((id_, stem))
+    return out
+
+
+def file_stem(variant: str) -> str:
+    """A safe file name for an ID: letters, digits, '.', '-', '_' kept, anything else '_' (no leading dot)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", unicodedata.normalize("NFKD", variant)).strip("._") or "student"
+    return stem[:80]
+
+
+def build_roster(load, roster: str, folder: str, exercise, quiet: bool = False):
+    """One workbook per roster student into ``folder`` (``load(ID)`` gives that student's lesson), and
+    ``folder/variants.csv`` (id, name, file). Returns ([{id, file}], colliding ID pairs)."""
+    from . import runbounds
+
+    students = read_roster(roster)
+    names = {}
+    try:
+        for row in csv.DictReader(Path(roster).read_text(encoding="utf-8-sig").splitlines()):
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
+            names[row.get("id", "")] = row.get("name", "")
+    except (OSError, UnicodeDecodeError):  # pragma: no cover - read_roster read it already
+        pass
+    out = Path(folder)
+    if out.suffix.lower() == ".xlsx":
+        raise SheetsgdError("with --variants, -o is a folder (one workbook per student)", folder)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SheetsgdError(f"cannot create the folder: {exc.strerror}", folder) from None
+    written = []
+    for id_, stem in students:
+        lesson = load(id_)
+        if not written:
+            runbounds.guard(lesson.spec, "build")
+        path = out / f"{stem}.xlsx"
+        lesson.build(path, exercise, progress=False)
+        written.append({"id": id_, "file": str(path)})
+    origin = load(students[0][0]).spec.origin
+    collided = collisions(origin["name"], origin["template"], [id_ for id_, _ in students])
+    from .grade import safe_cell
+
+    with open(out / "variants.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "name", "file"])
+        for row in written:
+            w.writerow([safe_cell(row["id"]), safe_cell(names.get(row["id"], "")), Path(row["file"]).name])
+    return written, collided
