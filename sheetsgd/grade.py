@@ -20,7 +20,7 @@ from .check import check
 from .errors import SheetsgdError
 from .xlsxread import Limits
 
-CSV_FIELDS = ["id", "file", "status", "score", "correct", "total", "formulas_right", "mistakes", "message",
+CSV_FIELDS = ["id", "file", "status", "grade", "score", "correct", "total", "formulas_right", "mistakes", "message",
               "variant", "suspected_copy"]
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -44,6 +44,8 @@ def row_for(path: Path, report: dict) -> dict:
     score = report.get("score") or {}
     mistakes = "; ".join(f"{m['column']}: {m['mistake']} (step {m['step']})" for m in report.get("mistakes", []))
     return {"id": path.stem, "file": str(path), "status": report["status"],
+            # the default grading policy: formulas right (knock-ons forgiven); score is the strict figure
+            "grade": "" if score.get("formulas_share") is None else round(score["formulas_share"], 6),
             "score": "" if score.get("share") is None else round(score["share"], 6),
             "correct": score.get("correct", ""), "total": score.get("total", ""),
             "formulas_right": "" if score.get("formulas_share") is None else round(score["formulas_share"], 6),

@@ -60,9 +60,17 @@ def column_name(c: dict, several_sheets: bool) -> str:
     return f"{where}{c['header']} ({c['key']})"
 
 
-def tests(report: dict, visibility: str = "visible", points: float | None = None) -> list[dict]:
-    """One Gradescope test per exercise column: its cells right out of its cells (scaled to ``points``
-    in all when given), its first wrong step and root cause in Markdown, the mistake names as tags."""
+POLICIES = ("formulas", "cells")  # the default, knock-ons forgiven (formulas_right); strict (score)
+
+
+def tests(report: dict, visibility: str = "visible", points: float | None = None,
+          policy: str = "formulas") -> list[dict]:
+    """One Gradescope test per exercise column: its points out of its cells (scaled to ``points`` in all
+    when given), its first wrong step and root cause in Markdown, the mistake names as tags.
+
+    ``policy`` "formulas" (the default grading policy): a cell counts when its formula follows from the
+    student's own values, so a column that only follows from a mistake elsewhere passes; "cells": when
+    its value is right too (the strict ``score``)."""
     cols = [c for c in report.get("columns", []) if c.get("exercise")]
     several = len({c.get("sheet") for c in cols}) > 1
     total = sum(c["total"] for c in cols)
@@ -70,23 +78,26 @@ def tests(report: dict, visibility: str = "visible", points: float | None = None
     out = []
     for n, c in enumerate(cols, start=1):
         mine = [m for m in report.get("mistakes", []) if m.get("column") == c["key"] and m.get("sheet") == c.get("sheet")]
-        lines = [f"**{c['correct']}/{c['total']}** cells right in column {_md(c['letter'])}"
-                 + (f" of sheet {_md(c.get('sheet'))}" if several else "") + "."]
+        got = c["correct"] if policy == "cells" else c.get("local_correct", c["correct"])
+        lines = [f"**{got}/{c['total']}** {'cells' if policy == 'cells' else 'formulas'} right in column "
+                 f"{_md(c['letter'])}" + (f" of sheet {_md(c.get('sheet'))}" if several else "")
+                 + (f" ({c['correct']} with the right value too)." if policy != "cells" and got != c["correct"] else ".")]
         for m in mine:
             lines += ["", f"**{_md(m['title'])}** — first at step {m['step']} ({_md(m['cell'])}): expected "
                           f"{show(m['expected'])}, found {show(m['found'])}; formula {_code(m['formula'])}; "
                           f"{m['cells']} cell(s).", "", f"Hint: {_md(m['hint'])}"]
         if c.get("status") == "knock-on":
-            lines += ["", "Wrong only because a cell it reads is wrong (a knock-on of "
-                      + ", ".join(_md(k) for k in c.get("knock_on_of", [])) + "): fix that first."]
+            lines += ["", "Its values are off only because a cell it reads is wrong (it follows from "
+                      + ", ".join(_md(k) for k in c.get("knock_on_of", [])) + "): fix that first"
+                      + (", nothing here." if policy != "cells" else ".")]
         elif not mine and c.get("first_wrong"):
             f = c["first_wrong"]
             lines += ["", f"First wrong at step {f['step']} ({_md(f['cell'])}): found {show(f['found'])}, "
                           f"formula {_code(f['formula'])}."]
         tags = [m["mistake"] for m in mine] + (["knock_on"] if c.get("status") == "knock-on" else [])
         out.append({"name": column_name(c, several), "number": str(n),
-                    "score": num(c["correct"] * scale), "max_score": num(c["total"] * scale),
-                    "status": "passed" if c["correct"] == c["total"] else "failed",
+                    "score": num(got * scale), "max_score": num(c["total"] * scale),
+                    "status": "passed" if got == c["total"] else "failed",
                     "output": "\n".join(lines), "output_format": "md", "tags": tags, "visibility": visibility})
     return out
 
@@ -123,10 +134,10 @@ def leaderboard(report: dict) -> list[dict]:
 
 
 def results(report: dict, file_name: str, visibility: str = "visible", stdout_visibility: str = "hidden",
-            points: float | None = None, with_leaderboard: bool = False) -> dict:
+            points: float | None = None, with_leaderboard: bool = False, policy: str = "formulas") -> dict:
     """A whole results.json object for one checked submission (a report that cannot be checked: score 0)."""
     checked = report.get("status") in ("correct", "mistakes")
-    the_tests = tests(report, visibility, points) if checked else []
+    the_tests = tests(report, visibility, points, policy) if checked else []
     out = {"score": num(sum(t["score"] for t in the_tests)), "output": summary(report, file_name),
            "output_format": "md", "visibility": visibility, "stdout_visibility": stdout_visibility,
            "tests": the_tests}

@@ -69,3 +69,45 @@ def test_blanks_are_reported_as_blanks_however_the_file_was_saved(tmp_path, resa
     for m in report["mistakes"]:  # the root-cause line and the column table say the same
         first = columns[m["column"]]["first_wrong"]
         assert (first["cell"], first["expected"], first["found"]) == (m["cell"], m["expected"], m["found"])
+
+
+def test_gradescope_forgives_knock_ons_and_prints_no_float_noise(drifting_lr, tmp_path):
+    """The default grading policy in the Gradescope output: the one wrong column fails, the columns that only
+    follow from it pass; numbers have at most 6 significant digits."""
+    import json
+    import re
+
+    from sheetsgd import gradescope
+
+    report = drifting_lr.to_dict()
+    tests = {t["name"].rsplit("(", 1)[1].rstrip(")"): t for t in gradescope.tests(report)}
+    assert tests["new_a"]["status"] == "failed" and "lr_relative" in tests["new_a"]["tags"]
+    knock_ons = [c["key"] for c in report["columns"] if c["exercise"] and c["status"] == "knock-on"]
+    assert knock_ons
+    for key in knock_ons:
+        # formulas that follow from the student's values pass, but #VALUE! cells never count as right
+        assert tests[key]["score"] == next(c["local_correct"] for c in report["columns"] if c["key"] == key)
+    strict = {t["name"].rsplit("(", 1)[1].rstrip(")"): t for t in gradescope.tests(report, policy="cells")}
+    assert all(strict[k]["status"] == "failed" for k in knock_ons)
+    text = json.dumps(gradescope.results(report, "f.xlsx"))
+    digits = [len(m.group(1).replace(".", "").lstrip("0")) for m in re.finditer(r"(-?\d+\.\d+)", text)]
+    assert digits and max(digits) <= 6
+
+
+def test_under_the_default_policy_columns_that_only_follow_from_a_slip_pass(tmp_path, recalc):
+    from sheetsgd import gradescope
+
+    lesson = kinds.load("linear")
+    build_student(kinds.kind_of(lesson), lesson, tmp_path / "s.xlsx", "")
+    fill_xml_sheets(str(tmp_path / "s.xlsx"), str(tmp_path / "f.xlsx"),
+                    fill_sheets(str(tmp_path / "s.xlsx"), Flaw("update_sign_flipped", "new_a")))
+    [saved] = recalc([tmp_path / "f.xlsx"])
+    report = check(str(saved)).to_dict()
+    default = {t["name"].rsplit("(", 1)[1].rstrip(")"): t for t in gradescope.tests(report)}
+    strict = {t["name"].rsplit("(", 1)[1].rstrip(")"): t for t in gradescope.tests(report, policy="cells")}
+    assert default["new_a"]["status"] == strict["new_a"]["status"] == "failed"
+    knock_ons = [c["key"] for c in report["columns"] if c["exercise"] and c["status"] == "knock-on"]
+    assert set(knock_ons) == {"err", "grad_a", "grad_b", "new_b"}
+    for key in knock_ons:
+        assert default[key]["status"] == "passed" and default[key]["score"] == default[key]["max_score"]
+        assert strict[key]["status"] == "failed" and "knock_on" in default[key]["tags"]
