@@ -9,6 +9,7 @@ when the workbook is checked. The rule (version :data:`RULE`), from ``h = sha256
 * ``[model] init = { a = …, b = … }`` (explicit start values: linear, optimizers, lr-finder): each
   parameter, in the order the template lists them, gets ``+ OFFSETS[byte k of h mod 16]``
   (offsets −2 … 2 in steps of 0.25, never 0);
+* ``[model] seed`` without an ``init`` (collab-filter: the factors' random start): ``seed = w0 >> 1``;
 * ``[data.generate] seed`` (a generated data set, quadratic): ``seed = w1 >> 1`` (the noise);
 * ``[data] split_seed`` (Titanic, when no ``valid_idx`` is given): ``split_seed = w2 >> 1``;
 * a function lesson's ``[[runs]] x0`` (too-high): run k's ``x0 × FACTORS[byte 16 + k of h mod 8]``
@@ -69,6 +70,9 @@ def apply(raw: dict, lesson_name: str, variant: str) -> dict:
             elif isinstance(init[key], list):  # a Titanic weight list: each weight offset by a tenth
                 init[key] = [x + OFFSETS[h[(k + i) % 32] % 16] / 10 for i, x in enumerate(init[key])]
                 changed.append(f"init.{key}")
+    if isinstance(model, dict) and init is None and isinstance(model.get("seed"), int):  # collab-filter's factors
+        model["seed"] = _word(h, 0)
+        changed.append("model.seed")
     data = out.get("data")
     if isinstance(data, dict):
         if isinstance(data.get("generate"), dict):
@@ -87,8 +91,8 @@ def apply(raw: dict, lesson_name: str, variant: str) -> dict:
                 run["x0"] = x0
                 changed.append(f"runs[{k}].x0")
     if not changed:
-        raise SheetsgdError(f"lesson {lesson_name!r} has nothing a variant can change (no [model] init, generated "
-                            "data, Titanic split or function runs)")
+        raise SheetsgdError(f"lesson {lesson_name!r} has nothing a variant can change (no [model] init or seed, "
+                            "generated data, Titanic split or function runs)")
     return out
 
 

@@ -23,7 +23,7 @@ from sheetsgd.variants import apply
 SMALL = {"linear": {"epochs": 1}, "quadratic": {"epochs": 3}, "too-high": {}, "optimizers": {"epochs": 1},
          "optimizers-classic": {"epochs": 1}, "lr-finder": {}, "lr-finder-titanic": {},
          "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1}, "titanic-relu2": {"epochs": 1},
-         "titanic-mlp": {"epochs": 2}}
+         "titanic-mlp": {"epochs": 2}, "collab-filter": {"epochs": 3}}
 A, B = "s-alice-01", "s-bob-02"
 
 
@@ -54,6 +54,9 @@ def test_the_rule_as_documented():
     runs = apply(read_template("too-high")[0], "too-high", A)["runs"]
     assert [r["x0"] for r in runs] == [round(x0 * factors[h[16 + k] % 8], 6) for k, x0 in enumerate([1, 1, 6, 6])]
     assert runs[0]["label"].startswith("run 1: x0 ≈ 1,")
+    h = _h("collab-filter", A)
+    raw = read_template("collab-filter")[0]
+    assert apply(raw, "collab-filter", A)["model"]["seed"] == int.from_bytes(h[:8], "big") >> 1 != raw["model"]["seed"]
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
