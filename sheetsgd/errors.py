@@ -14,3 +14,10 @@ class SheetsgdError(Exception):
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
+
+
+def refuse_options(options: dict, what: str, source: str | None) -> None:
+    """One line naming the first option given (not None) that does not apply to ``what``."""
+    unused = [k.replace("_", "-") for k, v in options.items() if v is not None]
+    if unused:
+        raise SheetsgdError(f"--{unused[0]} does not apply to {what}", source)

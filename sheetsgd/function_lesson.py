@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .errors import SheetsgdError
+from .errors import SheetsgdError, refuse_options
 from .spec import Column
 
 RUNS_SHEET = "Runs"
@@ -96,10 +96,7 @@ def validate(lesson: FunctionLesson) -> FunctionLesson:
 
 def override_function(lesson: FunctionLesson, *, lr=None, epochs=None, **others) -> FunctionLesson:
     """--lr sets every run's learning rate, --epochs the number of steps; other options do not apply."""
-    unused = [k.replace("_", "-") for k, v in others.items() if v is not None]
-    if unused:
-        raise SheetsgdError(f"--{unused[0]} does not apply to a function lesson (it has no data or optimizer choice)",
-                            lesson.source)
+    refuse_options(others, "a function lesson (it has no data or optimizer choice)", lesson.source)
     if lr is not None:
         lesson = replace(lesson, runs=[replace(r, lr=float(lr)) for r in lesson.runs])
     if epochs is not None:

@@ -13,7 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ..errors import SheetsgdError
+from ..errors import SheetsgdError, refuse_options
 
 KIND = "collab"
 
@@ -146,10 +146,7 @@ def validate(lesson: CollabLesson) -> CollabLesson:
 
 def override_collab(lesson: CollabLesson, *, lr=None, epochs=None, **others) -> CollabLesson:
     """--lr sets the learning rate, --epochs the number of full-batch steps; other options do not apply."""
-    unused = [k.replace("_", "-") for k, v in others.items() if v is not None]
-    if unused:
-        raise SheetsgdError(f"--{unused[0]} does not apply to a collab-filter lesson (full-batch SGD on its ratings)",
-                            lesson.source)
+    refuse_options(others, "a collab-filter lesson (full-batch SGD on its ratings)", lesson.source)
     if lr is not None:
         lesson = replace(lesson, lr=float(lr))
     if epochs is not None:
