@@ -244,8 +244,10 @@ def write_block(ws, fmt, counts: dict, block: Block, student: StudentPlan | None
     plan = []
     for c in block.columns:
         blank = student is not None and student.is_blank(block, c.key)
+        values = block.values[c.key]
+        mixed = c.pattern is None and not all(type(v) in (int, float) and v == v for v in values)
         plan.append((c.col, None if c.pattern is None else "=" + c.pattern, fmt.number(c.number_format, blank=blank),
-                     block.values[c.key], blank, student.dirty_from(block, c.key) if student else block.n))
+                     values, blank, student.dirty_from(block, c.key) if student else block.n, mixed))
     fields = {k: v.tolist() for k, v in block.fields.items()}
     keys = list(fields)
     columns = [fields[k] for k in keys]
@@ -254,13 +256,21 @@ def write_block(ws, fmt, counts: dict, block: Block, student: StudentPlan | None
     for i in progress.rows(range(block.n), block.sheet):
         row = block.first_row + i
         f = dict(zip(keys, (c[i] for c in columns)))
-        for col, pattern, cell_format, vals, blank, dirty in plan:
-            if pattern is None:
+        for col, pattern, cell_format, vals, blank, dirty, mixed in plan:
+            if pattern is None and not mixed:
                 write_number(row, col, vals[i], cell_format)
+            elif pattern is None:  # a data column: text as it is, a missing number (NaN, None) left blank
+                v = vals[i]
+                if isinstance(v, str):
+                    if v:
+                        ws.write_string(row, col, v)
+                elif v is not None and v == v:
+                    write_number(row, col, float(v), cell_format)
             elif blank:
                 write_blank(row, col, None, cell_format)
             else:  # "" caches no value: the engine's value here would give an answer away
                 write_formula(row, col, pattern.format_map(f), cell_format, "" if i >= dirty else cached(vals[i]))
-    n_formula = sum(1 for _, p, _, _, blank, _ in plan if p is not None and not blank)
+    n_formula = sum(1 for _, p, _, _, blank, _, _ in plan if p is not None and not blank)
     counts["formula"] += n_formula * block.n
-    counts["value"] += (len(plan) - n_formula) * block.n
+    counts["value"] += sum(sum(1 for v in vals if not (v is None or v == "" or v != v))
+                           for _, p, _, vals, _, _, _ in plan if p is None)

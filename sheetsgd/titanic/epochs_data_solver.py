@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import progress
-from ..blocks import Block, BlockColumn
+from ..blocks import Block, BlockColumn, write_block
 from ..data import sheet_float
 from .engine import best_fit
 from .features import RAW_COLUMNS
@@ -97,52 +97,22 @@ class EpochsDataSolverMixin:
         ws.write(1, len(RAW_COLUMNS), "column max →" if data.scale_by_max else "", fmt.note)
         n = len(data.y)
         last_row = DATA_FIRST_ROW + n  # 1-based
-        number = fmt.number("General")
         if data.scale_by_max:
             for i, c in enumerate(p for p in plans if p.key.startswith("raw_")):
                 ws.write_formula(1, c.col, f"=MAX({col(c.col)}${DATA_FIRST_ROW + 1}:{col(c.col)}${last_row})",
                                  fmt.number("0.0000"), float(data.column_max[i]))
             self.counts["formula"] += len(data.features)
         pas = data.passengers
-        set_values = ["train"] * data.n_train + ["valid"] * data.n_valid
-        feature_keys = [p.key for p in plans if p.pattern]
-        derived = data.unscaled.tolist()
-        scaled = data.X.tolist()
+        given = {name: pas[name].tolist() if hasattr(pas[name], "tolist") else list(pas[name]) for name in RAW_COLUMNS}
+        given["set"] = ["train"] * data.n_train + ["valid"] * data.n_valid
+        cached = (np.hstack([data.unscaled, data.X]) if data.scale_by_max else np.asarray(data.unscaled)).T.tolist()
+        features = iter(cached)  # the engine's derived (and scaled) features, in the formula columns' order
+        values = {_data_key(c): next(features) if c.pattern else given[c.key] for c in plans}
         block = Block(DATA, DATA, 0, DATA_FIRST_ROW,
                       [BlockColumn(_data_key(c), c.header, c.col, c.pattern, FORMATS[c.group], c.note,
                                    "" if c.pattern else "input") for c in plans], n,
-                      values={}, step=np.zeros(n, dtype=np.int64))
-        self.book.blocks.append(block)
-        if self.book.null:  # a rebuild for the checker: the block is all it needs
-            return
-        student = self.book.student
-        compiled = [(c.col, c.pattern, fmt.number(FORMATS[c.group], blank=bool(student and student.is_blank(block, c.key))),
-                     bool(student and student.is_blank(block, c.key)), student.dirty_from(block, c.key) if student else n)
-                    for c in plans if c.pattern]
-        raw = [(i, name, pas[name]) for i, name in enumerate(RAW_COLUMNS)]
-        write_formula = getattr(ws, "write_formula_unchecked", ws.write_formula)  # the block decided its caching
-        written = 0
-        for i in progress.rows(range(n), DATA):
-            row = DATA_FIRST_ROW + i
-            for j, name, values in raw:
-                v = values[i]
-                if isinstance(v, str):
-                    if v:
-                        ws.write_string(row, j, v)
-                        written += 1
-                elif v == v:  # a missing number stays a blank cell, as in the CSV
-                    ws.write_number(row, j, float(v), number)
-                    written += 1
-            ws.write_string(row, len(RAW_COLUMNS), set_values[i])
-            f = {"r": row + 1}
-            cached = derived[i] + (scaled[i] if data.scale_by_max else [])
-            for (j, pattern, cell_format, blank, dirty), value in zip(compiled, cached):
-                if blank:
-                    ws.write_blank(row, j, None, cell_format)
-                else:
-                    write_formula(row, j, "=" + pattern.format_map(f), cell_format, "" if i >= dirty else value)
-        self.counts["formula"] += n * len(feature_keys)
-        self.counts["value"] += written + n  # raw values and the set column
+                      values=values, step=np.zeros(n, dtype=np.int64))
+        write_block(ws, fmt, self.counts, block, self.book.student)
         ws.freeze_panes(DATA_FIRST_ROW, 2)
 
     def _write_solver(self, ws):
