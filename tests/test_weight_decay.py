@@ -4,6 +4,7 @@ LibreOffice equal the engine; the engine equals torch.optim.Adam(weight_decay) a
 at every step; the shrinkage columns equal what torch's own state gives."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -107,3 +108,31 @@ def test_the_numbers_show_l2_weakened_where_the_gradient_is_large():
 def test_shrinkage_needs_weight_decay_and_is_off_by_default():
     lesson = kinds.load("optimizers", epochs=1)
     assert not any(c.key.startswith("shrink_") for les in lesson.lessons().values() for c in step_columns(les))
+
+
+@pytest.mark.parametrize("options", [{}, {"batch_size": 1, "epochs": 2}])
+def test_size_guard_counts_the_shrinkage_columns(tmp_path, options):
+    from sheetsgd.runbounds import estimate
+
+    lesson = kinds.load("weight-decay", **options)
+    report = kinds.kind_of(lesson).build(lesson, tmp_path / "wd.xlsx")
+    size = estimate(lesson)
+    assert report.cells <= size.cells <= 1.1 * report.cells
+    assert report.formula_cells <= size.formula_cells
+    shrink_cells = 2 * 2 * lesson.base.n_steps  # two weights on two sheets, every step
+    # with the switch off, the estimate is smaller by exactly the shrinkage columns' cells
+    tables = {n: {**t, "shrinkage": 0} for n, t in lesson.base.optimizer_tables.items()}
+    without = dataclasses.replace(lesson, base=dataclasses.replace(lesson.base, optimizer_tables=tables))
+    assert estimate(lesson).cells - estimate(without).cells == shrink_cells
+
+
+def test_too_large_a_run_is_refused_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from sheetsgd.cli import cli
+
+    out = tmp_path / "big.xlsx"
+    result = CliRunner().invoke(cli, ["build", "weight-decay", "--epochs", "200000", "--batch-size", "1",
+                                      "-o", str(out)])
+    assert result.exit_code == 2 and "workbook too large" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not out.exists()
