@@ -23,6 +23,7 @@ class Optimizer:
 
     optional: tuple[str, ...] = ("weight_decay",)
     switches: tuple[str, ...] = ()  # on/off options that change the formulas, not cells on the sheet
+    views: tuple[str, ...] = ()  # switches that only add columns to look at (left out of hyper when off)
 
     def sheet_hyper(self, hp: dict) -> list[str]:
         """Hyperparameters the sheet shows (and its formulas use): zero-valued extras are left out."""
@@ -172,6 +173,7 @@ class Adam(Optimizer):
                 "bias_correction": 1.0, "classic": 0.0, "shrinkage": 0.0}
     optional = ("weight_decay",)
     switches = ("bias_correction", "classic", "shrinkage")
+    views = ("shrinkage",)
     state = ("m", "v")
 
     def hidden(self, hp):
