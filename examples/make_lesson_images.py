@@ -26,7 +26,7 @@ IMAGES = HERE / "images"
 PICTURES = [
     ("weight-decay", {}, "Adam", "weight-decay-adam.png", (1760, 560)),
     ("weight-decay", {}, "AdamW", "weight-decay-adamw.png", (1760, 560)),
-    ("weight-decay", {}, "Compare", "weight-decay-compare.png", (1760, 800)),
+    ("weight-decay", {}, "Compare", "weight-decay-compare.png", (1760, 980)),
 ]
 
 

@@ -137,3 +137,27 @@ def test_too_large_a_run_is_refused_in_one_line(tmp_path):
                                       "-o", str(out)])
     assert result.exit_code == 2 and "workbook too large" in result.stderr and len(result.stderr.splitlines()) == 1
     assert not out.exists()
+
+
+def test_compare_charts_every_weights_shrinkage_from_its_sheet(tmp_path):
+    import re
+    import zipfile
+
+    lesson = load("mini-batch")
+    path = tmp_path / "wd.xlsx"
+    kinds.kind_of(lesson).build(lesson, path)
+    m = read_manifest(path)
+    with zipfile.ZipFile(path) as z:
+        charts = [z.read(n).decode() for n in z.namelist() if n.startswith("xl/charts/chart")]
+    [chart] = [c for c in charts if "Shrinkage of each weight" in c]
+    refs = re.findall(r"<c:val><c:numRef><c:f>([^<]+)</c:f>", chart)
+    first, last = m["sheets"]["adam"]["first_step_row"], m["sheets"]["adam"]["first_step_row"] + lesson.base.n_steps - 1
+    expected = [f"{m['sheets'][n]['sheet']}!${m['sheets'][n]['columns'][f'shrink_{p}']['column']}${first}:"
+                f"${m['sheets'][n]['columns'][f'shrink_{p}']['column']}${last}" for n in ("adam", "adamw") for p in "ab"]
+    assert refs == expected
+    # a comparison without the switch has no such chart
+    plain = tmp_path / "optimizers.xlsx"
+    other = kinds.load("optimizers", epochs=1)
+    kinds.kind_of(other).build(other, plain)
+    with zipfile.ZipFile(plain) as z:
+        assert not any("Shrinkage" in z.read(n).decode() for n in z.namelist() if n.startswith("xl/charts/"))
