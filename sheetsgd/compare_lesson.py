@@ -237,3 +237,23 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     by_epoch.set_y_axis({"name": "loss", "log_base": 10} if positive else {"name": "loss"})
     by_epoch.set_size({"width": 720, "height": 320})
     ws.insert_chart(20, col0 + len(names) + 2, by_epoch)
+    _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col0 + len(names) + 2)
+
+
+def _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col):
+    """Where sheets show weight decay's shrinkage per step (Adam's shrinkage switch): one chart of them all."""
+    series = [(name, p) for name in names for p in model.params if f"shrink_{p}" in layouts[name].columns]
+    if not series:
+        return
+    chart = wb.add_chart({"type": "line"})
+    for name, p in series:
+        layout = layouts[name]
+        first, column = layout.first_step_row, layout.columns[f"shrink_{p}"]  # 0-based row of step 1
+        chart.add_series({"name": f"{SHEET_NAMES[name]}: {p}", "categories": [COMPARE, 1, 0, n_steps, 0],
+                          "values": [SHEET_NAMES[name], first, column, first + n_steps - 1, column],
+                          "line": {"width": 1.5}})
+    chart.set_title({"name": "Shrinkage of each weight per step (weight decay)"})
+    chart.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
+    chart.set_y_axis({"name": "fraction of the weight", "log_base": 10})
+    chart.set_size({"width": 720, "height": 320})
+    ws.insert_chart(37, col, chart)

@@ -172,6 +172,9 @@ def with_optimizer(lesson: Lesson, name: str, **hyper) -> Lesson:
     if unknown:
         raise SheetsgdError(f"{name} has no hyperparameter {', '.join(sorted(unknown))}; "
                             f"it has {', '.join(OPTIMIZERS[name].defaults)}", f"{lesson.source} [optimizer.{name}]")
+    for key in OPTIMIZERS[name].views:  # a view switch left off is not a hyperparameter of the run
+        if not values.get(key):
+            values.pop(key, None)
     return replace(lesson, optimizer=name, hyper={k: _number(v, k, f"{lesson.source} [optimizer.{name}]")
                                                    for k, v in values.items()})
 

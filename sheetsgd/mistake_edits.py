@@ -204,8 +204,22 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
         a, b = relu_input(tree[2]), relu_input(tree[3])
         if a is not None and b is not None:
             out.append(("relu_after_sum", ("call", "MAX", [("num", 0.0), ("bin", "+", a, b)])))
+    out += _decay_variants(tree)
     out += _embedding_variants(block, key, tree, update)
     return [(name, t) for name, t in out if t is not None and t != tree]
+
+
+def _has_decay(node) -> bool:
+    return any(n[0] == "name" and n[1].lower().endswith("weight_decay") for n in a1.walk(node))
+
+
+def _decay_variants(tree) -> list[tuple[str, object]]:
+    """Weight decay left out: AdamW's p·(1 − lr·wd) written p; the L2 gradient g + wd·p written g."""
+    out = [("weight_decay_missing", _drop_factor(tree, lambda f: _is_one_minus(f) and _has_decay(f)))]
+    out.append(("weight_decay_missing", _first(
+        tree, lambda n: n[0] == "bin" and n[1] == "+" and n[3][0] == "bin" and n[3][1] == "*" and _has_decay(n[3])
+        and not _has_decay(n[2]), lambda n: n[2])))
+    return out
 
 
 def _embedding_variants(block: Block, key: str, tree, update: bool) -> list[tuple[str, object]]:

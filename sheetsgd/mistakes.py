@@ -22,6 +22,8 @@ class Mistake:
 CATALOGUE = {m.name: m for m in [
     Mistake("update_sign_flipped", "sign of the update flipped",
             "Gradient descent steps against the gradient: new p = p − lr·∂L/∂p, not p + lr·∂L/∂p."),
+    Mistake("weight_decay_missing", "weight decay left out",
+            "L2 adds wd·p to the gradient (g + wd·p); AdamW shrinks the parameter first: p·(1 − lr·wd) − lr·m̂/(√v̂ + ε)."),
     Mistake("lr_missing", "learning rate missing from the update",
             "The step is the gradient times the learning rate: new p = p − lr·∂L/∂p."),
     Mistake("lr_relative", "learning rate referenced relatively: it drifts when filled down",

@@ -23,6 +23,7 @@ class Optimizer:
 
     optional: tuple[str, ...] = ("weight_decay",)
     switches: tuple[str, ...] = ()  # on/off options that change the formulas, not cells on the sheet
+    views: tuple[str, ...] = ()  # switches that only add columns to look at (left out of hyper when off)
 
     def sheet_hyper(self, hp: dict) -> list[str]:
         """Hyperparameters the sheet shows (and its formulas use): zero-valued extras are left out."""
@@ -159,14 +160,20 @@ class Adam(Optimizer):
     p ← p − lr·m̂ / (√v̂ + ε)                           (AdamW: p ← p·(1 − lr·wd) − lr·m̂ / (√v̂ + ε))
 
     classic (fast.ai's graddesc sheet): no bias correction and no ε: p ← p − lr·m / √v.
+
+    shrinkage = 1 adds a column (before new p) of the fraction of p that weight decay takes away per
+    step: AdamW's is lr·wd, every step alike; L2's decay term wd·p goes through m and v like the
+    gradient, so once m has caught up it shrinks p by lr·wd/(√v̂ + ε) per step: weak where the
+    gradient's mean square v̂ is large (the course's "high gradient variance weakens L2 under Adam").
     """
 
     name = "adam"
     title = "Adam"
     defaults = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0,
-                "bias_correction": 1.0, "classic": 0.0}
+                "bias_correction": 1.0, "classic": 0.0, "shrinkage": 0.0}
     optional = ("weight_decay",)
-    switches = ("bias_correction", "classic")
+    switches = ("bias_correction", "classic", "shrinkage")
+    views = ("shrinkage",)
     state = ("m", "v")
 
     def hidden(self, hp):
@@ -174,6 +181,9 @@ class Adam(Optimizer):
 
     def _corrected(self, hp):
         return hp.get("bias_correction", 1.0) and not hp.get("classic")
+
+    def _shows_shrinkage(self, hp):
+        return bool(hp.get("shrinkage")) and bool(hp.get("weight_decay"))
 
     def update(self, hp, p, g, prev, t):
         b1, b2 = hp["beta1"], hp["beta2"]
@@ -185,6 +195,8 @@ class Adam(Optimizer):
             v = out["vhat"] = v / (1 - b2**t)
         shrunk = p * (1 - hp["lr"] * hp["weight_decay"]) if self.decoupled and hp.get("weight_decay") else p
         denominator = np.sqrt(v) if hp.get("classic") else np.sqrt(v) + hp["eps"]
+        if self._shows_shrinkage(hp):
+            out["shrink"] = hp["lr"] * hp["weight_decay"] / (1.0 if self.decoupled else denominator)
         out["new"] = shrunk - hp["lr"] * m / denominator
         return out
 
@@ -203,6 +215,10 @@ class Adam(Optimizer):
             m, v = f"{{mhat_{p}}}", f"{{vhat_{p}}}"
         shrunk = f"{{{p}}}*(1-{{hp:lr}}*{{hp:weight_decay}})" if self.decoupled and hp.get("weight_decay") else f"{{{p}}}"
         denominator = f"SQRT({v})" if hp.get("classic") else f"(SQRT({v})+{{hp:eps}})"
+        if self._shows_shrinkage(hp):
+            decay = "{hp:lr}*{hp:weight_decay}"
+            cols.append((f"shrink_{p}", f"shrinkage of {p} per step",
+                         decay if self.decoupled else f"{decay}/{denominator}"))
         cols.append((f"new_{p}", f"new {p}", f"{shrunk}-{{hp:lr}}*{m}/{denominator}"))
         return cols
 

@@ -120,7 +120,8 @@ def _optimizer_hyper() -> dict[str, dict[str, Value]]:
 
     ranges = {"lr": POSITIVE, "momentum": UNIT_OPEN, "dampening": number(0, 1), "alpha": UNIT_OPEN,
               "beta1": UNIT_OPEN, "beta2": UNIT_OPEN, "eps": NONNEGATIVE, "weight_decay": NONNEGATIVE,
-              "v0": POSITIVE, "nesterov": SWITCH, "classic": SWITCH, "bias_correction": SWITCH}
+              "v0": POSITIVE, "nesterov": SWITCH, "classic": SWITCH, "bias_correction": SWITCH,
+              "shrinkage": SWITCH}
     return {name: {k: ranges.get(k, FINITE) for k in opt.defaults} for name, opt in OPTIMIZERS.items()}
 
 

@@ -131,6 +131,10 @@ def optimizer_column(opt, p: str, key: str, header: str, template: str) -> Colum
         return Column(key, header, template, "update", f"{p} after this step: the next row starts from it",
                       start_value="init")
     state = key.split("_")[0]
+    if state == "shrink":  # Adam's shrinkage switch: not state, a view of what weight decay does
+        return Column(key, header, template, "state",
+                      f"fraction of {p} that weight decay takes away per step" + (
+                          " (lr·wd: decoupled)" if opt.decoupled else " (lr·wd/(√v̂ + ε): L2 through Adam's v)"))
     return Column(key, header, template, "state", f"optimizer state {state} for {p}",
                   start_value="zero" if state in opt.state else None)
 

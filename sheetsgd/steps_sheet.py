@@ -104,6 +104,11 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
     for c in columns:
         ws.write(header_row, col_of[c.key], c.header, fmt.header)
         ws.set_column(col_of[c.key], col_of[c.key], COLUMN_WIDTHS.get(c.group, 12))
+    # the names of the inputs are in the first column, beside their cells: wide enough for the longest
+    longest = max((len(name_prefix + name) for name, _ in hyper), default=0)
+    first = next((c for c in columns if col_of[c.key] == first_col), None)
+    if first is not None and longest * 1.15 + 1 > COLUMN_WIDTHS.get(first.group, 12):
+        ws.set_column(first_col, first_col, round(longest * 1.15 + 1, 1))
 
     # the start row: step 0, initial values (inputs in yellow) and zero optimizer state
     if "step" in col_of:

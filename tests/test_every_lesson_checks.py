@@ -36,6 +36,8 @@ LESSONS = {
     # biases start at 0: a bias left out shows from step 2 on
     "collab-filter": ({"epochs": 2}, [("another_users_gradient", "Users:new_f1", 1), ("bias_missing", "pred_m1", 2),
                                       ("unrated_included", "err_m1", 1), ("y_range_derivative_missing", "dz", 1)]),
+    "weight-decay": ({"epochs": 1}, [("weight_decay_missing", "AdamW:new_a", 1), ("weight_decay_missing", "Adam:gwd_b", 1),
+                                     ("update_sign_flipped", "Adam:new_a", 1)]),
     "titanic-mlp": ({"epochs": 2}, [("relu_derivative_wrong_side", "dz1", 1), ("sigmoid_derivative_incomplete", "dout", 1)]),
 }
 
