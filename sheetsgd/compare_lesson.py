@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name
 
+from . import presentation
 from .engine import Trace, train
 from .errors import SheetsgdError
 from .lesson import Lesson, override, parse_lesson, validate, with_optimizer
@@ -178,12 +179,20 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     n_steps = trace.n_steps
     ws.set_row(0, 30)
     ws.write_row(0, 0, ["step", "epoch"] + [f"loss: {SHEET_NAMES[n]}" for n in names], fmt.header)
-    ws.set_column(0, 1, 8)
-    ws.set_column(2, 1 + len(names), 14)
     first_trace = trace.traces[names[0]]
+    step_formats = [presentation.number_format(trace.traces[n].steps["loss"]) for n in names]
+    epoch_formats = [presentation.number_format(trace.traces[n].epochs["full_loss"]) for n in names]
+    fit = presentation.widths(ws)
+    fit.fit_range(0, 1, presentation.header_width("epoch"))
+    for j, name in enumerate(names):
+        fit.fit(2 + j, presentation.column_width(f"loss: {SHEET_NAMES[name]}", trace.traces[name].steps["loss"],
+                                                 step_formats[j]))
     col0 = 3 + len(names)  # the per-epoch table, right of the per-step one
     ws.write_row(0, col0, ["epoch"] + [f"loss after epoch: {SHEET_NAMES[n]}" for n in names], fmt.header)
-    ws.set_column(col0 + 1, col0 + len(names), 16)
+    fit.fit(col0, presentation.header_width("epoch"))
+    for j, name in enumerate(names):
+        fit.fit(col0 + 1 + j, presentation.column_width(f"loss after epoch: {SHEET_NAMES[name]}",
+                                                        trace.traces[name].epochs["full_loss"], epoch_formats[j]))
     n = len(base.data)
     x_range, y_range = _abs_col(DATA, 1, 1, n), _abs_col(DATA, 2, 1, n)
     epochs = first_trace.steps["epoch"].astype(int)
@@ -207,11 +216,11 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
                 layout = layouts[name]
                 ref = (f"{quote_sheetname(SHEET_NAMES[name])}!"
                        f"{xl_col_to_name(layout.columns['loss'])}{layout.first_step_row + i}")
-                ws.write_formula(i, 2 + j, ref, fmt.number("General"), cached(trace.traces[name].steps["loss"][i - 1]))
+                ws.write_formula(i, 2 + j, ref, fmt.number(step_formats[j]), cached(trace.traces[name].steps["loss"][i - 1]))
         if i <= base.epochs:
             ws.write_number(i, col0, i)
             for j, name in enumerate(names):
-                ws.write_formula(i, col0 + 1 + j, epoch_formulas[i][j], fmt.number("0.000000"),
+                ws.write_formula(i, col0 + 1 + j, epoch_formulas[i][j], fmt.number(epoch_formats[j]),
                                  cached(trace.traces[name].epochs["full_loss"][i - 1]))
     counts["value"] += 2 * n_steps + base.epochs
     counts["formula"] += len(names) * (n_steps + base.epochs)

@@ -1,0 +1,136 @@
+"""How the lessons read: one number format per column, no ### and no clipped header or label when
+LibreOffice draws every bundled lesson (full and student version) to PDF, and a student version whose
+cells waiting for a blank show nothing until it is filled."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import unicodedata
+
+import openpyxl
+import pytest
+
+from sheetsgd import kinds, presentation
+from sheetsgd.exercise import build_student
+from sheetsgd.recalc import recalc_libreoffice
+
+# small options: every sheet of each lesson, few rows
+OPTIONS = {"linear": {"epochs": 1}, "quadratic": {"epochs": 1}, "too-high": {"epochs": 8},
+           "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1}, "lr-finder": {"epochs": 30},
+           "lr-finder-titanic": {"epochs": 12}, "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1},
+           "titanic-relu2": {"epochs": 1}, "titanic-mlp": {"epochs": 1}, "collab-filter": {"epochs": 1}}
+
+
+# --- number formats --------------------------------------------------------------------------------
+
+def test_number_format_by_magnitude():
+    assert presentation.number_format([1, 2, 30]) == "0"
+    assert presentation.number_format([1.5, 2.25, 30.125]) == "0.000"  # 4 significant digits at 1.5
+    assert presentation.number_format([0.0123, 0.5]) == "0.00000"
+    assert presentation.number_format([6.0, -58.8, 8.1e4, -2.1e14]) == presentation.SCIENTIFIC  # diverging
+    assert presentation.number_format([1e-7, 1e-3, 10.0]) == presentation.SCIENTIFIC  # lr finder's lr
+    assert presentation.number_format([1.0, float("inf"), "#NUM!"]) == "0"
+    assert presentation.render(-2.13e14, presentation.SCIENTIFIC) == "-2.130E+14"
+    assert presentation.render(0.1234567, "0.0000") == "0.1235"
+
+
+def test_text_width_is_measured_not_counted():
+    """A real font: 'W' is wider than 'i', bold wider than regular, and widths grow with text."""
+    assert presentation.text_width("WWWW") > presentation.text_width("iiii") * 2
+    assert presentation.text_width("rows recorded", bold=True) > presentation.text_width("rows recorded")
+    one_line = presentation.header_width("run 1: x0 = 1, lr 0.01, gradients accumulated: x", lines=1)
+    assert presentation.header_width("run 1: x0 = 1, lr 0.01, gradients accumulated: x") < one_line
+
+
+@pytest.mark.parametrize("name", ["linear", "too-high", "optimizers", "lr-finder", "titanic-linear", "collab-filter"])
+def test_each_block_column_has_one_number_format(tmp_path, name):
+    lesson = kinds.load(name, **OPTIONS[name])
+    report = kinds.kind_of(lesson).build(lesson, tmp_path / f"{name}.xlsx")
+    wb = openpyxl.load_workbook(tmp_path / f"{name}.xlsx", read_only=True)
+    checked = 0
+    for block in report.blocks:
+        ws = wb[block.sheet]
+        cols = {c.col: c for c in block.columns if c.key in block.values}
+        seen = {col: set() for col in cols}
+        for row in ws.iter_rows(min_row=block.first_row + 1, max_row=block.last_row + 1):
+            for cell in row:
+                col = getattr(cell, "column", None)
+                if col is not None and col - 1 in seen and cell.value is not None:
+                    seen[col - 1].add(cell.number_format)
+        for col, formats in seen.items():
+            assert len(formats) <= 1, (block.sheet, cols[col].header, formats)
+            checked += bool(formats)
+    wb.close()
+    assert checked >= 3
+
+
+# --- rendered by LibreOffice ----------------------------------------------------------------------
+
+def _plain(text: str) -> str:
+    """Without combining marks (pdftotext spells v̂ with its accent elsewhere)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _plain(text).split() if len(w) > 1]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """{file stem: (pdftotext -layout text, blocks)} for every lesson, full and student, one LibreOffice run."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    root = tmp_path_factory.mktemp("render")
+    (root / "in").mkdir()
+    files, blocks, lessons = [], {}, {}
+    for name, options in OPTIONS.items():
+        lesson = kinds.load(name, **options)
+        kind = kinds.kind_of(lesson)
+        report = kind.build(lesson, root / "in" / f"{name}.xlsx")
+        blocks[name] = report.blocks
+        build_student(kind, lesson, root / "in" / f"{name}-student.xlsx", "")
+        blocks[f"{name}-student"] = report.blocks
+        files += [root / "in" / f"{name}.xlsx", root / "in" / f"{name}-student.xlsx"]
+        lessons[name] = lesson
+    return root, files, blocks
+
+
+def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, recalc):
+    root, files, blocks = rendered
+    pdfs = recalc_libreoffice(files, root / "pdf", to="pdf")
+    problems = []
+    for pdf in pdfs:
+        txt = pdf.with_suffix(".txt")
+        subprocess.run(["pdftotext", "-layout", str(pdf), str(txt)], check=True)
+        text = _plain(txt.read_text(encoding="utf-8"))
+        if "###" in text:
+            problems.append(f"{pdf.stem}: ### on {text.count('###')} cells")
+        tokens = set(text.split())
+        lines = text.splitlines()
+        headers = {c.header for b in blocks[pdf.stem] for c in b.columns}
+        for header in headers:  # wrapped headers: every word whole on some line
+            broken = [w for w in _words(header) if w not in tokens and not any(w in t for t in tokens)]
+            if broken:
+                problems.append(f"{pdf.stem}: header {header!r} has no whole {broken}")
+        # the Introduction's legend lists every column of a step sheet (Titanic's: the first weight's only)
+        legend = {_plain(c.header) for b in blocks[pdf.stem] if b.name in LEGEND_BLOCKS and not
+                  pdf.stem.startswith("titanic") for c in b.columns}
+        for header in legend:  # the Introduction's legend: each header whole at the start of a line
+            if not any(line.startswith(header) for line in lines):
+                problems.append(f"{pdf.stem}: legend row {header!r} not whole")
+        for label in LABELS.get(pdf.stem.replace("-student", ""), ()):
+            if _plain(label) not in text:
+                problems.append(f"{pdf.stem}: label {label!r} clipped")
+        if re.search(r"^\s*•\s{3,}\S", text, re.M):
+            problems.append(f"{pdf.stem}: an Introduction bullet a column away from its text")
+    assert not problems, "\n".join(problems[:40])
+
+
+LEGEND_BLOCKS = {"Steps", "Runs", "LR finder", "Finder"}
+LABELS = {
+    "lr-finder": ("rows recorded", "suggested lr: steepest", "suggested lr: minimum/10", "smooth_beta", "stop_factor"),
+    "lr-finder-titanic": ("rows recorded", "suggested lr: steepest", "smooth_beta", "stop_factor"),
+    "too-high": ("run1_lr", "run4_lr", "target"),
+    "linear": ("fd_step",),
+}
