@@ -7,8 +7,10 @@ the formulas of fast.ai's graddesc sheet (see sheetsgd.optimizers).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name
 
 from . import presentation
@@ -226,16 +228,22 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     counts["formula"] += len(names) * (n_steps + base.epochs)
     ws.freeze_panes(1, 2)
 
-    by_step = wb.add_chart({"type": "line"})
-    for j, name in enumerate(names):
-        by_step.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, 0, n_steps, 0],
-                            "values": [COMPARE, 1, 2 + j, n_steps, 2 + j], "line": {"width": 1.25}})
-    by_step.set_title({"name": "Loss by step"})
-    by_step.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
+    # one small chart per optimizer (four tangled series of every step are unreadable), on one shared axis
     positive = all(_positive(t.steps["loss"]) for t in trace.traces.values())
-    by_step.set_y_axis({"name": "loss", "log_base": 10} if positive else {"name": "loss"})
-    by_step.set_size({"width": 720, "height": 360})
-    ws.insert_chart(1, col0 + len(names) + 2, by_step)
+    losses = np.concatenate([np.asarray(t.steps["loss"], dtype=float) for t in trace.traces.values()])
+    y_axis = _shared_axis(losses[np.isfinite(losses)], positive)
+    colours = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B"]
+    for j, name in enumerate(names):
+        by_step = wb.add_chart({"type": "line"})
+        by_step.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, 0, n_steps, 0],
+                            "values": [COMPARE, 1, 2 + j, n_steps, 2 + j],
+                            "line": {"width": 1.25, "color": colours[j % len(colours)]}})
+        by_step.set_title({"name": f"Loss by step: {SHEET_NAMES[name]}", "name_font": {"size": 11}})
+        by_step.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
+        by_step.set_y_axis(y_axis)
+        by_step.set_legend({"none": True})
+        by_step.set_size({"width": 720, "height": 200})
+        ws.insert_chart(1 + 10 * j, col0 + len(names) + 2, by_step)
     by_epoch = wb.add_chart({"type": "line"})
     for j, name in enumerate(names):
         by_epoch.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, col0, base.epochs, col0],
@@ -245,4 +253,15 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     by_epoch.set_x_axis({"name": "epoch"})
     by_epoch.set_y_axis({"name": "loss", "log_base": 10} if positive else {"name": "loss"})
     by_epoch.set_size({"width": 720, "height": 320})
-    ws.insert_chart(20, col0 + len(names) + 2, by_epoch)
+    ws.insert_chart(1 + 10 * len(names), col0 + len(names) + 2, by_epoch)
+
+
+def _shared_axis(values, log: bool) -> dict:
+    """One y axis for every optimizer's chart: the powers of ten around the losses (log), or their range."""
+    if not values.size:
+        return {"name": "loss"}
+    if log:
+        lo, hi = float(values.min()), float(values.max())
+        return {"name": "loss", "log_base": 10, "min": 10.0 ** math.floor(math.log10(lo)),
+                "max": 10.0 ** math.ceil(math.log10(hi))}
+    return {"name": "loss", "min": float(values.min()), "max": float(values.max())}

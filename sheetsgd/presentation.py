@@ -4,8 +4,8 @@ One module decides it for all writers (data lessons, too-high, the optimizers, t
 collab-filter):
 
 - :func:`number_format` — one format for a column, from the engine's values of that column: integers
-  as ``0``; fixed decimals giving :data:`SIGNIFICANT` significant digits to the column's smallest
-  magnitude; scientific (``0.000E+00``) only where magnitudes demand it (very large or very small
+  as ``0``; fixed decimals giving :data:`SIGNIFICANT` significant digits to the column's small
+  magnitudes (the 5th percentile of its non-zero values); scientific (``0.000E+00``) only where magnitudes demand it (very large or very small
   values, or a column spanning many orders of magnitude, as a diverging run does).
 - :func:`render` — the text a spreadsheet shows for a value in such a format (for measuring).
 - :func:`text_width` — the width of a text in column-width units, measured with a real font
@@ -58,7 +58,9 @@ def number_format(values, given: str = "General") -> str:
     mags = np.abs(nums[nums != 0])
     if np.all(nums == np.round(nums)) and (not mags.size or mags.max() < 1e9):
         return "0"
-    lo, hi = float(mags.min()), float(mags.max())
+    # the small end of the column's typical magnitudes: a value that merely passes near zero (a z crossing
+    # 0, a gradient at convergence) shows as 0.000… rather than turning the whole column scientific
+    lo, hi = float(np.percentile(mags, 5)), float(mags.max())
     if hi >= 1e6 or lo < 10.0 ** -(MAX_DECIMALS - SIGNIFICANT + 1) or hi / lo >= 1e5:
         return SCIENTIFIC
     decimals = min(MAX_DECIMALS, max(0, SIGNIFICANT - 1 - math.floor(math.log10(lo))))
@@ -212,15 +214,25 @@ def widths(ws) -> Widths:
     return w
 
 
+def quantity(key: str) -> str:
+    """The quantity a column key belongs to: columns of one quantity share a format (grad_a and grad_b,
+    err_m1 … err_m15, w_Age … w_Male), so neighbouring columns of a kind show the same decimals."""
+    return key.split("_")[0] if "_" in key else key.rstrip("0123456789") or key
+
+
 def present_block(block, extra_values: dict | None = None) -> None:
     """Decide each column's one number format from the engine's values (plus ``extra_values[key]``, e.g.
-    a start row written above the block), once per block."""
+    a start row written above the block), shared by the columns of one :func:`quantity`; once per block."""
     if getattr(block, "_presented", False):
         return
     extra = extra_values or {}
+    groups: dict[tuple[str, str], list] = {}
     for c in block.columns:
         values = list(block.values.get(c.key, ())) + list(extra.get(c.key, ()))
-        c.number_format = number_format(values, c.number_format)
+        groups.setdefault((quantity(c.key), c.number_format), []).extend(values)
+    decided = {group: number_format(values, group[1]) for group, values in groups.items()}
+    for c in block.columns:
+        c.number_format = decided[(quantity(c.key), c.number_format)]
     block._presented = True
 
 

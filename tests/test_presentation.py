@@ -12,6 +12,8 @@ import openpyxl
 import pytest
 
 from sheetsgd import kinds, presentation
+from sheetsgd.blocks import StudentPlan
+from sheetsgd.demo import fill_sheets, fill_xml_sheets
 from sheetsgd.exercise import build_student
 from sheetsgd.recalc import recalc_libreoffice
 
@@ -93,6 +95,10 @@ def rendered(tmp_path_factory):
         blocks[f"{name}-student"] = report.blocks
         files += [root / "in" / f"{name}.xlsx", root / "in" / f"{name}-student.xlsx"]
         lessons[name] = lesson
+    student = root / "in" / "linear-student.xlsx"  # and a student version filled in correctly
+    fill_xml_sheets(str(student), str(root / "in" / "linear-filled.xlsx"), fill_sheets(str(student)))
+    files.append(root / "in" / "linear-filled.xlsx")
+    blocks["linear-filled"] = blocks["linear"]
     return root, files, blocks
 
 
@@ -125,6 +131,59 @@ def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, recalc)
         if re.search(r"^\s*•\s{3,}\S", text, re.M):
             problems.append(f"{pdf.stem}: an Introduction bullet a column away from its text")
     assert not problems, "\n".join(problems[:40])
+
+    # a student version reads as unfinished: from step 2 on (a, b read the blank new a, new b) a Steps row
+    # shows its step, epoch, example #, x and y only; filled in, the same rows show every column again
+    def numbers_in_step_rows(stem):
+        text = (root / "pdf" / f"{stem}.txt").read_text(encoding="utf-8")
+        rows = [line.split() for line in text.splitlines() if re.match(r"^\s+[2-9]\s+1\s+[2-9]\s", line)]
+        return [sum(bool(re.fullmatch(r"-?[0-9.]+(E[+-][0-9]+)?", t)) for t in row) for row in rows[:5]]
+    assert numbers_in_step_rows("linear-student") == [5] * 5
+    full = numbers_in_step_rows("linear")
+    assert len(full) == 5 and min(full) >= 15
+    assert numbers_in_step_rows("linear-filled") == full
+
+
+@pytest.mark.parametrize("name", ["linear", "too-high", "optimizers", "lr-finder", "titanic-logistic", "collab-filter"])
+def test_student_cells_waiting_for_a_blank_are_hidden_by_a_formula_rule(tmp_path, name):
+    """Every cell that depends on a blank has a conditional format (formula rule, nothing shown), and no
+    cell that does not depend on one; formulas are those of the full version."""
+    lesson = kinds.load(name, **OPTIONS[name])
+    kind = kinds.kind_of(lesson)
+    report = build_student(kind, lesson, tmp_path / "s.xlsx", "")
+    plan = StudentPlan(report.blocks, report.exercise)
+    wb = openpyxl.load_workbook(tmp_path / "s.xlsx")
+    cached = openpyxl.load_workbook(tmp_path / "s.xlsx", data_only=True)
+    covered = {}
+    for ws in wb.worksheets:
+        for cf in ws.conditional_formatting:
+            for rule in cf.rules:
+                if rule.type == "expression" and rule.dxf is not None and rule.dxf.numFmt is not None \
+                        and rule.dxf.numFmt.formatCode == ";;;" and "COUNTBLANK" in rule.formula[0]:
+                    for rng in cf.sqref.ranges:
+                        covered.setdefault(ws.title, set()).update(
+                            (r, c) for r in range(rng.min_row, rng.max_row + 1) for c in range(rng.min_col, rng.max_col + 1))
+    expected = {}  # the block formula cells that cache nothing: the ones that depend on a blank
+    for b in report.blocks:
+        for c in b.columns:
+            if c.pattern is None or plan.is_blank(b, c.key):
+                continue
+            for i in range(b.n):
+                cell = (b.first_row + 1 + i, c.col + 1)
+                if c.key in b.values and b.values[c.key][i] == "":  # deliberately empty (an unrated pair's error): shows nothing anyway
+                    covered.get(b.sheet, set()).discard(cell)
+                elif cached[b.sheet].cell(*cell).value in (None, ""):
+                    expected.setdefault(b.sheet, set()).add(cell)
+    assert expected and covered == expected
+    full = tmp_path / "full.xlsx"
+    kind.build(lesson, full)
+    f = openpyxl.load_workbook(full)
+    for b in report.blocks:
+        for c in b.columns:
+            if c.pattern and not plan.is_blank(b, c.key):
+                for i in (0, b.n - 1):
+                    assert wb[b.sheet].cell(b.first_row + 1 + i, c.col + 1).value == \
+                        f[b.sheet].cell(b.first_row + 1 + i, c.col + 1).value
 
 
 LEGEND_BLOCKS = {"Steps", "Runs", "LR finder", "Finder"}
