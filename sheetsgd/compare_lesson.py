@@ -182,19 +182,22 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     ws.set_row(0, 30)
     ws.write_row(0, 0, ["step", "epoch"] + [f"loss: {SHEET_NAMES[n]}" for n in names], fmt.header)
     first_trace = trace.traces[names[0]]
-    step_formats = [presentation.number_format(trace.traces[n].steps["loss"]) for n in names]
-    epoch_formats = [presentation.number_format(trace.traces[n].epochs["full_loss"]) for n in names]
+    # one quantity, one format: every optimizer's loss column shows the same decimals
+    step_formats = [presentation.number_format(np.concatenate([trace.traces[n].steps["loss"] for n in names]))] * len(names)
+    epoch_formats = [presentation.number_format(np.concatenate([trace.traces[n].epochs["full_loss"] for n in names]))] \
+        * len(names)
     fit = presentation.widths(ws)
     fit.fit_range(0, 1, presentation.header_width("epoch"))
     for j, name in enumerate(names):
         fit.fit(2 + j, presentation.column_width(f"loss: {SHEET_NAMES[name]}", trace.traces[name].steps["loss"],
-                                                 step_formats[j]))
+                                                 step_formats[j], lines=2))
     col0 = 3 + len(names)  # the per-epoch table, right of the per-step one
     ws.write_row(0, col0, ["epoch"] + [f"loss after epoch: {SHEET_NAMES[n]}" for n in names], fmt.header)
     fit.fit(col0, presentation.header_width("epoch"))
     for j, name in enumerate(names):
         fit.fit(col0 + 1 + j, presentation.column_width(f"loss after epoch: {SHEET_NAMES[name]}",
-                                                        trace.traces[name].epochs["full_loss"], epoch_formats[j]))
+                                                        trace.traces[name].epochs["full_loss"], epoch_formats[j],
+                                                        lines=2))
     n = len(base.data)
     x_range, y_range = _abs_col(DATA, 1, 1, n), _abs_col(DATA, 2, 1, n)
     epochs = first_trace.steps["epoch"].astype(int)

@@ -173,9 +173,10 @@ def values_width(values, num_format: str) -> float:
     return max((text_width(t) for t in texts), default=0.0)
 
 
-def column_width(header: str, values=(), num_format: str = "General", minimum: float = 4.0) -> float:
-    """The width of a column: its wrapped header and every value of it rendered in its format."""
-    return min(MAX_WIDTH, max(minimum, header_width(header), values_width(list(values), num_format)))
+def column_width(header: str, values=(), num_format: str = "General", minimum: float = 4.0,
+                 lines: int = HEADER_LINES) -> float:
+    """The width of a column: its header wrapped on ``lines`` lines and every value of it rendered in its format."""
+    return min(MAX_WIDTH, max(minimum, header_width(header, lines), values_width(list(values), num_format)))
 
 
 class Widths:

@@ -158,9 +158,9 @@ def _write_data(ws, wb, fmt, lesson, counts, fits, hide_answers=False):
     fit = presentation.widths(ws)
     fit.fit(0, presentation.column_width("#", [n]))
     for j, (name, values) in enumerate([(lesson.data.x_name, lesson.data.x), (lesson.data.y_name, lesson.data.y)]):
-        fit.fit(1 + j, presentation.column_width(name, values, "General"))
+        fit.fit(1 + j, presentation.column_width(name, values, "General", lines=2))
     for j, (label, *_) in enumerate(fits):
-        fit.fit(3 + j, presentation.column_width(label, [-1000.0, 1000.0], "0.0000"))
+        fit.fit(3 + j, presentation.column_width(label, [-1000.0, 1000.0], "0.0000", lines=2))
     patterns, fit_values = [], []
     for _, sheet, layout, trace in fits:
         final_row = layout.start_row + trace.n_steps  # 0-based row of the last step
