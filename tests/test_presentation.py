@@ -192,4 +192,6 @@ LABELS = {
     "lr-finder-titanic": ("rows recorded", "suggested lr: steepest", "smooth_beta", "stop_factor"),
     "too-high": ("run1_lr", "run4_lr", "target"),
     "linear": ("fd_step",),
+    "titanic-linear": ("Solver (starts at the initial weights)", "SGD after the last step"),
+    "titanic-logistic": ("Solver (starts at the initial weights)",),
 }
