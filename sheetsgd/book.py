@@ -186,6 +186,10 @@ def finish_workbook(wb, path: str, intro, manifest_ws, entries: dict) -> None:
     write_manifest_entries(manifest_ws, {"generator": f"sheetsgd {__version__}", "spec_version": MANIFEST_VERSION,
                                           **entries})
     manifest_ws.hide()
+    book = getattr(intro, "sheetsgd_book", None)
+    if book is not None and book.student is not None and not book.null:
+        from .presentation import hide_outside_blocks
+        hide_outside_blocks(wb, book.fmt, book.student)
     for sheet in wb.worksheets():
         if sheet is not manifest_ws:
             sheet.set_landscape()

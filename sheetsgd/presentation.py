@@ -257,17 +257,18 @@ def _sheet_ref(sheet: str, own: str) -> str:
     return "'" + sheet.replace("'", "''") + "'!"
 
 
-def blank_test(plan, block, row: int) -> str | None:
+def blank_test(plan, block, row: int, own: str | None = None) -> str | None:
     """A portable formula, true while any blank the student fills in is still empty: blanks of ``block``
     from its first row to ``row`` (0-based, relative), other blocks' blanks as whole ranges."""
     terms, ranges = [], {}
+    own = block.sheet if block is not None else own
     for eb in plan.blocks:
         for key in sorted(plan.exercise.get(eb.name, ())):
             try:
                 col = eb.column(key).col
             except StopIteration:
                 continue
-            if eb is block:
+            if block is not None and eb is block:
                 L = _letter(col)
                 terms.append(f"COUNTBLANK(${L}${eb.first_row + 1}:${L}{row + 1})")
             else:
@@ -275,7 +276,7 @@ def blank_test(plan, block, row: int) -> str | None:
                 ranges[(eb.sheet, col)] = (min(lo, eb.first_row), max(hi, eb.last_row))
     for (sheet, col), (lo, hi) in sorted(ranges.items()):
         L = _letter(col)
-        terms.append(f"COUNTBLANK({_sheet_ref(sheet, block.sheet)}${L}${lo + 1}:${L}${hi + 1})")
+        terms.append(f"COUNTBLANK({_sheet_ref(sheet, own)}${L}${lo + 1}:${L}${hi + 1})")
     return "+".join(terms) + ">0" if terms else None
 
 
@@ -296,3 +297,16 @@ def hide_until_filled(ws, fmt, block, plan) -> None:
         if test:
             ws.conditional_format(top, c.col, block.last_row, c.col,
                                   {"type": "formula", "criteria": "=" + test, "format": style})
+
+
+def hide_outside_blocks(wb, fmt, plan) -> None:
+    """The same rule over the cells outside blocks that read an answer (Epochs, the fitted curve, the
+    Solver's SGD row, the lr finder's suggestions): nothing shown while any blank is empty."""
+    if plan is None:
+        return
+    for sheet, col, top, bottom in plan.extra_regions:
+        ws = wb.get_worksheet_by_name(sheet)
+        test = blank_test(plan, None, top, own=sheet)
+        if ws is not None and test:
+            ws.conditional_format(top, col, bottom, col, {"type": "formula", "criteria": "=" + test,
+                                                          "format": fmt.hidden()})
