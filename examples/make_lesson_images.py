@@ -1,68 +1,66 @@
-"""Regenerate the README's pictures of a lesson's sheets as LibreOffice draws them (print layout, page 1).
+"""Redraw the README's pictures of lesson sheets from LibreOffice's rendering (PDF export, one run).
 
-    python3 examples/make_lesson_images.py            # the weight-decay lesson's Adam, AdamW and Compare sheets
+Needs LibreOffice (soffice) and poppler (pdftotext, pdftoppm). Each picture is the top of the first PDF
+page whose text begins with its marker (a sheet's title or header), cropped::
 
-Needs LibreOffice (soffice) and poppler (pdftoppm). For each picture, a copy of the built workbook with
-every other sheet hidden is printed to PDF by LibreOffice (which recalculates it), and the top of its
-first page is cut out.
+    PYTHONPATH=. python examples/make_lesson_images.py
 """
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from sheetsgd import kinds  # noqa: E402
+from sheetsgd.recalc import recalc_libreoffice  # noqa: E402
 
-IMAGES = HERE / "images"
-# (lesson, options, sheet, picture, crop of the 150-dpi page: width, height in pixels)
-PICTURES = [
-    ("weight-decay", {}, "Adam", "weight-decay-adam.png", (1760, 560)),
-    ("weight-decay", {}, "AdamW", "weight-decay-adamw.png", (1760, 560)),
-    ("weight-decay", {}, "Compare", "weight-decay-compare.png", (1760, 980)),
-]
+IMAGES = ROOT / "examples" / "images"
+# picture: (lesson, options, marker at the top of its page, dpi, width, height) in pixels at that dpi
+PICTURES = {
+    "linear-steps.png": ("linear", {}, "Yellow cells are inputs: change one", 140, 1640, 600),
+    "linear-data.png": ("linear", {}, "fitted ŷ", 100, 1169, 520),
+    "lr-finder-chart.png": ("lr-finder", {}, "The lr range test", 100, 1060, 600),
+    "lr-finder-titanic-chart.png": ("lr-finder-titanic", {}, "The lr range test", 100, 1075, 620),
+    "collab-filter-loss.png": ("collab-filter", {}, "One row per full-batch step",
+                               70, 819, 579),
+    "collab-filter-predictions.png": ("collab-filter", {}, "Predictions: one block of rows per step", 200, 1400, 600),
+}
 
 
-def only_sheet(src: Path, dst: Path, keep: str) -> None:
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename == "xl/workbook.xml":
-                names = re.findall(r'<sheet name="([^"]*)"', data.decode())
-                text = re.sub(r'<sheet name="([^"]*)"[^>]*?/>', lambda m: m.group(0) if m.group(1) == keep else
-                              re.sub(r'\s*state="[^"]*"', "", m.group(0)).replace("<sheet ", '<sheet state="hidden" '),
-                              data.decode())
-                data = text.replace("<workbookView ", f'<workbookView activeTab="{names.index(keep)}" ').encode()
-            elif item.filename.startswith("xl/worksheets/sheet"):  # the kept sheet is the selected one
-                data = data.replace(b' tabSelected="1"', b"")
-            zout.writestr(item, data)
+def page_of(pdf: Path, marker: str) -> int:
+    pages = int(next(line.split()[1] for line in subprocess.run(["pdfinfo", str(pdf)], capture_output=True,
+                                                                 text=True, check=True).stdout.splitlines()
+                     if line.startswith("Pages:")))
+    for page in range(1, pages + 1):
+        text = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), str(pdf), "-"], capture_output=True,
+                              text=True, check=True).stdout
+        if marker in text[:400]:
+            return page
+    raise SystemExit(f"{pdf.name}: no page begins with {marker!r}")
 
 
 def main() -> None:
-    IMAGES.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for lesson_name, options, sheet, picture, (width, height) in PICTURES:
-            built = tmp / f"{lesson_name}.xlsx"
-            if not built.exists():
+        (tmp / "in").mkdir()
+        files = {}
+        for lesson_name, options, *_ in PICTURES.values():
+            if lesson_name not in files:
                 lesson = kinds.load(lesson_name, **options)
-                kinds.kind_of(lesson).build(lesson, built)
-            copy = tmp / f"{picture[:-4]}.xlsx"
-            only_sheet(built, copy, sheet)
-            subprocess.run(["soffice", "--headless", "--convert-to", "pdf", "--outdir", str(tmp), str(copy)],
-                           check=True, capture_output=True, timeout=300)
-            subprocess.run(["pdftoppm", "-png", "-r", "150", "-f", "1", "-l", "1", "-singlefile", "-W", str(width),
-                            "-H", str(height), str(copy.with_suffix(".pdf")), str(tmp / picture[:-4])],
+                files[lesson_name] = tmp / "in" / f"{lesson_name}.xlsx"
+                kinds.kind_of(lesson).build(lesson, files[lesson_name])
+        pdfs = dict(zip(files, recalc_libreoffice(list(files.values()), tmp / "pdf", to="pdf")))
+        for picture, (lesson_name, _, marker, dpi, width, height) in PICTURES.items():
+            pdf = pdfs[lesson_name]
+            page = page_of(pdf, marker)
+            subprocess.run(["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page), "-singlefile",
+                            "-W", str(width), "-H", str(height), str(pdf), str(IMAGES / picture[:-4])],
                            check=True, timeout=120)
-            shutil.copy(tmp / picture, IMAGES / picture)
-            print("wrote", IMAGES / picture)
+            print("wrote", picture, "from page", page, "of", pdf.name)
 
 
 if __name__ == "__main__":

@@ -239,8 +239,12 @@ def write_block(ws, fmt, counts: dict, block: Block, student: StudentPlan | None
     book = getattr(ws, "sheetsgd_book", None)
     if book is not None:
         book.blocks.append(block)
+    from . import presentation
+    presentation.present_block(block)
     if getattr(ws, "is_null", False):  # a rebuild for the checker: the block is all it needs
         return
+    presentation.fit_block(ws, block)
+    presentation.hide_until_filled(ws, fmt, block, student)
     plan = []
     for c in block.columns:
         blank = student is not None and student.is_blank(block, c.key)

@@ -150,6 +150,13 @@ class Formats:
         self.wrap = wb.add_format({"text_wrap": True, "valign": "top"})
         self.note = wb.add_format({"italic": True, "font_color": "#595959"})
         self._cache: dict[tuple[str, bool], object] = {}
+        self._hidden = None
+
+    def hidden(self):
+        """The conditional format of a student version's cells that wait for a blank: nothing shown."""
+        if self._hidden is None:
+            self._hidden = self.wb.add_format({"font_color": "#FFFFFF", "num_format": ";;;"})
+        return self._hidden
 
     def number(self, num_format: str, start: bool = False, blank: bool = False):
         key = (num_format, start, blank)
@@ -179,6 +186,10 @@ def finish_workbook(wb, path: str, intro, manifest_ws, entries: dict) -> None:
     write_manifest_entries(manifest_ws, {"generator": f"sheetsgd {__version__}", "spec_version": MANIFEST_VERSION,
                                           **entries})
     manifest_ws.hide()
+    book = getattr(intro, "sheetsgd_book", None)
+    if book is not None and book.student is not None and not book.null:
+        from .presentation import hide_outside_blocks
+        hide_outside_blocks(wb, book.fmt, book.student)
     for sheet in wb.worksheets():
         if sheet is not manifest_ws:
             sheet.set_landscape()

@@ -7,10 +7,13 @@ the formulas of fast.ai's graddesc sheet (see sheetsgd.optimizers).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name
 
+from . import presentation
 from .engine import Trace, train
 from .errors import SheetsgdError
 from .lesson import Lesson, override, parse_lesson, validate, with_optimizer
@@ -178,12 +181,23 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     n_steps = trace.n_steps
     ws.set_row(0, 30)
     ws.write_row(0, 0, ["step", "epoch"] + [f"loss: {SHEET_NAMES[n]}" for n in names], fmt.header)
-    ws.set_column(0, 1, 8)
-    ws.set_column(2, 1 + len(names), 14)
     first_trace = trace.traces[names[0]]
+    # one quantity, one format: every optimizer's loss column shows the same decimals
+    step_formats = [presentation.number_format(np.concatenate([trace.traces[n].steps["loss"] for n in names]))] * len(names)
+    epoch_formats = [presentation.number_format(np.concatenate([trace.traces[n].epochs["full_loss"] for n in names]))] \
+        * len(names)
+    fit = presentation.widths(ws)
+    fit.fit_range(0, 1, presentation.header_width("epoch"))
+    for j, name in enumerate(names):
+        fit.fit(2 + j, presentation.column_width(f"loss: {SHEET_NAMES[name]}", trace.traces[name].steps["loss"],
+                                                 step_formats[j], lines=2))
     col0 = 3 + len(names)  # the per-epoch table, right of the per-step one
     ws.write_row(0, col0, ["epoch"] + [f"loss after epoch: {SHEET_NAMES[n]}" for n in names], fmt.header)
-    ws.set_column(col0 + 1, col0 + len(names), 16)
+    fit.fit(col0, presentation.header_width("epoch"))
+    for j, name in enumerate(names):
+        fit.fit(col0 + 1 + j, presentation.column_width(f"loss after epoch: {SHEET_NAMES[name]}",
+                                                        trace.traces[name].epochs["full_loss"], epoch_formats[j],
+                                                        lines=2))
     n = len(base.data)
     x_range, y_range = _abs_col(DATA, 1, 1, n), _abs_col(DATA, 2, 1, n)
     epochs = first_trace.steps["epoch"].astype(int)
@@ -207,26 +221,32 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
                 layout = layouts[name]
                 ref = (f"{quote_sheetname(SHEET_NAMES[name])}!"
                        f"{xl_col_to_name(layout.columns['loss'])}{layout.first_step_row + i}")
-                ws.write_formula(i, 2 + j, ref, fmt.number("General"), cached(trace.traces[name].steps["loss"][i - 1]))
+                ws.write_formula(i, 2 + j, ref, fmt.number(step_formats[j]), cached(trace.traces[name].steps["loss"][i - 1]))
         if i <= base.epochs:
             ws.write_number(i, col0, i)
             for j, name in enumerate(names):
-                ws.write_formula(i, col0 + 1 + j, epoch_formulas[i][j], fmt.number("0.000000"),
+                ws.write_formula(i, col0 + 1 + j, epoch_formulas[i][j], fmt.number(epoch_formats[j]),
                                  cached(trace.traces[name].epochs["full_loss"][i - 1]))
     counts["value"] += 2 * n_steps + base.epochs
     counts["formula"] += len(names) * (n_steps + base.epochs)
     ws.freeze_panes(1, 2)
 
-    by_step = wb.add_chart({"type": "line"})
-    for j, name in enumerate(names):
-        by_step.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, 0, n_steps, 0],
-                            "values": [COMPARE, 1, 2 + j, n_steps, 2 + j], "line": {"width": 1.25}})
-    by_step.set_title({"name": "Loss by step"})
-    by_step.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
+    # one small chart per optimizer (four tangled series of every step are unreadable), on one shared axis
     positive = all(_positive(t.steps["loss"]) for t in trace.traces.values())
-    by_step.set_y_axis({"name": "loss", "log_base": 10} if positive else {"name": "loss"})
-    by_step.set_size({"width": 720, "height": 360})
-    ws.insert_chart(1, col0 + len(names) + 2, by_step)
+    losses = np.concatenate([np.asarray(t.steps["loss"], dtype=float) for t in trace.traces.values()])
+    y_axis = _shared_axis(losses[np.isfinite(losses)], positive)
+    colours = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B"]
+    for j, name in enumerate(names):
+        by_step = wb.add_chart({"type": "line"})
+        by_step.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, 0, n_steps, 0],
+                            "values": [COMPARE, 1, 2 + j, n_steps, 2 + j],
+                            "line": {"width": 1.25, "color": colours[j % len(colours)]}})
+        by_step.set_title({"name": f"Loss by step: {SHEET_NAMES[name]}", "name_font": {"size": 11}})
+        by_step.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
+        by_step.set_y_axis(y_axis)
+        by_step.set_legend({"none": True})
+        by_step.set_size({"width": 720, "height": 200})
+        ws.insert_chart(1 + 10 * j, col0 + len(names) + 2, by_step)
     by_epoch = wb.add_chart({"type": "line"})
     for j, name in enumerate(names):
         by_epoch.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, col0, base.epochs, col0],
@@ -236,11 +256,22 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     by_epoch.set_x_axis({"name": "epoch"})
     by_epoch.set_y_axis({"name": "loss", "log_base": 10} if positive else {"name": "loss"})
     by_epoch.set_size({"width": 720, "height": 320})
-    ws.insert_chart(20, col0 + len(names) + 2, by_epoch)
-    _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col0 + len(names) + 2)
+    ws.insert_chart(1 + 10 * len(names), col0 + len(names) + 2, by_epoch)
+    _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col0 + len(names) + 2, 18 + 10 * len(names))
 
 
-def _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col):
+def _shared_axis(values, log: bool) -> dict:
+    """One y axis for every optimizer's chart: the powers of ten around the losses (log), or their range."""
+    if not values.size:
+        return {"name": "loss"}
+    if log:
+        lo, hi = float(values.min()), float(values.max())
+        return {"name": "loss", "log_base": 10, "min": 10.0 ** math.floor(math.log10(lo)),
+                "max": 10.0 ** math.ceil(math.log10(hi))}
+    return {"name": "loss", "min": float(values.min()), "max": float(values.max())}
+
+
+def _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col, row):
     """Where sheets show weight decay's shrinkage per step (Adam's shrinkage switch): one chart of them all."""
     series = [(name, p) for name in names for p in model.params if f"shrink_{p}" in layouts[name].columns]
     if not series:
@@ -256,4 +287,4 @@ def _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col):
     chart.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
     chart.set_y_axis({"name": "fraction of the weight", "log_base": 10})
     chart.set_size({"width": 720, "height": 320})
-    ws.insert_chart(37, col, chart)
+    ws.insert_chart(row, col, chart)

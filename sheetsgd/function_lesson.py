@@ -185,8 +185,10 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
     first, last = layout.first_step_row, layout.first_step_row + trace.n_steps - 1
     for i, run in enumerate(lesson.runs, start=1):
         col = layout.columns[f"r{i}_x"]
-        chart.add_series({"name": run.label, "categories": [RUNS_SHEET, first, 0, last, 0],
-                          "values": [RUNS_SHEET, first, col, last, col], "marker": {"type": "circle", "size": 3}})
+        end = last if not trace.first_overflow[i] else min(last, first + trace.first_overflow[i] - 2)
+        # a run that overflows is plotted up to its last number: its #NUM! cells are left out of the series
+        chart.add_series({"name": run.label, "categories": [RUNS_SHEET, first, 0, end, 0],
+                          "values": [RUNS_SHEET, first, col, end, col], "marker": {"type": "circle", "size": 3}})
     reach = max(abs(r.x0) for r in lesson.runs) + 2
     chart.set_title({"name": "x by step"})
     chart.set_x_axis({"name": "step"})

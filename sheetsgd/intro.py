@@ -5,6 +5,7 @@ import re
 
 from xlsxwriter.utility import xl_col_to_name
 
+from . import presentation
 from .formula import Resolver, compile_template
 from .spec import Column
 
@@ -29,9 +30,11 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
     does not show the blank columns' formulas.
     """
     legends = legends or [(sheet_name, columns, layout, hp_prefix)]
-    ws.set_column(0, 0, 28)
-    ws.set_column(1, 1, 60)
-    ws.set_column(2, 2, 60)
+    fit = presentation.widths(ws)
+    fit.fit(0, 20)
+    fit.fit_text(0, *(c.header for _, cols, _, _ in legends for c in cols), bold=True)
+    fit.fit(1, 60)
+    fit.fit(2, 60)
     ws.write(0, 0, title, fmt.title)
     row = 2
     for para in [p.strip() for p in description.strip().split("\n\n") if p.strip()]:
@@ -42,9 +45,8 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
 
     def bullets(row, heading, heading_format, lines):  # a heading, then one bulleted line each
         ws.write(row, 0, heading, heading_format)
-        for i, line in enumerate(lines, start=row + 1):
-            ws.write(i, 0, "•")
-            ws.write(i, 1, line)
+        for i, line in enumerate(lines, start=row + 1):  # bullet and text in one cell, overflowing right
+            ws.write_string(i, 0, "• " + line)
         return row + 1 + len(lines)
 
     if tasks:
@@ -60,12 +62,12 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
         row += 1
         for c in sheet_columns:
             ws.write(row, 0, c.header, fmt.bold)
-            ws.write(row, 1, c.note)
+            ws.write(row, 1, c.note, fmt.wrap)
             if c.key in exercise:
                 text = "(yours to write: see Your task)"
             else:
                 text = formula_in_row(c, sheet_layout, sheet_layout.first_step_row, prefix) if c.formula else "(a value)"
-            ws.write_string(row, 2, text)
+            ws.write_string(row, 2, text, fmt.wrap)
             row += 1
 
 

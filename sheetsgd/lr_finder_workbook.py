@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from . import presentation
 from .lr_finder import CHART, FINDER, FINDER_NOTES, FinderLesson, FinderTrace, finder_columns, train_finder
 from .book import lesson_entries
 from .student import block_task_lines, protect_sheets
@@ -81,8 +82,9 @@ def build_finder_workbook(lesson: FinderLesson, path, trace: FinderTrace | None 
 
 def _write_chart(ws, wb, fmt, lesson, trace, layout, counts):
     """Smoothed loss against lr on a logarithmic axis, and the suggestions beside it."""
-    ws.set_column(0, 0, 30)
-    ws.set_column(1, 1, 14)
+    labels = ("suggested lr: steepest", "suggested lr: minimum/10", "rows recorded")
+    presentation.widths(ws).fit_text(0, *labels, bold=True)
+    presentation.widths(ws).fit(1, presentation.text_width("-0.00E+00"))
     ws.write(0, 0, "The lr range test", fmt.title)
     for row, (name, label) in enumerate((("lr_suggest_steep", "suggested lr: steepest"),
                                          ("lr_suggest_min", "suggested lr: minimum/10"),
@@ -99,12 +101,23 @@ def _write_chart(ws, wb, fmt, lesson, trace, layout, counts):
                       "line": {"width": 2}})
     chart.set_title({"name": "Smoothed loss against learning rate"})
     chart.set_x_axis({"name": "learning rate (log scale)", "log_base": 10, "num_format": "0.0E+0",
-                      "min": lesson.finder["start_lr"], "max": lesson.finder["end_lr"]})
+                      **_log_range(trace.steps["lr"], trace.steps["plot"], lesson.finder)})
     chart.set_y_axis({"name": "smoothed loss"})
     chart.set_legend({"none": True})
     chart.show_na_as_empty_cell()
     chart.set_size({"width": 760, "height": 420})
     ws.insert_chart(6, 0, chart)
+
+
+def _log_range(lrs, plotted, finder) -> dict:
+    """The axis from the powers of ten around the learning rates the curve has points at (the test stops early)."""
+    import numpy as np
+    lrs, plotted = np.asarray(lrs, dtype=float), np.asarray(plotted, dtype=float)
+    shown = lrs[np.isfinite(plotted) & np.isfinite(lrs) & (lrs > 0)]
+    if not shown.size:
+        return {"min": finder["start_lr"], "max": finder["end_lr"]}
+    return {"min": 10.0 ** math.floor(math.log10(shown.min()) + 1e-9),
+            "max": 10.0 ** math.ceil(math.log10(shown.max()) - 1e-9)}
 
 
 def _suggestion(trace: FinderTrace, key: str):

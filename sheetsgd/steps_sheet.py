@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_rowcol_to_cell
 
+from . import presentation
 from .blocks import Block, BlockColumn, StudentPlan, cached, write_block
 from .formula import Resolver, compile_template
 
-COLUMN_WIDTHS = {"step": 8, "data": 9, "param": 11, "forward": 12, "loss": 13, "gradient": 13, "estimate": 13,
-                 "state": 13, "update": 11}
 HYPER_FIRST_ROW = 3  # 0-based row of the first named hyperparameter on the Steps sheet
 
 HYPER_NOTES = {
@@ -91,7 +90,8 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
             name, label, template, value, note = extras[i]
             col = first_col + 6
             ws.write(row, col, label, fmt.bold)
-            ws.write_formula(row, col + 1, compile_template(template, resolver), fmt.number("General"), cached(value))
+            ws.write_formula(row, col + 1, compile_template(template, resolver),
+                             fmt.number(presentation.number_format([value])), cached(value))
             ws.write(row, col + 2, note, fmt.note)
             cell_ref = f"{quote_sheetname(sheet)}!{xl_rowcol_to_cell(row, col + 1, row_abs=True, col_abs=True)}"
             wb.define_name(name_prefix + name, f"={cell_ref}")
@@ -103,23 +103,14 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
     ws.set_row(header_row, 45)
     for c in columns:
         ws.write(header_row, col_of[c.key], c.header, fmt.header)
-        ws.set_column(col_of[c.key], col_of[c.key], COLUMN_WIDTHS.get(c.group, 12))
-    # the names of the inputs are in the first column, beside their cells: wide enough for the longest
-    longest = max((len(name_prefix + name) for name, _ in hyper), default=0)
-    first = next((c for c in columns if col_of[c.key] == first_col), None)
-    if first is not None and longest * 1.15 + 1 > COLUMN_WIDTHS.get(first.group, 12):
-        ws.set_column(first_col, first_col, round(longest * 1.15 + 1, 1))
-
-    # the start row: step 0, initial values (inputs in yellow) and zero optimizer state
-    if "step" in col_of:
-        ws.write_number(start_row, col_of["step"], 0, fmt.number("0", True))
+    fit = presentation.widths(ws)
+    fit.fit_text(first_col, *(name_prefix + name for name, _ in hyper), bold=True)
+    fit.fit(first_col + 1, max([presentation.text_width(presentation.render(v, "General")) for _, v in hyper] + [0]))
+    fit.fit_text(first_col + 6, *(label for _, label, *_ in extras), bold=True)
+    fit.fit(first_col + 7, max([presentation.text_width(presentation.render(e[3], presentation.number_format([e[3]])))
+                                for e in extras] + [0]))
     if "epoch" in col_of:
-        ws.write(start_row, col_of["epoch"], "start", fmt.number("General", True))
-    for c in columns:
-        if c.key in start_values:
-            value, is_input = start_values[c.key]
-            ws.write_number(start_row, col_of[c.key], value, fmt.hyper if is_input else fmt.number(c.number_format, True))
-    counts["value"] += ("step" in col_of) + ("epoch" in col_of) + len(start_values)
+        fit.fit_text(col_of["epoch"], "start")
 
     # one row per step: a block of the one sheet spec (patterns compiled once, rows fill in numbers)
     ranges = ranges or [(0, 0)] * n_steps
@@ -135,6 +126,18 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
                                c.note, "input" if c.group == "data" and not c.formula else "",
                                reveals="grad_" + c.key[3:] if c.key.startswith("fd_") else "")
                    for c in columns], n_steps, fields=extra, values=values)
+    presentation.present_block(block, {k: [v] for k, (v, _) in start_values.items()})
+    # the start row: step 0, initial values (inputs in yellow) and zero optimizer state
+    if "step" in col_of:
+        ws.write_number(start_row, col_of["step"], 0, fmt.number("0", True))
+    if "epoch" in col_of:
+        ws.write(start_row, col_of["epoch"], "start", fmt.number("General", True))
+    for c in columns:
+        if c.key in start_values:
+            value, is_input = start_values[c.key]
+            ws.write_number(start_row, col_of[c.key], value, fmt.hyper if is_input else fmt.number(block.column(c.key).number_format, True))
+    counts["value"] += ("step" in col_of) + ("epoch" in col_of) + len(start_values)
+
     book = getattr(ws, "sheetsgd_book", None)
     student = book.student if book is not None else None
     if exercise and student is None:

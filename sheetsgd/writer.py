@@ -11,6 +11,7 @@ import os
 import numpy as np
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_rowcol_to_cell
 
+from . import presentation
 from . import __version__, progress
 from .engine import Trace, train
 from .formula import Resolver, compile_template
@@ -20,7 +21,7 @@ from .spec import _sub, exercise_columns, step_columns
 from .blocks import Block, BlockColumn, cached
 from .book import Book, BuildReport, PortableWorksheet, close_workbook, finish_workbook, lesson_entries  # noqa: F401
 from .student import task_lines
-from .steps_sheet import COLUMN_WIDTHS, HYPER_FIRST_ROW, HYPER_NOTES, Layout, layout_entries, write_steps_sheet  # noqa: F401
+from .steps_sheet import HYPER_FIRST_ROW, HYPER_NOTES, Layout, layout_entries, write_steps_sheet  # noqa: F401
 from .intro import PORTABLE_NOTE, STANDARD_HOW, formula_in_row, write_intro  # noqa: F401
 
 STEPS, EPOCHS, DATA, BATCHES, INTRO, MANIFEST = "Steps", "Epochs", "Data", "Batches", "Introduction", "_sheetsgd"
@@ -154,8 +155,12 @@ def _write_data(ws, wb, fmt, lesson, counts, fits, hide_answers=False):
     n = len(lesson.data)
     ws.set_row(0, 30)
     ws.write_row(0, 0, ["#", lesson.data.x_name, lesson.data.y_name] + [label for label, *_ in fits], fmt.header)
-    ws.set_column(0, 0, 6)
-    ws.set_column(1, 2 + len(fits), 14)
+    fit = presentation.widths(ws)
+    fit.fit(0, presentation.column_width("#", [n]))
+    for j, (name, values) in enumerate([(lesson.data.x_name, lesson.data.x), (lesson.data.y_name, lesson.data.y)]):
+        fit.fit(1 + j, presentation.column_width(name, values, "General", lines=2))
+    for j, (label, *_) in enumerate(fits):
+        fit.fit(3 + j, presentation.column_width(label, [-1000.0, 1000.0], "0.0000", lines=2))
     patterns, fit_values = [], []
     for _, sheet, layout, trace in fits:
         final_row = layout.start_row + trace.n_steps  # 0-based row of the last step
@@ -187,7 +192,8 @@ def _write_data(ws, wb, fmt, lesson, counts, fits, hide_answers=False):
     for j, (label, *_) in enumerate(fits):
         chart.add_series({"name": label, "categories": [DATA, 1, 1, n, 1], "values": [DATA, 1, 3 + j, n, 3 + j],
                           "marker": {"type": "none"}, "line": {"width": 2}})
-    chart.set_title({"name": f"{lesson.data.y_name} against {lesson.data.x_name}, with the fitted {model.name} model"})
+    chart.set_title({"name": f"{lesson.data.y_name} against {lesson.data.x_name}"
+                             + (f", with the fitted {model.name} model" if fits else "")})
     chart.set_x_axis({"name": lesson.data.x_name})
     chart.set_y_axis({"name": lesson.data.y_name})
     chart.set_size({"width": 640, "height": 400})

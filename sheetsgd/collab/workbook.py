@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 
+from .. import presentation
 from ..blocks import StudentPlan, write_block
 from ..book import Book, finish_workbook, lesson_entries
 from ..student import block_task_lines, protect_sheets
@@ -104,8 +105,8 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     w.write_string(8, 2, "held-back MSE when every rating is predicted as the mean training rating", fmt.note)
     _headers(w, fmt, blocks["loss"])
     write_block(w, fmt, book.counts, blocks["loss"], student)
-    w.set_column(0, 0, 18)
-    w.set_column(1, 3, 13)
+    presentation.widths(w).fit_range(0, 0, 18)
+    presentation.widths(w).fit_range(1, 3, 13)
     chart = wb.add_chart({"type": "line"})
     first, last = LOSS_HEADER + 1, LOSS_HEADER + lay.S
     for col, name in ((1, "training MSE"), (2, "held-back MSE")):
@@ -126,8 +127,8 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
                    fmt.bold)
     _headers(w, fmt, held_b)
     _value_block(book, w, held_b)
-    w.set_column(0, 0, 6)
-    w.set_column(1, lay.M, 5)
+    presentation.widths(w).fit_range(0, 0, 6)
+    presentation.widths(w).fit_range(1, lay.M, 5)
     # the step sheets
     for name, key in ((PRED, "pred"), (TRAIN, "train"), (USERS, "users"), (MOVIES, "movies"), (HELD, "held")):
         w = ws[name]
@@ -145,7 +146,7 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
             _headers(w, fmt, b)
         write_block(w, fmt, book.counts, b, student)
         for c in b.columns:
-            w.set_column(c.col, c.col, _width(c))
+            presentation.widths(w).fit_range(c.col, c.col, _width(c))
         w.freeze_panes(HEADER + 1, 2)
     _write_solver(book, ws[SOLVER], lay, blocks["solver"], trace, student)
     _write_tastes(book, ws[TASTES], lay)
@@ -207,7 +208,7 @@ def _write_solver(book, w, lay: Layout, blocks, trace, student):
     for c in matrix.columns:  # the matrices sit below the parameters, in the same columns
         widths[c.col] = max(widths.get(c.col, 0), _width(c))
     for col, width in widths.items():
-        w.set_column(col, col, width)
+        presentation.widths(w).fit_range(col, col, width)
     solver = {"solver_opt": f"{SOLVER}!$B$4", "solver_adj": f"{SOLVER}!{rng}", "solver_typ": "2",
               "solver_eng": "1", "solver_neg": "2", "solver_num": "0", "solver_ver": "3"}
     for name, ref in solver.items():
@@ -239,8 +240,8 @@ def _write_tastes(book, w, lay: Layout):
         for j in range(lay.M):
             w.write_number(row + 1 + u, 1 + j, float(data.clean[u, j]), fmt.number("0.00"))
     book.counts["value"] += (lay.U + lay.M) * (kt + 2) + lay.U * (lay.M + 1)
-    w.set_column(0, 0, 11)
-    w.set_column(1, lay.M, 7)
+    presentation.widths(w).fit_range(0, 0, 11)
+    presentation.widths(w).fit_range(1, lay.M, 7)
 
 
 def _write_intro(book, w, lesson, lay: Layout, trace):
@@ -264,7 +265,7 @@ def _write_intro(book, w, lesson, lay: Layout, trace):
     rows = [part for line in lines for part in (textwrap.wrap(line, 125, subsequent_indent="  ") or [""])]
     for i, line in enumerate(rows):  # one line per row: rows keep their height (constant_memory sets none)
         w.write_string(2 + i, 0, line, fmt.bold if line in ("How to read it", "Try", "Your task") else None)
-    w.set_column(0, 0, 130)
+    presentation.widths(w).fit_range(0, 0, 130)
 
 
 __all__ = ["build_collab_workbook", "all_blocks", "F0", "np", "RATINGS"]

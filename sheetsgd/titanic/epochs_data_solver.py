@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import progress
+from .. import presentation, progress
 from ..blocks import Block, BlockColumn, write_block
 from ..data import sheet_float
 from .engine import best_fit
@@ -131,9 +131,9 @@ class EpochsDataSolverMixin:
                        "the Steps sheet is how they train.", fmt.note)
         ws.write(2, 0, f"Best fit: {how}. Training rows: {data.n_train}.", fmt.note)
         ws.write_row(3, 0, ["weights", "training loss", "accuracy"] + list(self.params), fmt.header)
-        ws.set_column(0, 0, 26)
         labels = {"solver": "Solver (starts at the initial weights)", "sgd": "SGD after the last step",
                   "best": "best fit (engine)"}
+        presentation.widths(ws).fit_text(0, *labels.values(), bold=True)
         blocks = self.solver_plans
         first_data_row = SOLVER_BLOCK_HEADER + 2  # 1-based first passenger row
         last_data_row = first_data_row + data.n_train - 1
@@ -180,7 +180,6 @@ class EpochsDataSolverMixin:
                 values[f"{which}:{c.key}"] = (data.passengers["PassengerId"][:data.n_train].tolist()
                                               if c.key == "passenger" else evaluated[which][c.key].tolist())
         self._header(ws, SOLVER_BLOCK_HEADER, merged)
-        ws.set_column(0, 0, 26)
         fields = [{"r": first_data_row + i, "dr": self._data_row(i)} for i in range(data.n_train)]
         self._rows(ws, merged, first_data_row - 1, fields, values, header_row=SOLVER_BLOCK_HEADER,
                    step=[self.trace.n_steps] * len(fields))

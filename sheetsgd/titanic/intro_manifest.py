@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .. import __version__
+from .. import __version__, presentation
 from ..book import MANIFEST_VERSION, lesson_entries, write_manifest_entries
 from ..datasets import TITANIC_ATTRIBUTION
 from ..student import block_task_lines
@@ -16,9 +16,11 @@ class IntroManifestMixin:
 
     def _write_intro(self, ws):
         fmt, lesson, data = self.fmt, self.lesson, self.data
-        ws.set_column(0, 0, 28)
-        ws.set_column(1, 1, 70)
-        ws.set_column(2, 2, 70)
+        fit = presentation.widths(ws)
+        fit.fit(0, 20)
+        fit.fit_text(0, *(c.header for p in (self.steps_plan, self.examples_plan) if p for c in p.columns), bold=True)
+        fit.fit(1, 60)
+        fit.fit(2, 60)
         ws.write(0, 0, lesson.title, fmt.title)
         row = 2
         for para in [p.strip() for p in lesson.description.strip().split("\n\n") if p.strip()]:
@@ -42,15 +44,14 @@ class IntroManifestMixin:
         ]
         for label, text in facts:
             ws.write(row, 0, label, fmt.bold)
-            ws.write(row, 1, text)
+            ws.write(row, 1, text, fmt.wrap)
             row += 1
         row += 1
         if self.book.exercise:  # a student version: what to do, in words (never the formulas)
             ws.write(row, 0, "Your task", fmt.title)
             row += 1
             for line in block_task_lines(self.book.blocks, self.book.exercise):
-                ws.write(row, 0, "•")
-                ws.write(row, 1, line)
+                ws.write_string(row, 0, "• " + line)
                 row += 1
             row += 1
         ws.write(row, 0, "How to read it", fmt.bold)
@@ -68,16 +69,14 @@ class IntroManifestMixin:
             "No macros: the workbook recalculates the same in Excel, Google Sheets and LibreOffice.",
         ]
         for line in how:
-            ws.write(row, 0, "•")
-            ws.write(row, 1, line)
+            ws.write_string(row, 0, "• " + line)
             row += 1
         if lesson.tips:
             row += 1
             ws.write(row, 0, "Things to try", fmt.bold)
             row += 1
             for tip in lesson.tips:
-                ws.write(row, 0, "•")
-                ws.write(row, 1, tip)
+                ws.write_string(row, 0, "• " + tip)
                 row += 1
         row += 1
         ws.write_row(row, 0, ["Steps column", "what it is", "formula in step 1"], fmt.header)
@@ -96,10 +95,10 @@ class IntroManifestMixin:
                 if self._repeats_first_weight(c.key):
                     continue
                 ws.write(row, 0, c.header, fmt.bold)
-                ws.write(row, 1, c.note)
+                ws.write(row, 1, c.note, fmt.wrap)
                 blank = c.key in self.book.exercise.get(name, ())
                 ws.write_string(row, 2, "(yours to write: see Your task)" if blank else
-                                c.pattern.format_map(f) if c.pattern else "(a value)")
+                                c.pattern.format_map(f) if c.pattern else "(a value)", fmt.wrap)
                 row += 1
 
     def _repeats_first_weight(self, key: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..blocks import Block, BlockColumn, write_block
+from .. import presentation
 from .layout import DATA_FIRST_ROW, FORMATS, HYPER_FIRST_ROW, HYPER_NOTES, STEPS
 from .plans import Plan
 
@@ -17,7 +18,13 @@ class StepRowsMixin:
         ws.set_row(row, 45)
         for c in plans:
             ws.write(row, c.col, c.header, self.fmt.header)
-            ws.set_column(c.col, c.col, max(9, min(14, len(c.header) + 2)))
+            presentation.widths(ws).fit(c.col, presentation.header_width(c.header))
+
+    def _state_format(self, c, plans) -> str:
+        """The format the Steps block gives a state column (shared by its quantity's columns), for its start cell."""
+        same = [p.key for p in plans if presentation.quantity(p.key) == presentation.quantity(c.key)
+                and p.group == c.group and p.key in self.trace.steps]
+        return presentation.number_format([v for k in same for v in self.trace.steps[k].tolist()], FORMATS[c.group])
 
     def _rows(self, ws, plans, first_row: int, fields: list[dict], values: dict[str, list], header_row: int = 0,
               step=None, name: str | None = None):
@@ -64,7 +71,7 @@ class StepRowsMixin:
                 if c.key.split("_")[0] in self.opt.state:
                     value = start_state[c.key.split("_")[0]]
                     ws.write_number(start, c.col, value, fmt.hyper if lesson.hyper.get("classic") and value
-                                    else fmt.number(FORMATS["state"], True))
+                                    else fmt.number(self._state_format(c, plans), True))
         self.counts["value"] += 2 + len(self.params) + len(self.params) * len(self.opt.state)
 
         values = {k: v.tolist() for k, v in trace.steps.items()}

@@ -108,6 +108,9 @@ class TitanicWorkbook(PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroMan
         self._write_intro(sheets[INTRO])
         self._write_manifest(sheets[MANIFEST], exercise or {})
         sheets[MANIFEST].hide()
+        if not book.null:  # a student version: cells outside blocks that read an answer show nothing yet
+            from ..presentation import hide_outside_blocks
+            hide_outside_blocks(self.wb, self.fmt, book.student)
         sheets[INTRO].activate()
         if exercise:  # a convenience against accidental edits, not security: no password
             for name, ws in sheets.items():

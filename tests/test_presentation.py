@@ -1,0 +1,207 @@
+"""How the lessons read: one number format per column, no ### and no clipped header or label when
+LibreOffice draws every bundled lesson (full and student version) to PDF, and a student version whose
+cells waiting for a blank show nothing until it is filled."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import unicodedata
+
+import openpyxl
+import pytest
+
+from sheetsgd import kinds, presentation
+from sheetsgd.blocks import StudentPlan
+from sheetsgd.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.exercise import build_student
+from sheetsgd.recalc import recalc_libreoffice
+
+# small options: every sheet of each lesson, few rows
+OPTIONS = {"linear": {"epochs": 1}, "quadratic": {"epochs": 1}, "too-high": {"epochs": 8},
+           "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1}, "lr-finder": {"epochs": 30},
+           "lr-finder-titanic": {"epochs": 12}, "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1},
+           "titanic-relu2": {"epochs": 1}, "titanic-mlp": {"epochs": 1}, "collab-filter": {"epochs": 1}}
+
+
+# --- number formats --------------------------------------------------------------------------------
+
+def test_number_format_by_magnitude():
+    assert presentation.number_format([1, 2, 30]) == "0"
+    assert presentation.number_format([1.5, 2.25, 30.125]) == "0.000"  # 4 significant digits at 1.5
+    assert presentation.number_format([0.0123, 0.5]) == "0.00000"
+    assert presentation.number_format([6.0, -58.8, 8.1e4, -2.1e14]) == presentation.SCIENTIFIC  # diverging
+    assert presentation.number_format([1e-7, 1e-3, 10.0]) == presentation.SCIENTIFIC  # lr finder's lr
+    assert presentation.number_format([1.0, float("inf"), "#NUM!"]) == "0"
+    assert presentation.render(-2.13e14, presentation.SCIENTIFIC) == "-2.130E+14"
+    assert presentation.render(0.1234567, "0.0000") == "0.1235"
+
+
+def test_text_width_is_measured_not_counted():
+    """A real font: 'W' is wider than 'i', bold wider than regular, and widths grow with text."""
+    assert presentation.text_width("WWWW") > presentation.text_width("iiii") * 2
+    assert presentation.text_width("rows recorded", bold=True) > presentation.text_width("rows recorded")
+    one_line = presentation.header_width("run 1: x0 = 1, lr 0.01, gradients accumulated: x", lines=1)
+    assert presentation.header_width("run 1: x0 = 1, lr 0.01, gradients accumulated: x") < one_line
+
+
+@pytest.mark.parametrize("name", ["linear", "too-high", "optimizers", "lr-finder", "titanic-linear", "collab-filter"])
+def test_each_block_column_has_one_number_format(tmp_path, name):
+    lesson = kinds.load(name, **OPTIONS[name])
+    report = kinds.kind_of(lesson).build(lesson, tmp_path / f"{name}.xlsx")
+    wb = openpyxl.load_workbook(tmp_path / f"{name}.xlsx", read_only=True)
+    checked = 0
+    for block in report.blocks:
+        ws = wb[block.sheet]
+        cols = {c.col: c for c in block.columns if c.key in block.values}
+        seen = {col: set() for col in cols}
+        for row in ws.iter_rows(min_row=block.first_row + 1, max_row=block.last_row + 1):
+            for cell in row:
+                col = getattr(cell, "column", None)
+                if col is not None and col - 1 in seen and cell.value is not None:
+                    seen[col - 1].add(cell.number_format)
+        for col, formats in seen.items():
+            assert len(formats) <= 1, (block.sheet, cols[col].header, formats)
+            checked += bool(formats)
+    wb.close()
+    assert checked >= 3
+
+
+# --- rendered by LibreOffice ----------------------------------------------------------------------
+
+def _plain(text: str) -> str:
+    """Without combining marks (pdftotext spells v̂ with its accent elsewhere)."""
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
+def _words(text: str) -> list[str]:
+    return [w for w in _plain(text).split() if len(w) > 1]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """{file stem: (pdftotext -layout text, blocks)} for every lesson, full and student, one LibreOffice run."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    root = tmp_path_factory.mktemp("render")
+    (root / "in").mkdir()
+    files, blocks, lessons = [], {}, {}
+    for name, options in OPTIONS.items():
+        lesson = kinds.load(name, **options)
+        kind = kinds.kind_of(lesson)
+        report = kind.build(lesson, root / "in" / f"{name}.xlsx")
+        blocks[name] = report.blocks
+        build_student(kind, lesson, root / "in" / f"{name}-student.xlsx", "")
+        blocks[f"{name}-student"] = report.blocks
+        files += [root / "in" / f"{name}.xlsx", root / "in" / f"{name}-student.xlsx"]
+        lessons[name] = lesson
+    student = root / "in" / "linear-student.xlsx"  # and a student version filled in correctly
+    fill_xml_sheets(str(student), str(root / "in" / "linear-filled.xlsx"), fill_sheets(str(student)))
+    files.append(root / "in" / "linear-filled.xlsx")
+    blocks["linear-filled"] = blocks["linear"]
+    return root, files, blocks
+
+
+def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, recalc):
+    root, files, blocks = rendered
+    pdfs = recalc_libreoffice(files, root / "pdf", to="pdf")
+    problems = []
+    for pdf in pdfs:
+        txt = pdf.with_suffix(".txt")
+        subprocess.run(["pdftotext", "-layout", str(pdf), str(txt)], check=True)
+        text = _plain(txt.read_text(encoding="utf-8"))
+        if "###" in text:
+            problems.append(f"{pdf.stem}: ### on {text.count('###')} cells")
+        tokens = set(text.split())
+        lines = text.splitlines()
+        headers = {c.header for b in blocks[pdf.stem] for c in b.columns}
+        for header in headers:  # wrapped headers: every word whole on some line
+            broken = [w for w in _words(header) if w not in tokens and not any(w in t for t in tokens)]
+            if broken:
+                problems.append(f"{pdf.stem}: header {header!r} has no whole {broken}")
+        # the Introduction's legend lists every column of a step sheet (Titanic's: the first weight's only)
+        legend = {_plain(c.header) for b in blocks[pdf.stem] if b.name in LEGEND_BLOCKS and not
+                  pdf.stem.startswith("titanic") for c in b.columns}
+        for header in legend:  # the Introduction's legend: each header whole at the start of a line
+            if not any(line.startswith(header) for line in lines):
+                problems.append(f"{pdf.stem}: legend row {header!r} not whole")
+        for label in LABELS.get(pdf.stem.replace("-student", ""), ()):
+            if _plain(label) not in text:
+                problems.append(f"{pdf.stem}: label {label!r} clipped")
+        if re.search(r"^\s*•\s{3,}\S", text, re.M):
+            problems.append(f"{pdf.stem}: an Introduction bullet a column away from its text")
+    assert not problems, "\n".join(problems[:40])
+
+    # a student version reads as unfinished: from step 2 on (a, b read the blank new a, new b) a Steps row
+    # shows its step, epoch, example #, x and y only; filled in, the same rows show every column again
+    def numbers_in_step_rows(stem):
+        text = (root / "pdf" / f"{stem}.txt").read_text(encoding="utf-8")
+        rows = [line.split() for line in text.splitlines() if re.match(r"^\s+[2-9]\s+1\s+[2-9]\s", line)]
+        return [sum(bool(re.fullmatch(r"-?[0-9.]+(E[+-][0-9]+)?", t)) for t in row) for row in rows[:5]]
+    assert numbers_in_step_rows("linear-student") == [5] * 5
+    full = numbers_in_step_rows("linear")
+    assert len(full) == 5 and min(full) >= 15
+    assert numbers_in_step_rows("linear-filled") == full
+
+
+@pytest.mark.parametrize("name", ["linear", "too-high", "optimizers", "lr-finder", "titanic-logistic", "collab-filter"])
+def test_student_cells_waiting_for_a_blank_are_hidden_by_a_formula_rule(tmp_path, name):
+    """Every block cell that depends on a blank has a conditional format (formula rule, nothing shown), and
+    no block cell that does not; outside the blocks only formulas that cache nothing have it; formulas are
+    those of the full version."""
+    lesson = kinds.load(name, **OPTIONS[name])
+    kind = kinds.kind_of(lesson)
+    report = build_student(kind, lesson, tmp_path / "s.xlsx", "")
+    plan = StudentPlan(report.blocks, report.exercise)
+    wb = openpyxl.load_workbook(tmp_path / "s.xlsx")
+    cached = openpyxl.load_workbook(tmp_path / "s.xlsx", data_only=True)
+    covered = {}
+    for ws in wb.worksheets:
+        for cf in ws.conditional_formatting:
+            for rule in cf.rules:
+                if rule.type == "expression" and rule.dxf is not None and rule.dxf.numFmt is not None \
+                        and rule.dxf.numFmt.formatCode == ";;;" and "COUNTBLANK" in rule.formula[0]:
+                    for rng in cf.sqref.ranges:
+                        covered.setdefault(ws.title, set()).update(
+                            (r, c) for r in range(rng.min_row, rng.max_row + 1) for c in range(rng.min_col, rng.max_col + 1))
+    expected = {}  # the block formula cells that cache nothing: the ones that depend on a blank
+    for b in report.blocks:
+        for c in b.columns:
+            if c.pattern is None or plan.is_blank(b, c.key):
+                continue
+            for i in range(b.n):
+                cell = (b.first_row + 1 + i, c.col + 1)
+                if c.key in b.values and b.values[c.key][i] == "":  # deliberately empty (an unrated pair's error): shows nothing anyway
+                    covered.get(b.sheet, set()).discard(cell)
+                elif cached[b.sheet].cell(*cell).value in (None, ""):
+                    expected.setdefault(b.sheet, set()).add(cell)
+    in_blocks = {b.sheet: set() for b in report.blocks}
+    for b in report.blocks:
+        in_blocks[b.sheet].update((b.first_row + 1 + i, c.col + 1) for i in range(b.n) for c in b.columns)
+    assert expected and {s: v & in_blocks.get(s, set()) for s, v in covered.items() if v & in_blocks.get(s, set())} \
+        == expected
+    for s, cells in covered.items():  # outside the blocks (Epochs, fitted curve, Solver row): formulas caching nothing
+        for cell in cells - in_blocks.get(s, set()):
+            formula = wb[s].cell(*cell).value
+            assert formula is None or (isinstance(formula, str) and formula.startswith("=")
+                                       and cached[s].cell(*cell).value in (None, "")), (s, cell)
+    full = tmp_path / "full.xlsx"
+    kind.build(lesson, full)
+    f = openpyxl.load_workbook(full)
+    for b in report.blocks:
+        for c in b.columns:
+            if c.pattern and not plan.is_blank(b, c.key):
+                for i in (0, b.n - 1):
+                    assert wb[b.sheet].cell(b.first_row + 1 + i, c.col + 1).value == \
+                        f[b.sheet].cell(b.first_row + 1 + i, c.col + 1).value
+
+
+LEGEND_BLOCKS = {"Steps", "Runs", "LR finder", "Finder"}
+LABELS = {
+    "lr-finder": ("rows recorded", "suggested lr: steepest", "suggested lr: minimum/10", "smooth_beta", "stop_factor"),
+    "lr-finder-titanic": ("rows recorded", "suggested lr: steepest", "smooth_beta", "stop_factor"),
+    "too-high": ("run1_lr", "run4_lr", "target"),
+    "linear": ("fd_step",),
+    "titanic-linear": ("Solver (starts at the initial weights)", "SGD after the last step"),
+    "titanic-logistic": ("Solver (starts at the initial weights)",),
+}
