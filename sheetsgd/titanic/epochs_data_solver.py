@@ -9,7 +9,6 @@ from .. import progress
 from ..blocks import Block, BlockColumn
 from ..data import sheet_float
 from .engine import best_fit
-from .features import RAW_COLUMNS
 from .layout import (DATA, DATA_FIRST_ROW, EPOCHS, EXAMPLES, FORMATS, SOLVER, SOLVER_BLOCK_HEADER, SOLVER_ROWS,
                      STEPS, VALIDATION, col)
 from .nets import evaluate
@@ -21,7 +20,7 @@ class EpochsDataSolverMixin:
 
     def _write_epochs(self, ws):
         fmt, lesson, ep = self.fmt, self.lesson, self.trace.epochs
-        headers = ["epoch", "first step", "last step", "training loss (mean over the epoch's passengers)",
+        headers = ["epoch", "first step", "last step", f"training loss (mean over the epoch's {self.data.noun}s)",
                    "training accuracy"]
         has_valid = bool(self.validation_plan)
         if has_valid:
@@ -94,7 +93,7 @@ class EpochsDataSolverMixin:
         fmt, data = self.fmt, self.data
         plans = self.data_plan.columns
         self._header(ws, 0, plans)
-        ws.write(1, len(RAW_COLUMNS), "column max →" if data.scale_by_max else "", fmt.note)
+        ws.write(1, len(data.raw_columns), "column max →" if data.scale_by_max else "", fmt.note)
         n = len(data.y)
         last_row = DATA_FIRST_ROW + n  # 1-based
         number = fmt.number("General")
@@ -106,7 +105,7 @@ class EpochsDataSolverMixin:
         pas = data.passengers
         set_values = ["train"] * data.n_train + ["valid"] * data.n_valid
         feature_keys = [p.key for p in plans if p.pattern]
-        derived = data.unscaled.tolist()
+        derived = (np.column_stack([data.unscaled, data.y]) if data.targets else data.unscaled).tolist()
         scaled = data.X.tolist()
         block = Block(DATA, DATA, 0, DATA_FIRST_ROW,
                       [BlockColumn(_data_key(c), c.header, c.col, c.pattern, FORMATS[c.group], c.note,
@@ -119,7 +118,7 @@ class EpochsDataSolverMixin:
         compiled = [(c.col, c.pattern, fmt.number(FORMATS[c.group], blank=bool(student and student.is_blank(block, c.key))),
                      bool(student and student.is_blank(block, c.key)), student.dirty_from(block, c.key) if student else n)
                     for c in plans if c.pattern]
-        raw = [(i, name, pas[name]) for i, name in enumerate(RAW_COLUMNS)]
+        raw = [(i, name, pas[name]) for i, name in enumerate(data.raw_columns)]
         write_formula = getattr(ws, "write_formula_unchecked", ws.write_formula)  # the block decided its caching
         written = 0
         for i in progress.rows(range(n), DATA):
@@ -133,7 +132,7 @@ class EpochsDataSolverMixin:
                 elif v == v:  # a missing number stays a blank cell, as in the CSV
                     ws.write_number(row, j, float(v), number)
                     written += 1
-            ws.write_string(row, len(RAW_COLUMNS), set_values[i])
+            ws.write_string(row, len(data.raw_columns), set_values[i])
             f = {"r": row + 1}
             cached = derived[i] + (scaled[i] if data.scale_by_max else [])
             for (j, pattern, cell_format, blank, dirty), value in zip(compiled, cached):
@@ -202,12 +201,12 @@ class EpochsDataSolverMixin:
         for which in SOLVER_ROWS:
             plans = blocks[which].columns
             first = min(p.col for p in plans if p.pattern)
-            ws.write(SOLVER_BLOCK_HEADER - 1, first, f"{labels[which]}: each passenger", fmt.bold)
+            ws.write(SOLVER_BLOCK_HEADER - 1, first, f"{labels[which]}: each {data.noun}", fmt.bold)
         merged, values = [], {}
         for which in SOLVER_ROWS:  # one sheet's rows go out in order (constant_memory): all blocks row by row
             for c in blocks[which].columns:
                 merged.append(Plan(c.col, f"{which}:{c.key}", c.header, c.pattern, c.group))
-                values[f"{which}:{c.key}"] = (data.passengers["PassengerId"][:data.n_train].tolist()
+                values[f"{which}:{c.key}"] = (data.ids[:data.n_train].tolist()
                                               if c.key == "passenger" else evaluated[which][c.key].tolist())
         self._header(ws, SOLVER_BLOCK_HEADER, merged)
         ws.set_column(0, 0, 26)
