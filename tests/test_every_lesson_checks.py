@@ -36,6 +36,9 @@ LESSONS = {
     # biases start at 0: a bias left out shows from step 2 on
     "collab-filter": ({"epochs": 2}, [("another_users_gradient", "Users:new_f1", 1), ("bias_missing", "pred_m1", 2),
                                       ("unrated_included", "err_m1", 1), ("y_range_derivative_missing", "dz", 1)]),
+    "penguins-softmax": ({"epochs": 1}, [("log_base_swapped", "loss", 1), ("softmax_not_normalised", "p2", 1),
+                                         ("one_hot_wrong_class", "y_Chinstrap", 0), ("error_reversed", "dz3", 1),
+                                         ("bias_gradient_summed_over_classes", "grad_b1", 1)]),
     "titanic-mlp": ({"epochs": 2}, [("relu_derivative_wrong_side", "dz1", 1), ("sigmoid_derivative_incomplete", "dout", 1)]),
 }
 
