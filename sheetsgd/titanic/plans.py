@@ -159,7 +159,7 @@ class PlansMixin:
         if self.per_example:
             where = self._steps_where()
             for q in self.forward + self.backward:
-                plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key), q.note))
+                plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key, bool(self.data.targets)), q.note))
             for p in self.params:
                 factor, other = self.net.grad_terms()[p]
                 text = f"{L[factor]}{{r}}"
@@ -222,7 +222,7 @@ class PlansMixin:
                 plans.append(Plan(c[f"x_{f}"], f"x_{f}", f, f"{DATA}!{col(self._feature_cols[i])}{{dr}}", "forward",
                                   f"the {self.data.noun}'s {f}, copied so the shuffled batch is one block"))
         for q in self.forward + self.backward:
-            plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key), q.note))
+            plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key, bool(self.data.targets)), q.note))
         rows = self.lesson.epochs * self.data.n_train
         return SheetPlan(EXAMPLES, plans, rows, len(plans))
 
@@ -261,7 +261,7 @@ class PlansMixin:
         c = {q.key: first_col + i for i, q in enumerate(self.forward)}
         L = {k: col(i) for k, i in c.items()}
         where = Where(L, group, param, self._data_features_row(), self._target)
-        plans = [Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key), q.note) for q in self.forward]
+        plans = [Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key, bool(self.data.targets)), q.note) for q in self.forward]
         if sheet == VALIDATION:
             plans = [Plan(0, "epoch", "epoch", None, "int"), Plan(1, "passenger", self.data.noun, None, "int")] + plans
         elif which == "solver":
@@ -314,7 +314,9 @@ def _data_key(plan: Plan) -> str:
     return plan.key if plan.pattern else f"csv:{plan.key}"
 
 
-def _group_of(key: str) -> str:
+def _group_of(key: str, classes: bool = False) -> str:
+    if classes and key in ("pred", "correct") or classes and key.startswith("y"):
+        return "int"  # the predicted class, right or wrong, a one-hot target: whole numbers
     if key in ("loss", "correct", "pc"):
         return "loss"
     if key.startswith("d"):
