@@ -109,6 +109,7 @@ class StudentPlan:
         self.blocks = list(blocks)
         self.exercise = {name: set(keys) for name, keys in exercise.items()}  # block name -> keys
         self.extra_regions: list[tuple[str, int, int, int]] = []
+        self.derived_regions: list[tuple[str, int, int, int]] = []
         self._analyse()
 
     def add(self, block: Block, keys=()) -> None:
@@ -160,11 +161,13 @@ class StudentPlan:
             for ref in a1.refs(block.tree(key)):
                 sheet = ref.sheet or block.sheet
                 rows = [r.value - 1 for r in (ref.row1, ref.row2) if r.field is None]
-                for s, col, top, bottom in self.extra_regions:
+                # the cells outside the blocks, and the columns found dependent on them here (read in turn)
+                for s, col, top, bottom in self.extra_regions + self.derived_regions:
                     if s == sheet and ref.col1 <= col <= ref.col2 and (
                             len(rows) < 2 or rows[0] <= bottom and rows[1] >= top):
                         self.first_dirty[(block.name, key)] = 0
                         self.regions.append((block.sheet, c.col, block.first_row, block.last_row))
+                        self.derived_regions.append((block.sheet, c.col, block.first_row, block.last_row))
                         self._index = None
                         return 0
         return d

@@ -44,8 +44,8 @@ def lesson_options(func):
         click.option("--lr", type=float, help="Learning rate (> 0)."),
         click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (≥ 1)."),
         click.option("--batch-size", type=BatchSize(), help="Examples per step: a number, or 'full'."),
-        click.option("--loss", type=click.Choice(["mse", "mae", "bce"]),
-                     help="Loss (default: the template's; bce: Titanic lessons)."),
+        click.option("--loss", type=click.Choice(["mse", "mae", "bce", "ce"]),
+                     help="Loss (default: the template's; bce: Titanic lessons; ce: the softmax model's only loss)."),
         click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the examples each epoch."),
         click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed of the per-epoch shuffle (≥ 0)."),
     ]

@@ -50,10 +50,14 @@ def diagnose(j, ctx, shifts, stores, first: int) -> str:
         return "own_row_update" if reads_update else "circular_reference"
     wrong = np.flatnonzero(~j.ok)
     for name, tree in variants(b, j.key):
+        wanted = getattr(ctx, "wants_text", False)
+        ctx.wants_text = wanted or any(n[0] == "str" for n in a1.walk(tree))  # an edit that compares text
         try:
             expected, mag = column(tree, ctx, b.n)
         except EvalError:
             continue
+        finally:
+            ctx.wants_text = wanted
         if np.all(agree(j.found[wrong], expected[wrong], mag[wrong], rel=1e-7)):
             return name
     if any(r["sheet"] == shift.sheet and r["offset"] == 0 and r["row"] > header for r in refs):

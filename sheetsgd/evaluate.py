@@ -88,6 +88,18 @@ def _average(args):
         return Val(np.where(n > 0, v / np.where(n > 0, n, 1), np.nan), mag / np.maximum(n, 1))
 
 
+def _stdevp(args):
+    """STDEVP: the population standard deviation of the numbers in every argument."""
+    mean = _average(args)
+    total, n = 0.0, _count(args)
+    for a in args:
+        v = a.v - mean.v
+        total = total + np.sum(v * v if a.mask is None else np.where(a.mask, v * v, 0.0), axis=1, keepdims=True)
+    with np.errstate(all="ignore"):
+        v = np.where(n > 0, np.sqrt(total / np.where(n > 0, n, 1)), np.nan)
+    return Val(v, np.abs(v) + mean.mag)
+
+
 def _minmax(op, fill):
     def impl(args):
         v, _ = _reduce(args, fill, op)
@@ -219,6 +231,7 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "POWER": lambda args: _power(args[0], args[1]),
     "ROWS": _rows,
     "SIGN": _elementwise(np.sign, lambda a, v: np.zeros_like(v)),
+    "STDEVP": _stdevp,
     "SQRT": _elementwise(lambda x: np.where(x >= 0, np.sqrt(np.abs(x)), np.nan), lambda a, v: np.sqrt(np.abs(a.mag))),
     "SUM": _sum,
     "SUMPRODUCT": _sumproduct,

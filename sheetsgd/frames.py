@@ -146,23 +146,22 @@ def examples_frame(lesson, batches, examples):
     """Per passenger of every step's batch: the step, the PassengerId and the per-example quantities."""
     index = np.concatenate(batches)
     step = np.repeat(np.arange(1, len(batches) + 1), [len(b) for b in batches])
-    return frame({"step": step, "passenger": lesson.data.passengers["PassengerId"][index], **examples})
+    return frame({"step": step, "passenger": lesson.data.ids[index], **examples})
 
 
 def titanic_data_frame(lesson):
     """The Data sheet: raw columns, the set (train/valid), and each feature as the model sees it."""
     import pandas as pd
 
-    from .titanic.features import RAW_COLUMNS
-
     data = lesson.data
-    columns = {name: data.passengers[name] for name in RAW_COLUMNS}
+    columns = {name: data.passengers[name] for name in data.raw_columns}
     columns["set"] = np.array(["train"] * data.n_train + ["valid"] * data.n_valid, dtype=object)
     if data.scale_by_max:
         columns.update({f"raw_{k}": data.unscaled[:, i] for i, k in enumerate(data.feature_keys)})
     columns.update({f"x_{k}": data.X[:, i] for i, k in enumerate(data.feature_keys)})
+    columns.update({t.key: data.y[:, j] for j, t in enumerate(data.targets)})
     df = pd.DataFrame(columns)
-    df["PassengerId"] = df["PassengerId"].astype(np.int64)
+    df[data.id_column] = df[data.id_column].astype(np.int64)
     return df
 
 
@@ -180,7 +179,7 @@ def titanic_frames(lesson, trace) -> dict[str, Callable]:
         n = data.n_valid
         keys = list(trace.validation[0])
         return frame({"epoch": np.repeat(np.arange(1, len(trace.validation) + 1), n),
-                      "passenger": np.tile(data.passengers["PassengerId"][data.n_train:], len(trace.validation)),
+                      "passenger": np.tile(data.ids[data.n_train:], len(trace.validation)),
                       **{k: np.concatenate([v[k] for v in trace.validation]) for k in keys}})
 
     out = {"Steps": steps}

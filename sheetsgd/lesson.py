@@ -253,7 +253,7 @@ def template_kind(raw: dict) -> str:
     meta = raw.get("lesson", {})
     kind = meta.get("kind", "sgd") if isinstance(meta, dict) else "sgd"
     data = raw.get("data")
-    if kind == "sgd" and isinstance(data, dict) and data.get("dataset") == "titanic":
+    if kind == "sgd" and isinstance(data, dict) and data.get("dataset") in ("titanic", "penguins"):
         return "titanic"
     return kind
 

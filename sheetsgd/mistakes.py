@@ -74,8 +74,17 @@ CATALOGUE = {m.name: m for m in [
             "ReLU passes its gradient where its input is positive (1 there, 0 where the input is negative)."),
     Mistake("batch_size_fixed", "batch mean divided by a fixed batch size",
             "Divide by this batch's own number of rows (the last batch of an epoch may be shorter): COUNT(…) or n."),
-    Mistake("log_base_swapped", "LN and LOG10 swapped",
-            "This preset's feature uses the other logarithm: LN is the natural log, LOG10 the base-10 one."),
+    Mistake("log_base_swapped", "LN and LOG10 (or LOG, base 10) swapped",
+            "LN is the natural log, LOG10 and LOG the base-10 one: the cross-entropy loss is −LN(p), and each "
+            "Titanic preset's fare feature uses its own logarithm."),
+    Mistake("softmax_not_normalised", "softmax not normalised",
+            "The softmax divides each EXP by their sum over the classes, p = e / SUM(e1:e3), so the "
+            "probabilities add up to 1."),
+    Mistake("one_hot_wrong_class", "one-hot target of the wrong class",
+            "Each one-hot column is 1 for its own class only: the y Adelie column tests \"Adelie\"."),
+    Mistake("bias_gradient_summed_over_classes", "a bias gradient summed over the classes",
+            "Class k's bias only moves class k's score: ∂L/∂bₖ is the batch mean of ∂loss/∂zₖ alone "
+            "(summed over the classes it is always 0)."),
     Mistake("lr_additive", "the learning rate grows additively instead of geometrically",
             "The lr finder multiplies the lr by the same factor every row: start·(end/start)^((step−1)/(num_it−1))."),
     Mistake("relu_after_sum", "the two ReLU units summed before the ReLU",

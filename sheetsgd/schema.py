@@ -130,13 +130,13 @@ LESSON = table(name=NAME, title=text(TITLE_MAX_CHARS), description=text(), try_=
 GENERATE = table(kind=choice("polynomial", noun="generator"), x=Value("axis"), coefficients=numbers(1, 100), center=FINITE,
                  relative_noise=NONNEGATIVE, noise=NONNEGATIVE, seed=SEED, decimals=integer(0, 15))
 DATA = table(x=numbers(), y=numbers(), columns=texts(2, 2, NAME_MAX_CHARS, distinct=True), generate=GENERATE)
-TITANIC_DATA = table(dataset=choice("titanic"), preset=choice("lesson3-sheet", "from-scratch", noun="preset"),
+TITANIC_DATA = table(dataset=choice("titanic", "penguins"), preset=choice("lesson3-sheet", "from-scratch", noun="preset"),
                      features=texts(1, 100, NAME_MAX_CHARS, distinct=True), rows=integer(2, MAX_EXAMPLES),
                      valid_fraction=UNIT_OPEN, split_seed=SEED, valid_idx=Value("intlist", low=0, max_items=MAX_EXAMPLES))
 MODEL = table(kind=choice("linear", "quadratic", noun="model"), loss=choice("mse", "mae", noun="loss"),
               init=Value("init"))
-TITANIC_MODEL = table(kind=choice("linear", "logistic", "relu2", "mlp", noun="model"), hidden=integer(1, 64),
-                      loss=choice("mse", "mae", "bce", noun="loss"), clip_eps=number(0, 0.5, low_open=True, high_open=True),
+TITANIC_MODEL = table(kind=choice("linear", "logistic", "relu2", "mlp", "softmax", noun="model"), hidden=integer(1, 64),
+                      loss=choice("mse", "mae", "bce", "ce", noun="loss"), clip_eps=number(0, 0.5, low_open=True, high_open=True),
                       init=Value("titanic_init"))
 TRAINING = table(batch_size=Value("batch"), epochs=integer(1, MAX_STEPS), shuffle=BOOL, seed=SEED, fd_step=POSITIVE,
                  fd_scheme=choice("central", "forward", noun="finite-difference scheme"))
@@ -340,7 +340,7 @@ def check_template(raw: dict, kind: str, source: str) -> None:
     if not isinstance(raw, dict):
         checker.fail("a template must be a TOML document of tables", "")
     data = raw.get("data")
-    titanic = isinstance(data, dict) and data.get("dataset") == "titanic"
+    titanic = isinstance(data, dict) and data.get("dataset") in ("titanic", "penguins")
     tables = tables_for(kind, titanic)
     for name, value in raw.items():
         if name not in tables:

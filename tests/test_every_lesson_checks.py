@@ -38,6 +38,9 @@ LESSONS = {
                                       ("unrated_included", "err_m1", 1), ("y_range_derivative_missing", "dz", 1)]),
     "weight-decay": ({"epochs": 1}, [("weight_decay_missing", "AdamW:new_a", 1), ("weight_decay_missing", "Adam:gwd_b", 1),
                                      ("update_sign_flipped", "Adam:new_a", 1)]),
+    "penguins-softmax": ({"epochs": 1}, [("log_base_swapped", "loss", 1), ("softmax_not_normalised", "p2", 1),
+                                         ("one_hot_wrong_class", "y_Chinstrap", 0), ("error_reversed", "dz3", 1),
+                                         ("bias_gradient_summed_over_classes", "grad_b1", 1)]),
     "titanic-mlp": ({"epochs": 2}, [("relu_derivative_wrong_side", "dz1", 1), ("sigmoid_derivative_incomplete", "dout", 1)]),
 }
 

@@ -77,7 +77,7 @@ def _train(lesson: TitanicLesson, dry: bool) -> TitanicTrace:
     validation = []
     per_example = lesson.batch_size == 1
     X_valid, Y_valid = X[data.n_train:], Y[data.n_train:]
-    passenger_ids = data.passengers["PassengerId"]
+    passenger_ids = data.ids
 
     def forward(t, epoch, idx, params):
         if dry and t > 1:  # the given quantities only; the examples' numbers are zeros

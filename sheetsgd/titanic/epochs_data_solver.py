@@ -9,7 +9,6 @@ from .. import presentation, progress
 from ..blocks import Block, BlockColumn, write_block
 from ..data import sheet_float
 from .engine import best_fit
-from .features import RAW_COLUMNS
 from .layout import (DATA, DATA_FIRST_ROW, EPOCHS, EXAMPLES, FORMATS, SOLVER, SOLVER_BLOCK_HEADER, SOLVER_ROWS,
                      STEPS, VALIDATION, col)
 from .nets import evaluate
@@ -21,7 +20,7 @@ class EpochsDataSolverMixin:
 
     def _write_epochs(self, ws):
         fmt, lesson, ep = self.fmt, self.lesson, self.trace.epochs
-        headers = ["epoch", "first step", "last step", "training loss (mean over the epoch's passengers)",
+        headers = ["epoch", "first step", "last step", f"training loss (mean over the epoch's {self.data.noun}s)",
                    "training accuracy"]
         has_valid = bool(self.validation_plan)
         if has_valid:
@@ -94,7 +93,7 @@ class EpochsDataSolverMixin:
         fmt, data = self.fmt, self.data
         plans = self.data_plan.columns
         self._header(ws, 0, plans)
-        ws.write(1, len(RAW_COLUMNS), "column max →" if data.scale_by_max else "", fmt.note)
+        ws.write(1, len(data.raw_columns), "column max →" if data.scale_by_max else "", fmt.note)
         n = len(data.y)
         last_row = DATA_FIRST_ROW + n  # 1-based
         if data.scale_by_max:
@@ -103,9 +102,11 @@ class EpochsDataSolverMixin:
                                  fmt.number("0.0000"), float(data.column_max[i]))
             self.counts["formula"] += len(data.features)
         pas = data.passengers
-        given = {name: pas[name].tolist() if hasattr(pas[name], "tolist") else list(pas[name]) for name in RAW_COLUMNS}
+        given = {name: pas[name].tolist() if hasattr(pas[name], "tolist") else list(pas[name])
+                 for name in data.raw_columns}
         given["set"] = ["train"] * data.n_train + ["valid"] * data.n_valid
-        cached = (np.hstack([data.unscaled, data.X]) if data.scale_by_max else np.asarray(data.unscaled)).T.tolist()
+        derived = np.column_stack([data.unscaled, data.y]) if data.targets else np.asarray(data.unscaled)
+        cached = (np.hstack([derived, data.X]) if data.scale_by_max else derived).T.tolist()
         features = iter(cached)  # the engine's derived (and scaled) features, in the formula columns' order
         values = {_data_key(c): next(features) if c.pattern else given[c.key] for c in plans}
         block = Block(DATA, DATA, 0, DATA_FIRST_ROW,
@@ -172,12 +173,12 @@ class EpochsDataSolverMixin:
         for which in SOLVER_ROWS:
             plans = blocks[which].columns
             first = min(p.col for p in plans if p.pattern)
-            ws.write(SOLVER_BLOCK_HEADER - 1, first, f"{labels[which]}: each passenger", fmt.bold)
+            ws.write(SOLVER_BLOCK_HEADER - 1, first, f"{labels[which]}: each {data.noun}", fmt.bold)
         merged, values = [], {}
         for which in SOLVER_ROWS:  # one sheet's rows go out in order (constant_memory): all blocks row by row
             for c in blocks[which].columns:
                 merged.append(Plan(c.col, f"{which}:{c.key}", c.header, c.pattern, c.group))
-                values[f"{which}:{c.key}"] = (data.passengers["PassengerId"][:data.n_train].tolist()
+                values[f"{which}:{c.key}"] = (data.ids[:data.n_train].tolist()
                                               if c.key == "passenger" else evaluated[which][c.key].tolist())
         self._header(ws, SOLVER_BLOCK_HEADER, merged)
         fields = [{"r": first_data_row + i, "dr": self._data_row(i)} for i in range(data.n_train)]

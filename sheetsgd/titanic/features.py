@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -36,7 +36,7 @@ class Passengers:
     columns: dict[str, np.ndarray]
 
     def __len__(self) -> int:
-        return len(self.columns["PassengerId"])
+        return len(next(iter(self.columns.values())))
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.columns[name]
@@ -160,6 +160,14 @@ class TitanicData:
     y: np.ndarray  # Survived
     n_train: int  # rows [0, n_train) train, [n_train, n) validation
     dropped: int = 0
+    raw_columns: tuple = RAW_COLUMNS  # the CSV's columns on the Data sheet (values), in order
+    id_column: str = "PassengerId"  # the raw column that names an example on Steps and Examples
+    targets: list = field(default_factory=list)  # one-hot target columns (formulas on Data); empty: y is raw B
+    noun: str = "passenger"
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.passengers[self.id_column]
 
     def __len__(self) -> int:  # the examples training visits (lesson code sizes batches by this)
         return self.n_train

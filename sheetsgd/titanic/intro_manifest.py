@@ -6,7 +6,7 @@ import os
 
 from .. import __version__, presentation
 from ..book import MANIFEST_VERSION, lesson_entries, write_manifest_entries
-from ..datasets import TITANIC_ATTRIBUTION
+from ..datasets import PENGUINS_ATTRIBUTION, TITANIC_ATTRIBUTION
 from ..student import block_task_lines
 from .layout import DATA, DATA_FIRST_ROW, STEPS, col
 
@@ -28,19 +28,25 @@ class IntroManifestMixin:
             ws.set_row(row, 15 * (1 + len(para) // 150))
             row += 1
         row += 1
-        split = (f"{data.n_train} training passengers, {data.n_valid} validation passengers (seeded random split)"
-                 if data.n_valid else f"all {data.n_train} passengers train (no validation split)")
+        noun = data.noun + "s"
+        split = (f"{data.n_train} training {noun}, {data.n_valid} validation {noun} (seeded random split)"
+                 if data.n_valid else f"all {data.n_train} {noun} train (no validation split)")
+        penguins = data.preset == "penguins"
         facts = [
-            ("data", f"preset {data.preset}: {len(data.y)} passengers on the Data sheet"
-                     + (f" ({data.dropped} dropped for a missing Age or Embarked)" if data.dropped else "")
+            ("data", (f"Palmer penguins: {len(data.y)} {noun} on the Data sheet" if penguins else
+                      f"preset {data.preset}: {len(data.y)} {noun} on the Data sheet")
+                     + (f" ({data.dropped} dropped for missing measurements)" if penguins else
+                        f" ({data.dropped} dropped for a missing Age or Embarked)" if data.dropped else "")
                      + f"; {split}."),
             ("features", ", ".join(f.header for f in data.features)
-             + (" — each divided by its column maximum (Data row 2)." if data.scale_by_max else ".")),
+             + (" — each divided by its column maximum (Data row 2)." if data.scale_by_max else
+                " — each standardised by its training rows' AVERAGE and STDEVP; targets one-hot: "
+                + ", ".join(t.header for t in data.targets) + "." if penguins else ".")),
             ("model", f"{self.net.title}: {self.net.__doc__.strip()}"),
             ("loss", self.loss.title + (" (ŷ clipped to [clip_eps, 1 − clip_eps])" if lesson.loss == "bce" else "")),
             ("training", f"{self.opt.title}, batch size {'full' if lesson.full_batch else lesson.batch_size}, "
                          f"{lesson.epochs} epoch(s), {self.trace.n_steps} steps"),
-            ("source", TITANIC_ATTRIBUTION),
+            ("source", PENGUINS_ATTRIBUTION if penguins else TITANIC_ATTRIBUTION),
         ]
         for label, text in facts:
             ws.write(row, 0, label, fmt.bold)
@@ -61,9 +67,9 @@ class IntroManifestMixin:
             "Steps: the yellow cells on top are named inputs (lr, …); the grey start row holds the initial weights.",
             "Each Steps row is one step: weights (the previous row's new ones), loss, accuracy, one gradient per "
             "weight, the update and the new weights.",
-            ("Each step's passengers are one block of rows on Examples: prediction, loss and the chain rule per "
-             "passenger; Steps averages them." if not self.per_example else
-             "With batch size 1, the passenger's prediction, loss and chain rule sit in the step's own row."),
+            (f"Each step's {noun} are one block of rows on Examples: prediction, loss and the chain rule per "
+             f"{data.noun}; Steps averages them." if not self.per_example else
+             f"With batch size 1, the {data.noun}'s prediction, loss and chain rule sit in the step's own row."),
             "Epochs: loss and accuracy per epoch (training and validation) with charts.",
             "Solver: the same loss from one row of weights, ready for Excel's Solver, beside SGD and the best fit.",
             "No macros: the workbook recalculates the same in Excel, Google Sheets and LibreOffice.",

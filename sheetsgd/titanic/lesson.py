@@ -14,7 +14,13 @@ from ..errors import SheetsgdError
 from ..lesson import option_changes, parse_optimizer_table, validate, with_optimizer
 from ..optimizers import OPTIMIZERS
 from .features import TitanicData, prepare
-from .nets import LOSSES, MODELS
+from .layout import DATA_FIRST_ROW
+from .nets import LOSSES as _LOSSES, MODELS as _MODELS
+from .penguins import prepare_penguins
+from .softmax import CrossEntropy, Softmax
+
+MODELS = {**_MODELS, Softmax.name: Softmax}
+LOSSES = {**_LOSSES, CrossEntropy.name: CrossEntropy}
 
 KIND = "titanic"
 
@@ -67,12 +73,21 @@ class TitanicLesson:
 
     def override(self, *, optimizer=None, **options) -> "TitanicLesson":
         lesson = with_optimizer(self, optimizer) if optimizer is not None and optimizer != self.optimizer else self
+        if options.get("loss") is not None:
+            _check_loss(self.model, options["loss"], "--loss")
         return validate(replace(lesson, **option_changes(lesson, lesson.data.n_train, LOSSES, **options)))
+
+
+def _check_loss(model: str, loss: str, where: str) -> None:
+    """The softmax model owns its cross-entropy; no other model can use it."""
+    if (model == "softmax") != (loss == "ce"):
+        raise SheetsgdError(f"loss {loss!r} does not fit model {model!r}: the softmax model's loss is 'ce' "
+                            f"(cross-entropy), which no other model uses", where)
 
 
 def is_titanic_template(raw: dict) -> bool:
     data = raw.get("data")
-    return isinstance(data, dict) and data.get("dataset") == KIND
+    return isinstance(data, dict) and data.get("dataset") in (KIND, "penguins")
 
 
 def _init(spec, model, where: str) -> np.ndarray:
@@ -115,9 +130,13 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
     if unknown:
         raise SheetsgdError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
                             f"{source} [data]")
-    titanic = prepare(data.get("preset", "lesson3-sheet"), data.get("features"), data.get("rows"),
+    if data.get("dataset") == "penguins":
+        titanic = prepare_penguins(data.get("features"), data.get("rows"), data.get("valid_fraction", 0.0),
+                                   data.get("split_seed", 0), f"{source} [data]", DATA_FIRST_ROW + 1)
+    else:
+        titanic = prepare(data.get("preset", "lesson3-sheet"), data.get("features"), data.get("rows"),
                       data.get("valid_fraction", 0.0), data.get("split_seed", 0), f"{source} [data]",
-                      valid_idx=data.get("valid_idx"))
+                          valid_idx=data.get("valid_idx"))
 
     kind = model.get("kind", "logistic")
     if kind not in MODELS:
@@ -125,9 +144,10 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
     hidden = model.get("hidden", 2)
     if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= 64:
         raise SheetsgdError(f"hidden must be an integer from 1 to 64, got {hidden!r}", f"{source} [model]")
-    loss = model.get("loss", "bce" if MODELS[kind].sigmoid_output else "mse")
+    loss = model.get("loss", "ce" if kind == "softmax" else "bce" if MODELS[kind].sigmoid_output else "mse")
     if loss not in LOSSES:
         raise SheetsgdError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}", f"{source} [model]")
+    _check_loss(kind, loss, f"{source} [model]")
     clip_eps = model.get("clip_eps", 1e-7)
     if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)) or not 0 < clip_eps < 0.5:
         raise SheetsgdError(f"clip_eps must be a number in (0, 0.5), got {clip_eps!r}", f"{source} [model]")

@@ -182,7 +182,7 @@ class TitanicRows:
                   for q in self.forward_q + self.backward_q]
         ws = sheets[EXAMPLES]
         tw._header(ws, 0, plans)
-        passengers = self.base.data.passengers["PassengerId"]
+        passengers = self.base.data.ids
         fields, steps, ids = [], [], []
         for s, (_, b) in enumerate(batches):
             sr = layout.first_step_row + 1 + s  # 1-based Finder row of step s + 1

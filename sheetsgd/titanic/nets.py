@@ -338,7 +338,10 @@ LOSSES = {cls.name: cls for cls in (MSE, MAE, BCE)}
 
 
 def example_columns(model: Model, loss) -> tuple[list[Quantity], list[Quantity]]:
-    """(forward, backward) per-example columns, left to right: y, model, loss, correct | ∂loss/∂ŷ, chain."""
+    """(forward, backward) per-example columns, left to right: y, model, loss, correct | ∂loss/∂ŷ, chain.
+    A model that owns its loss (softmax) lists its own."""
+    if hasattr(model, "example_columns"):
+        return model.example_columns()
     forward = [Quantity("y", "survived y", lambda c: c.target(), "the passenger's Survived (0 or 1)")]
     forward += model.forward_columns() + loss.columns()
     forward.append(Quantity("correct", "correct (ŷ>0.5)", lambda c: f"IF({c.q('pred')}>0.5,{c.q('y')},1-{c.q('y')})",
@@ -350,6 +353,8 @@ def example_columns(model: Model, loss) -> tuple[list[Quantity], list[Quantity]]
 
 def evaluate(model: Model, loss, theta, X, y, eps: float, with_backward: bool = True) -> dict[str, np.ndarray]:
     """Every per-example quantity of the columns above, for the examples X, y."""
+    if hasattr(model, "evaluate"):
+        return model.evaluate(theta, X, y, with_backward)
     fw = {"y": y, **model.forward(theta, X)}
     fw.update(loss.forward(fw["pred"], y, eps))
     fw["correct"] = np.where(fw["pred"] > 0.5, y, 1 - y)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from ..blocks import Block, BlockColumn
 from ..formula import Resolver, compile_template
 from ..sizeguard import WorkbookSize
-from .features import RAW_COLUMNS
 from .layout import (DATA, DATA_FIRST_ROW, EXAMPLES, HYPER_FIRST_ROW, SOLVER, SOLVER_BLOCK_HEADER, SOLVER_ROWS,
                      STEPS, VALIDATION, col)
 
@@ -63,8 +62,9 @@ class Where:
     def features(self):
         return self._features
 
-    def target(self):
-        return self._target
+    def target(self, j=None):
+        """The example's target on Data: y (one column) or the j-th (0-based) one-hot column."""
+        return self._target if j is None else self._target[j]
 
     @staticmethod
     def hp(name):
@@ -77,12 +77,13 @@ class PlansMixin:
 
     def _plan_data(self) -> SheetPlan:
         """Raw columns (values), the set column, derived features, and (from-scratch) the scaled features."""
-        raw = [Plan(i, name, name, None, "general") for i, name in enumerate(RAW_COLUMNS)]
-        raw.append(Plan(len(RAW_COLUMNS), "set", "set", None, "general", "train or valid"))
-        raw_letter = {name: col(i) for i, name in enumerate(RAW_COLUMNS)}
+        names = self.data.raw_columns
+        raw = [Plan(i, name, name, None, "general") for i, name in enumerate(names)]
+        raw.append(Plan(len(names), "set", "set", None, "general", "train or valid"))
+        raw_letter = {name: col(i) for i, name in enumerate(names)}
         first = len(raw)
         derived = []
-        for i, f in enumerate(self.data.features):
+        for i, f in enumerate(self.data.features + self.data.targets):
             pattern = f.formula
             for name, letter in raw_letter.items():
                 pattern = pattern.replace("{" + name + "}", f"{letter}{{r}}")
@@ -97,7 +98,10 @@ class PlansMixin:
                                     "forward", f"{f.header} divided by its column maximum (row 2)"))
             self._feature_cols = list(range(first_scaled, first_scaled + len(derived)))
         else:
-            self._feature_cols = list(range(first, first + len(derived)))
+            self._feature_cols = list(range(first, first + len(self.data.features)))
+        n_features = len(self.data.features)
+        self._target = ([f"{DATA}!${col(first + n_features + j)}{{dr}}" for j in range(len(self.data.targets))]
+                        if self.data.targets else f"{DATA}!$B{{dr}}")
         extra = len(columns) + (2 * len(derived) + 1 if self.data.scale_by_max else 1)
         return SheetPlan(DATA, columns, len(self.data.y), extra)
 
@@ -137,7 +141,7 @@ class PlansMixin:
         """Per-example formulas inside a Steps row (batch size 1): everything in this row or the Data row."""
         L = {k: col(i) for k, i in self._steps_col.items()}
         return Where(L, group=lambda g: f"{L[self.net.groups[g][0]]}{{r}}:{L[self.net.groups[g][-1]]}{{r}}",
-                     param=lambda p: f"{L[p]}{{r}}", features=self._data_features_row(), target=f"{DATA}!$B{{dr}}")
+                     param=lambda p: f"{L[p]}{{r}}", features=self._data_features_row(), target=self._target)
 
     def _finish_steps_plan(self):
         c = self._steps_col
@@ -145,8 +149,8 @@ class PlansMixin:
         plans = [Plan(c["step"], "step", "step", None, "int", "step number t, counted across epochs"),
                  Plan(c["epoch"], "epoch", "epoch", None, "int", "epoch this step belongs to")]
         if self.per_example:
-            plans.append(Plan(c["passenger"], "passenger", "passenger", None, "int",
-                              "PassengerId of the passenger this step learns from"))
+            plans.append(Plan(c["passenger"], "passenger", self.data.noun, None, "int",
+                              f"{self.data.id_column} of the {self.data.noun} this step learns from"))
         else:
             plans += [Plan(c["first"], "first", "first row", None, "int", f"first row of the batch on {EXAMPLES}"),
                       Plan(c["last"], "last", "last row", None, "int", f"last row of the batch on {EXAMPLES}")]
@@ -155,7 +159,7 @@ class PlansMixin:
         if self.per_example:
             where = self._steps_where()
             for q in self.forward + self.backward:
-                plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key), q.note))
+                plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key, bool(self.data.targets)), q.note))
             for p in self.params:
                 factor, other = self.net.grad_terms()[p]
                 text = f"{L[factor]}{{r}}"
@@ -171,7 +175,7 @@ class PlansMixin:
                               f"mean loss over the batch's rows on {EXAMPLES}"))
             plans.append(Plan(c["correct"], "correct", "accuracy",
                               f"AVERAGE({EXAMPLES}!${ex['correct']}${{lo}}:${ex['correct']}${{hi}})", "loss",
-                              "share of the batch predicted right at 0.5"))
+                              "share of the batch predicted right" + ("" if self.data.targets else " at 0.5")))
             for p in self.params:
                 factor, other = self.net.grad_terms()[p]
                 f_range = f"{EXAMPLES}!${ex[factor]}${{lo}}:${ex[factor]}${{hi}}"
@@ -210,15 +214,15 @@ class PlansMixin:
         features = (f"{L['x_' + self.net.features[0]]}{{r}}:{L['x_' + self.net.features[-1]]}{{r}}"
                     if self.shuffled_batches else self._data_features_row())
         where = Where(L, group=lambda g: f"{STEPS}!${S[self.net.groups[g][0]]}${{sr}}:${S[self.net.groups[g][-1]]}${{sr}}",
-                      param=lambda p: f"{STEPS}!${S[p]}${{sr}}", features=features, target=f"{DATA}!$B{{dr}}")
+                      param=lambda p: f"{STEPS}!${S[p]}${{sr}}", features=features, target=self._target)
         plans = [Plan(c["step"], "step", "step", None, "int", "the step whose batch this row belongs to"),
-                 Plan(c["passenger"], "passenger", "passenger", None, "int", "PassengerId")]
+                 Plan(c["passenger"], "passenger", self.data.noun, None, "int", self.data.id_column)]
         if self.shuffled_batches:
             for i, f in enumerate(self.net.features):
                 plans.append(Plan(c[f"x_{f}"], f"x_{f}", f, f"{DATA}!{col(self._feature_cols[i])}{{dr}}", "forward",
-                                  f"the passenger's {f}, copied so the shuffled batch is one block"))
+                                  f"the {self.data.noun}'s {f}, copied so the shuffled batch is one block"))
         for q in self.forward + self.backward:
-            plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key), q.note))
+            plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key, bool(self.data.targets)), q.note))
         rows = self.lesson.epochs * self.data.n_train
         return SheetPlan(EXAMPLES, plans, rows, len(plans))
 
@@ -256,12 +260,12 @@ class PlansMixin:
             rows = self.data.n_train
         c = {q.key: first_col + i for i, q in enumerate(self.forward)}
         L = {k: col(i) for k, i in c.items()}
-        where = Where(L, group, param, self._data_features_row(), f"{DATA}!$B{{dr}}")
-        plans = [Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key), q.note) for q in self.forward]
+        where = Where(L, group, param, self._data_features_row(), self._target)
+        plans = [Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key, bool(self.data.targets)), q.note) for q in self.forward]
         if sheet == VALIDATION:
-            plans = [Plan(0, "epoch", "epoch", None, "int"), Plan(1, "passenger", "passenger", None, "int")] + plans
+            plans = [Plan(0, "epoch", "epoch", None, "int"), Plan(1, "passenger", self.data.noun, None, "int")] + plans
         elif which == "solver":
-            plans = [Plan(0, "passenger", "passenger", None, "int")] + plans
+            plans = [Plan(0, "passenger", self.data.noun, None, "int")] + plans
         return SheetPlan(sheet, plans, rows, len(plans))
 
     # ------------------------------------------------------------------------------------- size
@@ -310,7 +314,9 @@ def _data_key(plan: Plan) -> str:
     return plan.key if plan.pattern else f"csv:{plan.key}"
 
 
-def _group_of(key: str) -> str:
+def _group_of(key: str, classes: bool = False) -> str:
+    if classes and key in ("pred", "correct") or classes and key.startswith("y"):
+        return "int"  # the predicted class, right or wrong, a one-hot target: whole numbers
     if key in ("loss", "correct", "pc"):
         return "loss"
     if key.startswith("d"):

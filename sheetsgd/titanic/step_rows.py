@@ -102,7 +102,7 @@ class StepRowsMixin:
         plans = self.examples_plan.columns
         self._header(ws, 0, plans)
         trace = self.trace
-        passengers = self.data.passengers["PassengerId"]
+        passengers = self.data.ids
         fields, step_values, passenger_values, x_copies = [], [], [], []
         for s, batch in enumerate(trace.batches):
             sr = self.steps_first_row + s
@@ -133,7 +133,7 @@ class StepRowsMixin:
         plans = self.validation_plan.columns
         self._header(ws, 0, plans)
         n_train, n_valid = self.data.n_train, self.data.n_valid
-        passengers = self.data.passengers["PassengerId"][n_train:]
+        passengers = self.data.ids[n_train:]
         fields, values, steps = [], {k: [] for k in [c.key for c in plans]}, []
         self.validation_ranges = []
         for e, ((_, last_row), q) in enumerate(zip(self._epoch_last_steps(), self.trace.validation), start=1):
