@@ -21,7 +21,14 @@ from sheetsgd.recalc import recalc_libreoffice
 OPTIONS = {"linear": {"epochs": 1}, "quadratic": {"epochs": 1}, "too-high": {"epochs": 8},
            "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1}, "lr-finder": {"epochs": 30},
            "lr-finder-titanic": {"epochs": 12}, "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1},
-           "titanic-relu2": {"epochs": 1}, "titanic-mlp": {"epochs": 1}, "collab-filter": {"epochs": 1}}
+           "titanic-relu2": {"epochs": 1}, "titanic-mlp": {"epochs": 1}, "collab-filter": {"epochs": 1},
+           "weight-decay": {"epochs": 1}, "penguins-softmax": {"epochs": 1}}
+
+
+def test_every_bundled_lesson_is_rendered():
+    from sheetsgd.lesson import bundled_lessons
+
+    assert set(OPTIONS) == set(bundled_lessons())
 
 
 # --- number formats --------------------------------------------------------------------------------
@@ -119,9 +126,10 @@ def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, recalc)
             broken = [w for w in _words(header) if w not in tokens and not any(w in t for t in tokens)]
             if broken:
                 problems.append(f"{pdf.stem}: header {header!r} has no whole {broken}")
-        # the Introduction's legend lists every column of a step sheet (Titanic's: the first weight's only)
+        # the Introduction's legend lists every column of a step sheet (the Titanic kind's, penguins' too:
+        # the first weight's only)
         legend = {_plain(c.header) for b in blocks[pdf.stem] if b.name in LEGEND_BLOCKS and not
-                  pdf.stem.startswith("titanic") for c in b.columns}
+                  pdf.stem.startswith(("titanic", "penguins")) for c in b.columns}
         for header in legend:  # the Introduction's legend: each header whole at the start of a line
             if not any(line.startswith(header) for line in lines):
                 problems.append(f"{pdf.stem}: legend row {header!r} not whole")
