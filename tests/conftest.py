@@ -76,3 +76,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _LIBREOFFICE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.libreoffice)
+
+
+def assert_recalculated_equals_cached(path: Path, recalculated: Path) -> int:
+    """Every formula cell of every sheet: LibreOffice's recalculated value is a number (no error, no
+    blank) and equals the engine's value the writer cached in it. Returns the number of cells compared."""
+    formulas = formula_cells(path)
+    cached, fresh = cell_values(path), cell_values(recalculated)
+    for (sheet, ref), formula in formulas.items():
+        found, expected = fresh[sheet].get(ref), cached[sheet].get(ref)
+        if isinstance(expected, str):  # a text formula (a label, "" where a column shows nothing)
+            assert found == expected or (expected == "" and found is None), f"{sheet}!{ref} {formula}: {found!r}"
+            continue
+        assert isinstance(found, (int, float)), f"{sheet}!{ref} {formula}: {found!r}"
+        assert isinstance(expected, (int, float)), f"{sheet}!{ref} {formula}: cached {expected!r}"
+        assert close(expected, found), f"{sheet}!{ref} {formula}: cached {expected!r}, LibreOffice {found!r}"
+    return len(formulas)

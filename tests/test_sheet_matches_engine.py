@@ -16,7 +16,7 @@ from sheetsgd.optimizers import OPTIMIZERS
 from sheetsgd.spec import step_columns
 from sheetsgd.writer import STEPS, build_workbook
 
-from conftest import cell_values, close, formula_cells, read_manifest
+from conftest import assert_recalculated_equals_cached, cell_values, close, formula_cells, read_manifest
 
 CASES = [(lesson, opt, batch) for lesson in ("linear", "quadratic") for opt in sorted(OPTIMIZERS)
          for batch in (1, "full")]
@@ -76,12 +76,7 @@ def test_recalculated_sheet_equals_engine(built, key):
     assert checked >= lesson.n_steps * 6
 
     # every formula cell of every sheet: the recalculated value equals the engine value cached in it
-    formulas = formula_cells(path)
-    cached, fresh = cell_values(path), cell_values(recalculated)
-    for (sheet, ref), formula in formulas.items():
-        assert isinstance(fresh[sheet].get(ref), (int, float)), f"{sheet}!{ref} {formula}: {fresh[sheet].get(ref)!r}"
-        assert close(cached[sheet][ref], fresh[sheet][ref]), f"{sheet}!{ref} {formula}"
-    assert len(formulas) > checked  # the Steps formulas plus the other sheets' ones
+    assert assert_recalculated_equals_cached(path, recalculated) > checked  # Steps' formulas and the other sheets'
 
 
 def test_editing_lr_recomputes_the_whole_trajectory(tmp_path, recalc):
