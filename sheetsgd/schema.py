@@ -137,7 +137,7 @@ MODEL = table(kind=choice("linear", "quadratic", noun="model"), loss=choice("mse
               init=Value("init"))
 TITANIC_MODEL = table(kind=choice("linear", "logistic", "relu2", "mlp", "softmax", noun="model"), hidden=integer(1, 64),
                       loss=choice("mse", "mae", "bce", "ce", noun="loss"), clip_eps=number(0, 0.5, low_open=True, high_open=True),
-                      init=Value("titanic_init"))
+                      init=Value("titanic_init"), dropout=UNIT_OPEN, dropout_seed=SEED)
 TRAINING = table(batch_size=Value("batch"), epochs=integer(1, MAX_STEPS), shuffle=BOOL, seed=SEED, fd_step=POSITIVE,
                  fd_scheme=choice("central", "forward", noun="finite-difference scheme"))
 TITANIC_TRAINING = table(**TRAINING.keys, best_fit_steps=integer(1, MAX_BEST_FIT_STEPS))

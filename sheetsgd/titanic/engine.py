@@ -79,15 +79,22 @@ def _train(lesson: TitanicLesson, dry: bool) -> TitanicTrace:
     X_valid, Y_valid = X[data.n_train:], Y[data.n_train:]
     passenger_ids = data.ids
 
+    masks = lesson.dropout_mask() if lesson.dropout is not None else None
+    starts = np.cumsum([0] + [len(b) for _, b in batches])  # each step's first Examples row (0-based)
+    runs = getattr(net, "runs", ("",))
+
     def forward(t, epoch, idx, params):
+        mask = None if masks is None else masks[starts[t - 1]:starts[t]]
         if dry and t > 1:  # the given quantities only; the examples' numbers are zeros
+            given = {} if mask is None else net.mask_columns(mask)
             if per_example:
-                return {"step": t, "epoch": epoch, "passenger": float(passenger_ids[idx[0]])}
-            example_parts.append({k: np.zeros(len(idx)) for k in example_parts[0]})
+                return {"step": t, "epoch": epoch, "passenger": float(passenger_ids[idx[0]]),
+                        **{k: float(v[0]) for k, v in given.items()}}
+            example_parts.append({k: given[k] if k in given else np.zeros(len(idx)) for k in example_parts[0]})
             return {"step": t, "epoch": epoch}
         theta = np.array([params[p] for p in names])
         x, y = X[idx], Y[idx]
-        q = evaluate(net, loss, theta, x, y, eps)
+        q = evaluate(net, loss, theta, x, y, eps, mask=mask)
         row = {"step": t, "epoch": epoch}
         if per_example:
             row["passenger"] = float(passenger_ids[idx[0]])
@@ -96,8 +103,9 @@ def _train(lesson: TitanicLesson, dry: bool) -> TitanicTrace:
         else:
             row.update(params)
             example_parts.append(q)
-            row["loss"] = float(np.sum(q["loss"]) / len(idx))
-            row["correct"] = float(np.sum(q["correct"]) / len(idx))
+            for run in runs:
+                row["loss" + run] = float(np.sum(q["loss" + run]) / len(idx))
+                row["correct" + run] = float(np.sum(q["correct" + run]) / len(idx))
         row.update(zip([f"grad_{p}" for p in names], net.gradients(theta, q, q, x).tolist()))
         return row
 
@@ -133,11 +141,14 @@ def epoch_summary(lesson, steps, examples, batches, validation) -> dict[str, np.
     sizes = np.array([len(b) for _, b in batches])
     epoch_of_example = np.repeat([e for e, _ in batches], sizes) if lesson.batch_size > 1 else steps["epoch"]
     out = {"epoch": np.arange(1, lesson.epochs + 1, dtype=float)}
-    for key, name in (("loss", "train_loss"), ("correct", "train_accuracy")):
-        out[name] = np.array([source[key][epoch_of_example == e].mean() for e in range(1, lesson.epochs + 1)])
-    if validation:
-        out["valid_loss"] = np.array([v["loss"].mean() for v in validation])
-        out["valid_accuracy"] = np.array([v["correct"].mean() for v in validation])
+    runs = getattr(lesson.net(), "runs", ("",))  # a dropout lesson: its net, then the twin without dropout (_0)
+    for run in runs:
+        for key, name in (("loss", "train_loss"), ("correct", "train_accuracy")):
+            out[name + run] = np.array([source[key + run][epoch_of_example == e].mean()
+                                        for e in range(1, lesson.epochs + 1)])
+    for run in runs if validation else ():
+        out["valid_loss" + run] = np.array([v["loss" + run].mean() for v in validation])
+        out["valid_accuracy" + run] = np.array([v["correct" + run].mean() for v in validation])
     return out
 
 

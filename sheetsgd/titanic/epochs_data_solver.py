@@ -20,15 +20,22 @@ class EpochsDataSolverMixin:
 
     def _write_epochs(self, ws):
         fmt, lesson, ep = self.fmt, self.lesson, self.trace.epochs
-        headers = ["epoch", "first step", "last step", f"training loss (mean over the epoch's {self.data.noun}s)",
-                   "training accuracy"]
         has_valid = bool(self.validation_plan)
-        if has_valid:
-            headers += ["validation loss (after the epoch)", "validation accuracy"]
+        runs = getattr(self.net, "runs", ("",))  # a dropout lesson: its net, then the twin without dropout
+        columns = []  # (column, source key, epochs key, header) in sheet order
+        for run in runs:
+            which = (" · no dropout" if run else " · dropout") if len(runs) > 1 else ""
+            at = 3 + len(columns)
+            columns += [(at, "loss" + run, "train_loss" + run,
+                         f"training loss (mean over the epoch's {self.data.noun}s){which}"),
+                        (at + 1, "correct" + run, "train_accuracy" + run, "training accuracy" + which)]
+            if has_valid:
+                columns += [(at + 2, "loss" + run, "valid_loss" + run, "validation loss (after the epoch)" + which),
+                            (at + 3, "correct" + run, "valid_accuracy" + run, "validation accuracy" + which)]
         ws.set_row(0, 45)
-        ws.write_row(0, 0, headers, fmt.header)
+        ws.write_row(0, 0, ["epoch", "first step", "last step"] + [h for *_, h in columns], fmt.header)
         ws.set_column(0, 2, 10)
-        ws.set_column(3, 6, 16)
+        ws.set_column(3, 2 + len(columns), 16)
         if self.per_example:
             src_sheet, letters = STEPS, self.steps_plan.letters
         else:
@@ -48,46 +55,48 @@ class EpochsDataSolverMixin:
             ws.write_number(e, 1, step_no + 1)
             ws.write_number(e, 2, step_no + steps_per_epoch[e - 1])
             step_no += steps_per_epoch[e - 1]
-            for j, key in ((3, "loss"), (4, "correct")):
-                name = "train_loss" if key == "loss" else "train_accuracy"
-                ws.write_formula(e, j, f"=AVERAGE({src_sheet}!${letters[key]}${lo}:${letters[key]}${hi})", number,
-                                 float(ep[name][e - 1]))
-            if has_valid:
-                vlo, vhi = self.validation_ranges[e - 1]
-                v = self.validation_plan.letters
-                for j, key, name in ((5, "loss", "valid_loss"), (6, "correct", "valid_accuracy")):
-                    ws.write_formula(e, j, f"=AVERAGE({VALIDATION}!${v[key]}${vlo}:${v[key]}${vhi})", number,
-                                     float(ep[name][e - 1]))
-        n_formula = 4 if has_valid else 2
-        self.counts["formula"] += n_formula * lesson.epochs
+            for j, key, name, _ in columns:
+                if name.startswith("train"):
+                    ref = f"{src_sheet}!${letters[key]}${lo}:${letters[key]}${hi}"
+                else:
+                    vlo, vhi = self.validation_ranges[e - 1]
+                    v = self.validation_plan.letters
+                    ref = f"{VALIDATION}!${v[key]}${vlo}:${v[key]}${vhi}"
+                ws.write_formula(e, j, f"=AVERAGE({ref})", number, float(ep[name][e - 1]))
+        self.counts["formula"] += len(columns) * lesson.epochs
         self.counts["value"] += 3 * lesson.epochs
         ws.freeze_panes(1, 0)
 
         E = lesson.epochs
         top = 1 if E <= 40 else E + 3  # beside a short table, below a long one
-        for title, series, at in (("Loss per epoch", [(3, "training"), (5, "validation")], top),
-                                  ("Accuracy per epoch", [(4, "training"), (6, "validation")], top + 17)):
+        chart_col = max(8, 4 + len(columns))
+        for title, kind, at in (("Loss per epoch", "loss", top), ("Accuracy per epoch", "accuracy", top + 17)):
             chart = self.wb.add_chart({"type": "line"})
-            for column, name in series:
-                if column <= 4 or has_valid:
-                    chart.add_series({"name": name, "categories": [EPOCHS, 1, 0, E, 0],
+            for column, _, name, header in columns:
+                if name.split("_")[1].startswith(kind[:3]):
+                    label = ("training" if name.startswith("train") else "validation") + (
+                        header[header.index(" · "):].replace(" · ", ", ") if " · " in header else "")
+                    chart.add_series({"name": label, "categories": [EPOCHS, 1, 0, E, 0],
                                       "values": [EPOCHS, 1, column, E, column], "marker": {"type": "circle"}})
             chart.set_title({"name": title})
             chart.set_x_axis({"name": "epoch"})
             chart.set_y_axis({"name": title.split()[0].lower()})
             chart.set_size({"width": 600, "height": 300})
-            ws.insert_chart(at, 8, chart)
+            ws.insert_chart(at, chart_col, chart)
         by_step = self.wb.add_chart({"type": "line"})
-        loss_col = self._steps_col["loss"]
-        by_step.add_series({"name": "loss", "categories": [STEPS, self.steps_first_row - 1, 0, self.steps_last_row - 1, 0],
-                            "values": [STEPS, self.steps_first_row - 1, loss_col, self.steps_last_row - 1, loss_col],
-                            "line": {"width": 1}})
+        for run in runs:
+            loss_col = self._steps_col["loss" + run]
+            by_step.add_series({"name": "no dropout" if run else ("dropout" if len(runs) > 1 else "loss"),
+                                "categories": [STEPS, self.steps_first_row - 1, 0, self.steps_last_row - 1, 0],
+                                "values": [STEPS, self.steps_first_row - 1, loss_col, self.steps_last_row - 1, loss_col],
+                                "line": {"width": 1}})
         by_step.set_title({"name": "Training loss by step"})
         by_step.set_x_axis({"name": "step"})
         by_step.set_y_axis({"name": "loss"})
-        by_step.set_legend({"none": True})
+        if len(runs) == 1:
+            by_step.set_legend({"none": True})
         by_step.set_size({"width": 600, "height": 300})
-        ws.insert_chart(top + 34, 8, by_step)
+        ws.insert_chart(top + 34, chart_col, by_step)
 
     def _write_data(self, ws):
         fmt, data = self.fmt, self.data

@@ -17,6 +17,8 @@ HYPER_NOTES = {
     "beta1": "β1: decay of the mean of gradients (m)", "beta2": "β2: decay of the mean of squared gradients (v)",
     "eps": "ε: keeps the division by √v finite", "weight_decay": "weight decay: pulls each weight towards 0",
     "clip_eps": "ε of the loss: ŷ is clipped to [ε, 1−ε] so LN never sees 0",
+    "dropout": "p: the share of hidden units dropped; the given mask was drawn with it, kept units are scaled "
+               "by 1/(1 − p)",
 }
 FORMATS = {"int": "0", "general": "General", "param": "0.000000", "forward": "0.0000", "loss": "0.000000",
            "gradient": "0.000000", "state": "0.000000E+00", "update": "0.000000"}

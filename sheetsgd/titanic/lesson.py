@@ -16,6 +16,7 @@ from ..optimizers import OPTIMIZERS
 from .features import TitanicData, prepare
 from .layout import DATA_FIRST_ROW
 from .nets import LOSSES as _LOSSES, MODELS as _MODELS
+from .dropout import DropoutMLP, draw_mask
 from .penguins import prepare_penguins
 from .softmax import CrossEntropy, Softmax
 
@@ -49,6 +50,12 @@ class TitanicLesson:
     exercise: list[str] = field(default_factory=list)
     optimizer_tables: dict[str, dict] = field(default_factory=dict, repr=False)
     kind: str = KIND
+    dropout: float | None = None  # inverted dropout's p on the hidden units (mlp only); None: no dropout twin
+    dropout_seed: int = 0  # seeds the given mask
+
+    def dropout_mask(self) -> np.ndarray:
+        """The given 0/1 mask: one row per Examples row of the whole run (step order), one column per unit."""
+        return draw_mask(self.dropout_seed, self.epochs * self.data.n_train, self.hidden, self.dropout)
 
     @property
     def full_batch(self) -> bool:
@@ -63,6 +70,8 @@ class TitanicLesson:
         return self.steps_per_epoch * self.epochs
 
     def net(self):
+        if self.dropout is not None:
+            return DropoutMLP(self.data.feature_keys, self.hidden, self.dropout, self.loss_cls(), self.clip_eps)
         return MODELS[self.model](self.data.feature_keys, self.hidden)
 
     def loss_cls(self):
@@ -120,6 +129,22 @@ def _init(spec, model, where: str) -> np.ndarray:
     return np.array(values, dtype=float)
 
 
+def _dropout(model: dict, kind: str, where: str) -> tuple[float | None, int]:
+    """[model] dropout (p in [0, 1), the mlp's hidden units only) and dropout_seed."""
+    if "dropout" not in model:
+        if "dropout_seed" in model:
+            raise SheetsgdError("dropout_seed is given without dropout", where)
+        return None, 0
+    p, seed = model["dropout"], model.get("dropout_seed", 0)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        raise SheetsgdError(f"dropout must be a number in [0, 1), got {p!r}", where)
+    if kind != "mlp":
+        raise SheetsgdError(f"dropout needs a hidden layer: model kind 'mlp', not {kind!r}", where)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SheetsgdError(f"dropout_seed must be an integer ≥ 0, got {seed!r}", where)
+    return float(p), seed
+
+
 def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
     meta, model, train, opt, data = (raw.get(k, {}) for k in ("lesson", "model", "training", "optimizer", "data"))
     for key, table in (("lesson", meta), ("model", model), ("training", train), ("optimizer", opt)):
@@ -153,6 +178,9 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
         raise SheetsgdError(f"clip_eps must be a number in (0, 0.5), got {clip_eps!r}", f"{source} [model]")
     net = MODELS[kind](titanic.feature_keys, hidden)
     init = _init(model.get("init", {"random": "uniform", "seed": 0}), net, f"{source} [model]")
+    dropout, dropout_seed = _dropout(model, kind, f"{source} [model]")
+    if dropout is not None:  # the twin without dropout starts from the same weights
+        init = np.concatenate([init, init])
 
     opt_name, per_optimizer = parse_optimizer_table(opt, f"{source} [optimizer]")
     batch = train.get("batch_size", 1)
@@ -165,6 +193,6 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
         optimizer=opt_name, hyper={}, batch_size=titanic.n_train if batch == "full" else batch,
         epochs=train.get("epochs", 1), shuffle=bool(train.get("shuffle", False)), seed=train.get("seed", 0),
         clip_eps=float(clip_eps), best_fit_steps=best_fit_steps, source=source, exercise=list(meta.get("exercise", [])),
-        optimizer_tables=per_optimizer,
+        optimizer_tables=per_optimizer, dropout=dropout, dropout_seed=dropout_seed,
     )
     return validate(with_optimizer(lesson, opt_name))

@@ -351,8 +351,12 @@ def example_columns(model: Model, loss) -> tuple[list[Quantity], list[Quantity]]
     return forward, backward
 
 
-def evaluate(model: Model, loss, theta, X, y, eps: float, with_backward: bool = True) -> dict[str, np.ndarray]:
-    """Every per-example quantity of the columns above, for the examples X, y."""
+def evaluate(model: Model, loss, theta, X, y, eps: float, with_backward: bool = True,
+             mask=None) -> dict[str, np.ndarray]:
+    """Every per-example quantity of the columns above, for the examples X, y; ``mask`` the given dropout
+    mask of these rows (a dropout model's training rows), None evaluates without dropout."""
+    if getattr(model, "uses_mask", False):
+        return model.evaluate(theta, X, y, with_backward, mask=mask)
     if hasattr(model, "evaluate"):
         return model.evaluate(theta, X, y, with_backward)
     fw = {"y": y, **model.forward(theta, X)}

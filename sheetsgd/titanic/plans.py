@@ -7,11 +7,13 @@ the step's Steps row, {dr} the passenger's Data row, {lo}/{hi} a batch's rows, {
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..blocks import Block, BlockColumn
 from ..formula import Resolver, compile_template
 from ..sizeguard import WorkbookSize
+from .dropout import SUFFIX
 from .layout import (DATA, DATA_FIRST_ROW, EXAMPLES, HYPER_FIRST_ROW, SOLVER, SOLVER_BLOCK_HEADER, SOLVER_ROWS,
                      STEPS, VALIDATION, col)
 
@@ -114,7 +116,7 @@ class PlansMixin:
         if self.per_example:
             keys += [q.key for q in self.forward + self.backward]
         else:
-            keys += ["loss", "correct"]
+            keys += [k + run for run in getattr(self.net, "runs", ("",)) for k in ("loss", "correct")]
         return keys
 
     def _opt_columns(self) -> list[tuple[str, str, str, str]]:
@@ -159,7 +161,7 @@ class PlansMixin:
         if self.per_example:
             where = self._steps_where()
             for q in self.forward + self.backward:
-                plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key, bool(self.data.targets)), q.note))
+                plans.append(Plan(c[q.key], q.key, q.header, _pattern(q, where), _group_of(q.key, bool(self.data.targets)), q.note))
             for p in self.params:
                 factor, other = self.net.grad_terms()[p]
                 text = f"{L[factor]}{{r}}"
@@ -170,12 +172,14 @@ class PlansMixin:
                                   _grad_note(p, factor, other, self.net.features)))
         else:
             ex = self.examples_plan.letters
-            plans.append(Plan(c["loss"], "loss", f"mean loss ({self.loss.title})",
-                              f"AVERAGE({EXAMPLES}!${ex['loss']}${{lo}}:${ex['loss']}${{hi}})", "loss",
-                              f"mean loss over the batch's rows on {EXAMPLES}"))
-            plans.append(Plan(c["correct"], "correct", "accuracy",
-                              f"AVERAGE({EXAMPLES}!${ex['correct']}${{lo}}:${ex['correct']}${{hi}})", "loss",
-                              "share of the batch predicted right" + ("" if self.data.targets else " at 0.5")))
+            for run in getattr(self.net, "runs", ("",)):  # a dropout lesson: the twin without dropout too (_0)
+                loss, correct, which = "loss" + run, "correct" + run, " · no dropout" if run else ""
+                plans.append(Plan(c[loss], loss, f"mean loss ({self.loss.title}){which}",
+                                  f"AVERAGE({EXAMPLES}!${ex[loss]}${{lo}}:${ex[loss]}${{hi}})", "loss",
+                                  f"mean loss over the batch's rows on {EXAMPLES}"))
+                plans.append(Plan(c[correct], correct, "accuracy" + which,
+                                  f"AVERAGE({EXAMPLES}!${ex[correct]}${{lo}}:${ex[correct]}${{hi}})", "loss",
+                                  "share of the batch predicted right" + ("" if self.data.targets else " at 0.5")))
             for p in self.params:
                 factor, other = self.net.grad_terms()[p]
                 f_range = f"{EXAMPLES}!${ex[factor]}${{lo}}:${ex[factor]}${{hi}}"
@@ -222,7 +226,7 @@ class PlansMixin:
                 plans.append(Plan(c[f"x_{f}"], f"x_{f}", f, f"{DATA}!{col(self._feature_cols[i])}{{dr}}", "forward",
                                   f"the {self.data.noun}'s {f}, copied so the shuffled batch is one block"))
         for q in self.forward + self.backward:
-            plans.append(Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key, bool(self.data.targets)), q.note))
+            plans.append(Plan(c[q.key], q.key, q.header, _pattern(q, where), _group_of(q.key, bool(self.data.targets)), q.note))
         rows = self.lesson.epochs * self.data.n_train
         return SheetPlan(EXAMPLES, plans, rows, len(plans))
 
@@ -245,7 +249,7 @@ class PlansMixin:
 
             rows = self.lesson.epochs * self.data.n_valid
         else:
-            width = len(self.forward)
+            width = len(self.block_forward)
             first_col = 1 + list(SOLVER_ROWS).index(which) * (width + 1)
             row = SOLVER_ROWS[which] + 1
             P = {p: col(3 + i) for i, p in enumerate(self.params)}
@@ -258,10 +262,10 @@ class PlansMixin:
                 return f"${P[p]}${row}"
 
             rows = self.data.n_train
-        c = {q.key: first_col + i for i, q in enumerate(self.forward)}
+        c = {q.key: first_col + i for i, q in enumerate(self.block_forward)}
         L = {k: col(i) for k, i in c.items()}
         where = Where(L, group, param, self._data_features_row(), self._target)
-        plans = [Plan(c[q.key], q.key, q.header, q.formula(where), _group_of(q.key, bool(self.data.targets)), q.note) for q in self.forward]
+        plans = [Plan(c[q.key], q.key, q.header, _pattern(q, where), _group_of(q.key, bool(self.data.targets)), q.note) for q in self.block_forward]
         if sheet == VALIDATION:
             plans = [Plan(0, "epoch", "epoch", None, "int"), Plan(1, "passenger", self.data.noun, None, "int")] + plans
         elif which == "solver":
@@ -314,7 +318,15 @@ def _data_key(plan: Plan) -> str:
     return plan.key if plan.pattern else f"csv:{plan.key}"
 
 
+def _pattern(q, where) -> str | None:
+    """A quantity's formula pattern; None for a given one (a dropout mask)."""
+    return q.formula(where) if q.formula else None
+
+
 def _group_of(key: str, classes: bool = False) -> str:
+    key = key.removesuffix(SUFFIX)  # the twin without dropout: as its dropout net's column
+    if re.fullmatch(r"m\d+", key):
+        return "int"  # a dropout mask: 0 or 1
     if classes and key in ("pred", "correct") or classes and key.startswith("y"):
         return "int"  # the predicted class, right or wrong, a one-hot target: whole numbers
     if key in ("loss", "correct", "pc"):

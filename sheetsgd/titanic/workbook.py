@@ -69,8 +69,11 @@ class TitanicWorkbook(PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroMan
         self.per_example = lesson.batch_size == 1
         self.shuffled_batches = lesson.shuffle and not self.per_example and not lesson.full_batch
         self.forward, self.backward = example_columns(self.net, self.loss)
+        # Validation and Solver rows: a dropout net evaluates without its mask
+        self.block_forward = self.net.eval_columns() if hasattr(self.net, "eval_columns") else self.forward
         self.params = self.net.params
         self.hyper_names = self.opt.sheet_hyper(lesson.hyper) + (["clip_eps"] if lesson.loss == "bce" else [])
+        self.hyper_names += ["dropout"] if lesson.dropout is not None else []
         self.data_plan = self._plan_data()
         self.steps_plan = self._plan_steps()
         self.examples_plan = self._plan_examples() if not self.per_example else None
