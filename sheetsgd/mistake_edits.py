@@ -7,7 +7,7 @@ linear lesson, on a Titanic weight or on the lr finder's IF-guarded update.
 """
 from __future__ import annotations
 
-from . import a1, mistake_edits_softmax
+from . import a1, mistake_edits_dropout, mistake_edits_softmax
 from .blocks import Block, is_update
 
 
@@ -207,6 +207,7 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
     out += _decay_variants(tree)
     out += _embedding_variants(block, key, tree, update)
     out += mistake_edits_softmax.variants(block, key, tree)
+    out += mistake_edits_dropout.variants(block, key, tree)
     return [(name, t) for name, t in out if t is not None and t != tree]
 
 

@@ -85,6 +85,15 @@ CATALOGUE = {m.name: m for m in [
     Mistake("bias_gradient_summed_over_classes", "a bias gradient summed over the classes",
             "Class k's bias only moves class k's score: ∂L/∂bₖ is the batch mean of ∂loss/∂zₖ alone "
             "(summed over the classes it is always 0)."),
+    Mistake("dropout_scale_missing", "a kept unit not scaled by 1/(1 − p)",
+            "Inverted dropout divides every kept activation by 1 − p (r = a·m/(1 − p)), and so its gradient "
+            "(∂loss/∂z = ∂loss/∂o · v · m/(1 − p) · [z > 0]): the expected r is then a, as in validation."),
+    Mistake("dropout_mask_missing_backward", "the mask left out of the backward pass",
+            "A dropped unit (m = 0) passed nothing forward, so it gets no gradient: ∂loss/∂z carries the "
+            "same factor m/(1 − p) as r."),
+    Mistake("dropout_in_validation", "dropout applied in validation",
+            "Dropout is for training only: validation reads the hidden activations unmasked and unscaled, "
+            "o = v·a + c (the 1/(1 − p) of training already keeps the two on one scale)."),
     Mistake("lr_additive", "the learning rate grows additively instead of geometrically",
             "The lr finder multiplies the lr by the same factor every row: start·(end/start)^((step−1)/(num_it−1))."),
     Mistake("relu_after_sum", "the two ReLU units summed before the ReLU",

@@ -41,6 +41,8 @@ LESSONS = {
     "penguins-softmax": ({"epochs": 1}, [("log_base_swapped", "loss", 1), ("softmax_not_normalised", "p2", 1),
                                          ("one_hot_wrong_class", "y_Chinstrap", 0), ("error_reversed", "dz3", 1),
                                          ("bias_gradient_summed_over_classes", "grad_b1", 1)]),
+    "dropout": ({"epochs": 2}, [("dropout_scale_missing", "r2", 1), ("dropout_mask_missing_backward", "dz1", 1),
+                                ("dropout_in_validation", "Validation:out", 1), ("dropout_scale_missing", "dz3", 1)]),
     "titanic-mlp": ({"epochs": 2}, [("relu_derivative_wrong_side", "dz1", 1), ("sigmoid_derivative_incomplete", "dout", 1)]),
 }
 

@@ -34,7 +34,8 @@ class TitanicTrace:
     def summary(self, lesson) -> dict:
         """What `sheetsgd trace --format json` shows beside the steps."""
         return {"optimizer": lesson.optimizer, "hyperparameters": lesson.hyper, "model": lesson.model,
-                "loss": lesson.loss,
+                "loss": lesson.loss, **({"dropout": lesson.dropout, "dropout_seed": lesson.dropout_seed}
+                                        if lesson.dropout is not None else {}),
                 "epochs": [dict(zip(self.epochs, map(float, vals))) for vals in zip(*self.epochs.values())]}
 
     def table(self) -> list[dict]:
