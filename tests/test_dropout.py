@@ -197,3 +197,27 @@ def test_bad_dropout_is_one_line_exit_2(tmp_path):
         assert needle in result.output and len(result.output.strip().splitlines()) == 1, result.output
         with pytest.raises(SheetsgdError):
             kinds.from_raw(raw, "bad", "x", {})
+
+
+@pytest.mark.parametrize("options", [{"batch_size": "full", "epochs": 3}, {"batch_size": 1, "epochs": 1},
+                                     {"batch_size": 16, "epochs": 2}])
+def test_size_guard_counts_the_mask_twin_and_epoch_columns(tmp_path, options):
+    from sheetsgd.runbounds import estimate
+
+    lesson = kinds.load("dropout", **options)
+    report = kinds.kind_of(lesson).build(lesson, tmp_path / "d.xlsx")
+    size = estimate(lesson)
+    assert report.cells <= size.cells <= 1.1 * report.cells
+    assert report.formula_cells <= size.formula_cells <= 1.1 * report.formula_cells
+    raw = _raw()
+    del raw["model"]["dropout"], raw["model"]["dropout_seed"]
+    plain = kinds.from_raw(raw, "mlp", "x", options)
+    # beyond the net without dropout: at least the mask and kept-activation columns of every training row
+    rows = lesson.epochs * lesson.data.n_train
+    assert estimate(lesson).cells - estimate(plain).cells >= 2 * lesson.hidden * rows
+
+
+def test_too_large_a_dropout_run_is_refused_in_one_line(tmp_path):
+    result = CliRunner().invoke(cli, ["build", "dropout", "--epochs", "5000", "-o", str(tmp_path / "big.xlsx")])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "big.xlsx").exists(), result.output

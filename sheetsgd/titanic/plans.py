@@ -291,7 +291,10 @@ class PlansMixin:
             max_rows = max(max_rows, s.rows + 20)
             max_cols = max(max_cols, max(c.col for c in s.columns) + 1)
         epochs = self.lesson.epochs
-        cells += 7 * (epochs + 1) + 3 * (len(self.params) + 4)  # Epochs sheet, Solver parameter rows
+        runs = len(getattr(self.net, "runs", ("",)))  # a dropout lesson's Epochs shows both nets
+        cells += (3 + 4 * runs) * (epochs + 1) + 3 * (len(self.params) + 4)  # Epochs sheet, Solver parameter rows
+        # formulas outside the rows: Epochs' averages, Solver's loss, accuracy and SGD row, Data's column maxima
+        formulas += 4 * runs * epochs + 6 + len(self.params) + (len(self.data.features) if self.data.scale_by_max else 0)
         return WorkbookSize(cells, formulas, longest, max_rows, max_cols)
 
     def _block_shells(self) -> list[Block]:
