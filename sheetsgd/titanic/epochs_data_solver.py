@@ -26,8 +26,8 @@ class EpochsDataSolverMixin:
         for run in runs:
             which = (" · no dropout" if run else " · dropout") if len(runs) > 1 else ""
             at = 3 + len(columns)
-            columns += [(at, "loss" + run, "train_loss" + run,
-                         f"training loss (mean over the epoch's {self.data.noun}s){which}"),
+            columns += [(at, "loss" + run, "train_loss" + run,  # two nets: short headers (four lines fit)
+                         f"training loss{which}" if which else f"training loss (mean over the epoch's {self.data.noun}s)"),
                         (at + 1, "correct" + run, "train_accuracy" + run, "training accuracy" + which)]
             if has_valid:
                 columns += [(at + 2, "loss" + run, "valid_loss" + run, "validation loss (after the epoch)" + which),
@@ -68,8 +68,10 @@ class EpochsDataSolverMixin:
         ws.freeze_panes(1, 0)
 
         E = lesson.epochs
-        top = 1 if E <= 40 else E + 3  # beside a short table, below a long one
-        chart_col = max(8, 4 + len(columns))
+        beside = E <= 40 and len(columns) <= 4  # beside a short, narrow table, below a long or wide one
+        top, chart_col = (1, 8) if beside else (E + 3, 8 if len(columns) <= 4 else 0)
+        if not beside and chart_col == 0:
+            ws.set_h_pagebreaks([top])  # printed, the charts start a page of their own
         for title, kind, at in (("Loss per epoch", "loss", top), ("Accuracy per epoch", "accuracy", top + 17)):
             chart = self.wb.add_chart({"type": "line"})
             for column, _, name, header in columns:
@@ -80,8 +82,13 @@ class EpochsDataSolverMixin:
                                       "values": [EPOCHS, 1, column, E, column], "marker": {"type": "circle"}})
             chart.set_title({"name": title})
             chart.set_x_axis({"name": "epoch"})
-            chart.set_y_axis({"name": title.split()[0].lower()})
-            chart.set_size({"width": 600, "height": 300})
+            axis = {"name": title.split()[0].lower()}
+            if len(runs) > 1:  # two nets' lines close together: the axis from near their lowest, the legend below
+                shown = [v for _, _, name, _ in columns if name.split("_")[1].startswith(kind[:3]) for v in ep[name]]
+                axis["min"] = float(np.floor(10 * min(shown)) / 10)
+                chart.set_legend({"position": "bottom"})
+            chart.set_y_axis(axis)
+            chart.set_size({"width": 600 if beside else 520, "height": 300 if beside else 320})
             ws.insert_chart(at, chart_col, chart)
         by_step = self.wb.add_chart({"type": "line"})
         for run in runs:
