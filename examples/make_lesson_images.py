@@ -27,7 +27,7 @@ PICTURES = {
     "lr-finder-titanic-chart.png": ("lr-finder-titanic", {}, "The lr range test", 100, 1075, 620),
     "collab-filter-loss.png": ("collab-filter", {}, "One row per full-batch step",
                                70, 819, 579),
-    "dropout-epochs.png": ("dropout", {}, "Loss per epoch", 80, 620, 420),
+    "dropout-epochs.png": ("dropout", {}, "Loss per epoch", 80, 560, 335),
     "collab-filter-predictions.png": ("collab-filter", {}, "Predictions: one block of rows per step", 200, 1400, 600),
 }
 

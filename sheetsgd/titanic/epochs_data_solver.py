@@ -88,7 +88,7 @@ class EpochsDataSolverMixin:
                 axis["min"] = float(np.floor(10 * min(shown)) / 10)
                 chart.set_legend({"position": "bottom"})
             chart.set_y_axis(axis)
-            chart.set_size({"width": 600 if beside else 520, "height": 300 if beside else 320})
+            chart.set_size({"width": 600 if beside else 440, "height": 300 if beside else 320})
             ws.insert_chart(at, chart_col, chart)
         by_step = self.wb.add_chart({"type": "line"})
         for run in runs:

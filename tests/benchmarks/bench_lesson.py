@@ -1,7 +1,8 @@
 """Benchmark: any bundled lesson's build vs bare xlsxwriter writing the same cells (issue 12's lessons).
 
 Run by hand:  cd WORKTREE && python3 tests/benchmarks/bench_lesson.py [--lesson weight-decay]
-              [--epochs 150] [--batch-size 1] [--repeat 5]
+              [--epochs 150] [--batch-size 1|N|full] [--repeat 5]
+              dropout: --lesson dropout --epochs 40 --batch-size full (the bundled run)
 
 "sheetsgd" is the whole build of the lesson's kind: engine training, formula rendering, formats,
 charts and the size guard. "bare xlsxwriter" writes exactly the same cells
@@ -114,7 +115,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--lesson", default="weight-decay")
     parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=lambda v: v if v == "full" else int(v), default=1, help="N or full")
     parser.add_argument("--options", help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
