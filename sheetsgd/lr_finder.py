@@ -119,6 +119,9 @@ def parse_finder_lesson(raw: dict, name: str, source: str) -> FinderLesson:
     meta = raw.get("lesson", {})
     if is_titanic_template(raw):
         base = parse_titanic_lesson(raw, name, source)
+        if base.dropout is not None:  # the finder's rows have no mask and no twin net
+            raise SheetsgdError("the lr finder does not train with dropout: leave [model] dropout out",
+                                f"{source} [model]")
     else:
         base = parse_lesson(raw, name, source)
     lesson = FinderLesson(base=base, finder=finder, name=meta.get("name", name),

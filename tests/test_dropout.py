@@ -221,3 +221,13 @@ def test_too_large_a_dropout_run_is_refused_in_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["build", "dropout", "--epochs", "5000", "-o", str(tmp_path / "big.xlsx")])
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "big.xlsx").exists(), result.output
+
+
+def test_the_lr_finder_refuses_dropout_in_one_line(tmp_path):
+    text = open("templates/lr-finder-titanic.toml").read().replace("[model]\n", "[model]\ndropout = 0.5\n", 1)
+    text = text.replace('kind = "logistic"', 'kind = "mlp"')  # a net with hidden units: the finder's own refusal
+    path = tmp_path / "finder.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "f.xlsx")])
+    assert result.exit_code == 2 and "lr finder does not train with dropout" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output

@@ -22,11 +22,12 @@ Builder = Callable[[object], str]
 
 @dataclass(frozen=True)
 class Quantity:
-    """A per-example sheet column: key (the engine's name for it), header, formula builder, note."""
+    """A per-example sheet column: key (the engine's name for it), header, formula builder (None: a given
+    value, as a dropout mask), note."""
 
     key: str
     header: str
-    formula: Builder
+    formula: "Builder | None"
     note: str = ""
 
 
