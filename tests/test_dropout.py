@@ -231,3 +231,37 @@ def test_the_lr_finder_refuses_dropout_in_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["build", str(path), "-o", str(tmp_path / "f.xlsx")])
     assert result.exit_code == 2 and "lr finder does not train with dropout" in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_student_version_per_example_and_mini_batch_names_each_mistake_at_its_step(tmp_path, batch):
+    """The checker's own evaluation (test_every_lesson_checks does full batch through LibreOffice): a correct
+    fill is clean; each catalogued dropout mistake is the one root cause, at the first step it shows."""
+    from sheetsgd.check import check
+    from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
+    from sheetsgd.exercise import build_student
+
+    lesson = kinds.load("dropout", batch_size=batch, epochs=1)
+    student = tmp_path / "student.xlsx"
+    build_student(kinds.kind_of(lesson), lesson, student, "")
+    trace = train(lesson)
+    rows = trace.steps if batch == 1 else trace.examples
+    step_of = (np.arange(1, lesson.n_steps + 1) if batch == 1
+               else np.repeat(np.arange(1, lesson.n_steps + 1), [len(b) for b in trace.batches]))
+    # a dropped unit with a positive score: where a gradient without the mask differs
+    dz2_step = int(step_of[np.flatnonzero((rows["m2"] == 0) & (rows["z2"] > 0))[0]])
+    r1_step = int(step_of[np.flatnonzero(rows["r1"] != 0)[0]])  # a kept unit with a positive activation
+    where = "Steps" if batch == 1 else "Examples"
+    expected = {None: None, ("dropout_mask_missing_backward", "dz2"): (where, dz2_step),
+                ("dropout_scale_missing", "r1"): (where, r1_step),
+                ("dropout_in_validation", "Validation:out"): ("Validation", lesson.n_steps)}
+    for flaw, at in expected.items():
+        out = tmp_path / f"{flaw[0] if flaw else 'correct'}.xlsx"
+        fill_xml_sheets(str(student), str(out), fill_sheets(str(student), Flaw(*flaw) if flaw else None))
+        report = check(str(out))
+        if flaw is None:
+            assert report.exit_code == 0 and report.status == "correct", report.to_text()[:2000]
+            continue
+        assert report.exit_code == 1, report.to_text()[:2000]
+        found = [(m["block"], m["column"], m["mistake"], m["step"]) for m in report.mistakes]
+        assert found == [(at[0], flaw[1].rpartition(":")[2], flaw[0], at[1])], found
