@@ -170,6 +170,8 @@ class EpochsDataSolverMixin:
                              fmt.number("0.0000"), "" if hide else float(np.mean(q["correct"])))
             for i, p in enumerate(self.params):
                 value = float(param_rows[which][i])
+                # a best fit's weights may be large (an overfitting net's): the column holds them whole
+                presentation.widths(ws).fit(3 + i, presentation.values_width([value], "0.000000"))
                 if which == "sgd":
                     ref = f"={STEPS}!${col(self._steps_col['new_' + p])}${self.steps_last_row}"
                     ws.write_formula(row, 3 + i, ref, fmt.number("0.000000"), value)
