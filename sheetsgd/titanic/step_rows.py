@@ -55,6 +55,7 @@ class StepRowsMixin:
             self.hyper_cells[name] = f"{STEPS}!$B${row + 1}"
             self.wb.define_name(name, f"={self.hyper_cells[name]}")
         self.counts["value"] += len(self.hyper_names)
+        presentation.widths(ws).fit_text(0, *self.hyper_names, bold=True)  # clip_eps, dropout: whole
         header_row = HYPER_FIRST_ROW + len(self.hyper_names) + 1
         self.steps_header_row, self.steps_start_row = header_row, header_row + 1
         plans = self.steps_plan.columns
