@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from .lesson import Lesson
+from .schedules import scheduled_columns
 
 SPEC_VERSION = 1
 
@@ -112,7 +113,7 @@ def step_columns(lesson: Lesson) -> list[Column]:
             cols.append(Column(f"gwd_{p}", f"∂L/∂{p} + wd·{p}", f"{{grad_{p}}}+{{hp:weight_decay}}*{{{p}}}",
                                "gradient", "gradient plus L2 weight decay"))
         cols += [optimizer_column(opt, p, *formula) for formula in opt.formulas(hp, p)]
-    return cols
+    return scheduled_columns(cols, lesson.schedule, lesson.optimizer)
 
 
 # What a student may expect of the estimate (tests/test_finite_differences.py holds every bundled lesson to it)
