@@ -162,13 +162,14 @@ def parse_schedule(raw: dict, source: str) -> Schedule | None:
     kind = table.get("kind", "constant")
     if kind not in KINDS:
         raise SheetsgdError(f"unknown schedule kind {kind!r}; known: {', '.join(KINDS)}", where)
-    known = set(DEFAULTS[kind]) | {"kind", "compare"}
-    extra = sorted(set(table) - known)
+    used = list(table.get("compare") or [kind])  # a comparison's runs take the parameters of their kinds
+    takes = {k: v for u in used for k, v in DEFAULTS[u].items()}
+    extra = sorted(set(table) - set(takes) - {"kind", "compare"})
     if extra:
-        raise SheetsgdError(f"{', '.join(extra)} do(es) not apply to a {kind} schedule; it takes "
-                            f"{', '.join(DEFAULTS[kind]) or 'no parameters'}", where)
-    params = {**DEFAULTS[kind], **{k: v for k, v in table.items() if k in DEFAULTS[kind]}}
-    if kind == "one-cycle":
+        raise SheetsgdError(f"{', '.join(extra)} do(es) not apply to {' or '.join(used)} schedules; they take "
+                            f"{', '.join(takes) or 'no parameters'}", where)
+    params = {**takes, **{k: v for k, v in table.items() if k in takes}}
+    if "one-cycle" in used:
         if not 0 < params["pct_start"] < 1:
             raise SheetsgdError(f"pct_start must be in (0, 1), got {params['pct_start']:g}", where)
         if len(params["moms"]) != 3 or not all(0 <= m < 1 for m in params["moms"]):
