@@ -38,6 +38,7 @@ NOTES = {
     "mom_mid": "momentum (or β1) at the peak of the lr",
     "mom_end": "momentum (or β1) at the end",
 }
+SCHEDULE_KEYS = ("lr", "mom", "beta1")  # the columns a schedule adds to the step rows
 # the optimizer hyperparameter one-cycle cycles, and its column
 CYCLED = {"momentum": ("momentum", "mom"), "adam": ("beta1", "beta1"), "adamw": ("beta1", "beta1")}
 

@@ -171,7 +171,7 @@ def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
            "optimizer": Value("optimizer", keys=opt_keys), "training": TITANIC_TRAINING if titanic else TRAINING}
     if kind == "lr-finder":
         out["finder"] = FINDER
-    elif not titanic:  # the kinds whose step rows take a schedule (sheetsgd.schedules)
+    else:  # the kinds whose step rows take a schedule (sheetsgd.schedules)
         out["schedule"] = SCHEDULE
     return out
 

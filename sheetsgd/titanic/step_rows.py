@@ -45,7 +45,7 @@ class StepRowsMixin:
         ws.write(1, 0, f"{self.net.title} · {self.loss.title} · {self.opt.title} · batch size "
                        f"{'full' if lesson.full_batch else lesson.batch_size} · {lesson.epochs} epoch(s). "
                        "Yellow cells are inputs: change one and every row recomputes.", fmt.note)
-        values = {**lesson.hyper, "clip_eps": lesson.clip_eps}
+        values = self.hyper_values
         self.hyper_cells = {}
         for i, name in enumerate(self.hyper_names):
             row = HYPER_FIRST_ROW + i
