@@ -61,7 +61,7 @@ def _is_lr(node, block) -> bool:
     if node[0] == "name":
         return node[1].lower().endswith("lr")
     key = _key_at(block, node)
-    return bool(key) and key[0] == "lr"
+    return bool(key) and (key[0] == "lr" or key[0].endswith("_lr"))  # a scheduled lr column (r2_lr: a run's)
 
 
 def _drop_factor(tree, test):
@@ -262,7 +262,7 @@ SCHEDULE_COLUMNS = ("lr", "mom", "beta1")  # sheetsgd.schedules' columns
 
 def _schedule_variants(block: Block, key: str, tree) -> list[tuple[str, object]]:
     """A schedule's mistakes: step t at position t/N instead of (t − 1)/N; one-cycle's two cosines swapped."""
-    if key not in SCHEDULE_COLUMNS:
+    if key not in SCHEDULE_COLUMNS and not key.endswith("_lr"):
         return []
 
     def step_minus_one(n):

@@ -20,8 +20,8 @@ def _sgd_size(lesson) -> WorkbookSize:
 
 
 def _function_size(lesson) -> WorkbookSize:
-    columns = 1 + 5 * len(lesson.runs)
-    rows = lesson.steps + 10
+    columns = 1 + (6 if lesson.schedule else 5) * len(lesson.runs)  # a schedule: an lr column per run
+    rows = lesson.steps + 10 + len(lesson.runs) + 7  # the named inputs above the steps
     return WorkbookSize(cells=rows * columns + 4 * len(lesson.runs), formula_cells=lesson.steps * (columns - 1),
                         longest_formula=200, max_rows=rows, max_columns=columns)
 

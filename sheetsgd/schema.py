@@ -160,9 +160,10 @@ COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), densit
 def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
     """The tables a template of this kind may hold, each with its keys."""
     if kind == "function":
-        return {"lesson": LESSON, "function": FUNCTION, "runs": Value("runs", min_items=1, max_items=1_000)}
+        return {"lesson": LESSON, "function": FUNCTION, "runs": Value("runs", min_items=1, max_items=1_000),
+                "schedule": SCHEDULE}
     if kind == "collab":  # generated ratings, an embedding model, full-batch training
-        return {"lesson": LESSON, **COLLAB}
+        return {"lesson": LESSON, **COLLAB, "schedule": SCHEDULE}
     opt_keys = {"name": choice(*_optimizer_hyper(), noun="optimizer")}
     if kind == "optimizers":
         opt_keys.update(compare=Value("strlist", min_items=1, max_items=10, choices=tuple(_optimizer_hyper())),
