@@ -179,8 +179,9 @@ def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | No
     if batches_ws is not None:
         _write_batches(batches_ws, fmt, base, next(iter(trace.traces.values())), counts)
     write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, None, None, legends=legends, how=[
-        ("Each run has its own sheet: the same data, model and start, its own named inputs (e.g. "
-         f"{next(iter(lessons))}_lr)."),
+        "Each optimizer has its own sheet: the same data, model and start, its own named inputs (e.g. adam_lr)."
+        if not lesson.schedules else "Each schedule has its own sheet: the same data, model, optimizer and start, "
+        f"its own named inputs (e.g. {next(iter(lessons))}_lr).",
         "Each row is one step; it starts from the previous row's new parameters, across epochs too.",
         "Compare puts the losses side by side, per step and per epoch, with charts.",
     ], exercise=frozenset().union(*book.exercise.values()) if book.exercise else frozenset(),
