@@ -16,7 +16,7 @@ N = ``total_steps`` is the run's number of steps (a named cell).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -182,23 +182,6 @@ def with_kind(schedule: Schedule | None, kind: str) -> Schedule:
     """The same schedule parameters under another kind (a schedule comparison's runs)."""
     base = schedule.params if schedule else {}
     return Schedule(kind, {**DEFAULTS[kind], **{k: v for k, v in base.items() if k in DEFAULTS[kind]}})
-
-
-def scheduled_columns(columns: list, schedule: Schedule | None, optimizer: str, after: str = "epoch") -> list:
-    """Step columns with the schedule's columns after ``after`` and the optimizer's formulas reading them."""
-    if schedule is None:
-        return columns
-    from .spec import Column
-
-    out = []
-    for c in columns:
-        if c.formula:
-            c = replace(c, formula=schedule.rewrite(c.formula, optimizer))
-        out.append(c)
-        if c.key == after:
-            out += [Column(key, header, template, "state", note)
-                    for key, header, template, note in schedule.formulas(optimizer)]
-    return out
 
 
 def sheet_hyper(opt, hp: dict, schedule: Schedule | None, n_steps: int) -> list[tuple[str, float]]:

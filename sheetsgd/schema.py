@@ -143,12 +143,10 @@ TRAINING = table(batch_size=Value("batch"), epochs=integer(1, MAX_STEPS), shuffl
 TITANIC_TRAINING = table(**TRAINING.keys, best_fit_steps=integer(1, MAX_BEST_FIT_STEPS))
 FINDER = table(start_lr=POSITIVE, end_lr=POSITIVE, num_it=integer(2, MAX_STEPS), smooth_beta=UNIT_OPEN,
                stop_factor=number(1, low_open=True), skip_start=integer(0, MAX_STEPS), skip_end=integer(0, MAX_STEPS))
-SCHEDULE = table(kind=choice("constant", "step", "cosine", "one-cycle", noun="schedule kind"),
-                 step_size=integer(1, MAX_STEPS), gamma=POSITIVE, eta_min=NONNEGATIVE,
-                 div=number(0, low_open=True), div_final=number(0, low_open=True),
-                 pct_start=number(0, 1, low_open=True, high_open=True), moms=numbers(3, 3),
-                 compare=Value("strlist", min_items=2, max_items=4, distinct=True,
-                               choices=("constant", "step", "cosine", "one-cycle")))
+SCHEDULES = ("constant", "step", "cosine", "one-cycle")
+SCHEDULE = table(kind=choice(*SCHEDULES, noun="schedule kind"), step_size=integer(1, MAX_STEPS), gamma=POSITIVE,
+                 eta_min=NONNEGATIVE, div=POSITIVE, div_final=POSITIVE, pct_start=number(0, 1, low_open=True, high_open=True),
+                 moms=numbers(3, 3), compare=Value("strlist", min_items=2, max_items=4, distinct=True, choices=SCHEDULES))
 FUNCTION = table(kind=choice("double-well", noun="function"), target=FINITE, steps=integer(1, MAX_STEPS))
 RUN = table(label=NAME, x0=FINITE, lr=POSITIVE, accumulate=BOOL)
 COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), density=number(0, 1, low_open=True),
