@@ -138,6 +138,13 @@ def scheduled_lessons(tmp_path):
         ("optimizers-one-cycle", with_schedule(tmp_path, "optimizers", 'kind = "one-cycle"\npct_start = 0.3'),
          {"epochs": 1}),
         ("one-cycle", "one-cycle", {"epochs": 2}),
+        ("titanic-logistic-one-cycle", with_schedule(tmp_path, "titanic-logistic", 'kind = "one-cycle"',
+                                                     replace=[('split_seed = 42', 'split_seed = 42\nrows = 120'),
+                                                              ('name = "sgd"', 'name = "momentum"')]), {"epochs": 2}),
+        ("penguins-cosine", with_schedule(tmp_path, "penguins-softmax", 'kind = "cosine"',
+                                          replace=[('name = "sgd"', 'name = "adam"')]), {"epochs": 1}),
+        ("too-high-one-cycle", with_schedule(tmp_path, "too-high", 'kind = "one-cycle"'), {}),
+        ("collab-filter-one-cycle", with_schedule(tmp_path, "collab-filter", 'kind = "one-cycle"'), {"epochs": 3}),
     ]
 
 
