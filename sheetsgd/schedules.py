@@ -125,14 +125,13 @@ class Schedule:
                                              "{hp:lr}/{hp:div_final}")}[self.kind]
         notes = {"constant": "the lr of every step", "step": "lr·gamma^floor((t − 1)/step_size) (torch StepLR)",
                  "cosine": "eta_min + (lr − eta_min)(1 + cos(π(t − 1)/N))/2 (torch CosineAnnealingLR)",
-                 "one-cycle": "fastai's one-cycle: a cosine from lr/div up to lr over pct_start of the steps, "
-                              "then a cosine down to lr/div_final"}
+                 "one-cycle": "one-cycle (fastai): cosine up from lr/div to lr, then down to lr/div_final"}
         out = [("lr", "lr this step", lr, notes[self.kind])]
         cycled = self.cycled(optimizer)
         if cycled:
             out.append((cycled[1], f"{'β1' if cycled[0] == 'beta1' else 'momentum'} this step",
                         _combined_formula("{hp:pct_start}", "{hp:mom_start}", "{hp:mom_mid}", "{hp:mom_end}"),
-                        "cycled inversely to the lr: mom_start down to mom_mid at the lr's peak, back up to mom_end"))
+                        "one-cycle: against the lr, mom_start → mom_mid → mom_end"))
         return out
 
     def rewrite(self, template: str, optimizer: str) -> str:
