@@ -206,3 +206,19 @@ def test_bad_schedule_is_one_line_exit_2(tmp_path, table, lesson, words):
 def test_parse_schedule_defaults_are_fastai_s():
     assert parse_schedule({"schedule": {"kind": "one-cycle"}}, "x").params == ONE_CYCLE
     assert parse_schedule({}, "x") is None
+
+
+@pytest.mark.parametrize("lesson, epochs", [("one-cycle", 200_000), ("too-high", 3_000_000)])
+def test_size_guard_refuses_huge_scheduled_runs_before_training(tmp_path, lesson, epochs):
+    template = "one-cycle" if lesson == "one-cycle" else str(with_schedule(tmp_path, lesson, 'kind = "cosine"'))
+    result = CliRunner().invoke(cli, ["build", template, "--epochs", str(epochs), "-o", str(tmp_path / "x.xlsx")])
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "too large" in result.output and not (tmp_path / "x.xlsx").exists()
+
+
+def test_function_size_counts_the_lr_columns(tmp_path):
+    from sheetsgd.runbounds import _function_size
+
+    plain = kinds.load("too-high")
+    scheduled = kinds.load(str(with_schedule(tmp_path, "too-high", 'kind = "cosine"')))
+    assert _function_size(scheduled).max_columns == _function_size(plain).max_columns + len(plain.runs)
