@@ -102,12 +102,12 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
             w.write_number(3 + i, 1, value, _input(book, "General"))
             w.write_string(3 + i, 2, note, fmt.note)
             wb.define_name(name, f"={LOSS}!$B${4 + i}")
-        if i < len(schedule_cells):  # columns E–G
+        if i < len(schedule_cells):  # columns J–L: clear of the notes in C, which run on over D–I
             name, value = schedule_cells[i]
-            w.write_string(3 + i, 4, name, fmt.bold)
-            w.write_number(3 + i, 5, value, _input(book, "General"))
-            w.write_string(3 + i, 6, SCHEDULE_NOTES.get(name, ""), fmt.note)
-            wb.define_name(name, f"={LOSS}!$F${4 + i}")
+            w.write_string(3 + i, 9, name, fmt.bold)
+            w.write_number(3 + i, 10, value, _input(book, "General"))
+            w.write_string(3 + i, 11, SCHEDULE_NOTES.get(name, ""), fmt.note)
+            wb.define_name(name, f"={LOSS}!$K${4 + i}")
     held_rng = f"{HELD}!$D${lay.held_row(1, 0)}:$D${lay.held_row(1, lay.H - 1)}"
     mean = f"AVERAGE({lay.ratings_range})"
     w.write_string(8, 0, "all-means baseline", fmt.bold)
@@ -118,6 +118,8 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     write_block(w, fmt, book.counts, blocks["loss"], student)
     presentation.widths(w).fit_range(0, 0, 18)
     presentation.widths(w).fit_range(1, 3 + bool(schedule_cells), 13)
+    if schedule_cells:  # the schedule's input names (total_steps the longest)
+        presentation.widths(w).fit_range(9, 9, max(presentation.header_width(n) for n, _ in schedule_cells))
     chart = wb.add_chart({"type": "line"})
     first, last = LOSS_HEADER + 1, LOSS_HEADER + lay.S
     for col, name in ((1, "training MSE"), (2, "held-back MSE")):
