@@ -55,6 +55,8 @@ class StepRowsMixin:
             self.hyper_cells[name] = f"{STEPS}!$B${row + 1}"
             self.wb.define_name(name, f"={self.hyper_cells[name]}")
         self.counts["value"] += len(self.hyper_names)
+        if self.hyper_names:  # the inputs' names in column A (a schedule's: pct_start, total_steps, …) fit it
+            presentation.widths(ws).fit(0, max(presentation.header_width(n, lines=1) for n in self.hyper_names))
         header_row = HYPER_FIRST_ROW + len(self.hyper_names) + 1
         self.steps_header_row, self.steps_start_row = header_row, header_row + 1
         plans = self.steps_plan.columns
