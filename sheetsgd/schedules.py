@@ -43,6 +43,11 @@ SCHEDULE_KEYS = ("lr", "mom", "beta1")  # the columns a schedule adds to the ste
 CYCLED = {"momentum": ("momentum", "mom"), "adam": ("beta1", "beta1"), "adamw": ("beta1", "beta1")}
 
 
+def read_row_lr(template: str) -> str:
+    """An update formula reading this row's lr column instead of the lr cell (a schedule's, the lr finder's)."""
+    return template.replace("{hp:lr}", "{lr}")
+
+
 def sched_cos(start, end, p):
     """fastai's sched_cos: cosine from start (p = 0) to end (p = 1)."""
     return start + (1 + np.cos(np.pi * (1 - p))) * (end - start) / 2
@@ -136,7 +141,7 @@ class Schedule:
 
     def rewrite(self, template: str, optimizer: str) -> str:
         """An optimizer formula reading this row's scheduled lr (and momentum/β1) instead of the named cells."""
-        out = template.replace("{hp:lr}", "{lr}")
+        out = read_row_lr(template)
         cycled = self.cycled(optimizer)
         if cycled:
             out = out.replace(f"{{hp:{cycled[0]}}}", f"{{{cycled[1]}}}")
