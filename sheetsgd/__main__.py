@@ -1,4 +1,5 @@
 """``python -m sheetsgd …``: the same command line as ``sheetsgd …``."""
 from .cli import cli
 
-cli(prog_name="sheetsgd")
+if __name__ == "__main__":
+    cli(prog_name="sheetsgd")
