@@ -165,6 +165,13 @@ def parse_schedule(raw: dict, source: str) -> Schedule | None:
     if not isinstance(table, dict):
         raise SheetsgdError("[schedule] must be a table", source)
     kind = table.get("kind", "constant")
+    if "compare" in table:
+        meta = raw.get("lesson") if isinstance(raw.get("lesson"), dict) else {}
+        if meta.get("kind") != "optimizers":
+            raise SheetsgdError("compare needs an optimizers lesson ([lesson] kind = \"optimizers\": a sheet per "
+                                "schedule); here give one kind", where)
+        if "kind" in table:
+            raise SheetsgdError("give kind (one schedule) or compare (a sheet per schedule), not both", where)
     if kind not in KINDS:
         raise SheetsgdError(f"unknown schedule kind {kind!r}; known: {', '.join(KINDS)}", where)
     used = list(table.get("compare") or [kind])  # a comparison's runs take the parameters of their kinds

@@ -193,6 +193,9 @@ def test_lr_option_scales_the_schedule(tmp_path):
     ('kind = "one-cycle"\npct_start = 0', "quadratic", ["[schedule]", "pct_start"]),
     ('kind = "cosine"\ngamma = 0.5', "linear", ["[schedule]", "gamma"]),
     ('kind = "one-cycle"', "lr-finder", ["[schedule]", "lr finder"]),
+    ('compare = ["constant", "cosine"]', "linear", ["[schedule]", "compare", "optimizers"]),
+    ('kind = "cosine"\ncompare = ["constant", "cosine"]', "optimizers", ["[schedule]", "not both"]),
+    ('kind = "one-cycle"\nmoms = [0.95, 0.85]', "linear", ["[schedule]", "moms"]),
 ])
 def test_bad_schedule_is_one_line_exit_2(tmp_path, table, lesson, words):
     path = with_schedule(tmp_path, lesson, table)
