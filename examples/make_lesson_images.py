@@ -28,6 +28,7 @@ PICTURES = {
     "collab-filter-loss.png": ("collab-filter", {}, "One row per full-batch step",
                                70, 819, 579),
     "dropout-epochs.png": ("dropout", {}, "Loss per epoch", 80, 560, 335),
+    "one-cycle-compare.png": ("one-cycle", {}, "1849.000", 80, 1300, 760),  # Compare: step 1's loss, 43²
     "collab-filter-predictions.png": ("collab-filter", {}, "Predictions: one block of rows per step", 200, 1400, 600),
 }
 

@@ -210,7 +210,8 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     n_steps = max((int(b.step.max()) for b in blocks if b.n), default=0)
     report = Report(path, "mistakes" if mistakes else "correct", lesson={
         "name": lesson.name, "kind": getattr(lesson, "kind", "sgd"), "model": getattr(lesson, "model", None),
-        "loss": getattr(lesson, "loss", None), "optimizer": getattr(lesson, "optimizer", None),
+        "loss": getattr(lesson, "loss", None) or getattr(getattr(lesson, "base", None), "loss", None),
+        "optimizer": getattr(lesson, "optimizer", None) or _optimizers_of(lesson),
         "batch_size": getattr(lesson, "batch_size", None), "epochs": getattr(lesson, "epochs", None),
         "steps": n_steps, "variant": getattr(lesson, "variant", None), "inputs": {k: v for k, v in names.items() if k == k.lower() or k not in names},
         "exercise": sorted(k for keys in exercise.values() for k in keys),
@@ -223,6 +224,12 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     if strict:
         _strict(report, path, book, blocks, exercise, shifts, stores, names, mistakes, results)
     return report
+
+
+def _optimizers_of(lesson) -> str | None:
+    """A comparison's optimizers, in sheet order (other kinds without one optimizer: None)."""
+    runs = lesson.lessons() if hasattr(lesson, "lessons") else {}
+    return ", ".join(dict.fromkeys(les.optimizer for les in runs.values())) or None
 
 
 class _ExerciseView:

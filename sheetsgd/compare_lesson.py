@@ -1,5 +1,8 @@
 """Optimizer comparison lessons: one problem trained by several optimizers, a sheet each, and a comparison.
 
+Or by several lr schedules (``[schedule] compare = ["constant", "one-cycle"]``): each run is an
+(optimizer, schedule) pair with its own key, sheet and prefix (``onecycle_lr``); see sheetsgd.schedules.
+
 Every optimizer sheet is a full Steps table (its hyperparameters are named ``<optimizer>_<name>``,
 e.g. ``adam_lr``, so each sheet can be tuned on its own). The Compare sheet puts their losses side by
 side per step and per epoch, with charts. ``classic = true`` switches momentum, RMSProp and Adam to
@@ -18,6 +21,7 @@ from .engine import Trace, train
 from .errors import SheetsgdError
 from .lesson import Lesson, override, parse_lesson, validate, with_optimizer
 from .optimizers import OPTIMIZERS
+from .schedules import sheet_hyper, with_kind
 from .spec import _sub, step_columns
 
 COMPARE = "Compare"
@@ -36,14 +40,32 @@ class CompareLesson:
     source: str = ""
     exercise: list[str] = field(default_factory=list)
     kind: str = "optimizers"
+    schedules: list[str] = field(default_factory=list)  # [schedule] compare: a run per optimizer and schedule
+
+    def runs(self) -> list[tuple[str, str, str, str | None]]:
+        """(key, sheet name, optimizer, schedule kind or None: the base lesson's) of every run."""
+        if not self.schedules:
+            return [(name, SHEET_NAMES[name], name, None) for name in self.optimizers]
+        out = []
+        for name in self.optimizers:
+            for kind in self.schedules:
+                slug, title = kind.replace("-", ""), kind[:1].upper() + kind[1:]
+                if len(self.optimizers) == 1:
+                    out.append((slug, title, name, kind))
+                else:
+                    out.append((f"{name}_{slug}", f"{SHEET_NAMES[name]} {kind}", name, kind))
+        return out
+
+    def sheet_names(self) -> dict[str, str]:
+        return {key: sheet for key, sheet, _, _ in self.runs()}
 
     def lessons(self) -> dict[str, Lesson]:
-        """The base lesson trained by each optimizer, with its template table (and classic switch)."""
+        """The base lesson trained by each run's optimizer (its template table, classic switch) and schedule."""
         out = {}
-        for name in self.optimizers:
+        for key, _, name, schedule in self.runs():
             switches = {"classic": 1.0} if self.classic and "classic" in OPTIMIZERS[name].defaults else {}
-            out[name] = validate(with_optimizer(self.base, name,
-                                               **{**self.base.optimizer_tables.get(name, {}), **switches}))
+            les = validate(with_optimizer(self.base, name, **{**self.base.optimizer_tables.get(name, {}), **switches}))
+            out[key] = les if schedule is None else replace(les, schedule=with_kind(self.base.schedule, schedule))
         return out
 
 
@@ -73,7 +95,8 @@ class CompareTrace:
 
 def parse_compare_lesson(raw: dict, name: str, source: str) -> CompareLesson:
     opt = raw.get("optimizer", {})
-    names = opt.get("compare", ["sgd", "momentum", "rmsprop", "adam"])
+    schedules = (raw.get("schedule") or {}).get("compare", [])
+    names = opt.get("compare", [opt.get("name", "sgd")] if schedules else ["sgd", "momentum", "rmsprop", "adam"])
     unknown = [n for n in names if n not in OPTIMIZERS] if isinstance(names, list) else [names]
     if unknown or not names:
         raise SheetsgdError(f"compare must list optimizers among {', '.join(OPTIMIZERS)}", f"{source} [optimizer]")
@@ -82,7 +105,7 @@ def parse_compare_lesson(raw: dict, name: str, source: str) -> CompareLesson:
     lesson = CompareLesson(name=meta.get("name", name), title=meta.get("title", name),
                            description=meta.get("description", ""), tips=list(meta.get("try", [])), base=base,
                            optimizers=list(dict.fromkeys(names)), classic=bool(opt.get("classic", False)),
-                           source=source, exercise=list(meta.get("exercise", [])))
+                           source=source, exercise=list(meta.get("exercise", [])), schedules=list(schedules))
     lesson.lessons()  # validates every optimizer's table now, not at build time
     return lesson
 
@@ -118,7 +141,8 @@ def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | No
 
     intro = sheet(INTRO)
     compare_ws = sheet(COMPARE)
-    opt_sheets = {name: sheet(SHEET_NAMES[name]) for name in lessons}
+    sheet_names = lesson.sheet_names()
+    opt_sheets = {name: sheet(sheet_names[name]) for name in lessons}
     data_ws = sheet(DATA)
     base = lesson.base
     shuffled = base.shuffle and 1 < base.batch_size < len(base.data)
@@ -132,30 +156,32 @@ def build_compare_workbook(lesson: CompareLesson, path, trace: CompareTrace | No
         start_state = opt.start_state(les.hyper)
         starts = {c.key: (les.init[c.key[4:]], True) if c.start_value == "init"
                   else (start_state[c.key.split("_")[0]], False) for c in columns if c.start_value is not None}
-        hyper_values = {**les.hyper, "fd_step": les.fd_step}
         prefix = f"{name}_"
+        what = opt.title + (f", {les.schedule.title}" if les.schedule else "")
         layout = write_steps_sheet(
-            opt_sheets[name], wb, fmt, counts, title=f"{lesson.title}: {opt.title}{' (classic)' if lesson.classic else ''}",
-            subtitle=f"{opt.title}. Yellow cells are inputs ({prefix}lr, …): change one and this sheet recomputes.",
-            hyper=[(k, hyper_values[k]) for k in opt.sheet_hyper(les.hyper) + ["fd_step"]],
+            opt_sheets[name], wb, fmt, counts, title=f"{lesson.title}: {what}{' (classic)' if lesson.classic else ''}",
+            subtitle=f"{what}. Yellow cells are inputs ({prefix}lr, …): change one and this sheet recomputes.",
+            hyper=sheet_hyper(opt, les.hyper, les.schedule, tr.n_steps) + [("fd_step", les.fd_step)],
             columns=columns, values={c.key: _step_values(c.key, les, tr) for c in columns}, start_values=starts,
             n_steps=tr.n_steps, data=_data_resolver(les, data_cols, shuffled),
             ranges=_batch_ranges(les, tr, shuffled), name_prefix=prefix,
-            exercise=frozenset(book.exercise.get(SHEET_NAMES[name], ())), block_name=SHEET_NAMES[name])
+            exercise=frozenset(book.exercise.get(sheet_names[name], ())), block_name=sheet_names[name])
         layout.data_columns = data_cols
         layouts[name] = layout
-        legends.append((SHEET_NAMES[name], columns, layout, prefix))
-        sheets_manifest[name] = {"sheet": SHEET_NAMES[name], **layout_entries(layout, columns, SHEET_NAMES[name]),
+        legends.append((sheet_names[name], columns, layout, prefix))
+        sheets_manifest[name] = {"sheet": sheet_names[name], **layout_entries(layout, columns, sheet_names[name]),
                                  "hyper_switches": {k: les.hyper[k] for k in opt.switches if k in les.hyper}}
         opt_sheets[name].repeat_rows(layout.header_row)
 
     _write_compare(compare_ws, wb, fmt, lesson, lessons, trace, layouts, counts)
     _write_data(data_ws, wb, fmt, base, counts,
-                [(f"fitted by {SHEET_NAMES[n]}", SHEET_NAMES[n], layouts[n], trace.traces[n]) for n in lessons])
+                [(f"fitted by {sheet_names[n]}", sheet_names[n], layouts[n], trace.traces[n]) for n in lessons])
     if batches_ws is not None:
         _write_batches(batches_ws, fmt, base, next(iter(trace.traces.values())), counts)
     write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, None, None, legends=legends, how=[
-        "Each optimizer has its own sheet: the same data, model and start, its own named inputs (e.g. adam_lr).",
+        "Each optimizer has its own sheet: the same data, model and start, its own named inputs (e.g. adam_lr)."
+        if not lesson.schedules else "Each schedule has its own sheet: the same data, model, optimizer and start, "
+        f"its own named inputs (e.g. {next(iter(lessons))}_lr).",
         "Each row is one step; it starts from the previous row's new parameters, across epochs too.",
         "Compare puts the losses side by side, per step and per epoch, with charts.",
     ], exercise=frozenset().union(*book.exercise.values()) if book.exercise else frozenset(),
@@ -176,11 +202,12 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     from .writer import DATA, _abs_col, _positive, cached
 
     names = list(lessons)
+    sheet_names = lesson.sheet_names()
     base = lesson.base
     model, loss = base.model_cls(), base.loss_cls()
     n_steps = trace.n_steps
     ws.set_row(0, 30)
-    ws.write_row(0, 0, ["step", "epoch"] + [f"loss: {SHEET_NAMES[n]}" for n in names], fmt.header)
+    ws.write_row(0, 0, ["step", "epoch"] + [f"loss: {sheet_names[n]}" for n in names], fmt.header)
     first_trace = trace.traces[names[0]]
     # one quantity, one format: every optimizer's loss column shows the same decimals
     step_formats = [presentation.number_format(np.concatenate([trace.traces[n].steps["loss"] for n in names]))] * len(names)
@@ -189,13 +216,13 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     fit = presentation.widths(ws)
     fit.fit_range(0, 1, presentation.header_width("epoch"))
     for j, name in enumerate(names):
-        fit.fit(2 + j, presentation.column_width(f"loss: {SHEET_NAMES[name]}", trace.traces[name].steps["loss"],
+        fit.fit(2 + j, presentation.column_width(f"loss: {sheet_names[name]}", trace.traces[name].steps["loss"],
                                                  step_formats[j], lines=2))
     col0 = 3 + len(names)  # the per-epoch table, right of the per-step one
-    ws.write_row(0, col0, ["epoch"] + [f"loss after epoch: {SHEET_NAMES[n]}" for n in names], fmt.header)
+    ws.write_row(0, col0, ["epoch"] + [f"loss after epoch: {sheet_names[n]}" for n in names], fmt.header)
     fit.fit(col0, presentation.header_width("epoch"))
     for j, name in enumerate(names):
-        fit.fit(col0 + 1 + j, presentation.column_width(f"loss after epoch: {SHEET_NAMES[name]}",
+        fit.fit(col0 + 1 + j, presentation.column_width(f"loss after epoch: {sheet_names[name]}",
                                                         trace.traces[name].epochs["full_loss"], epoch_formats[j],
                                                         lines=2))
     n = len(base.data)
@@ -208,7 +235,7 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
         for name in names:
             layout = layouts[name]
             row = layout.first_step_row + 1 + last
-            params = {p: f"{quote_sheetname(SHEET_NAMES[name])}!${xl_col_to_name(layout.columns['new_' + p])}${row}"
+            params = {p: f"{quote_sheetname(sheet_names[name])}!${xl_col_to_name(layout.columns['new_' + p])}${row}"
                       for p in model.params}
             predict = _sub(model.predict_formula, {"X": x_range, **params})
             epoch_formulas[e].append(f"SUMPRODUCT({loss.value_formula(f'{predict}-{y_range}')})/COUNT({x_range})")
@@ -219,7 +246,7 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
             ws.write_number(i, 1, int(first_trace.steps["epoch"][i - 1]))
             for j, name in enumerate(names):
                 layout = layouts[name]
-                ref = (f"{quote_sheetname(SHEET_NAMES[name])}!"
+                ref = (f"{quote_sheetname(sheet_names[name])}!"
                        f"{xl_col_to_name(layout.columns['loss'])}{layout.first_step_row + i}")
                 ws.write_formula(i, 2 + j, ref, fmt.number(step_formats[j]), cached(trace.traces[name].steps["loss"][i - 1]))
         if i <= base.epochs:
@@ -238,10 +265,10 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     colours = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B"]
     for j, name in enumerate(names):
         by_step = wb.add_chart({"type": "line"})
-        by_step.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, 0, n_steps, 0],
+        by_step.add_series({"name": sheet_names[name], "categories": [COMPARE, 1, 0, n_steps, 0],
                             "values": [COMPARE, 1, 2 + j, n_steps, 2 + j],
                             "line": {"width": 1.25, "color": colours[j % len(colours)]}})
-        by_step.set_title({"name": f"Loss by step: {SHEET_NAMES[name]}", "name_font": {"size": 11}})
+        by_step.set_title({"name": f"Loss by step: {sheet_names[name]}", "name_font": {"size": 11}})
         by_step.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
         by_step.set_y_axis(y_axis)
         by_step.set_legend({"none": True})
@@ -249,7 +276,7 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
         ws.insert_chart(1 + 10 * j, col0 + len(names) + 2, by_step)
     by_epoch = wb.add_chart({"type": "line"})
     for j, name in enumerate(names):
-        by_epoch.add_series({"name": SHEET_NAMES[name], "categories": [COMPARE, 1, col0, base.epochs, col0],
+        by_epoch.add_series({"name": sheet_names[name], "categories": [COMPARE, 1, col0, base.epochs, col0],
                              "values": [COMPARE, 1, col0 + 1 + j, base.epochs, col0 + 1 + j],
                              "marker": {"type": "circle"}})
     by_epoch.set_title({"name": "Loss on all examples after each epoch"})
@@ -257,7 +284,29 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     by_epoch.set_y_axis({"name": "loss", "log_base": 10} if positive else {"name": "loss"})
     by_epoch.set_size({"width": 720, "height": 320})
     ws.insert_chart(1 + 10 * len(names), col0 + len(names) + 2, by_epoch)
-    _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col0 + len(names) + 2, 18 + 10 * len(names))
+    _shrinkage_chart(ws, wb, model, names, sheet_names, layouts, n_steps, col0 + len(names) + 2, 18 + 10 * len(names))
+    _lr_chart(ws, wb, names, sheet_names, layouts, n_steps, col0 + len(names) + 2, 18 + 10 * len(names))
+
+
+def _lr_chart(ws, wb, names, sheet_names, layouts, n_steps, col, row):
+    """Where runs have an lr column (a schedule): their lr by step in one chart, read from their sheets."""
+    series = [name for name in names if "lr" in layouts[name].columns]
+    if not series:
+        return
+    chart = wb.add_chart({"type": "line"})
+    colours = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B"]
+    for j, name in enumerate(series):
+        layout = layouts[name]
+        first, column = layout.first_step_row, layout.columns["lr"]
+        chart.add_series({"name": sheet_names[name], "categories": [COMPARE, 1, 0, n_steps, 0],
+                          "values": [sheet_names[name], first, column, first + n_steps - 1, column],
+                          "line": {"width": 1.5, "color": colours[names.index(name) % len(colours)]}})
+    chart.set_title({"name": "Learning rate by step"})
+    chart.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
+    chart.set_y_axis({"name": "lr"})
+    chart.set_legend({"position": "bottom"})
+    chart.set_size({"width": 720, "height": 320})
+    ws.insert_chart(row, col, chart)
 
 
 def _shared_axis(values, log: bool) -> dict:
@@ -271,7 +320,7 @@ def _shared_axis(values, log: bool) -> dict:
     return {"name": "loss", "min": float(values.min()), "max": float(values.max())}
 
 
-def _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col, row):
+def _shrinkage_chart(ws, wb, model, names, sheet_names, layouts, n_steps, col, row):
     """Where sheets show weight decay's shrinkage per step (Adam's shrinkage switch): one chart of them all."""
     series = [(name, p) for name in names for p in model.params if f"shrink_{p}" in layouts[name].columns]
     if not series:
@@ -280,8 +329,8 @@ def _shrinkage_chart(ws, wb, model, names, layouts, n_steps, col, row):
     for name, p in series:
         layout = layouts[name]
         first, column = layout.first_step_row, layout.columns[f"shrink_{p}"]  # 0-based row of step 1
-        chart.add_series({"name": f"{SHEET_NAMES[name]}: {p}", "categories": [COMPARE, 1, 0, n_steps, 0],
-                          "values": [SHEET_NAMES[name], first, column, first + n_steps - 1, column],
+        chart.add_series({"name": f"{sheet_names[name]}: {p}", "categories": [COMPARE, 1, 0, n_steps, 0],
+                          "values": [sheet_names[name], first, column, first + n_steps - 1, column],
                           "line": {"width": 1.5}})
     chart.set_title({"name": "Shrinkage of each weight per step (weight decay)"})
     chart.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})

@@ -12,6 +12,7 @@ from operator import itemgetter
 import numpy as np
 
 from .lesson import Lesson
+from .schedules import scheduled_forward
 
 
 @dataclass
@@ -315,7 +316,9 @@ def train(lesson: Lesson, dry: bool = False) -> Trace:
     def epoch_end(epoch, params):
         epoch_full_loss.append(batch_loss(model, loss, params, X, Y))
 
-    rows, params = run_steps(opt, lesson.hyper, dict(lesson.init), batches, forward, epoch_end=epoch_end, dry=dry)
+    forward, hyper_of = scheduled_forward(forward, lesson.schedule, lesson.hyper, lesson.optimizer, len(batches), dry)
+    rows, params = run_steps(opt, lesson.hyper, dict(lesson.init), batches, forward, hyper_of=hyper_of,
+                             epoch_end=epoch_end, dry=dry)
     steps = columns_of(rows, dry)
     if per_example:
         steps = add_losses(steps, model, loss, h, central)

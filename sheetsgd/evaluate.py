@@ -217,6 +217,7 @@ def _na(args):
 FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "ABS": _elementwise(np.abs, lambda a, v: a.mag),
     "AVERAGE": _average,
+    "COS": _elementwise(np.cos, lambda a, v: np.abs(v) + a.mag),  # |Δcos| ≤ |Δx|: the argument's rounding
     "COUNT": lambda args: Val(_count(args), np.zeros_like(_count(args))),
     "EXP": _elementwise(np.exp, lambda a, v: np.abs(v) * (1 + a.mag)),
     "IF": _if,
@@ -228,6 +229,7 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "MAX": _minmax(np.max, -np.inf),
     "MIN": _minmax(np.min, np.inf),
     "MOD": _mod,
+    "PI": lambda args: scalar(np.pi),
     "POWER": lambda args: _power(args[0], args[1]),
     "ROWS": _rows,
     "SIGN": _elementwise(np.sign, lambda a, v: np.zeros_like(v)),

@@ -93,8 +93,6 @@ def function_frames(lesson, trace) -> dict[str, Callable]:
 
 
 def compare_frames(lesson, trace) -> dict[str, Callable]:
-    from .compare_lesson import SHEET_NAMES
-
     lessons, traces = lesson.lessons(), trace.traces
     first = next(iter(traces.values()))
 
@@ -107,7 +105,8 @@ def compare_frames(lesson, trace) -> dict[str, Callable]:
                       **{f"{name}.{k}": v for name, t in traces.items() for k, v in t.epochs.items() if k != "epoch"}})
 
     out = {"Compare": compare, "Epochs": epochs}
-    out.update({SHEET_NAMES[name]: (lambda les=les, t=traces[name]: steps_frame(les, t))
+    sheet_names = lesson.sheet_names()
+    out.update({sheet_names[name]: (lambda les=les, t=traces[name]: steps_frame(les, t))
                 for name, les in lessons.items()})
     out["Data"] = lambda: data_frame(lesson.base, {f"fitted.{name}": t.final for name, t in traces.items()})
     if shuffled_batches(lesson.base):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .errors import SheetsgdError, refuse_options
+from .schedules import Schedule, parse_schedule
 from .spec import Column
 
 RUNS_SHEET = "Runs"
@@ -38,6 +39,11 @@ class FunctionLesson:
     source: str = ""
     exercise: list[str] = field(default_factory=list)
     kind: str = "function"
+    schedule: Schedule | None = None  # [schedule]: each run's lr scheduled (a column per run, from its own lr)
+
+    def run_lrs(self, run: Run):
+        """The lr of each step of a run: its own lr, scheduled (None without a schedule)."""
+        return self.schedule.values(run.lr, self.steps, "sgd")["lr"].tolist() if self.schedule else None
 
 
 @dataclass
@@ -79,7 +85,7 @@ def parse_function_lesson(raw: dict, name: str, source: str) -> FunctionLesson:
     lesson = FunctionLesson(
         name=meta.get("name", name), title=meta.get("title", name), description=meta.get("description", ""),
         tips=list(meta.get("try", [])), target=float(fn.get("target", 9.0)), steps=fn.get("steps", 30),
-        runs=runs, source=source, exercise=list(meta.get("exercise", [])))
+        runs=runs, source=source, exercise=list(meta.get("exercise", [])), schedule=parse_schedule(raw, source))
     return validate(lesson)
 
 
@@ -118,17 +124,18 @@ def train_function(lesson: FunctionLesson) -> FunctionTrace:
     with np.errstate(over="ignore", invalid="ignore"):
         for i, run in enumerate(lesson.runs, start=1):
             x, acc = np.float64(run.x0), np.float64(0.0)
-            rows = {k: [] for k in ("x", "f", "grad", "acc", "new")}
-            for _ in range(lesson.steps):
+            rows = {k: [] for k in ("x", "lr", "f", "grad", "acc", "new")}
+            lrs = lesson.run_lrs(run) or [run.lr] * lesson.steps
+            for s in range(lesson.steps):
                 f, g = value(x, lesson.target), derivative(x, lesson.target)
                 if run.accumulate:
                     acc = acc + g
-                new = x - run.lr * (acc if run.accumulate else g)
-                for k, v in zip(rows, (x, f, g, acc, new)):
+                new = x - lrs[s] * (acc if run.accumulate else g)
+                for k, v in zip(rows, (x, lrs[s], f, g, acc, new)):
                     rows[k].append(v)
                 x = new
             for k, v in rows.items():
-                if k != "acc" or run.accumulate:
+                if (k != "acc" or run.accumulate) and (k != "lr" or lesson.schedule):
                     steps[f"r{i}_{k}"] = np.array(v, dtype=float)
             bad = [s for s in range(lesson.steps)
                    if not all(np.isfinite(steps[k][s]) for k in steps if k.startswith(f"r{i}_"))]
@@ -141,8 +148,13 @@ def function_columns(lesson: FunctionLesson) -> list[Column]:
     for i, run in enumerate(lesson.runs, start=1):
         x, lr = f"r{i}_x", f"{{hp:run{i}_lr}}"
         g = f"{{r{i}_acc}}" if run.accumulate else f"{{r{i}_grad}}"
+        cols.append(Column(x, f"{run.label}: x", f"{{prev:r{i}_new}}", "param", "x this step starts from"))
+        if lesson.schedule:  # the run's own lr, scheduled
+            _, _, template, note = lesson.schedule.formulas("sgd")[0]
+            cols.append(Column(f"r{i}_lr", f"{run.label}: lr", template.replace("{hp:lr}", lr), "state",
+                               f"{note}; lr = run{i}_lr"))
+            lr = f"{{r{i}_lr}}"
         cols += [
-            Column(x, f"{run.label}: x", f"{{prev:r{i}_new}}", "param", "x this step starts from"),
             Column(f"r{i}_f", f"{run.label}: f(x)", f"({{{x}}}^2-{{hp:target}})^2", "loss", "f(x) = (x² − target)²"),
             Column(f"r{i}_grad", f"{run.label}: f′(x)", f"4*{{{x}}}*({{{x}}}^2-{{hp:target}})", "gradient",
                    "f′(x) = 4x·(x² − target)"),
@@ -169,6 +181,7 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
     blanks = frozenset(book.exercise.get(RUNS_SHEET, ()))
     columns = function_columns(lesson)
     hyper = [("target", lesson.target)] + [(f"run{i}_lr", r.lr) for i, r in enumerate(lesson.runs, start=1)]
+    hyper += lesson.schedule.cells("sgd", lesson.steps) if lesson.schedule else []
     notes = {"target": "f(x) = (x² − target)²: minima at x = ±√target"}
     notes.update({f"run{i}_lr": f"learning rate of run {i} ({r.label})" for i, r in enumerate(lesson.runs, start=1)})
     starts = {f"r{i}_new": (r.x0, True) for i, r in enumerate(lesson.runs, start=1)}

@@ -12,6 +12,7 @@ from .errors import SheetsgdError
 from .losses import LOSSES
 from .models import MODELS
 from .optimizers import OPTIMIZERS
+from .schedules import Schedule, parse_schedule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,6 +51,7 @@ class Lesson:
     # the template's per-optimizer hyperparameter tables, so --optimizer picks up the author's lr
     optimizer_tables: dict[str, dict] = field(default_factory=dict, repr=False)
     kind: str = "sgd"
+    schedule: Schedule | None = None  # [schedule]: an lr column on the step rows (None: the lr cell)
 
     @property
     def full_batch(self) -> bool:
@@ -158,7 +160,7 @@ def parse_lesson(raw: dict, name: str, source: str) -> Lesson:
         optimizer=opt_name, hyper={}, batch_size=batch_size, epochs=train.get("epochs", 1),
         shuffle=bool(train.get("shuffle", False)), seed=train.get("seed", 0),
         fd_step=train.get("fd_step", 0.01), fd_scheme=train.get("fd_scheme", "central"), source=source, exercise=list(meta.get("exercise", [])),
-        optimizer_tables=per_optimizer,
+        optimizer_tables=per_optimizer, schedule=parse_schedule(raw, source),
     )
     return validate(with_optimizer(lesson, opt_name))
 

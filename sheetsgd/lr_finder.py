@@ -29,6 +29,7 @@ from .engine import columns_of, make_batches, run_steps
 from .errors import SheetsgdError
 from .lesson import Lesson, parse_lesson
 from .lr_finder_rows import ScalarRows
+from .schedules import read_row_lr
 from .spec import Column
 from .titanic.lesson import is_titanic_template, parse_titanic_lesson
 
@@ -216,7 +217,7 @@ def finder_columns(lesson: FinderLesson) -> list[Column]:
     out = []
     for c in lesson.rows.columns():
         if c.formula and "{hp:lr}" in c.formula:
-            c = replace(c, formula=c.formula.replace("{hp:lr}", "{lr}"))
+            c = replace(c, formula=read_row_lr(c.formula))
         if c.key.startswith("new_"):
             p = c.key[4:]
             c = replace(c, formula=f"IF({{recorded}}=1,{c.formula},{{{p}}})",

@@ -61,7 +61,7 @@ def _is_lr(node, block) -> bool:
     if node[0] == "name":
         return node[1].lower().endswith("lr")
     key = _key_at(block, node)
-    return bool(key) and key[0] == "lr"
+    return bool(key) and (key[0] == "lr" or key[0].endswith("_lr"))  # a scheduled lr column (r2_lr: a run's)
 
 
 def _drop_factor(tree, test):
@@ -183,7 +183,7 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
         g == f[3] for g in _factors(tree)))))
     out.append(("relu_derivative_wrong_side", _first(  # IF(z>0,1,0): the step function of ReLU's derivative
         tree, lambda n: n[0] == "call" and n[1] == "IF" and len(n[2]) == 3 and n[2][0][0] == "bin"
-        and n[2][0][1] in ("<", ">", "<=", ">=") and {n[2][1], n[2][2]} == {("num", 0.0), ("num", 1.0)},
+        and n[2][0][1] in ("<", ">", "<=", ">=") and sorted(map(repr, n[2][1:])) == [repr(("num", 0.0)), repr(("num", 1.0))],
         lambda n: ("call", "IF", [n[2][0], n[2][2], n[2][1]]))))
     out.append(("log_base_swapped", _first(tree, lambda n: n[0] == "call" and n[1] in ("LN", "LOG10"),
                                            lambda n: ("call", "LOG10" if n[1] == "LN" else "LN", n[2]))))
@@ -205,6 +205,7 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
         if a is not None and b is not None:
             out.append(("relu_after_sum", ("call", "MAX", [("num", 0.0), ("bin", "+", a, b)])))
     out += _decay_variants(tree)
+    out += _schedule_variants(block, key, tree)
     out += _embedding_variants(block, key, tree, update)
     out += mistake_edits_softmax.variants(block, key, tree)
     out += mistake_edits_dropout.variants(block, key, tree)
@@ -254,4 +255,20 @@ def _embedding_variants(block: Block, key: str, tree, update: bool) -> list[tupl
         err = next((f for f in _factors(tree[2] if tree[0] == "bin" and tree[1] == "/" else tree)
                     if (_key_at(block, f) or ("",))[0] == "err"), None)
         out.append(("y_range_derivative_missing", err))
+    return out
+
+
+SCHEDULE_COLUMNS = ("lr", "mom", "beta1")  # sheetsgd.schedules' columns
+
+
+def _schedule_variants(block: Block, key: str, tree) -> list[tuple[str, object]]:
+    """A schedule's mistakes: step t at position t/N instead of (t − 1)/N; one-cycle's two cosines swapped."""
+    if key not in SCHEDULE_COLUMNS and not key.endswith("_lr"):
+        return []
+
+    def step_minus_one(n):
+        return n[0] == "bin" and n[1] == "-" and n[3] == ("num", 1.0) and (_key_at(block, n[2]) or ("",))[0] == "step"
+    out = [("schedule_phase_off_by_one", a1.transform(tree, lambda n: n[2] if step_minus_one(n) else n))]
+    out.append(("schedule_phases_swapped", _first(tree, lambda n: n[0] == "call" and n[1] == "IF" and len(n[2]) == 3,
+                                                  lambda n: ("call", "IF", [n[2][0], n[2][2], n[2][1]]))))
     return out

@@ -68,6 +68,11 @@ CATALOGUE = {m.name: m for m in [
             "Only the exercise columns and the yellow inputs are meant to be edited: rebuild the given cells."),
     Mistake("error_value", "the cell shows an error value",
             "An error (#VALUE!, #REF!, #NAME?, …) usually means a reference to text, a deleted cell or a typo."),
+    Mistake("schedule_phase_off_by_one", "schedule's position off by one step (t instead of t − 1)",
+            "Step t trains at position (t − 1)/N of the schedule (fastai and torch count the steps done before it): "
+            "step 1 uses the schedule's start value."),
+    Mistake("schedule_phases_swapped", "one-cycle's warm-up and annealing swapped",
+            "While (t − 1)/N < pct_start the lr warms up from lr/div to lr; after it, it anneals from lr to lr/div_final."),
     Mistake("sigmoid_derivative_incomplete", "sigmoid's derivative written as σ instead of σ(1 − σ)",
             "dσ/dz = σ(z)·(1 − σ(z)): both factors, the probability and one minus it."),
     Mistake("relu_derivative_wrong_side", "ReLU's derivative taken on the wrong side",

@@ -44,6 +44,20 @@ class Shift:
         return np.where(inside, self.row_map[np.clip(idx, 0, len(self.row_map) - 1)], ref_rows + self.rows)
 
 
+def _position_grid(keys: np.ndarray):
+    """row × column → position in the sorted arrays (-1: no cell), when the sheet is dense enough that
+    the grid is no bigger than a few times its cells (a lesson's sheets are); else None (binary search)."""
+    if not len(keys):
+        return None
+    rows, cols = keys // _KEY, keys % _KEY
+    shape = (int(rows.max()) + 1, int(cols.max()) + 1)
+    if shape[0] * shape[1] > max(8 * len(keys), 1 << 16) or shape[0] * shape[1] > 1 << 26:
+        return None
+    grid = np.full(shape, -1, np.int32 if len(keys) < 1 << 31 else np.int64)
+    grid[rows[::-1], cols[::-1]] = np.arange(len(keys))[::-1]  # a repeated cell: its first, as the search finds
+    return grid
+
+
 class SheetValues:
     """A sheet's cells as arrays: value (blank → 0 as spreadsheets read it; text and errors → NaN), has a
     formula, is blank, and the cached value is missing. Rows and columns are 1-based."""
@@ -82,6 +96,7 @@ class SheetValues:
         self.errors = np.zeros(len(order), bool)  # error values other than #NUM! (an overflow)
         broken = [i for i, v in self.odd.items() if isinstance(v, CellError) and str(v) != "#NUM!"]
         self.errors[inverse[broken]] = True
+        self._grid = _position_grid(self.keys)
         self.text = np.full(len(order), None, object)
         for i, v in self.odd.items():
             if isinstance(v, str):
@@ -91,6 +106,12 @@ class SheetValues:
 
     def find(self, rows: np.ndarray, cols: np.ndarray):
         """(position, present) of each (row, col) in the sorted arrays."""
+        if self._grid is not None:  # a dense sheet: a direct lookup
+            grid = self._grid
+            r, c = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+            inside = (r >= 0) & (r < grid.shape[0]) & (c >= 0) & (c < grid.shape[1])
+            pos = grid[np.where(inside, r, 0), np.where(inside, c, 0)]
+            return np.maximum(pos, 0), inside & (pos >= 0)
         want = np.asarray(rows, dtype=np.int64) * _KEY + np.asarray(cols, dtype=np.int64)
         if len(self.keys) == 0:
             return np.zeros(want.shape, np.int64), np.zeros(want.shape, bool)

@@ -70,14 +70,20 @@ class Report:
             return f"{self.path}: cannot check: {self.message}"
         lines = []
         les = self.lesson
-        lines.append(f"{self.path}: lesson {les.get('name')} ({les.get('optimizer')}, {les.get('loss')}, "
-                     f"{les.get('steps')} steps); exercise: {', '.join(les.get('exercise', [])) or 'none'}")
+        sheets = list(dict.fromkeys(c.sheet for c in self.columns))
+        on = (lambda sheet: f" on {sheet}") if len(sheets) > 1 else (lambda sheet: "")  # where several sheets are judged
+        about = ", ".join(str(x) for x in (les.get("optimizer"), les.get("loss")) if x) + ", " if les.get("optimizer") or les.get("loss") else ""
+        exercise = list(dict.fromkeys(les.get("exercise", [])))
+        exercise_sheets = list(dict.fromkeys(c.sheet for c in self.columns if c.exercise))
+        where = f" (on {', '.join(exercise_sheets)})" if len(exercise_sheets) > 1 else ""
+        lines.append(f"{self.path}: lesson {les.get('name')} ({about}{les.get('steps')} steps); "
+                     f"exercise: {', '.join(exercise) + where if exercise else 'none'}")
         for note in self.notes:
             lines.append(f"  note: {note}")
         if self.mistakes:
             lines.append(f"Root causes ({len(self.mistakes)}):")
             for m in self.mistakes:
-                lines.append(f"  ✗ {m['header']} ({m['column']}, column {m['letter']}): {m['title']} — first at step "
+                lines.append(f"  ✗ {m['header']} ({m['column']}, column {m['letter']}{on(m.get('sheet'))}): {m['title']} — first at step "
                              f"{m['step']} ({m['cell']}): expected {show_value(m['expected'])}, found {show_value(m['found'])}, "
                              f"formula {m['formula'] or '(none)'}; {m['cells']} cell(s)")
                 lines.append(f"    hint: {m['hint']}")
@@ -89,13 +95,13 @@ class Report:
         if knock:
             lines.append("Knock-ons (wrong only because a cell they read is wrong; not separate mistakes):")
             for c in knock:
-                lines.append(f"  · {c.header} ({c.key}): {c.correct}/{c.total} correct, follows from "
+                lines.append(f"  · {c.header} ({c.key}{on(c.sheet)}): {c.correct}/{c.total} correct, follows from "
                              f"{', '.join(c.knock_on_of)}")
         lines.append("Exercise columns:")
         for c in self.columns:
             if c.exercise and c.status == "knock-on":  # right formulas reading a wrong cell: no ✗, no formula
                 step = f" (from step {c.first_wrong['step']})" if c.first_wrong else ""
-                lines.append(f"  · {c.header:<24} {c.key:<10} {c.correct}/{c.total}  follows from "
+                lines.append(f"  · {c.header:<24} {c.key:<10}{on(c.sheet)} {c.correct}/{c.total}  follows from "
                              f"{', '.join(c.knock_on_of)}{step}")
             elif c.exercise:
                 mark = "✓" if c.correct == c.total else "✗"
@@ -104,7 +110,7 @@ class Report:
                     f = c.first_wrong
                     first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {show_value(f['expected'])}, "
                              f"found {show_value(f['found'])}, formula {f['formula'] or '(none)'}")
-                lines.append(f"  {mark} {c.header:<24} {c.key:<10} {c.correct}/{c.total}{first}")
+                lines.append(f"  {mark} {c.header:<24} {c.key:<10}{on(c.sheet)} {c.correct}/{c.total}{first}")
         if self.strict is not None:
             if self.strict.get("mismatches"):
                 lines.append("Strict (inputs perturbed, recalculated): cells that did not follow:")

@@ -20,8 +20,8 @@ def _sgd_size(lesson) -> WorkbookSize:
 
 
 def _function_size(lesson) -> WorkbookSize:
-    columns = 1 + 5 * len(lesson.runs)
-    rows = lesson.steps + 10
+    columns = 1 + (6 if lesson.schedule else 5) * len(lesson.runs)  # a schedule: an lr column per run
+    rows = lesson.steps + 10 + len(lesson.runs) + 7  # the named inputs above the steps
     return WorkbookSize(cells=rows * columns + 4 * len(lesson.runs), formula_cells=lesson.steps * (columns - 1),
                         longest_formula=200, max_rows=rows, max_columns=columns)
 
@@ -68,7 +68,7 @@ def _collab_size(lesson) -> WorkbookSize:
 
     lay = Layout(lesson)
     k, U, M, S = lay.k, lay.U, lay.M, lay.S
-    per_step = U * (3 * M + 2) + (lay.N + 1) * (6 + 2 * k) + lay.H * 6 + (U + M) * (4 + 3 * k)
+    per_step = U * (3 * M + 2) + (lay.N + 1) * (6 + 2 * k) + lay.H * 6 + (U + M) * (4 + 3 * k) + 5  # + Loss row
     cells = S * per_step + (U + M) * (k + 4) + U * (3 * M + 2)
     rows = S * max(U, M, lay.N, lay.H) + 10
     return WorkbookSize(cells=cells, formula_cells=cells, longest_formula=300 + 60 * k, max_rows=rows,

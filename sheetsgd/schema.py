@@ -143,6 +143,10 @@ TRAINING = table(batch_size=Value("batch"), epochs=integer(1, MAX_STEPS), shuffl
 TITANIC_TRAINING = table(**TRAINING.keys, best_fit_steps=integer(1, MAX_BEST_FIT_STEPS))
 FINDER = table(start_lr=POSITIVE, end_lr=POSITIVE, num_it=integer(2, MAX_STEPS), smooth_beta=UNIT_OPEN,
                stop_factor=number(1, low_open=True), skip_start=integer(0, MAX_STEPS), skip_end=integer(0, MAX_STEPS))
+SCHEDULES = ("constant", "step", "cosine", "one-cycle")
+SCHEDULE = table(kind=choice(*SCHEDULES, noun="schedule kind"), step_size=integer(1, MAX_STEPS), gamma=POSITIVE,
+                 eta_min=NONNEGATIVE, div=POSITIVE, div_final=POSITIVE, pct_start=number(0, 1, low_open=True, high_open=True),
+                 moms=numbers(3, 3), compare=Value("strlist", min_items=2, max_items=4, distinct=True, choices=SCHEDULES))
 FUNCTION = table(kind=choice("double-well", noun="function"), target=FINITE, steps=integer(1, MAX_STEPS))
 RUN = table(label=NAME, x0=FINITE, lr=POSITIVE, accumulate=BOOL)
 COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), density=number(0, 1, low_open=True),
@@ -154,9 +158,10 @@ COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), densit
 def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
     """The tables a template of this kind may hold, each with its keys."""
     if kind == "function":
-        return {"lesson": LESSON, "function": FUNCTION, "runs": Value("runs", min_items=1, max_items=1_000)}
+        return {"lesson": LESSON, "function": FUNCTION, "runs": Value("runs", min_items=1, max_items=1_000),
+                "schedule": SCHEDULE}
     if kind == "collab":  # generated ratings, an embedding model, full-batch training
-        return {"lesson": LESSON, **COLLAB}
+        return {"lesson": LESSON, **COLLAB, "schedule": SCHEDULE}
     opt_keys = {"name": choice(*_optimizer_hyper(), noun="optimizer")}
     if kind == "optimizers":
         opt_keys.update(compare=Value("strlist", min_items=1, max_items=10, choices=tuple(_optimizer_hyper())),
@@ -165,6 +170,8 @@ def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
            "optimizer": Value("optimizer", keys=opt_keys), "training": TITANIC_TRAINING if titanic else TRAINING}
     if kind == "lr-finder":
         out["finder"] = FINDER
+    else:  # the kinds whose step rows take a schedule (sheetsgd.schedules)
+        out["schedule"] = SCHEDULE
     return out
 
 
@@ -342,6 +349,9 @@ def check_template(raw: dict, kind: str, source: str) -> None:
     data = raw.get("data")
     titanic = isinstance(data, dict) and data.get("dataset") in ("titanic", "penguins")
     tables = tables_for(kind, titanic)
+    if kind == "lr-finder" and "schedule" in raw:
+        checker.fail("an lr finder's lr is its schedule (start_lr to end_lr, set in [finder]): "
+                     "remove the [schedule] table", "schedule")
     for name, value in raw.items():
         if name not in tables:
             checker.fail(f"unknown table [{name}]{suggest(name, tables)}; a {kind!r} lesson has "

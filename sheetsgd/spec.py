@@ -15,9 +15,10 @@ Template placeholders (resolved by :mod:`sheetsgd.formula`):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .lesson import Lesson
+from .schedules import Schedule
 
 SPEC_VERSION = 1
 
@@ -112,7 +113,7 @@ def step_columns(lesson: Lesson) -> list[Column]:
             cols.append(Column(f"gwd_{p}", f"∂L/∂{p} + wd·{p}", f"{{grad_{p}}}+{{hp:weight_decay}}*{{{p}}}",
                                "gradient", "gradient plus L2 weight decay"))
         cols += [optimizer_column(opt, p, *formula) for formula in opt.formulas(hp, p)]
-    return cols
+    return scheduled_columns(cols, lesson.schedule, lesson.optimizer)
 
 
 # What a student may expect of the estimate (tests/test_finite_differences.py holds every bundled lesson to it)
@@ -137,6 +138,21 @@ def optimizer_column(opt, p: str, key: str, header: str, template: str) -> Colum
                           " (lr·wd: decoupled)" if opt.decoupled else " (lr·wd/(√v̂ + ε): L2 through Adam's v)"))
     return Column(key, header, template, "state", f"optimizer state {state} for {p}",
                   start_value="zero" if state in opt.state else None)
+
+
+def scheduled_columns(columns: list, schedule: Schedule | None, optimizer: str, after: str = "epoch") -> list:
+    """Step columns with the schedule's columns after ``after`` and the optimizer's formulas reading them."""
+    if schedule is None:
+        return columns
+    out = []
+    for c in columns:
+        if c.formula:
+            c = replace(c, formula=schedule.rewrite(c.formula, optimizer))
+        out.append(c)
+        if c.key == after:
+            out += [Column(key, header, template, "state", note)
+                    for key, header, template, note in schedule.formulas(optimizer)]
+    return out
 
 
 def exercise_columns(lesson: Lesson) -> list[str]:

@@ -9,6 +9,7 @@ from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_rowcol_to_cel
 from . import presentation
 from .blocks import Block, BlockColumn, StudentPlan, cached, write_block
 from .formula import Resolver, compile_template
+from .schedules import NOTES as SCHEDULE_NOTES
 
 HYPER_FIRST_ROW = 3  # 0-based row of the first named hyperparameter on the Steps sheet
 
@@ -22,6 +23,7 @@ HYPER_NOTES = {
     "eps": "ε: keeps the division by √v finite",
     "weight_decay": "weight decay: pulls each parameter towards 0",
     "fd_step": "h: the nudge used by the finite-difference estimates (not used by training)",
+    **SCHEDULE_NOTES,
 }
 
 

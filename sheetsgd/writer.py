@@ -16,6 +16,7 @@ from . import __version__, progress
 from .engine import Trace, train
 from .formula import Resolver, compile_template
 from .lesson import Lesson
+from .schedules import sheet_hyper
 from .sizeguard import WorkbookSize
 from .spec import _sub, exercise_columns, step_columns
 from .blocks import Block, BlockColumn, cached
@@ -79,7 +80,8 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
 def estimate_size(lesson: Lesson, columns) -> WorkbookSize:
     """Cells, rows and the longest formula of the workbook, from the lesson alone (nothing trained)."""
     shuffled = lesson.shuffle and 1 < lesson.batch_size < len(lesson.data)
-    n, steps, hyper_rows = len(lesson.data), lesson.n_steps, len(lesson.hyper) + 1
+    n, steps = len(lesson.data), lesson.n_steps
+    hyper_rows = len(sheet_hyper(lesson.optimizer_obj(), lesson.hyper, lesson.schedule, steps)) + 1
     start_row = HYPER_FIRST_ROW + hyper_rows + 2
     resolver = Resolver(lambda key, which: f"$XFD${start_row + steps}", hp=lambda name: name,
                         data=_data_resolver(lesson, {"x": 1, "y": 2}, shuffled))
@@ -99,8 +101,7 @@ def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffle
     subtitle = (f"{opt.title} · {lesson.loss_cls().title} · batch size "
                 f"{'full' if lesson.full_batch else lesson.batch_size} · {lesson.epochs} epoch(s). "
                 "Yellow cells are inputs: change one and every row recomputes.")
-    hyper_values = {**lesson.hyper, "fd_step": lesson.fd_step}
-    hyper = [(name, hyper_values[name]) for name in opt.sheet_hyper(lesson.hyper) + ["fd_step"]]
+    hyper = sheet_hyper(opt, lesson.hyper, lesson.schedule, lesson.n_steps) + [("fd_step", lesson.fd_step)]
     start_state = opt.start_state(lesson.hyper)
     starts = {c.key: (lesson.init[c.key[4:]], True) if c.start_value == "init"
               else (start_state[c.key.split("_")[0]], bool(lesson.hyper.get("classic")))

@@ -16,6 +16,7 @@ expanded or evaluated: these are byte offsets.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 _LT, _GT, _QUOTE, _SLASH, _SPACE = 0x3C, 0x3E, 0x22, 0x2F, 0x20
 MAX_REF = 10  # "XFD1048576"
@@ -28,39 +29,39 @@ class ScannedCells:
 
     def __init__(self, data: bytes, spans: np.ndarray, plain_type: np.ndarray):
         self.data = data
-        self.spans = spans  # (n, 14) int64: start, end of each part but the last
+        self.spans = spans  # (14, n) int64: start, end of each of the seven parts, one row per bound
         self.plain_type = plain_type  # the type attribute says number (absent or t="n")
 
     def __len__(self) -> int:
-        return len(self.spans)
+        return self.spans.shape[1]
 
     def __getitem__(self, i: int):
-        s, d = self.spans[i].tolist(), self.data
+        s, d = self.spans[:, i].tolist(), self.data
         return (d[s[0]:s[1]], d[s[2]:s[3]], d[s[4]:s[5]], d[s[6]:s[7]], d[s[8]:s[9]], d[s[10]:s[11]], d[s[12]:s[13]])
 
     def take(self, order: np.ndarray) -> "ScannedCells":
-        return ScannedCells(self.data, self.spans[order], self.plain_type[order])
+        return ScannedCells(self.data, self.spans[:, order], self.plain_type[order])
 
     def has_formula(self) -> np.ndarray:
-        return self.spans[:, 7] > self.spans[:, 6]
+        return self.spans[7] > self.spans[6]
 
     def tagged_formulas(self) -> np.ndarray:
         """Cells whose formula tag has attributes and text (shared or array formula masters among them)."""
         s = self.spans
-        return np.flatnonzero((s[:, 7] - s[:, 6] > 3) & (s[:, 9] > s[:, 8]))
+        return np.flatnonzero((s[7] - s[6] > 3) & (s[9] > s[8]))
 
     def numbers(self) -> tuple[np.ndarray, np.ndarray]:
         """(value as a float, NaN unless a plain number of at most MAX_NUMBER characters; plain)."""
-        start, end = self.spans[:, 10], self.spans[:, 11]
+        start, end = self.spans[10], self.spans[11]
         length = end - start
         plain = self.plain_type & (length > 0) & (length <= MAX_NUMBER)
-        numbers = np.full(len(self.spans), np.nan)
+        numbers = np.full(len(self), np.nan)
         idx = np.flatnonzero(plain)
         if len(idx):
             buf = np.frombuffer(self.data, np.uint8)
             width = int(length[idx].max())  # the longest value text (a double's repr: up to 24)
-            offsets = start[idx, None] + np.arange(width)
-            chars = np.where(np.arange(width) < length[idx, None], buf[np.minimum(offsets, len(buf) - 1)], 0)
+            chars = _window(buf, start[idx], width)
+            chars = np.where(np.arange(width) < length[idx, None], chars, np.uint8(0))
             text = np.ascontiguousarray(chars, dtype=np.uint8).view(f"S{width}").ravel()
             try:
                 numbers[idx] = text.astype(float)
@@ -82,9 +83,28 @@ def _next(positions: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 
 def _window(buf: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
-    """The ``width`` bytes from each start (0 past the end), one row per start."""
-    at = start[:, None] + np.arange(width)
-    return np.where(at < len(buf), buf[np.minimum(at, len(buf) - 1)], 0)
+    """The ``width`` bytes from each start (0 past the end), one row per start: rows of a sliding view
+    of the buffer padded with zeros (one gather, no index arithmetic per byte)."""
+    padded = _padded(buf, width)
+    return sliding_window_view(padded, width)[np.clip(start, 0, len(padded) - width)]
+
+
+_PAD = 128
+
+
+def _padded(buf: np.ndarray, width: int) -> np.ndarray:
+    """The buffer followed by zeros (at least ``width``), made once per buffer: the last one is kept,
+    known by the bytes object the buffer views."""
+    owner = buf.base if buf.base is not None else buf
+    cached = _PADDED.get("last")
+    if cached is not None and cached[0] is owner and cached[1] == len(buf) and len(cached[2]) - len(buf) >= width:
+        return cached[2]
+    padded = np.concatenate([buf, np.zeros(max(width, _PAD), np.uint8)])
+    _PADDED["last"] = (owner, len(buf), padded)
+    return padded
+
+
+_PADDED: dict = {}
 
 
 def _first(window: np.ndarray, start: np.ndarray, ch: int) -> np.ndarray:
@@ -95,10 +115,10 @@ def _first(window: np.ndarray, start: np.ndarray, ch: int) -> np.ndarray:
 
 def _bytes_at(buf: np.ndarray, at: np.ndarray, text: bytes) -> np.ndarray:
     """Whether ``text`` starts at each position."""
-    out = (at >= 0) & (at + len(text) <= len(buf))
-    for j, ch in enumerate(text):
-        out &= buf[np.clip(at + j, 0, len(buf) - 1)] == ch
-    return out
+    if not len(at):
+        return np.zeros(0, bool)
+    window = _window(buf, at, len(text))
+    return (at >= 0) & (at + len(text) <= len(buf)) & (window == np.frombuffer(text, np.uint8)).all(axis=1)
 
 
 def _find(data: bytes, buf: np.ndarray, pattern: bytes) -> np.ndarray:
@@ -118,18 +138,25 @@ def _formula_tags(buf: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def scan(data: bytes):
-    """(cells, rows, cols) of the sheet, or None when it is not in the plain form (see the module)."""
-    if b"<![CDATA[" in data or b"<!--" in data:
-        return None
+    """(cells, rows, cols) of the sheet, or None when it is not in the plain form (see the module).
+
+    With comments and CDATA excluded, every ``<`` of well-formed XML starts a tag: the tags are found in
+    one pass and told apart by their next three bytes, and each cell's parts are the tags that follow its
+    open tag (by tag index, not by search)."""
     buf = np.frombuffer(data, np.uint8)
     n = len(buf)
-    cpos = _find(data, buf, b'<c r="')
-    if len(cpos) != data.count(b"<c "):  # a cell whose reference is not its first attribute
+    lt = np.append(np.flatnonzero(buf == _LT), n)  # tag starts, and a sentinel: "the next tag" of the last
+    padded = _padded(buf, 4)
+    c1, c2, c3 = padded[lt + 1], padded[lt + 2], padded[lt + 3]  # the sentinel's: zeros
+    if (c1 == ord("!")).any():  # a comment, CDATA or a declaration
+        return None
+    cell_k = np.flatnonzero((c1 == ord("c")) & (c2 == _SPACE))  # every <c …> open tag, by tag index
+    cpos = lt[cell_k]
+    if not ((c3[cell_k] == ord("r")) & _bytes_at(buf, cpos + 4, b'="')).all():  # reference not first
         return None
     if not len(cpos):
-        return (ScannedCells(data, np.zeros((0, 14), np.int64), np.zeros(0, bool)), np.zeros(0, np.int64),
-                np.zeros(0, np.int64))
-    lt = np.flatnonzero(buf == _LT)
+        return ScannedCells(data, np.zeros((14, 0), np.int64), np.zeros(0, bool)), np.zeros(0, np.int64), \
+            np.zeros(0, np.int64)
     ref0 = cpos + 6
     ref_chars = _window(buf, ref0, MAX_REF + 1)
     ref1 = _first(ref_chars, ref0, _QUOTE)
@@ -138,82 +165,136 @@ def scan(data: bytes):
     rows, cols, letters = _parse_refs(ref_chars, ref1 - ref0)
     if rows is None:
         return None
-    # the open tag ends just before the next '<' (a child or the next cell): no '<' inside a tag
-    open_end = _next(lt, ref1) - 1
+    # the open tag ends just before the next tag (a child or the next cell)
+    open_end = lt[cell_k + 1] - 1
     if ((open_end < ref1) | (buf[open_end] != _GT)).any():
         return None
     self_closing = buf[open_end - 1] == _SLASH
     attrs0, attrs1 = ref1 + 1, open_end
-    # the type attribute ' t="…"' inside the open tag; plain numbers have none or t="n"
-    t_at = _find(data, buf, b' t="')
-    owner = np.searchsorted(cpos, t_at, side="right") - 1
-    mine = (owner >= 0) & (t_at > ref1[np.maximum(owner, 0)]) & (t_at < open_end[np.maximum(owner, 0)])
-    plain_type = np.ones(len(cpos), bool)
-    plain_type[owner[mine]] = _bytes_at(buf, t_at[mine] + 4, b'n"')
-    # children: an optional <f …>text</f> or <f …/>, then an optional <v>text</v>, <v/> or <is><t>text</t></is>
-    child = open_end + 1
-    has_f = ~self_closing & _formula_tags(buf, child)
-    if int(has_f.sum()) != int(_formula_tags(buf, _find(data, buf, b"<f")).sum()):  # a formula tag elsewhere
+    plain_type = _plain_types(data, buf, attrs0, attrs1)
+
+    def tag(k, a, b, c=None):  # whether the tags at indices k begin <ab (and c)
+        found = (c1[k] == a) & (c2[k] == b)
+        return found if c is None else found & (c3[k] == c)
+
+    last = len(lt) - 1
+    # formulas: <f>, <f …>, <f/> (not <formula>), only as a cell's first child
+    is_f = (c1 == ord("f")) & ((c2 == _SPACE) | (c2 == _GT) | (c2 == _SLASH))
+    child = cell_k + 1  # the tag index of each cell's first child (or of what follows it)
+    has_f = ~self_closing & is_f[child]
+    if int(has_f.sum()) != int(is_f.sum()):
         return None
-    plain_f = has_f & (buf[np.minimum(child + 2, n - 1)] == _GT)  # <f>: most formulas
-    f_open_end = np.where(plain_f, child + 2, 0)
+    f_at = lt[child]
+    plain_f = has_f & (c2[child] == _GT)  # <f>: most formulas
+    f_open_end = np.where(plain_f, f_at + 2, 0)
     other = np.flatnonzero(has_f & ~plain_f)
-    if len(other):
-        f_open_end[other] = _next(np.flatnonzero(buf == _GT), child[other])
+    if len(other):  # <f t="shared" …> or <f …/>: the tag's first '>' (before the next tag)
+        f_open_end[other] = _last_gt_before(buf, f_at[other], lt[child[other] + 1])
+        if (f_open_end[other] < 0).any():
+            return None
     f_closed = has_f & (buf[np.maximum(f_open_end - 1, 0)] == _SLASH)
     with_text = has_f & ~f_closed
+    text_k = np.minimum(child + 1, last)
     text0 = np.where(with_text, f_open_end + 1, 0)
-    text1 = np.where(with_text, _next(lt, text0), 0)
-    if not _bytes_at(buf, text1[with_text], b"</f>").all():
+    text1 = np.where(with_text, lt[text_k], 0)
+    if not tag(text_k[with_text], _SLASH, ord("f"), _GT).all():
         return None
-    after_f = np.where(has_f, np.where(f_closed, f_open_end + 1, text1 + 4), child)
-    has_v = ~self_closing & _bytes_at(buf, after_f, b"<v>")
+    after_k = child + np.where(has_f, np.where(f_closed, 1, 2), 0)  # tag index after the formula
+    after_f = lt[after_k]
+    # the value: <v>text</v>, <v/> or <v />
+    has_v = ~self_closing & tag(after_k, ord("v"), _GT)
+    close_v = np.minimum(after_k + 1, last)
     v0 = np.where(has_v, after_f + 3, 0)
-    v1 = np.where(has_v, _next(lt, v0), 0)
-    if not _bytes_at(buf, v1[has_v], b"</v>").all():
+    v1 = np.where(has_v, lt[close_v], 0)
+    if not tag(close_v[has_v], _SLASH, ord("v"), _GT).all():
         return None
-    # an inline string (xlsxwriter's constant-memory mode writes text so)
-    has_is = ~self_closing & ~has_v & _bytes_at(buf, after_f, b"<is><t")
+    empty_v = ~self_closing & ~has_v & (tag(after_k, ord("v"), _SLASH) | tag(after_k, ord("v"), _SPACE, _SLASH))
+    # an inline string (xlsxwriter's constant-memory mode writes text so): <is><t …>text</t></is>
+    has_is = ~self_closing & ~has_v & tag(after_k, ord("i"), ord("s"), _GT)
+    has_is[has_is] = _bytes_at(buf, after_f[has_is], b"<is><t")
     is0 = np.zeros(len(cpos), np.int64)
     is1 = np.zeros(len(cpos), np.int64)
     if has_is.any():
-        is0[has_is] = _next(np.flatnonzero(buf == _GT), after_f[has_is] + 4) + 1
-        is1[has_is] = _next(lt, is0[has_is])
-        if not (_bytes_at(buf, is1[has_is], b"</t></is>").all() and (buf[is0[has_is] - 2] != _SLASH).all()):
+        k = after_k[has_is] + 1  # the <t …> tag
+        is1[has_is] = lt[np.minimum(k + 1, last)]
+        is0[has_is] = _last_gt_before(buf, lt[k], is1[has_is]) + 1
+        if not (_bytes_at(buf, is1[has_is], b"</t></is>").all() and (buf[is0[has_is] - 2] != _SLASH).all()
+                and (is0[has_is] > 0).all()):
             return None
-    empty_v = ~self_closing & ~has_v & (_bytes_at(buf, after_f, b"<v/>") | _bytes_at(buf, after_f, b"<v />"))
     end = np.where(has_v, v1 + 4, after_f)
-    end = np.where(empty_v, after_f + np.where(buf[np.minimum(after_f + 2, n - 1)] == _SLASH, 4, 5), end)
+    end = np.where(empty_v, after_f + np.where(c2[after_k] == _SLASH, 4, 5), end)
     end = np.where(has_is, is1 + 9, end)
-    if not (self_closing | _bytes_at(buf, end, b"</c>")).all():  # no stray tag inside a cell
+    end_k = after_k + np.where(has_v, 2, 0) + empty_v + np.where(has_is, 4, 0)
+    closed = (lt[np.minimum(end_k, last)] == end) & tag(np.minimum(end_k, last), _SLASH, ord("c"), _GT)
+    if not (self_closing | closed).all():  # no stray tag inside a cell
         return None
-    spans = np.stack([ref0, ref0 + letters, ref0 + letters, ref1, attrs0, attrs1,
-                      np.where(has_f, child, 0), np.where(has_f, f_open_end + 1, 0), text0, text1, v0, v1, is0, is1],
-                     axis=1).astype(np.int64)
+    spans = np.empty((14, len(cpos)), np.int64)
+    for row, part in enumerate((ref0, ref0 + letters, ref0 + letters, ref1, attrs0, attrs1,
+                                np.where(has_f, f_at, 0), np.where(has_f, f_open_end + 1, 0), text0, text1,
+                                v0, v1, is0, is1)):
+        spans[row] = part
     return ScannedCells(data, spans, plain_type), rows, cols
+
+
+def _last_gt_before(buf: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """The first '>' at or after each start and before its stop (the next tag's '<'), -1 where none:
+    a tag ends at its first '>' (as the pattern reads it)."""
+    out = np.full(len(start), -1, np.int64)
+    for i, (a, b) in enumerate(zip(start.tolist(), stop.tolist())):  # few: shared formulas, inline texts
+        j = bytes(buf[a:b]).find(b">")
+        if j >= 0:
+            out[i] = a + j
+    return out
+
+
+def _plain_types(data: bytes, buf: np.ndarray, attrs0: np.ndarray, attrs1: np.ndarray) -> np.ndarray:
+    """Per cell: the type attribute ' t="…"' between its reference and the open tag's end is absent or
+    t="n" (a plain number)."""
+    width = int((attrs1 - attrs0).max())
+    if width > 64:  # unusually long open tags: search the buffer instead of a window per cell
+        t_at = _find(data, buf, b' t="')
+        owner = np.searchsorted(attrs0, t_at, side="right") - 1
+        mine = (owner >= 0) & (t_at < attrs1[np.maximum(owner, 0)])
+        plain = np.ones(len(attrs0), bool)
+        plain[owner[mine]] = _bytes_at(buf, t_at[mine] + 4, b'n"')
+        return plain
+    window = _window(buf, attrs0, width + 1)
+    inside = np.arange(width + 1) < (attrs1 - attrs0)[:, None]
+    hit = inside[:, :-3] & (window[:, :-3] == _SPACE) & (window[:, 1:-2] == ord("t")) \
+        & (window[:, 2:-1] == ord("=")) & (window[:, 3:] == _QUOTE)
+    plain = ~hit.any(axis=1)
+    typed = np.flatnonzero(~plain)
+    if len(typed):
+        at = attrs0[typed] + hit[typed].argmax(axis=1)
+        plain[typed] = _bytes_at(buf, at + 4, b'n"')
+    return plain
 
 
 def _parse_refs(chars: np.ndarray, length: np.ndarray):
     """(rows, cols, number of letters) of references such as B7 (``chars``: each reference's bytes, one row
     each), or (None, None, None) if any is malformed."""
-    j = np.arange(chars.shape[1])
+    width = chars.shape[1]
+    j = np.arange(width)
     inside = j < length[:, None]
     is_letter = (chars >= ord("A")) & (chars <= ord("Z")) & inside
-    is_digit = (chars >= ord("0")) & (chars <= ord("9")) & inside
     letters = is_letter.sum(axis=1)
     digits = length - letters
+    is_digit = (chars >= ord("0")) & (chars <= ord("9"))
     # letters first (1 to 3), then only digits (1 to 7)
-    prefix = np.cumprod(is_letter, axis=1).sum(axis=1)
-    if not ((prefix == letters) & (letters >= 1) & (letters <= 3) & (is_digit.sum(axis=1) == digits)
-            & (digits >= 1) & (digits <= 7)).all():
+    expected_digit = inside & (j >= letters[:, None])
+    if not ((letters >= 1) & (letters <= 3) & (digits >= 1) & (digits <= 7)).all() \
+            or not (is_letter == (inside & (j < letters[:, None]))).all() \
+            or not (is_digit | ~expected_digit).all():
         return None, None, None
+    # Horner's rule column by column (1-D passes; few columns): letters, then digits
+    values = chars.astype(np.int32)
     cols = np.zeros(len(chars), np.int64)
-    for k in range(3):
-        cols = np.where(k < letters, cols * 26 + (chars[:, k].astype(np.int64) - 64), cols)
     rows = np.zeros(len(chars), np.int64)
-    for k in range(1, chars.shape[1]):
-        use = (k >= letters) & (k < length)
-        rows = np.where(use, rows * 10 + (chars[:, k].astype(np.int64) - 48), rows)
+    for k in range(min(width, 3)):
+        cols = np.where(k < letters, cols * 26 + (values[:, k] - 64), cols)
+    for k in range(1, width):
+        rows = np.where(expected_digit[:, k], rows * 10 + (values[:, k] - 48), rows)
     if (rows < 1).any():
         return None, None, None
     return rows, cols, letters
+

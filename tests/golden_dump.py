@@ -21,7 +21,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 # small but complete: every sheet, block and chart source of each lesson at 1-2 epochs (or rows)
 OPTIONS = {
     "linear": {"epochs": 2}, "quadratic": {"epochs": 2}, "too-high": {"epochs": 10},
-    "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1},
+    "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1}, "one-cycle": {"epochs": 1},
     "lr-finder": {"epochs": 40}, "lr-finder-titanic": {"epochs": 30},
     "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1}, "titanic-mlp": {"epochs": 1},
     "titanic-relu2": {"epochs": 1},

@@ -65,10 +65,8 @@ def frames_match(les: api.Lesson, run: api.Run):
         assert list(frames) == ["Runs"]
         same(frames["Runs"], trace.steps)
     elif les.kind == "optimizers":
-        from sheetsgd.compare_lesson import SHEET_NAMES
-
         for name, t in trace.traces.items():
-            same(frames[SHEET_NAMES[name]], t.steps)
+            same(frames[spec.sheet_names()[name]], t.steps)
             same(frames["Compare"], {f"{name}.loss": t.steps["loss"]})
             same(frames["Epochs"], {f"{name}.full_loss": t.epochs["full_loss"]})
     elif les.kind == "lr-finder":

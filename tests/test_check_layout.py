@@ -9,7 +9,7 @@ import pytest
 from sheetsgd import kinds
 
 CASES = [(name, {}) for name in [
-    "linear", "quadratic", "too-high", "optimizers", "optimizers-classic", "lr-finder", "lr-finder-titanic",
+    "linear", "quadratic", "too-high", "optimizers", "optimizers-classic", "one-cycle", "lr-finder", "lr-finder-titanic",
     "titanic-linear", "titanic-logistic", "titanic-relu2", "titanic-mlp", "collab-filter", "weight-decay", "penguins-softmax", "dropout"]] + [
     ("linear", {"batch_size": 5, "shuffle": True, "seed": 3, "epochs": 2}),
     ("linear", {"batch_size": 29, "epochs": 4}),

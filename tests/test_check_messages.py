@@ -111,3 +111,20 @@ def test_under_the_default_policy_columns_that_only_follow_from_a_slip_pass(tmp_
     for key in knock_ons:
         assert default[key]["status"] == "passed" and default[key]["score"] == default[key]["max_score"]
         assert strict[key]["status"] == "failed" and "knock_on" in default[key]["tags"]
+
+
+def test_a_report_over_several_sheets_names_each_column_s_sheet(tmp_path):
+    """An optimizers lesson has the same exercise columns on four sheets: the text says which sheet each
+    line is about, lists each key once, and names the optimizers instead of 'None'."""
+    lesson = kinds.load("optimizers", epochs=1)
+    build_student(kinds.kind_of(lesson), lesson, tmp_path / "s.xlsx", "new_a")
+    fill_xml_sheets(str(tmp_path / "s.xlsx"), str(tmp_path / "f.xlsx"),
+                    fill_sheets(str(tmp_path / "s.xlsx"), Flaw("update_sign_flipped", "Adam:new_a")))
+    text = check(str(tmp_path / "f.xlsx")).to_text()  # no cached values: IronCalc recalculates
+    head = text.splitlines()[0]
+    assert "(sgd, momentum, rmsprop, adam, mse, 29 steps)" in head and "None" not in head
+    assert head.endswith("exercise: new_a (on SGD, Momentum, RMSProp, Adam)")
+    [root] = [line for line in text.splitlines() if line.startswith("  ✗") and "— first at step" in line]
+    assert "(new_a, column" in root and " on Adam)" in root
+    exercise_lines = [line for line in text.splitlines() if " new_a " in line and line.startswith("  ✓")]
+    assert sorted(line.split(" on ")[1].split()[0] for line in exercise_lines) == ["Momentum", "RMSProp", "SGD"]

@@ -13,9 +13,8 @@ from sheetsgd.cli import cli
 from sheetsgd.compare_lesson import SHEET_NAMES, train_compare
 from sheetsgd.engine import make_batches
 from sheetsgd.errors import SheetsgdError
-from sheetsgd.spec import step_columns
 
-from conftest import cell_values, close, formula_cells, read_manifest
+from conftest import assert_compare_sheets_equal_engine, assert_recalculated_equals_cached, cell_values, read_manifest
 
 
 
@@ -38,23 +37,11 @@ def test_every_optimizer_sheet_equals_its_engine_run(built, key):
     lesson, path, recalculated = built[key]
     m = read_manifest(path)
     values = cell_values(recalculated)
-    trace = train_compare(lesson)  # independent engine runs
+    trace = train_compare(lesson)  # independent engine runs (for the Compare sheet below)
     assert set(m["sheets"]) == {"sgd", "momentum", "rmsprop", "adam"}
-    for name, les in lesson.lessons().items():
-        info = m["sheets"][name]
-        sheet = values[info["sheet"]]
-        for column in step_columns(les):
-            if column.formula is None:
-                continue
-            letter = info["columns"][column.key]["column"]
-            for i, expected in enumerate(trace.traces[name].steps[column.key]):
-                found = sheet.get(f"{letter}{info['first_step_row'] + i}")
-                assert isinstance(found, (int, float)), (name, column.key, i, found)
-                assert close(expected, found), (name, column.key, i + 1, expected, found)
+    assert_compare_sheets_equal_engine(lesson, recalculated, m)
     # Compare sheet and every other formula cell: LibreOffice's value equals the cached engine value
-    cached = cell_values(path)
-    for (sheet, ref), formula in formula_cells(path).items():
-        assert close(cached[sheet][ref], values[sheet][ref]), (sheet, ref, formula)
+    assert_recalculated_equals_cached(path, recalculated)
     compare = values["Compare"]
     for j, name in enumerate(lesson.lessons()):
         col = "CDEF"[j]

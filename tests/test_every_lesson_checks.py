@@ -25,6 +25,8 @@ LESSONS = {
     "quadratic": ({"epochs": 3}, [("sum_instead_of_mean", "grad_a", 1), ("feature_missing", "grad_b", 1)]),
     "too-high": ({"epochs": 8}, [("update_sign_flipped", "r2_new", 1), ("lr_missing", "r2_new", 1)]),
     "optimizers": ({"epochs": 1}, [("update_sign_flipped", "Adam:new_a", 1), ("lr_missing", "SGD:new_b", 1)]),
+    "one-cycle": ({"epochs": 1}, [("schedule_phase_off_by_one", "One-cycle:lr", 1),
+                                  ("schedule_phases_swapped", "One-cycle:beta1", 1)]),
     "optimizers-classic": ({"epochs": 1}, [("update_sign_flipped", "Momentum:new_a", 1),
                                            ("lr_missing", "RMSProp:new_b", 1)]),
     "lr-finder": ({"epochs": 30}, [("lr_additive", "lr", 2), ("bias_correction_omitted", "smooth", 1)]),

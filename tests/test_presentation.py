@@ -19,7 +19,7 @@ from sheetsgd.recalc import recalc_libreoffice
 
 # small options: every sheet of each lesson, few rows
 OPTIONS = {"linear": {"epochs": 1}, "quadratic": {"epochs": 1}, "too-high": {"epochs": 8},
-           "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1}, "lr-finder": {"epochs": 30},
+           "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1}, "one-cycle": {"epochs": 1}, "lr-finder": {"epochs": 30},
            "lr-finder-titanic": {"epochs": 12}, "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1},
            "titanic-relu2": {"epochs": 1}, "titanic-mlp": {"epochs": 1}, "collab-filter": {"epochs": 1},
            "weight-decay": {"epochs": 1}, "penguins-softmax": {"epochs": 1}, "dropout": {"epochs": 2}}

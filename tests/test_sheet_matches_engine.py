@@ -16,7 +16,7 @@ from sheetsgd.optimizers import OPTIMIZERS
 from sheetsgd.spec import step_columns
 from sheetsgd.writer import STEPS, build_workbook
 
-from conftest import assert_recalculated_equals_cached, cell_values, close, formula_cells, read_manifest
+from conftest import assert_recalculated_equals_cached, cell_values, close, read_manifest
 
 CASES = [(lesson, opt, batch) for lesson in ("linear", "quadratic") for opt in sorted(OPTIMIZERS)
          for batch in (1, "full")]

@@ -13,7 +13,7 @@ from sheetsgd import kinds
 from sheetsgd.compare_lesson import train_compare
 from sheetsgd.spec import step_columns
 
-from conftest import cell_values, close, formula_cells, read_manifest
+from conftest import assert_compare_sheets_equal_engine, assert_recalculated_equals_cached, close, read_manifest
 
 VARIANTS = {"mini-batch": {}, "per-example": {"batch_size": 1, "epochs": 2}, "full": {"batch_size": "full",
                                                                                       "epochs": 30}}
@@ -40,28 +40,10 @@ def built(tmp_path_factory, recalc):
 def test_libreoffice_equals_the_engine_in_every_formula_cell(built, key):
     lesson, path, recalculated = built[key]
     m = read_manifest(path)
-    values = cell_values(recalculated)
-    trace = train_compare(lesson)  # an engine run of its own
     assert set(m["sheets"]) == {"adam", "adamw"}
-    for name, les in lesson.lessons().items():
-        info = m["sheets"][name]
-        assert {"shrink_a", "shrink_b"} <= set(info["columns"])
-        sheet = values[info["sheet"]]
-        for column in step_columns(les):
-            if column.formula is None:
-                continue
-            letter = info["columns"][column.key]["column"]
-            for i, expected in enumerate(trace.traces[name].steps[column.key]):
-                found = sheet.get(f"{letter}{info['first_step_row'] + i}")
-                assert isinstance(found, (int, float)), (name, column.key, i, found)
-                assert close(expected, found), (name, column.key, i + 1, expected, found)
-    cached = cell_values(path)
-    cells = formula_cells(path)
-    assert len(cells) > 1000
-    for (sheet, ref), formula in cells.items():
-        found = values[sheet][ref]
-        assert isinstance(found, (int, float)), (sheet, ref, formula, found)  # no error cells
-        assert close(cached[sheet][ref], found), (sheet, ref, formula)
+    assert all({"shrink_a", "shrink_b"} <= set(m["sheets"][name]["columns"]) for name in m["sheets"])
+    assert_compare_sheets_equal_engine(lesson, recalculated, m)  # against an engine run of its own
+    assert assert_recalculated_equals_cached(path, recalculated) > 1000  # every sheet, no error cells
 
 
 @pytest.mark.parametrize("key", sorted(VARIANTS))

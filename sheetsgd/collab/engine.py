@@ -28,6 +28,7 @@ class CollabTrace:
     held_loss: np.ndarray  # (steps,) held-back MSE
     objective: np.ndarray  # (steps,) loss + wd/2·Σp²
     baseline: float  # held-back MSE of predicting the mean training rating
+    lr: np.ndarray | None = None  # (steps,) the scheduled lr ([schedule]; None: the lr cell)
 
     @property
     def n_steps(self) -> int:
@@ -46,8 +47,9 @@ class CollabTrace:
     @property
     def steps(self) -> dict[str, np.ndarray]:
         """Per step: the Loss sheet's columns (``sheetsgd trace`` prints them)."""
-        return {"step": np.arange(1, self.n_steps + 1, dtype=float), "loss": self.loss,
-                "held_back_mse": self.held_loss, "objective": self.objective}
+        out = {"step": np.arange(1, self.n_steps + 1, dtype=float), "loss": self.loss,
+               "held_back_mse": self.held_loss, "objective": self.objective}
+        return out if self.lr is None else {**out, "lr": self.lr}
 
     def table(self):
         return [{k: (i + 1 if k == "step" else float(v[i])) for k, v in self.steps.items()}
@@ -80,8 +82,9 @@ def train_collab(lesson: CollabLesson) -> CollabTrace:
     n = mask.sum()
     p = lesson.init()
     out = {k: [] for k in ("params", "grads", "new", "pred", "err", "dz", "loss", "held", "objective")}
+    lrs = lesson.step_lrs()
     with np.errstate(all="ignore"):
-        for _ in range(lesson.steps):
+        for s in range(lesson.steps):
             pred, _ = forward(lesson, p)
             err = np.where(mask, pred - ratings, 0.0)
             if lesson.y_range is None:
@@ -93,7 +96,7 @@ def train_collab(lesson: CollabLesson) -> CollabTrace:
                  "user_bias": 2 * dz.sum(axis=1) / n + lesson.wd * p["user_bias"],
                  "movies": 2 * dz.T @ p["users"] / n + lesson.wd * p["movies"],
                  "movie_bias": 2 * dz.sum(axis=0) / n + lesson.wd * p["movie_bias"]}
-            new = {k: p[k] - lesson.lr * g[k] for k in PARAMS}
+            new = {k: p[k] - lrs[s] * g[k] for k in PARAMS}
             loss = (err**2).sum() / n
             for k, v in (("params", p), ("grads", g), ("new", new), ("pred", pred), ("err", err), ("dz", dz),
                          ("loss", loss), ("held", ((pred - np.nan_to_num(data.held))[held] ** 2).mean()),
@@ -104,4 +107,4 @@ def train_collab(lesson: CollabLesson) -> CollabTrace:
     baseline = float(((data.held[held] - mean) ** 2).mean())
     return CollabTrace(out["params"], out["grads"], out["new"], np.array(out["pred"]), np.array(out["err"]),
                        np.array(out["dz"]), np.array(out["loss"]), np.array(out["held"]),
-                       np.array(out["objective"]), baseline)
+                       np.array(out["objective"]), baseline, np.array(lrs) if lesson.schedule else None)

@@ -32,6 +32,7 @@ INTRO, LOSS, RATINGS, PRED, TRAIN = "Introduction", "Loss", "Ratings", "Predicti
 USERS, MOVIES, HELD, SOLVER, TASTES, MANIFEST = "Users", "Movies", "HeldBack", "Solver", "Tastes", "_sheetsgd"
 HEADER = 3  # 0-based header row of every step sheet; rows start below it
 LOSS_HEADER = 10
+LR_COL = 4  # the Loss sheet's column of a scheduled lr
 F6, F3, F0 = "0.000000", "0.000", "0"
 ERR_FORMAT = "0.000;-0.000;;"  # an unrated cell's 0 shows empty
 
@@ -152,17 +153,18 @@ def factor_blocks(lay: Layout, trace: CollabTrace | None, side: str) -> list[Blo
     cols.append(BlockColumn("grad_bias", "∂/∂bias", lay.gbias,
                             f"2*SUMPRODUCT({mask}*{dz})/{count_n}+wd*{L(lay.bias)}{{r}}", F6,
                             note=f"2·Σ ∂loss/∂z over this {who}'s ratings / n + wd·bias"))
+    lr = f"{LOSS}!${L(LR_COL)}${{ls}}" if lay.lesson.schedule else "lr"  # a schedule: the step's lr on Loss
     for j in range(k):
         cols.append(BlockColumn(f"new_f{j + 1}", f"new f{j + 1}", lay.new(j),
-                                f"{L(lay.f(j))}{{r}}-lr*{L(lay.g(j))}{{r}}", F6, note="f − lr·∂/∂f"))
-    cols.append(BlockColumn("new_bias", "new bias", lay.newbias, f"{L(lay.bias)}{{r}}-lr*{L(lay.gbias)}{{r}}", F6,
+                                f"{L(lay.f(j))}{{r}}-{lr}*{L(lay.g(j))}{{r}}", F6, note="f − lr·∂/∂f"))
+    cols.append(BlockColumn("new_bias", "new bias", lay.newbias, f"{L(lay.bias)}{{r}}-{lr}*{L(lay.gbias)}{{r}}", F6,
                             note="bias − lr·∂/∂bias"))
     steps = _steps(count, S)
     ids = np.tile(np.arange(count), S)
     first = row(1, 0)
     r = first + np.arange(count * S)
     lo = np.array([lay.train_row(s, 0) for s in steps])
-    fields = {"p": r - count, "lo": lo, "hi": lo + lay.N - 1}
+    fields = {"p": r - count, "lo": lo, "hi": lo + lay.N - 1, "ls": np.array([lay.loss_row(s) for s in steps])}
     values = {"step": steps.tolist(), "id": (ids + 1).tolist()}
     if trace:
         for key, src in (("f", trace.params), ("grad_f", trace.grads), ("new_f", trace.new)):

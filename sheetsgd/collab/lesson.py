@@ -13,6 +13,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ..schedules import Schedule, parse_schedule
 from ..errors import SheetsgdError, refuse_options
 
 KIND = "collab"
@@ -91,6 +92,11 @@ class CollabLesson:
     source: str = ""
     exercise: list[str] = field(default_factory=list)
     kind: str = KIND
+    schedule: Schedule | None = None  # [schedule]: the lr of each step on the Loss sheet (sheetsgd.schedules)
+
+    def step_lrs(self) -> list[float]:
+        """The lr of each step: lr, scheduled."""
+        return self.schedule.values(self.lr, self.steps, "sgd")["lr"].tolist() if self.schedule else [self.lr] * self.steps
 
     @cached_property
     def ratings(self) -> Ratings:
@@ -132,7 +138,7 @@ def parse_collab_lesson(raw: dict, name: str, source: str) -> CollabLesson:
     lesson = CollabLesson(name=meta.get("name", name), title=meta.get("title", name),
                           description=meta.get("description", ""), tips=list(meta.get("try", [])),
                           y_range=tuple(float(x) for x in y_range) or None, source=source,
-                          exercise=list(meta.get("exercise", [])), **keys)
+                          exercise=list(meta.get("exercise", [])), schedule=parse_schedule(raw, source), **keys)
     return validate(lesson)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..blocks import Block, BlockColumn
+from ..formula import Resolver, compile_template
 from .engine import CollabTrace, forward
-from .layout import (ERR_FORMAT, F0, F3, F6, HELD, HEADER, LOSS, LOSS_HEADER, MOVIES, PRED, RATINGS, SOLVER, TRAIN,
+from .layout import (ERR_FORMAT, F0, F3, F6, HELD, HEADER, LOSS, LOSS_HEADER, LR_COL, MOVIES, PRED, RATINGS, SOLVER, TRAIN,
                      USERS, L, Layout, _steps, dot)
 
 
@@ -104,6 +105,11 @@ def loss_block(lay: Layout, trace: CollabTrace | None) -> Block:
                         note="mean squared error on the held-back ratings"),
             BlockColumn("objective", "objective", 3, f"B{{r}}+wd/2*({params(USERS)}+{params(MOVIES)})", F6,
                         note="training MSE + wd/2 · Σ p² (what the gradients descend)")]
+    schedule = lay.lesson.schedule
+    if schedule:  # the lr of each step, which the Users and Movies updates read (column E: LR_COL)
+        _, header, template, note = schedule.formulas("sgd")[0]
+        formula = compile_template(template, Resolver(lambda key, which: "A{r}", hp=str, data=str))
+        cols.append(BlockColumn("lr", header, LR_COL, formula, "0.000E+00", note=note))
     steps = np.arange(1, S + 1)
     fields = {"lo": np.array([lay.pred_row(s, 0) for s in steps]),
               "hi": np.array([lay.pred_row(s, lay.U - 1) for s in steps]),
@@ -116,6 +122,8 @@ def loss_block(lay: Layout, trace: CollabTrace | None) -> Block:
     values = {"step": steps.tolist()}
     for key, src in (("loss", "loss"), ("held_loss", "held_loss"), ("objective", "objective")):
         values[key] = getattr(trace, src).tolist() if trace else [0.0] * S
+    if schedule:
+        values["lr"] = trace.lr.tolist() if trace else [0.0] * S
     return Block(LOSS, LOSS, LOSS_HEADER, LOSS_HEADER + 1, cols, S, fields=fields, values=values, step=steps)
 
 

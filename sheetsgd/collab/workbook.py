@@ -16,6 +16,7 @@ from ..blocks import StudentPlan, write_block
 from ..book import Book, finish_workbook, lesson_entries
 from ..student import block_task_lines, protect_sheets
 from ..xlsxnames import hide_defined_names
+from ..schedules import NOTES as SCHEDULE_NOTES
 from .engine import CollabTrace, objective, train_collab
 from .layout import (F0, F6, HEADER, HELD, INTRO, LOSS, LOSS_HEADER, MANIFEST, MOVIES, PRED, RATINGS, SOLVER,
                      TASTES, TRAIN, USERS, L, Layout, factor_blocks, prediction_block)
@@ -92,11 +93,21 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     # Loss: inputs, baseline, one row per step, chart
     w = ws[LOSS]
     _title(w, fmt, lesson.title, NOTES[LOSS])
-    for i, (name, (value, note)) in enumerate(names.items()):
-        w.write_string(3 + i, 0, name, fmt.bold)
-        w.write_number(3 + i, 1, value, _input(book, "General"))
-        w.write_string(3 + i, 2, note, fmt.note)
-        wb.define_name(name, f"={LOSS}!$B${4 + i}")
+    schedule_cells = lesson.schedule.cells("sgd", lesson.steps) if lesson.schedule else []
+    inputs = list(names.items())
+    for i in range(max(len(inputs), len(schedule_cells))):  # row by row (constant memory): a schedule's beside
+        if i < len(inputs):
+            name, (value, note) = inputs[i]
+            w.write_string(3 + i, 0, name, fmt.bold)
+            w.write_number(3 + i, 1, value, _input(book, "General"))
+            w.write_string(3 + i, 2, note, fmt.note)
+            wb.define_name(name, f"={LOSS}!$B${4 + i}")
+        if i < len(schedule_cells):  # columns J–L: clear of the notes in C, which run on over D–I
+            name, value = schedule_cells[i]
+            w.write_string(3 + i, 9, name, fmt.bold)
+            w.write_number(3 + i, 10, value, _input(book, "General"))
+            w.write_string(3 + i, 11, SCHEDULE_NOTES.get(name, ""), fmt.note)
+            wb.define_name(name, f"={LOSS}!$K${4 + i}")
     held_rng = f"{HELD}!$D${lay.held_row(1, 0)}:$D${lay.held_row(1, lay.H - 1)}"
     mean = f"AVERAGE({lay.ratings_range})"
     w.write_string(8, 0, "all-means baseline", fmt.bold)
@@ -106,7 +117,9 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     _headers(w, fmt, blocks["loss"])
     write_block(w, fmt, book.counts, blocks["loss"], student)
     presentation.widths(w).fit_range(0, 0, 18)
-    presentation.widths(w).fit_range(1, 3, 13)
+    presentation.widths(w).fit_range(1, 3 + bool(schedule_cells), 13)
+    if schedule_cells:  # the schedule's input names (total_steps the longest)
+        presentation.widths(w).fit_range(9, 9, max(presentation.header_width(n) for n, _ in schedule_cells))
     chart = wb.add_chart({"type": "line"})
     first, last = LOSS_HEADER + 1, LOSS_HEADER + lay.S
     for col, name in ((1, "training MSE"), (2, "held-back MSE")):

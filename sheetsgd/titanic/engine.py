@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine import columns_of, make_batches, run_steps
+from ..schedules import SCHEDULE_KEYS, scheduled_forward
 from .lesson import TitanicLesson
 from .nets import batch_loss, evaluate
 
@@ -116,7 +117,8 @@ def _train(lesson: TitanicLesson, dry: bool) -> TitanicTrace:
             validation.append(evaluate(net, loss, theta, X_valid, Y_valid, eps, with_backward=False))
 
     init = dict(zip(names, lesson.init.tolist()))
-    rows, params = run_steps(opt, lesson.hyper, init, batches, forward, epoch_end=epoch_end, dry=dry)
+    forward, hyper_of = scheduled_forward(forward, lesson.schedule, lesson.hyper, lesson.optimizer, len(batches), dry)
+    rows, params = run_steps(opt, lesson.hyper, init, batches, forward, hyper_of=hyper_of, epoch_end=epoch_end, dry=dry)
     steps = columns_of(rows, dry)
     steps = {k: steps[k] for k in _sheet_order(steps, names)}
     examples = ({k: np.concatenate([part[k] for part in example_parts]) for k in example_parts[0]}
@@ -129,7 +131,9 @@ def _train(lesson: TitanicLesson, dry: bool) -> TitanicTrace:
 def _sheet_order(steps, names) -> list[str]:
     """Each weight's gradient just before its optimizer quantities (grad_w, gwd_w, …, new_w), as the trace
     has always listed them (the shared loop records every gradient first, then each weight's update)."""
-    keys = list(steps)
+    scheduled = [k for k in steps if k in SCHEDULE_KEYS]  # the schedule's columns, after epoch
+    keys = [k for k in steps if k not in SCHEDULE_KEYS]
+    keys[2:2] = scheduled
     first = keys.index("grad_" + names[0])
     head, tail = keys[:first], keys[first + len(names):]
     m = len(tail) // len(names)  # each weight's update quantities, one block per weight in order

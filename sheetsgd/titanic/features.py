@@ -208,33 +208,15 @@ def prepare(preset: str, features: list[str] | None = None, rows: int | None = N
     kept = everyone.take(csv_rows)
     dropped = len(everyone) - len(kept)
     if rows is not None:
-        if isinstance(rows, bool) or not isinstance(rows, int) or not 2 <= rows <= len(kept):
-            raise SheetsgdError(f"rows must be an integer from 2 to {len(kept)}, got {rows!r}", where)
-        kept = kept.take(np.arange(rows))
+        kept = kept.take(np.arange(first_rows(rows, len(kept), where)))
         csv_rows = csv_rows[:rows]
     available = spec.features(kept)
     by_key = {f.key: f for f in available}
     if features is not None:
-        if not isinstance(features, list) or not features or len(set(features)) != len(features):
-            raise SheetsgdError("features must be a non-empty list of distinct names", where)
-        unknown = [k for k in features if k not in by_key]
-        if unknown:
-            raise SheetsgdError(f"unknown feature(s) {', '.join(map(str, unknown))} for preset {preset}; "
-                                f"known: {', '.join(by_key)}", where)
-        available = [by_key[k] for k in features]
-    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)) or not 0 <= valid_fraction < 1:
-        raise SheetsgdError(f"valid_fraction must be a number in [0, 1), got {valid_fraction!r}", where)
-
-    n = len(kept)
+        available = [by_key[k] for k in chosen_features(features, list(by_key), f"preset {preset}", where)]
     pinned = pinned_split(valid_idx, csv_rows, preset, where) if valid_idx is not None else None
-    n_valid = int(n * valid_fraction) if pinned is None else len(pinned)
-    if n - n_valid < 1:
-        raise SheetsgdError("no training rows left after the validation split", where)
-    order = np.arange(n)
-    if n_valid:  # a seeded random split; each part keeps file order, training rows come first on the sheet
-        valid = pinned if pinned is not None else np.sort(np.random.default_rng(split_seed).permutation(n)[:n_valid])
-        train = np.setdiff1d(order, valid)
-        order = np.concatenate([train, valid])
+    order, n_valid = split_order(len(kept), valid_fraction, split_seed, where, pinned=pinned)
+    n = len(kept)
     # mode/max are properties of the whole sheet, not of the order: compute on `kept`, then reorder
     unscaled = np.column_stack([np.asarray(f.compute(kept), dtype=float) for f in available])[order]
     column_max = unscaled.max(axis=0) if spec.scale_by_max else None
@@ -245,3 +227,37 @@ def prepare(preset: str, features: list[str] | None = None, rows: int | None = N
     passengers = kept.take(order)
     return TitanicData(preset, passengers, available, spec.scale_by_max, unscaled, column_max, X,
                        passengers["Survived"].astype(float), n - n_valid, dropped)
+
+
+def first_rows(rows, available: int, where: str) -> int:
+    """A template's ``rows`` (keep the first N rows of the data), checked."""
+    if isinstance(rows, bool) or not isinstance(rows, int) or not 2 <= rows <= available:
+        raise SheetsgdError(f"rows must be an integer from 2 to {available}, got {rows!r}", where)
+    return rows
+
+
+def chosen_features(features, known: list[str], what: str, where: str) -> list[str]:
+    """A template's ``features`` list, checked against the names ``what`` (a preset, a dataset) knows."""
+    if not isinstance(features, list) or not features or len(set(features)) != len(features):
+        raise SheetsgdError("features must be a non-empty list of distinct names", where)
+    unknown = [k for k in features if k not in known]
+    if unknown:
+        raise SheetsgdError(f"unknown feature(s) {', '.join(map(str, unknown))} for {what}; "
+                            f"known: {', '.join(known)}", where)
+    return features
+
+
+def split_order(n: int, valid_fraction, split_seed, where: str, pinned=None, min_train: int = 1):
+    """(row order, number of validation rows): a seeded random split (or the pinned validation rows),
+    training rows first on the sheet, each part in file order."""
+    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)) or not 0 <= valid_fraction < 1:
+        raise SheetsgdError(f"valid_fraction must be a number in [0, 1), got {valid_fraction!r}", where)
+    n_valid = int(n * valid_fraction) if pinned is None else len(pinned)
+    if n - n_valid < min_train:
+        raise SheetsgdError("no training rows left after the validation split" if min_train == 1 else
+                            f"fewer than {min_train} training rows left after the validation split", where)
+    order = np.arange(n)
+    if n_valid:
+        valid = pinned if pinned is not None else np.sort(np.random.default_rng(split_seed).permutation(n)[:n_valid])
+        order = np.concatenate([np.setdiff1d(order, valid), valid])
+    return order, n_valid

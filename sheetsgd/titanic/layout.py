@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from xlsxwriter.utility import xl_col_to_name
 
+from ..schedules import NOTES as SCHEDULE_NOTES
+
 INTRO, STEPS, EXAMPLES, EPOCHS, VALIDATION, DATA, SOLVER, MANIFEST = (
     "Introduction", "Steps", "Examples", "Epochs", "Validation", "Data", "Solver", "_sheetsgd")
 HYPER_FIRST_ROW = 3  # 0-based row of the first named hyperparameter on Steps
@@ -19,6 +21,7 @@ HYPER_NOTES = {
     "clip_eps": "ε of the loss: ŷ is clipped to [ε, 1−ε] so LN never sees 0",
     "dropout": "p: the share of hidden units dropped; the given mask was drawn with it, kept units are scaled "
                "by 1/(1 − p)",
+    **SCHEDULE_NOTES,
 }
 FORMATS = {"int": "0", "general": "General", "param": "0.000000", "forward": "0.0000", "loss": "0.000000",
            "gradient": "0.000000", "state": "0.000000E+00", "update": "0.000000"}

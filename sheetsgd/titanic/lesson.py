@@ -13,6 +13,7 @@ from ..data import sheet_float
 from ..errors import SheetsgdError
 from ..lesson import option_changes, parse_optimizer_table, validate, with_optimizer
 from ..optimizers import OPTIMIZERS
+from ..schedules import Schedule, parse_schedule
 from .features import TitanicData, prepare
 from .layout import DATA_FIRST_ROW
 from .nets import LOSSES as _LOSSES, MODELS as _MODELS
@@ -50,6 +51,7 @@ class TitanicLesson:
     exercise: list[str] = field(default_factory=list)
     optimizer_tables: dict[str, dict] = field(default_factory=dict, repr=False)
     kind: str = KIND
+    schedule: Schedule | None = None  # [schedule]: an lr column on the Steps rows (sheetsgd.schedules)
     dropout: float | None = None  # inverted dropout's p on the hidden units (mlp only); None: no dropout twin
     dropout_seed: int = 0  # seeds the given mask
 
@@ -193,6 +195,7 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
         optimizer=opt_name, hyper={}, batch_size=titanic.n_train if batch == "full" else batch,
         epochs=train.get("epochs", 1), shuffle=bool(train.get("shuffle", False)), seed=train.get("seed", 0),
         clip_eps=float(clip_eps), best_fit_steps=best_fit_steps, source=source, exercise=list(meta.get("exercise", [])),
-        optimizer_tables=per_optimizer, dropout=dropout, dropout_seed=dropout_seed,
+        optimizer_tables=per_optimizer, schedule=parse_schedule(raw, source), dropout=dropout,
+        dropout_seed=dropout_seed,
     )
     return validate(with_optimizer(lesson, opt_name))

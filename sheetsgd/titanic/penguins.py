@@ -16,7 +16,7 @@ import numpy as np
 from ..data import sheet_float
 from ..datasets import PENGUINS_CSV
 from ..errors import SheetsgdError
-from .features import Feature, Passengers, TitanicData
+from .features import Feature, Passengers, TitanicData, chosen_features, first_rows, split_order
 from .layout import col
 
 RAW = ("row", "species", "island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex",
@@ -64,28 +64,12 @@ def prepare_penguins(features, rows, valid_fraction, split_seed, where: str, fir
     ``first_row``: the 1-based Data-sheet row of the first penguin (the AVERAGE/STDEVP ranges start there)."""
     everyone = read_penguins()
     if rows is not None:
-        if isinstance(rows, bool) or not isinstance(rows, int) or not 2 <= rows <= len(everyone):
-            raise SheetsgdError(f"rows must be an integer from 2 to {len(everyone)}, got {rows!r}", where)
-        everyone = everyone.take(np.arange(rows))
+        everyone = everyone.take(np.arange(first_rows(rows, len(everyone), where)))
     keys = [SHORT[m] for m in MEASURES]
     if features is not None:
-        if not isinstance(features, list) or not features or len(set(features)) != len(features):
-            raise SheetsgdError("features must be a non-empty list of distinct names", where)
-        unknown = [k for k in features if k not in keys]
-        if unknown:
-            raise SheetsgdError(f"unknown feature(s) {', '.join(map(str, unknown))} for the penguins; "
-                                f"known: {', '.join(keys)}", where)
-        keys = features
-    if isinstance(valid_fraction, bool) or not isinstance(valid_fraction, (int, float)) or not 0 <= valid_fraction < 1:
-        raise SheetsgdError(f"valid_fraction must be a number in [0, 1), got {valid_fraction!r}", where)
+        keys = chosen_features(features, keys, "the penguins", where)
+    order, n_valid = split_order(len(everyone), valid_fraction, split_seed, where, min_train=2)
     n = len(everyone)
-    n_valid = int(n * valid_fraction)
-    if n - n_valid < 2:
-        raise SheetsgdError("fewer than 2 training rows left after the validation split", where)
-    order = np.arange(n)
-    if n_valid:
-        valid = np.sort(np.random.default_rng(split_seed).permutation(n)[:n_valid])
-        order = np.concatenate([np.setdiff1d(order, valid), valid])
     kept = everyone.take(order)
     n_train = n - n_valid
     measures = [m for m in MEASURES if SHORT[m] in keys]

@@ -112,7 +112,7 @@ class PlansMixin:
         return f"{DATA}!${f0}{{dr}}:${f1}{{dr}}"
 
     def _steps_keys(self) -> list[str]:
-        keys = ["step", "epoch"] + (["passenger"] if self.per_example else ["first", "last"]) + list(self.params)
+        keys = ["step", "epoch"] + [k for k, *_ in self._schedule_columns()] + (["passenger"] if self.per_example else ["first", "last"]) + list(self.params)
         if self.per_example:
             keys += [q.key for q in self.forward + self.backward]
         else:
@@ -127,11 +127,18 @@ class PlansMixin:
             out += [(f"gwd_{p}", f"∂L/∂{p} + wd·{p}", f"{{grad_{p}}}+{{hp:weight_decay}}*{{{p}}}", "gradient")
                     for p in self.params]
         per_param = {p: self.opt.formulas(hp, p) for p in self.params}
+        schedule = self.lesson.schedule
         for k in range(len(per_param[self.params[0]])):
             for p in self.params:
                 key, header, template = per_param[p][k]
+                template = schedule.rewrite(template, self.lesson.optimizer) if schedule else template
                 out.append((key, header, template, "update" if key.startswith("new_") else "state"))
         return out
+
+    def _schedule_columns(self) -> list[tuple[str, str, str, str]]:
+        """(key, header, template, note) of the lr schedule's columns (none without a [schedule])."""
+        schedule = self.lesson.schedule
+        return schedule.formulas(self.lesson.optimizer) if schedule else []
 
     def _plan_steps(self) -> SheetPlan:
         """Column positions first (formulas need them), patterns in _finish_steps_plan."""
@@ -197,6 +204,8 @@ class PlansMixin:
                                   "batch mean of " + _grad_note(p, factor, other, self.net.features)))
 
         resolver = Resolver(lambda key, which: f"{L[key]}{{{'r' if which == 'this' else 'p'}}}", hp=str, data=str)
+        for key, header, template, note in self._schedule_columns():
+            plans.append(Plan(c[key], key, header, compile_template(template, resolver), "state", note))
         for key, header, template, group in self._opt_columns():
             note = (f"{key[4:]} after this step: the next row starts from it" if key.startswith("new_")
                     else f"optimizer quantity {key.split('_')[0]} for {key.split('_', 1)[1]}")

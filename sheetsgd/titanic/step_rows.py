@@ -45,7 +45,7 @@ class StepRowsMixin:
         ws.write(1, 0, f"{self.net.title} · {self.loss.title} · {self.opt.title} · batch size "
                        f"{'full' if lesson.full_batch else lesson.batch_size} · {lesson.epochs} epoch(s). "
                        "Yellow cells are inputs: change one and every row recomputes.", fmt.note)
-        values = {**lesson.hyper, "clip_eps": lesson.clip_eps, "dropout": lesson.dropout}
+        values = self.hyper_values
         self.hyper_cells = {}
         for i, name in enumerate(self.hyper_names):
             row = HYPER_FIRST_ROW + i
@@ -55,7 +55,8 @@ class StepRowsMixin:
             self.hyper_cells[name] = f"{STEPS}!$B${row + 1}"
             self.wb.define_name(name, f"={self.hyper_cells[name]}")
         self.counts["value"] += len(self.hyper_names)
-        presentation.widths(ws).fit_text(0, *self.hyper_names, bold=True)  # clip_eps, dropout: whole
+        if self.hyper_names:  # the inputs' names in column A (a schedule's: pct_start, total_steps, …) fit it
+            presentation.widths(ws).fit(0, max(presentation.header_width(n, lines=1) for n in self.hyper_names))
         header_row = HYPER_FIRST_ROW + len(self.hyper_names) + 1
         self.steps_header_row, self.steps_start_row = header_row, header_row + 1
         plans = self.steps_plan.columns

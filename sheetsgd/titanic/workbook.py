@@ -39,6 +39,7 @@ from ..book import Book, BuildReport, close_workbook
 from ..datasets import TITANIC_ATTRIBUTION
 from ..errors import SheetsgdError
 from ..xlsxnames import hide_defined_names
+from ..schedules import sheet_hyper
 from .engine import TitanicTrace, first_non_finite, train
 from .epochs_data_solver import EpochsDataSolverMixin
 from .intro_manifest import IntroManifestMixin
@@ -72,8 +73,10 @@ class TitanicWorkbook(PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroMan
         # Validation and Solver rows: a dropout net evaluates without its mask
         self.block_forward = self.net.eval_columns() if hasattr(self.net, "eval_columns") else self.forward
         self.params = self.net.params
-        self.hyper_names = self.opt.sheet_hyper(lesson.hyper) + (["clip_eps"] if lesson.loss == "bce" else [])
-        self.hyper_names += ["dropout"] if lesson.dropout is not None else []
+        inputs = sheet_hyper(self.opt, lesson.hyper, lesson.schedule, lesson.n_steps)
+        inputs += [("clip_eps", lesson.clip_eps)] if lesson.loss == "bce" else []
+        inputs += [("dropout", lesson.dropout)] if lesson.dropout is not None else []
+        self.hyper_names, self.hyper_values = [k for k, _ in inputs], dict(inputs)
         self.data_plan = self._plan_data()
         self.steps_plan = self._plan_steps()
         self.examples_plan = self._plan_examples() if not self.per_example else None

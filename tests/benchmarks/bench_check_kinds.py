@@ -39,6 +39,18 @@ def times(fn, repeat):
     return statistics.median(out), min(out)
 
 
+def interleaved(baseline, measured, repeat):
+    """Medians of both, measured in turns (a load on the shared machine then weighs on both alike)."""
+    baseline(), measured()
+    a, b = [], []
+    for _ in range(repeat):
+        for fn, out in ((baseline, a), (measured, b)):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return statistics.median(a), statistics.median(b)
+
+
 def calamine_read(path):
     from python_calamine import CalamineWorkbook
 
@@ -60,8 +72,7 @@ def main():
             built = kinds.kind_of(lesson).build(lesson, path)
             report = check(str(path))
             assert report.status == "correct", report.to_text()[:2000]
-            cal, _ = times(lambda: calamine_read(path), args.repeat)
-            chk, _ = times(lambda: check(str(path)), args.repeat)
+            cal, chk = interleaved(lambda: calamine_read(path), lambda: check(str(path)), args.repeat)
             label = f"{name} ({', '.join(f'{k} {v}' for k, v in options.items())})"
             print(f"{label:<48}{built.steps:>7,}{path.stat().st_size / 1e6:>6.1f}{cal:>11.3f}{chk:>9.3f}"
                   f"{chk / cal:>7.2f}")

@@ -1,8 +1,11 @@
-"""Benchmark: any bundled lesson's build vs bare xlsxwriter writing the same cells (issue 12's lessons).
+"""Benchmark: any bundled lesson's build vs bare xlsxwriter writing the same cells.
 
-Run by hand:  cd WORKTREE && python3 tests/benchmarks/bench_lesson.py [--lesson weight-decay]
-              [--epochs 150] [--batch-size 1|N|full] [--repeat 5]
-              dropout: --lesson dropout --epochs 40 --batch-size full (the bundled run)
+Run by hand:  python3 tests/benchmarks/bench_lesson.py [--lesson titanic-logistic] [--epochs 5]
+              [--batch-size 1|N|full] [--repeat 5]
+
+The README quotes: titanic-logistic --epochs 5 --batch-size 1 (issue 9's 3,565 per-passenger steps, the
+defaults), weight-decay --epochs 150, penguins-softmax --epochs 3 (batch sizes 1, 16, full),
+collab-filter --epochs 40 and dropout --epochs 40 --batch-size full (the bundled run).
 
 "sheetsgd" is the whole build of the lesson's kind: engine training, formula rendering, formats,
 charts and the size guard. "bare xlsxwriter" writes exactly the same cells
@@ -113,14 +116,17 @@ def run_child(*args) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--lesson", default="weight-decay")
-    parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--batch-size", type=lambda v: v if v == "full" else int(v), default=1, help="N or full")
+    parser.add_argument("--lesson", default="titanic-logistic")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=lambda v: v if v == "full" else int(v),
+                        help="default: 1 for titanic-logistic, else the template's (collab-filter has none)")
     parser.add_argument("--options", help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
     OPTIONS.update(json.loads(args.options) if args.options else
-                   {"lesson": args.lesson, "epochs": args.epochs, "batch_size": args.batch_size})
+                   {"lesson": args.lesson, "epochs": args.epochs,
+                    **({"batch_size": args.batch_size} if args.batch_size is not None else
+                       {"batch_size": 1} if args.lesson == "titanic-logistic" else {})})
     if args.child:
         kind, *paths = args.child
         result = {"sheetsgd": child_sheetsgd, "record": child_record, "bare": child_bare}[kind](*map(Path, paths))
@@ -138,8 +144,7 @@ def main():
             bare.append(run_child("bare", tmp / "bare.xlsx", cells_file))
         o, b = median_run(ours), median_run(bare)
         sizes = {"sheetsgd": os.path.getsize(tmp / "sheetsgd.xlsx"), "bare": os.path.getsize(tmp / "bare.xlsx")}
-    lesson = the_lesson()
-    print(f"{OPTIONS['lesson']}, batch size {OPTIONS['batch_size']}, {OPTIONS['epochs']} epochs; "
+    print(f"{OPTIONS['lesson']}, batch size {OPTIONS.get('batch_size', 'as the template')}, {OPTIONS['epochs']} epochs; "
           f"median of {args.repeat} runs each")
     print(f"{'writer':<16}{'seconds':>9}{'ratio':>8}{'peak RSS MiB':>14}{'file KiB':>10}{'cells':>10}{'formulas':>10}")
     print(f"{'sheetsgd':<16}{o['seconds']:>9.2f}{o['seconds'] / b['seconds']:>8.2f}{o['max_rss_kib'] / 1024:>14.1f}"
