@@ -27,8 +27,9 @@ class ScannedCells:
     """Cells as spans into the sheet's bytes; ``cells[i]`` is the same 7-tuple the pattern path makes:
     (column letters, row digits, attributes, ``<f …>``, formula text, value text, inline text)."""
 
-    def __init__(self, data: bytes, spans: np.ndarray, plain_type: np.ndarray):
+    def __init__(self, data: bytes, spans: np.ndarray, plain_type: np.ndarray, buf: np.ndarray | None = None):
         self.data = data
+        self.buf = buf if buf is not None else padded_buffer(data)  # the bytes as uint8, zeros after them
         self.spans = spans  # (14, n) int64: start, end of each of the seven parts, one row per bound
         self.plain_type = plain_type  # the type attribute says number (absent or t="n")
 
@@ -40,7 +41,7 @@ class ScannedCells:
         return (d[s[0]:s[1]], d[s[2]:s[3]], d[s[4]:s[5]], d[s[6]:s[7]], d[s[8]:s[9]], d[s[10]:s[11]], d[s[12]:s[13]])
 
     def take(self, order: np.ndarray) -> "ScannedCells":
-        return ScannedCells(self.data, self.spans[:, order], self.plain_type[order])
+        return ScannedCells(self.data, self.spans[:, order], self.plain_type[order], self.buf)
 
     def has_formula(self) -> np.ndarray:
         return self.spans[7] > self.spans[6]
@@ -58,7 +59,7 @@ class ScannedCells:
         numbers = np.full(len(self), np.nan)
         idx = np.flatnonzero(plain)
         if len(idx):
-            buf = np.frombuffer(self.data, np.uint8)
+            buf = self.buf
             width = int(length[idx].max())  # the longest value text (a double's repr: up to 24)
             chars = _window(buf, start[idx], width)
             chars = np.where(np.arange(width) < length[idx, None], chars, np.uint8(0))
@@ -93,18 +94,20 @@ _PAD = 128
 
 
 def _padded(buf: np.ndarray, width: int) -> np.ndarray:
-    """The buffer followed by zeros (at least ``width``), made once per buffer: the last one is kept,
-    known by the bytes object the buffer views."""
-    owner = buf.base if buf.base is not None else buf
-    cached = _PADDED.get("last")
-    if cached is not None and cached[0] is owner and cached[1] == len(buf) and len(cached[2]) - len(buf) >= width:
-        return cached[2]
-    padded = np.concatenate([buf, np.zeros(max(width, _PAD), np.uint8)])
-    _PADDED["last"] = (owner, len(buf), padded)
-    return padded
+    """The buffer followed by at least ``width`` zeros: the array a :func:`padded_buffer` view starts, or
+    a padded copy."""
+    base = buf.base
+    if (isinstance(base, np.ndarray) and base.dtype == np.uint8 and base.ndim == 1 and len(base) - len(buf) >= width
+            and base.__array_interface__["data"][0] == buf.__array_interface__["data"][0]):
+        return base
+    return np.concatenate([buf, np.zeros(max(width, _PAD), np.uint8)])
 
 
-_PADDED: dict = {}
+def padded_buffer(data: bytes) -> np.ndarray:
+    """The bytes as a uint8 array, stored with zeros after them (windows past the end read 0, made once)."""
+    padded = np.zeros(len(data) + _PAD, np.uint8)
+    padded[:len(data)] = np.frombuffer(data, np.uint8)
+    return padded[:len(data)]
 
 
 def _first(window: np.ndarray, start: np.ndarray, ch: int) -> np.ndarray:
@@ -143,11 +146,11 @@ def scan(data: bytes):
     With comments and CDATA excluded, every ``<`` of well-formed XML starts a tag: the tags are found in
     one pass and told apart by their next three bytes, and each cell's parts are the tags that follow its
     open tag (by tag index, not by search)."""
-    buf = np.frombuffer(data, np.uint8)
+    buf = padded_buffer(data)
     n = len(buf)
     lt = np.append(np.flatnonzero(buf == _LT), n)  # tag starts, and a sentinel: "the next tag" of the last
     padded = _padded(buf, 4)
-    c1, c2, c3 = padded[lt + 1], padded[lt + 2], padded[lt + 3]  # the sentinel's: zeros
+    c1, c2, c3 = padded[lt + 1], padded[lt + 2], padded[lt + 3]  # past the end (the sentinel's): zeros
     if (c1 == ord("!")).any():  # a comment, CDATA or a declaration
         return None
     cell_k = np.flatnonzero((c1 == ord("c")) & (c2 == _SPACE))  # every <c …> open tag, by tag index
@@ -233,7 +236,7 @@ def scan(data: bytes):
                                 np.where(has_f, f_at, 0), np.where(has_f, f_open_end + 1, 0), text0, text1,
                                 v0, v1, is0, is1)):
         spans[row] = part
-    return ScannedCells(data, spans, plain_type), rows, cols
+    return ScannedCells(data, spans, plain_type, buf), rows, cols
 
 
 def _last_gt_before(buf: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
