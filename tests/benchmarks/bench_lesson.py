@@ -13,6 +13,7 @@ charts and the size guard. "bare xlsxwriter" writes exactly the same cells
 constant_memory workbook with no formats or charts: the floor any writer of these cells pays.
 Each measurement runs in a fresh child process, so the peak memory (max RSS) is its own; the
 median of --repeat runs is reported (sheetsgd and bare runs alternate, so background load hits both).
+A child builds twice: the ratio compares the second (warm) builds, the first (cold) is shown beside it.
 """
 from __future__ import annotations
 
@@ -48,11 +49,16 @@ def build(lesson, out):
 
 
 def child_sheetsgd(out: Path) -> dict:
+    """The first build in a fresh process (cold: lazy imports, fonts) and a second one (warm: what the
+    ratio compares, as a course author building variants or a grader rebuilding lessons sees it)."""
     lesson = the_lesson()
+    start = time.perf_counter()
+    build(lesson, out)
+    cold = time.perf_counter() - start
     start = time.perf_counter()
     report = build(lesson, out)
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "cells": report.cells, "formula_cells": report.formula_cells}
+    return {"seconds": seconds, "cold": cold, "cells": report.cells, "formula_cells": report.formula_cells}
 
 
 def child_record(out: Path, cells_file: Path) -> dict:
@@ -87,6 +93,11 @@ def child_bare(out: Path, cells_file: Path) -> dict:
     with open(cells_file, "rb") as fh:
         cells = pickle.load(fh)
     gc.freeze()  # the recorded cells are input, not work: keep the garbage collector from rescanning them
+    cold = write_bare(xlsxwriter, out, cells)
+    return {"seconds": write_bare(xlsxwriter, out, cells), "cold": cold, "cells": len(cells)}
+
+
+def write_bare(xlsxwriter, out: Path, cells) -> float:
     start = time.perf_counter()
     wb = xlsxwriter.Workbook(str(out), {"constant_memory": True, "strings_to_numbers": False})
     sheets = {}
@@ -99,7 +110,7 @@ def child_bare(out: Path, cells_file: Path) -> dict:
         else:
             ws.write_string(row, col, args[0])
     wb.close()
-    return {"seconds": time.perf_counter() - start, "cells": len(cells)}
+    return time.perf_counter() - start
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -146,11 +157,14 @@ def main():
         sizes = {"sheetsgd": os.path.getsize(tmp / "sheetsgd.xlsx"), "bare": os.path.getsize(tmp / "bare.xlsx")}
     print(f"{OPTIONS['lesson']}, batch size {OPTIONS.get('batch_size', 'as the template')}, {OPTIONS['epochs']} epochs; "
           f"median of {args.repeat} runs each")
-    print(f"{'writer':<16}{'seconds':>9}{'ratio':>8}{'peak RSS MiB':>14}{'file KiB':>10}{'cells':>10}{'formulas':>10}")
-    print(f"{'sheetsgd':<16}{o['seconds']:>9.2f}{o['seconds'] / b['seconds']:>8.2f}{o['max_rss_kib'] / 1024:>14.1f}"
+    print(f"{'writer':<16}{'seconds':>9}{'ratio':>8}{'cold s':>8}{'ratio':>7}{'peak RSS MiB':>14}{'file KiB':>10}"
+          f"{'cells':>10}{'formulas':>10}")
+    print(f"{'sheetsgd':<16}{o['seconds']:>9.2f}{o['seconds'] / b['seconds']:>8.2f}{o['cold']:>8.2f}"
+          f"{o['cold'] / b['cold']:>7.2f}{o['max_rss_kib'] / 1024:>14.1f}"
           f"{sizes['sheetsgd'] / 1024:>10,.0f}{o['cells']:>10,}{o['formula_cells']:>10,}")
-    print(f"{'bare xlsxwriter':<16}{b['seconds']:>9.2f}{1:>8.2f}{b['max_rss_kib'] / 1024:>14.1f}"
+    print(f"{'bare xlsxwriter':<16}{b['seconds']:>9.2f}{1:>8.2f}{b['cold']:>8.2f}{1:>7.2f}{b['max_rss_kib'] / 1024:>14.1f}"
           f"{sizes['bare'] / 1024:>10,.0f}{b['cells']:>10,}{'':>10}")
+    print("seconds: a second build in the process (warm); cold: the first (lazy imports, fonts loaded)")
     print(f"target: ratio ≤ 0.5 → {'met' if o['seconds'] / b['seconds'] <= 0.5 else 'NOT met'}")
 
 
