@@ -114,3 +114,32 @@ def assert_compare_sheets_equal_engine(lesson, recalculated: Path, manifest: dic
                 found = sheet.get(f"{letter}{info['first_step_row'] + i}")
                 assert isinstance(found, (int, float)), (name, column.key, i + 1, found)
                 assert close(expected, found), (name, column.key, i + 1, expected, found)
+
+
+def build_and_recalc(recalc, folder: Path, lessons: dict) -> dict:
+    """{key: (built path, LibreOffice-recalculated path)} of lessons built into ``folder`` by their kind's
+    writer, recalculated in one LibreOffice run."""
+    from sheetsgd import kinds
+
+    paths = {}
+    for key, lesson in lessons.items():
+        paths[key] = folder / f"{key}.xlsx"
+        kinds.kind_of(lesson).build(lesson, paths[key])
+    return dict(zip(paths, zip(paths.values(), recalc(list(paths.values())))))
+
+
+def assert_steps_equal_engine(path: Path, recalculated: Path, trace, keys) -> None:
+    """The recalculated Steps sheet's columns ``keys`` (found through the workbook's manifest) equal an
+    engine run's, step by step; and no cell of any sheet shows an error value."""
+    from sheetsgd.submission import read_manifest as manifest_of
+    from sheetsgd.xlsxread import Workbook
+
+    fresh = cell_values(recalculated)
+    manifest, _ = manifest_of(Workbook(str(path)))  # long values continue on the rows below their key
+    first = manifest["first_step_row"]
+    for key in keys:
+        column = manifest["columns"][key]["column"]
+        for t, expected in enumerate(trace.steps[key]):
+            assert close(expected, fresh["Steps"][f"{column}{first + t}"]), (key, t + 1)
+    errors = [(s, r, v) for s, cells in fresh.items() for r, v in cells.items() if isinstance(v, str) and v.startswith("#")]
+    assert not errors, errors[:5]

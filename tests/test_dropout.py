@@ -18,13 +18,9 @@ from sheetsgd import kinds
 from sheetsgd.cli import cli
 from sheetsgd.errors import SheetsgdError
 from sheetsgd.formula import check_portable
-from sheetsgd.submission import read_manifest
 from sheetsgd.titanic.engine import train
-from sheetsgd.titanic.workbook import build_titanic_workbook
-from sheetsgd.xlsxread import Workbook
 
-from conftest import assert_recalculated_equals_cached, close
-from conftest import cell_values as read_values
+from conftest import assert_recalculated_equals_cached, assert_steps_equal_engine, build_and_recalc, close
 from conftest import formula_cells as read_formulas
 
 CASES = {"b1": ({"batch_size": 1, "epochs": 1}, "sgd"), "b16": ({"batch_size": 16, "epochs": 3}, "momentum"),
@@ -143,30 +139,16 @@ def test_p_zero_equals_the_net_without_dropout_exactly(batch):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, recalc):
-    out = tmp_path_factory.mktemp("dropout")
-    paths = {}
-    for case in CASES:
-        paths[case] = out / f"{case}.xlsx"
-        build_titanic_workbook(lesson_of(case), paths[case])
-    fresh = dict(zip(paths, recalc(list(paths.values()))))
-    return {k: (paths[k], fresh[k]) for k in paths}
+    return build_and_recalc(recalc, tmp_path_factory.mktemp("dropout"), {case: lesson_of(case) for case in CASES})
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_libreoffice_recalculation_equals_the_engine_in_every_formula_cell(built, case):
     path, recalculated = built[case]
     assert assert_recalculated_equals_cached(path, recalculated) > 10000
-    fresh = read_values(recalculated)
-    errors = [(s, r, v) for s, cells in fresh.items() for r, v in cells.items() if isinstance(v, str) and v.startswith("#")]
-    assert not errors, errors[:5]
     # the Steps columns of both nets equal an independent engine run's
-    trace = train(lesson_of(case))
-    manifest, _ = read_manifest(Workbook(str(path)))  # its long values continue on rows key+
-    first = manifest["first_step_row"]
-    for key in ("new_h2_Age_0", "new_h2_Age", "new_v1", "new_c_0", "loss", "loss_0"):
-        column = manifest["columns"][key]["column"]
-        for t, expected in enumerate(trace.steps[key]):
-            assert close(expected, fresh["Steps"][f"{column}{first + t}"]), (key, t)
+    assert_steps_equal_engine(path, recalculated, train(lesson_of(case)),
+                              ("new_h2_Age_0", "new_h2_Age", "new_v1", "new_c_0", "loss", "loss_0"))
 
 
 def test_formulas_are_portable_and_show_the_mask_and_its_scaling(built):

@@ -6,11 +6,9 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
-import json
 import re
 
 import numpy as np
-import openpyxl
 import pytest
 
 from sheetsgd import kinds
@@ -18,10 +16,8 @@ from sheetsgd.datasets import PENGUINS_CSV, PENGUINS_MD5
 from sheetsgd.errors import SheetsgdError
 from sheetsgd.formula import check_portable
 from sheetsgd.titanic.engine import train
-from sheetsgd.titanic.workbook import build_titanic_workbook
 
-from conftest import cell_values as read_values
-from conftest import close
+from conftest import assert_recalculated_equals_cached, assert_steps_equal_engine, build_and_recalc, close
 from conftest import formula_cells as read_formulas
 
 CASES = {"b1": ({"batch_size": 1, "epochs": 2}, "sgd"), "b16": ({"batch_size": 16, "epochs": 2}, "momentum"),
@@ -106,37 +102,15 @@ def test_engine_equals_pytorch_at_every_step(case):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, recalc):
-    out = tmp_path_factory.mktemp("penguins")
-    paths = {}
-    for case in CASES:
-        paths[case] = out / f"{case}.xlsx"
-        build_titanic_workbook(lesson_of(case), paths[case])
-    fresh = dict(zip(paths, recalc(list(paths.values()))))
-    return {k: (paths[k], fresh[k]) for k in paths}
+    return build_and_recalc(recalc, tmp_path_factory.mktemp("penguins"), {case: lesson_of(case) for case in CASES})
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_libreoffice_recalculation_equals_the_engine_in_every_formula_cell(built, case):
     path, recalculated = built[case]
-    formulas, cached, fresh = read_formulas(path), read_values(path), read_values(recalculated)
-    assert len(formulas) > 30000
-    for (sheet, ref), formula in formulas.items():
-        found = fresh[sheet].get(ref)
-        assert isinstance(found, (int, float)), f"{sheet}!{ref} {formula}: {found!r}"
-        assert close(cached[sheet][ref], found), f"{sheet}!{ref} {formula}: cached {cached[sheet][ref]!r}, {found!r}"
-    # the cached numbers are the engine's: the Steps weights of an engine run, read back by the manifest
-    lesson = lesson_of(case)
-    trace = train(lesson)
-    wb = openpyxl.load_workbook(path, read_only=True)
-    manifest = {r[0]: json.loads(r[1]) for r in wb["_sheetsgd"].iter_rows(min_row=2, values_only=True)}
-    wb.close()
-    first = manifest["first_step_row"]
-    for key in ("new_w2_bill_depth", "new_b3", "loss", "correct"):
-        column = manifest["columns"][key]["column"]
-        for t, expected in enumerate(trace.steps[key]):
-            assert close(expected, fresh["Steps"][f"{column}{first + t}"]), (key, t)
-    errors = [(s, r, v) for s, cells in fresh.items() for r, v in cells.items() if isinstance(v, str) and v.startswith("#")]
-    assert not errors, errors[:5]
+    assert assert_recalculated_equals_cached(path, recalculated) > 30000
+    # the cached numbers are the engine's: the Steps columns of an engine run, read back by the manifest
+    assert_steps_equal_engine(path, recalculated, train(lesson_of(case)), ("new_w2_bill_depth", "new_b3", "loss", "correct"))
 
 
 def test_formulas_are_portable_and_show_the_stable_softmax(built):
