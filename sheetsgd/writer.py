@@ -89,7 +89,9 @@ def estimate_size(lesson: Lesson, columns) -> WorkbookSize:
     longest = max((len(compile_template(c.formula, resolver).format_map(fields)) for c in columns if c.formula),
                   default=0)
     batches_rows = lesson.epochs * n if shuffled else 0
-    cells = (steps * len(columns) + 2 * hyper_rows + 4 * n + 5 * lesson.epochs + 5 * batches_rows)
+    starts = sum(c.start_value is not None for c in columns)  # the start row: initial parameters, state
+    # the inputs' values (hyper_rows: the sheet's hyperparameters and fd_step) and two cells of the start row
+    cells = (steps * len(columns) + hyper_rows + 2 + starts + 4 * n + 5 * lesson.epochs + 5 * batches_rows)
     return WorkbookSize(cells=cells, formula_cells=steps * sum(c.formula is not None for c in columns),
                         longest_formula=longest, max_rows=max(start_row + steps, batches_rows + 1, n + 1),
                         max_columns=len(columns))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from pathlib import Path
 
 import openpyxl
 import pytest
@@ -13,6 +14,8 @@ from sheetsgd.spec import step_columns
 from sheetsgd.writer import build_workbook
 
 from conftest import read_manifest
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
 @pytest.fixture(scope="module")
@@ -112,15 +115,31 @@ def test_linear_lesson_is_the_graddesc_setup():
     assert lesson.init == {"a": 1.0, "b": 1.0} and lesson.hyper["lr"] == 1e-4 and lesson.batch_size == 1
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "rmsprop", "adam", "adamw"])
 @pytest.mark.parametrize("layout", [dict(batch_size=1), dict(batch_size=4, shuffle=True), dict(batch_size="full")])
-def test_size_estimate_equals_what_is_written(tmp_path, layout):
+def test_size_estimate_equals_what_is_written(tmp_path, layout, optimizer):
     from sheetsgd.writer import estimate_size
 
-    lesson = override(load_lesson("quadratic"), epochs=3, optimizer="adam", **layout)
+    lesson = override(load_lesson("quadratic"), epochs=3, optimizer=optimizer, **layout)
     report = build_workbook(lesson, tmp_path / "q.xlsx")
     size = estimate_size(lesson, step_columns(lesson))
     assert size.cells == report.cells
     assert size.formula_cells <= report.formula_cells
+
+
+@pytest.mark.parametrize("schedule", [{"kind": "one-cycle"}, {"kind": "cosine"}, {"kind": "step", "step_size": 5}])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+def test_size_estimate_counts_a_schedule_s_inputs_and_columns(tmp_path, schedule, optimizer):
+    import tomllib
+
+    from sheetsgd import kinds
+    from sheetsgd.writer import estimate_size
+
+    raw = tomllib.loads((TEMPLATES / "linear.toml").read_text())
+    raw = {**raw, "schedule": schedule, "optimizer": {**raw["optimizer"], "name": optimizer}}
+    lesson = kinds.from_raw(raw, "scheduled", "scheduled.toml", {"epochs": 1})
+    report = build_workbook(lesson, tmp_path / "s.xlsx")
+    assert estimate_size(lesson, step_columns(lesson)).cells == report.cells
 
 
 def test_too_large_a_workbook_is_refused_before_training(tmp_path):
