@@ -75,14 +75,6 @@ class ScannedCells:
         return numbers, plain
 
 
-def _next(positions: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """The first position ≥ ``after`` (-1 where there is none)."""
-    if not len(positions):
-        return np.full(len(after), -1, np.int64)
-    k = np.searchsorted(positions, after)
-    return np.where(k < len(positions), positions[np.minimum(k, len(positions) - 1)], -1)
-
-
 def _window(buf: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
     """The ``width`` bytes from each start (0 past the end), one row per start: rows of a sliding view
     of the buffer padded with zeros (one gather, no index arithmetic per byte)."""
@@ -132,12 +124,6 @@ def _find(data: bytes, buf: np.ndarray, pattern: bytes) -> np.ndarray:
             for k in (0, 1) if len(data) - k >= 2]
     pos = np.sort(np.concatenate(hits)) if hits else np.zeros(0, np.int64)
     return pos[_bytes_at(buf, pos + 2, pattern[2:])] if len(pattern) > 2 else pos
-
-
-def _formula_tags(buf: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Whether a formula tag (``<f>``, ``<f …>``, ``<f/>``; not ``<formula>``) starts at each position."""
-    third = buf[np.clip(at + 2, 0, len(buf) - 1)]
-    return _bytes_at(buf, at, b"<f") & ((third == _SPACE) | (third == _GT) | (third == _SLASH))
 
 
 def scan(data: bytes):
