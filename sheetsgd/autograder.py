@@ -2,7 +2,8 @@
 
 The zip's root holds what Gradescope runs (its autograder specification): ``setup.sh``, run once as
 root to build the image, and ``run_autograder``, run per submission. Beside them: the sheetsgd wheel
-(``wheels/``, this very version, built from its source tree), ``sheetsgd-autograder.json`` (the lesson,
+(``wheels/``, this very version, written from the running package's own files by
+:mod:`sheetsgd.wheelfile`: no build backend, no network), ``sheetsgd-autograder.json`` (the lesson,
 its options and exercise columns, and how to grade: :mod:`sheetsgd.autograder_run` reads it) and
 ``assignment.xlsx``, the student version to hand out.
 
@@ -13,15 +14,15 @@ LibreOffice is needed only for the few formulas IronCalc computes differently (s
 :mod:`sheetsgd.engines`), which are otherwise reported as "cannot judge". Environment variables, for
 tests and other hosts: ``SHEETSGD_AUTOGRADER_ROOT`` (default ``/autograder``),
 ``SHEETSGD_AUTOGRADER_VENV`` (default ``$ROOT/sheetsgd-venv``), ``SHEETSGD_AUTOGRADER_PYTHON``
-(default ``python3``) and ``SHEETSGD_AUTOGRADER_OFFLINE=1``: no apt, a venv with
-``--system-site-packages`` and ``pip install --no-index --no-deps`` of the wheel (no network).
+(default ``python3``) and ``SHEETSGD_AUTOGRADER_OFFLINE=1``: no apt, a venv that finds the dependencies
+installed for ``$SHEETSGD_AUTOGRADER_PYTHON`` (the site-packages folders that interpreter sees, a
+virtual environment's own among them, listed in a ``.pth`` file) and ``pip install --no-index
+--no-deps`` of the wheel (no network).
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -29,6 +30,7 @@ from pathlib import Path
 from . import __version__
 from .errors import SheetsgdError
 from .gradescope import VISIBILITIES
+from .wheelfile import write_wheel
 
 CONFIG = "sheetsgd-autograder.json"
 
@@ -40,8 +42,14 @@ ROOT="${{SHEETSGD_AUTOGRADER_ROOT:-/autograder}}"
 VENV="${{SHEETSGD_AUTOGRADER_VENV:-$ROOT/sheetsgd-venv}}"
 PYTHON="${{SHEETSGD_AUTOGRADER_PYTHON:-python3}}"
 if [ "${{SHEETSGD_AUTOGRADER_OFFLINE:-0}}" = 1 ]; then
-  # no network (tests): the dependencies are already installed for $PYTHON
-  "$PYTHON" -m venv --system-site-packages "$VENV"
+  # no network (tests): the dependencies are already installed for $PYTHON. --system-site-packages
+  # would see only the base interpreter's packages when $PYTHON is itself a virtual environment's,
+  # so the venv gets a .pth file naming the site-packages folders $PYTHON sees.
+  unset PYTHONPATH
+  "$PYTHON" -m venv "$VENV"
+  SITE="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  "$PYTHON" -c 'import sys; print("\n".join(p for p in sys.path if p.endswith(("site-packages", "dist-packages"))))' \
+    > "$SITE/sheetsgd-offline-dependencies.pth"
   "$VENV/bin/python" -m pip install --quiet --no-index --no-deps --ignore-installed "$SOURCE"/wheels/*.whl
 else
   export DEBIAN_FRONTEND=noninteractive
@@ -67,27 +75,6 @@ fi
 cd "$ROOT" || exit 0
 exec "$VENV/bin/python" -m sheetsgd.autograder_run "$ROOT"
 """
-
-
-def project_root() -> Path | None:
-    """The source tree this sheetsgd runs from (where pyproject.toml is), or None for an installed wheel."""
-    root = Path(__file__).resolve().parent.parent
-    return root if (root / "pyproject.toml").is_file() else None
-
-
-def build_wheel(folder: Path) -> Path:
-    """This sheetsgd as a wheel in ``folder``: pip wheel of the source tree (no dependencies, no network)."""
-    root = project_root()
-    if root is None:
-        raise SheetsgdError("sheetsgd is not running from its source tree: give the wheel to bundle with --wheel")
-    cmd = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-           "-w", str(folder), str(root)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    wheels = sorted(folder.glob("sheetsgd-*.whl"))
-    if done.returncode != 0 or not wheels:
-        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no wheel written"]
-        raise SheetsgdError(f"cannot build the sheetsgd wheel ({last[0][:200]}); pip install hatchling, or give --wheel")
-    return wheels[0]
 
 
 def _checked_wheel(path: str) -> Path:
@@ -121,7 +108,7 @@ def build_bundle(lesson, output: str, exercise=None, *, visibility: str = "visib
         if not columns:
             raise SheetsgdError("the student version has no exercise columns to grade")
         (tmp / "wheels").mkdir()
-        the_wheel = _checked_wheel(wheel) if wheel else build_wheel(tmp / "wheels")
+        the_wheel = _checked_wheel(wheel) if wheel else write_wheel(tmp / "wheels")
         config = {"generator": f"sheetsgd {__version__}", "sheetsgd_version": __version__,
                   "lesson": lesson.name, "kind": lesson.kind, "options": lesson.options,
                   "origin": origin, "exercise": columns, "variants": bool(variants or variant_key),

@@ -323,7 +323,7 @@ VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visib
               help="Accept only the submitter's own variant: its ID is this field (email, sid, …) of a user in "
                    "Gradescope's submission_metadata.json (implies --allow-variants).")
 @click.option("--wheel", type=click.Path(dir_okay=False, exists=True),
-              help="Bundle this sheetsgd wheel instead of building one from the source tree.")
+              help="Bundle this sheetsgd wheel instead of one written from the running package.")
 @limit_options
 @clean_errors
 def autograder_command(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, exercise, visibility,

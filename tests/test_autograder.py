@@ -5,10 +5,11 @@ wrong, a missing, a doubled, a non-workbook, a corrupt and two hostile submissio
 another lesson. results.json is validated against the fields of Gradescope's specification, written
 out below.
 
-setup.sh runs with SHEETSGD_AUTOGRADER_OFFLINE=1 (no network here): the venv is made with
---system-site-packages, so the dependencies installed on this machine are found, and the wheel is
-installed with pip --no-index --no-deps. Nothing of this checkout is on the venv's path: run_autograder
-clears PYTHONPATH, and the test asserts that sheetsgd is imported from the venv.
+setup.sh runs with SHEETSGD_AUTOGRADER_OFFLINE=1 (no network here): the venv finds the dependencies
+installed for this test's interpreter (a virtual environment's too), and the wheel is installed with
+pip --no-index --no-deps. Nothing of this checkout is on the venv's path: run_autograder clears
+PYTHONPATH, and the test asserts that sheetsgd is imported from the venv. That installed copy (no
+source tree, no build backend) then bundles itself, and its bundle grades too.
 """
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def test_the_validator_can_fail():
 
 def _env(root: Path, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(SHEETSGD_AUTOGRADER_ROOT=str(root), SHEETSGD_AUTOGRADER_PYTHON=sys.executable, **extra)
+    env.update({"SHEETSGD_AUTOGRADER_ROOT": str(root), "SHEETSGD_AUTOGRADER_PYTHON": sys.executable, **extra})
     return env
 
 
@@ -104,24 +105,17 @@ def installed(tmp_path_factory):
     result = CliRunner().invoke(cli, ["autograder", "linear", "--epochs", str(EPOCHS), "-o", str(bundle),
                                       "--leaderboard", "--visibility", "after_published"])
     assert result.exit_code == 0, result.output
-    root = tmp / "autograder"
-    (root / "source").mkdir(parents=True)
     with zipfile.ZipFile(bundle) as z:
         names = z.namelist()
         assert {"setup.sh", "run_autograder", "sheetsgd-autograder.json", "assignment.xlsx"} <= set(names)
         assert (z.getinfo("run_autograder").external_attr >> 16) & 0o111, "run_autograder is not executable"
-        z.extractall(root / "source")
-    for name in ("setup.sh", "run_autograder"):  # zipfile drops the mode bits; Gradescope's unzip keeps them
-        (root / "source" / name).chmod(0o755)
-    done = subprocess.run(["bash", str(root / "source" / "setup.sh")], env=_env(root, SHEETSGD_AUTOGRADER_OFFLINE="1"),
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    venv_python = root / "sheetsgd-venv" / "bin" / "python"
+    root = tmp / "autograder"
+    # like Gradescope: run_autograder is copied to /autograder and run from there (zipfile drops the mode
+    # bits that Gradescope's unzip keeps: _set_up restores them)
+    venv_python = _set_up(bundle, root, sys.executable)
     where = subprocess.run([str(venv_python), "-c", "import sheetsgd; print(sheetsgd.__file__, sheetsgd.__version__)"],
                            cwd=root, env=_env(root), capture_output=True, text=True, check=True).stdout.split()
     assert Path(where[0]).is_relative_to(root / "sheetsgd-venv"), where  # the bundled wheel, not this checkout
-    # like Gradescope: run_autograder is copied to /autograder and run from there
-    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
     config = json.loads((root / "source" / "sheetsgd-autograder.json").read_text())
     return root, config
 
@@ -158,6 +152,75 @@ def filled(installed, tmp_path_factory, request):
         fill_xml_sheets(str(student), str(out[tag]), fill_sheets(str(student), flaw))
     saved = recalc(recalc([out["correct"], out["wrong"]]))
     return dict(zip(("correct", "wrong"), saved))
+
+
+def _set_up(bundle: Path, root: Path, python: str) -> Path:
+    """Unpack ``bundle`` into ``root/source``, run its setup.sh offline with ``python``; the venv's python."""
+    (root / "source").mkdir(parents=True)
+    with zipfile.ZipFile(bundle) as z:
+        z.extractall(root / "source")
+    for name in ("setup.sh", "run_autograder"):
+        (root / "source" / name).chmod(0o755)
+    done = subprocess.run(["bash", str(root / "source" / "setup.sh")],
+                          env=_env(root, SHEETSGD_AUTOGRADER_OFFLINE="1", SHEETSGD_AUTOGRADER_PYTHON=python),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    shutil.copy(root / "source" / "run_autograder", root / "run_autograder")
+    return root / "sheetsgd-venv" / "bin" / "python"
+
+
+def test_an_installed_sheetsgd_bundles_itself(installed, filled, tmp_path):
+    """The sheetsgd setup.sh installed from the wheel (no source tree beside it) writes its own bundle, with
+    no build backend and no index: the very same wheel, byte for byte; that bundle, set up offline from
+    the venv's own interpreter (a virtual environment's, whose base has none of its packages' paths),
+    grades a correct and a wrong submission."""
+    root, _ = installed
+    venv = root / "sheetsgd-venv"
+    package = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sheetsgd; print(sheetsgd.__file__)"],
+                                  cwd=tmp_path, env=_env(root), capture_output=True, text=True, check=True).stdout.strip())
+    assert package.is_relative_to(venv) and not (package.parent.parent / "pyproject.toml").exists()
+    bundle = tmp_path / "again.zip"
+    no_backend = "import sys; sys.modules['hatchling'] = None; from sheetsgd.cli import main; main()"
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", no_backend, "autograder", "linear", "--epochs",
+                           str(EPOCHS), "-o", str(bundle), "--leaderboard"], cwd=tmp_path,
+                          env=_env(root, PIP_NO_INDEX="1"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [first] = (root / "source" / "wheels").glob("sheetsgd-*.whl")
+    with zipfile.ZipFile(bundle) as z:
+        assert z.read(f"wheels/{first.name}") == first.read_bytes()
+    again = tmp_path / "autograder"
+    venv_python = _set_up(bundle, again, str(venv / "bin" / "python"))
+    where = subprocess.run([str(venv_python), "-c", "import sheetsgd, xlsxwriter; print(sheetsgd.__file__)"],
+                           cwd=again, env=_env(again), capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(where).is_relative_to(again / "sheetsgd-venv"), where
+    right = run_autograder(again, {"right.xlsx": filled["correct"]})
+    assert right["score"] == len(COLUMNS) * STEPS and "all correct" in right["output"], right["output"]
+    wrong = run_autograder(again, {"wrong.xlsx": filled["wrong"]})
+    assert 0 < wrong["score"] < len(COLUMNS) * STEPS
+    assert any("update_sign_flipped" in t["tags"] for t in wrong["tests"]), wrong["tests"]
+
+
+def test_the_wheel_holds_what_the_build_backend_puts_in_it(installed, tmp_path):
+    """The bundled wheel's package files equal, byte for byte, those of the wheel the build backend makes
+    from this checkout (when hatchling is importable here; built offline)."""
+    pytest.importorskip("hatchling")
+    from sheetsgd.wheelfile import project_root
+
+    checkout = project_root()
+    if checkout is None:
+        pytest.skip("sheetsgd does not run from a checkout here")
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                           "--no-index", "-w", str(tmp_path), str(checkout)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    root, _ = installed
+    [ours] = (root / "source" / "wheels").glob("sheetsgd-*.whl")
+    [theirs] = tmp_path.glob("sheetsgd-*.whl")
+
+    def files(wheel):
+        with zipfile.ZipFile(wheel) as z:
+            return {n: z.read(n) for n in z.namelist() if ".dist-info/" not in n}
+
+    assert files(ours) == files(theirs)
 
 
 def test_bundle_records_the_lesson(installed):
