@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import __version__
 from . import gradescope
+from .safetext import json_text, shown
 
 LOCK_PREFIX = "~$"
 
@@ -119,7 +120,7 @@ def grade_one(config: dict, path: Path, notes: list[str]) -> dict:
     [(_, report, text)] = grade([path], jobs=1, timeout=float(config.get("timeout", 120)),
                                 recalc=config.get("recalc") or "auto", strict=bool(config.get("strict")),
                                 limits=limits, max_memory_mb=float(config.get("max_memory_mb", 2048)), progress=False)
-    print(text or report.get("message", ""))
+    print(shown(text or report.get("message", ""), keep="\n"))
     if report.get("status") not in ("correct", "mistakes"):
         return gradescope.refusal(f"Cannot check {path.name}: {report.get('message') or report.get('status')}",
                                   with_leaderboard=board, **style)
@@ -188,7 +189,7 @@ def run(root: Path) -> dict:
     out_dir = root / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False, allow_nan=False), encoding="utf-8")
+    tmp.write_text(json_text(results, indent=1, allow_nan=False), encoding="utf-8")
     os.replace(tmp, out_dir / "results.json")
     return results
 

@@ -25,6 +25,7 @@ from .structural import CIRCULAR_HINT, deleted_row_mistakes, divergence_step
 from .recalc import libreoffice_path
 from .mistakes import CATALOGUE
 from .placement import SheetValues, find_blocks, plain
+from .safetext import utf8_named
 from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
 from .rebuild import _names, name_cells, rebuild
 from .submission import read_manifest
@@ -71,8 +72,8 @@ def _ironcalc_model(path: str, inputs: dict | None = None):
     except ImportError:  # pragma: no cover - a declared dependency
         raise SheetsgdError("the embedded engine (ironcalc) is not installed: pip install ironcalc") from None
     try:
-        with _quiet_native_output():  # IronCalc prints a line per formula cell without a cached value
-            model = ironcalc.load_from_xlsx(path, "en", "UTC")
+        with _quiet_native_output(), utf8_named(path) as name:  # IronCalc prints a line per uncached formula
+            model = ironcalc.load_from_xlsx(name, "en", "UTC")
         names = [s["name"] for s in model.get_worksheets_properties()]
         for (sheet, row, col), number in (inputs or {}).items():
             model.update_cell_with_number(names.index(sheet), row, col, number)

@@ -11,6 +11,7 @@ import click
 
 from . import __version__
 from .errors import SheetsgdError
+from .safetext import json_text, shown
 from . import kinds, runbounds
 from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS
@@ -21,7 +22,7 @@ EXIT_USAGE = 2
 
 def fail(message: str) -> None:
     """Print a one-line error and exit 2 (bad input), never a traceback."""
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {shown(message)}", err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -74,7 +75,7 @@ class OneLineErrors(click.Group):
         try:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
-            click.echo(f"Error: {exc.format_message()}", err=True)
+            click.echo(f"Error: {shown(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
@@ -216,15 +217,15 @@ def check_command(file, as_json, fmt, annotate_to, strict, recalc, timeout, max_
     if annotate_to and report.status != "error":
         annotate(file, report.to_dict(), annotate_to, _limits(max_file_mb, max_part_mb, max_cells, max_members))
     if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, allow_nan=False))
+        click.echo(json_text(report.to_dict(), allow_nan=False))
     elif fmt == "html":
         from .feedback_html import render
 
         click.echo(render(report.to_dict()), nl=False)
         if report.status == "error":
-            click.echo(f"Error: {report.path}: cannot check: {report.message}", err=True)
+            click.echo(f"Error: {shown(report.to_text())}", err=True)
     elif report.status == "error":
-        click.echo(f"Error: {report.path}: cannot check: {report.message}", err=True)
+        click.echo(f"Error: {shown(report.to_text())}", err=True)
     else:
         click.echo(report.to_text())
     sys.exit(report.exit_code)
@@ -262,7 +263,7 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
     for target in filter(None, (output, results_json)):  # before grading, not after
         check_writable(target)
     for entry, why in found.skipped:
-        click.echo(f"skipped {entry}: {why}", err=True)
+        click.echo(shown(f"skipped {entry}: {why}"), err=True)
     graded = grade(files, jobs=jobs, timeout=timeout, recalc=recalc or "auto", strict=strict,
                    limits=_limits(max_file_mb, max_part_mb, max_cells, max_members), max_memory_mb=max_memory_mb,
                    progress=not quiet)
@@ -286,7 +287,7 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
 
         for problem in write_feedback(graded, files, ids, annotate_dir, feedback_dir,
                                       _limits(max_file_mb, max_part_mb, max_cells, max_members)):
-            click.echo(problem, err=True)
+            click.echo(shown(problem), err=True)
     counts: dict[str, int] = {}
     for row, _, _ in graded:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SheetsgdError
+from .safetext import shown_path
 
 
 @dataclass
@@ -118,11 +119,13 @@ def collect(paths: list[str]) -> Collected:
 
 
 def unique_ids(files: list[Path]) -> list[str]:
-    """File stems, made unique ignoring case: the second 'same' (or 'SAME') becomes 'same-2'."""
+    """File stems, made unique ignoring case: the second 'same' (or 'SAME') becomes 'same-2'. A stem is
+    text (:func:`sheetsgd.safetext.shown_path`): bytes that are not UTF-8 and control characters escaped."""
     taken: set[str] = set()
     ids = []
     for f in files:
-        stem, candidate, n = f.stem, f.stem, 1
+        stem = candidate = shown_path(f.stem)
+        n = 1
         while candidate.casefold() in taken:
             n += 1
             candidate = f"{stem}-{n}"

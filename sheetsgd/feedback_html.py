@@ -13,6 +13,7 @@ import os
 import jinja2
 
 from .report import show_value
+from .safetext import shown
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -105,12 +106,12 @@ def render(report: dict) -> str:
             exercise.append(dict(c, expected_text="follows from a wrong cell" if f and f.get("expected") is None
                                  and c.get("status") == "knock-on" else show_value(f.get("expected")),
                                  found_text=show_value(f.get("found"))))
-    return _PAGE.render(
+    return shown(_PAGE.render(  # autoescaped; control characters escaped visibly, as in every report
         name=os.path.basename(str(report.get("file", ""))), status=report.get("status"),
         message=report.get("message", ""), lesson=report.get("lesson") or {}, notes=report.get("notes") or [],
         score={"correct": correct, "total": total, "formulas_right": score.get("formulas_right") or 0},
         share=f"{100 * correct / total:.1f}%" if total else None, width=f"{100 * correct / total:.1f}" if total else "0",
-        mistakes=mistakes, exercise=exercise)
+        mistakes=mistakes, exercise=exercise), keep="\n\t")
 
 
 def write(report: dict, path: str) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .check import check
 from .errors import SheetsgdError
+from .safetext import json_text, shown, shown_path
 from .xlsxread import Limits
 
 CSV_FIELDS = ["id", "file", "status", "grade", "score", "correct", "total", "formulas_right", "mistakes", "message",
@@ -43,7 +44,7 @@ def safe_cell(value):
 def row_for(path: Path, report: dict) -> dict:
     score = report.get("score") or {}
     mistakes = "; ".join(f"{m['column']}: {m['mistake']} (step {m['step']})" for m in report.get("mistakes", []))
-    return {"id": path.stem, "file": str(path), "status": report["status"],
+    return {"id": shown_path(path.stem), "file": shown_path(path), "status": report["status"],
             # the default grading policy: formulas right (knock-ons forgiven); score is the strict figure
             "grade": "" if score.get("formulas_share") is None else round(score["formulas_share"], 6),
             "score": "" if score.get("share") is None else round(score["share"], 6),
@@ -58,7 +59,7 @@ def _gradescope(path: Path, report: dict, text: str) -> dict:
     from .gradescope import num, results
 
     score = report.get("score") or {}
-    return {"id": path.stem, "file": str(path), "status": report["status"],
+    return {"id": shown_path(path.stem), "file": shown_path(path), "status": report["status"],
             **results(report, path.name), "max_score": num(score.get("total") or 0), "text": text}
 
 
@@ -215,7 +216,7 @@ def write_csv(rows: list[dict], path: str) -> None:
         writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: safe_cell(v) for k, v in row.items()})
+            writer.writerow({k: safe_cell(shown(v) if isinstance(v, str) else v) for k, v in row.items()})
 
 
 def write_results_json(graded: list[tuple[dict, dict, str]], paths: list[Path], path: str,
@@ -225,8 +226,8 @@ def write_results_json(graded: list[tuple[dict, dict, str]], paths: list[Path], 
         for sub, id_ in zip(subs, ids):
             sub["id"] = id_
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump({"generator": "sheetsgd grade", "format": "one Gradescope results object per submission",
-                   "submissions": subs}, fh, indent=1, ensure_ascii=False)
+        fh.write(json_text({"generator": "sheetsgd grade", "format": "one Gradescope results object per submission",
+                            "submissions": subs}, indent=1))
 
 
 def write_feedback(graded: list[tuple[dict, dict, str]], paths: list[Path], ids: list[str], annotate_dir: str | None,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 
+from .safetext import shown
+
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
 
@@ -42,14 +44,14 @@ def _code(text) -> str:
     """Student text (a formula) as Markdown inline code that it cannot break out of."""
     if text is None:
         return "(none)"
-    text = str(text).replace("\n", " ")[:500]
+    text = shown(text)[:500]
     fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
     return f"{fence} {text} {fence}"
 
 
 def _md(text) -> str:
     """Student-controlled plain text (sheet names, headers) with Markdown's special characters escaped."""
-    out = str(text)
+    out = shown(text)  # one line, no control character
     for ch in "\\`*_[]<>#|~":
         out = out.replace(ch, "\\" + ch)
     return out

@@ -22,6 +22,8 @@ import sys
 import threading
 import time
 
+from .safetext import shown
+
 DELAY = 0.5  # seconds before anything is shown: short commands stay silent
 INTERVAL = 0.1  # seconds between redraws
 CHUNK = 16  # rows between counts (rows() reports every CHUNK items, not every row)
@@ -97,7 +99,7 @@ class Reporter(Quiet):
         rows = ""
         if self.total:
             rows = f" {min(self.done, self.total):,}/{self.total:,} rows"
-        return f"{self.label}: {self.name}{rows} · {elapsed:.1f} s"
+        return shown(f"{self.label}: {self.name}{rows} · {elapsed:.1f} s")
 
     def _draw(self) -> None:
         now = time.monotonic()

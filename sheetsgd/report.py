@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .safetext import encodable, shown
+
 EXIT_CORRECT, EXIT_MISTAKES, EXIT_CANNOT = 0, 1, 2
 
 
@@ -67,7 +69,7 @@ class Report:
 
     def to_text(self) -> str:
         if self.status == "error":
-            return f"{self.path}: cannot check: {self.message}"
+            return shown(f"{self.path}: cannot check: {self.message}")
         lines = []
         les = self.lesson
         sheets = list(dict.fromkeys(c.sheet for c in self.columns))
@@ -126,7 +128,7 @@ class Report:
         if self.status != "correct" and total:
             lines.append(f"Formulas right: {self.formulas_right}/{total} exercise cells follow from your own values "
                          "(knock-ons not counted against you; an error value is never right)")
-        return "\n".join(lines)
+        return "\n".join(map(shown, lines))  # each line one line: text from the file cannot add lines or drive a terminal
 
 
 def _json_safe(x):
@@ -138,7 +140,9 @@ def _json_safe(x):
         return float(x) if math.isfinite(x) else None
     if isinstance(x, (np.integer, np.bool_)):
         return x.item()
-    if x is None or isinstance(x, (str, int, bool)):
+    if isinstance(x, str):
+        return encodable(x)  # a file name's bytes that are not UTF-8
+    if x is None or isinstance(x, (int, bool)):
         return x
     return str(x)
 
