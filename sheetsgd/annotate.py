@@ -21,7 +21,7 @@ from xml.sax.saxutils import quoteattr
 
 from .errors import SheetsgdError
 from .feedback_sheet import CORRECT, KNOCK_ON, ROOT, cell_position, comments_xml, feedback_sheet_xml, marks, notes, vml_xml
-from .xlsxpackage import Limits, Workbook
+from .xlsxpackage import Limits, Workbook, is_part_name
 
 FILLS = {ROOT: "FFFF9999", KNOCK_ON: "FFFFD27F", CORRECT: "FFB7E1A1"}
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -58,7 +58,8 @@ def annotate(path: str, report: dict, out: str, limits: Limits = Limits()) -> di
 
 
 def _annotate(book: Workbook, report: dict, out: str) -> dict:
-    parts = {name: book._read(name) for name in book.members if not name.endswith("/")}
+    # a member named like ../../x or /abs/x is dropped, never copied as it is
+    parts = {name: book._read(name) for name in book.members if not name.endswith("/") and is_part_name(name)}
     _xml_check(book, [n for n in parts if n.endswith((".xml", ".rels"))])
     edit = _Package(book, parts)
     by_sheet, by_note = marks(report), notes(report)
@@ -320,7 +321,7 @@ class _Package:
             raise SheetsgdError(f"cannot write: {exc.strerror or exc}", out) from None
         try:
             with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as z:
-                order = [i.filename for i in self.book.zip.infolist()]
+                order = list(dict.fromkeys(i.filename for i in self.book.zip.infolist()))  # each name once
                 for name in order:
                     if name in self.parts:
                         z.writestr(name, self.parts[name])

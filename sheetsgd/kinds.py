@@ -5,6 +5,7 @@ A template names its kind in ``[lesson] kind`` (default ``sgd``: a model trained
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any, Callable
 
 from .collab.lesson import override_collab, parse_collab_lesson
@@ -90,7 +91,9 @@ def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
         lesson = KINDS[kind].override(lesson, **options)
     if variant is not None:
         options = {**options, "variant": variant}
-    object.__setattr__(lesson, "origin", {"template": given, "name": name, "source": source, "options": options})
+    # the template's file name, never a path of the author's machine (the template itself is recorded)
+    object.__setattr__(lesson, "origin", {"template": given, "name": name, "source": PurePath(source).name,
+                                          "options": options})
     object.__setattr__(lesson, "variant", variant)
     return lesson
 

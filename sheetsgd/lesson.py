@@ -80,11 +80,11 @@ def bundled_lessons() -> dict[str, Path]:
 
 
 def _read_toml(path: Path) -> dict:
+    from .inputfile import MAX_TEMPLATE_BYTES, read_regular
+
+    data = read_regular(path, "template", MAX_TEMPLATE_BYTES)  # a FIFO or a device is refused, unread
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise SheetsgdError("no such file", str(path)) from None
+        return tomllib.loads(data.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SheetsgdError(f"malformed TOML: {exc}", str(path)) from None
     except RecursionError:

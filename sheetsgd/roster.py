@@ -15,17 +15,14 @@ import unicodedata
 from pathlib import Path
 
 from .errors import SheetsgdError
+from .inputfile import MAX_ROSTER_BYTES, read_regular
 from .variants import check_id, collisions
 
 
 def read_roster(path: str) -> list[tuple[str, str]]:
     """(ID, file stem) per student of a roster CSV: a header row with an ``id`` column (and optionally
     ``name``; other columns are ignored). The file stem is the ID, sanitised."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SheetsgdError(f"cannot read the roster: {getattr(exc, 'strerror', None) or exc}", path) from None
-    rows = list(csv.DictReader(text.splitlines()))
+    rows = list(csv.DictReader(_roster_text(path).splitlines()))
     if not rows or "id" not in {(k or "").strip().lower() for k in rows[0]}:
         raise SheetsgdError("the roster needs a header row with an 'id' column (and at least one student)", path)
     out, seen, stems = [], set(), set()
@@ -46,6 +43,14 @@ def read_roster(path: str) -> list[tuple[str, str]]:
     return out
 
 
+def _roster_text(path: str) -> str:
+    """The roster's text: a regular file (a FIFO or a device is refused unread) of bounded size, UTF-8."""
+    try:
+        return read_regular(path, "roster", MAX_ROSTER_BYTES).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SheetsgdError(f"cannot read the roster: {exc}", path) from None
+
+
 def file_stem(variant: str) -> str:
     """A safe file name for an ID: letters, digits, '.', '-', '_' kept, anything else '_' (no leading dot)."""
     stem = re.sub(r"[^A-Za-z0-9._-]", "_", unicodedata.normalize("NFKD", variant)).strip("._") or "student"
@@ -59,12 +64,9 @@ def build_roster(load, roster: str, folder: str, exercise, quiet: bool = False):
 
     students = read_roster(roster)
     names = {}
-    try:
-        for row in csv.DictReader(Path(roster).read_text(encoding="utf-8-sig").splitlines()):
-            row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
-            names[row.get("id", "")] = row.get("name", "")
-    except (OSError, UnicodeDecodeError):  # pragma: no cover - read_roster read it already
-        pass
+    for row in csv.DictReader(_roster_text(roster).splitlines()):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
+        names[row.get("id", "")] = row.get("name", "")
     out = Path(folder)
     if out.suffix.lower() == ".xlsx":
         raise SheetsgdError("with --variants, -o is a folder (one workbook per student)", folder)

@@ -21,6 +21,18 @@ from defusedxml.common import DefusedXmlException
 from .errors import SheetsgdError
 from .xlsxsheet import Sheet
 
+def is_part_name(name: str) -> bool:
+    """A zip member name a package part can have: relative, no ``..`` or empty segment, no backslash,
+    drive or control character. Anything else (``../../x``, ``/abs/x``) is never copied into a file
+    sheetsgd writes: unzip would place it outside the folder it extracts to."""
+    if not name or name.startswith("/") or "\\" in name or ":" in name.split("/", 1)[0]:
+        return False
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        return False
+    segments = name.rstrip("/").split("/")
+    return all(s not in ("", ".", "..") for s in segments)
+
+
 def megabytes(n_bytes: int) -> str:
     """A size in MB with useful precision: 0.0234, 4.56, 123, 1,234."""
     mb = n_bytes / 1e6
