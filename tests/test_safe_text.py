@@ -138,7 +138,9 @@ def test_grade_names_a_file_that_is_not_utf8_everywhere(hostile, tmp_path):
     shutil.copy(hostile["student"], os.path.join(os.fsencode(folder), ODD_NAME))
     before = digest(folder)
     out, results, feedback = tmp_path / "g.csv", tmp_path / "r.json", tmp_path / "fb"
-    done = sheetsgd("grade", folder, "-o", out, "--results-json", results, "--feedback-dir", feedback)
+    marked = tmp_path / "marked"
+    done = sheetsgd("grade", folder, "-o", out, "--results-json", results, "--feedback-dir", feedback,
+                    "--annotate-dir", marked)
     assert done.returncode == 0, done.stderr
     assert b"Traceback" not in done.stderr and not RAW_CONTROL.search(done.stderr.replace(b"\n", b"").replace(b"\r", b""))
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
@@ -152,6 +154,7 @@ def test_grade_names_a_file_that_is_not_utf8_everywhere(hostile, tmp_path):
     assert f"**{odd.replace(chr(92), chr(92) * 2)}.xlsx**" in subs[odd]["output"]  # Markdown-escaped backslashes
     assert sorted(p.name for p in feedback.iterdir()) == sorted(f"{i}.html" for i in subs)
     assert "stud\\xff\\xfeent.xlsx" in (feedback / f"{odd}.html").read_text(encoding="utf-8")
+    assert (marked / f"{odd}.xlsx").is_file()  # the one file here whose XML an annotation can edit
     assert digest(folder) == before
 
 
