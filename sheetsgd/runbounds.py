@@ -8,6 +8,9 @@ keeps it to seconds and a bounded amount of memory.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+
 from .errors import SheetsgdError
 from .sizeguard import WorkbookSize
 
@@ -84,6 +87,38 @@ ADVICE = {"collab": "use fewer steps (--epochs), fewer users or movies, or a low
           "function": "use fewer steps (--epochs) or fewer runs",
           "optimizers": "use fewer epochs, a larger batch or fewer optimizers",
           "lr-finder": "use fewer rows (num_it, --epochs) or a smaller batch"}
+
+
+def cap_memory(max_memory_mb: float):
+    """Cap this process's address space (the soft limit) at what it has now plus ``max_memory_mb``
+    (``check``, each ``grade`` worker): past it an allocation fails with MemoryError, reported as one
+    line. Returns the previous soft limit, for :func:`memory_cap` to restore."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as fh:  # the address space already mapped (Linux)
+            start = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        cap = start + int(max_memory_mb * 2**20)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+        return soft
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not on every platform
+        return None
+
+
+@contextlib.contextmanager
+def memory_cap(max_memory_mb: float):
+    """:func:`cap_memory` for the block only (``check`` run in a caller's process keeps its own limit)."""
+    previous = cap_memory(max_memory_mb)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (previous, resource.getrlimit(resource.RLIMIT_AS)[1]))
 
 
 def estimate(lesson) -> WorkbookSize:

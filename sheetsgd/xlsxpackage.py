@@ -9,6 +9,8 @@ The file is opened read-only and never written. One worksheet's cells: sheetsgd.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import posixpath
 import stat
@@ -58,6 +60,48 @@ def _sniff(head: bytes) -> str | None:
         return "not an .xlsx workbook (not a zip archive)"
 
 
+_PINNED: dict[str, bytes] = {}
+
+
+@contextlib.contextmanager
+def pinned(path, limits: Limits = Limits()):
+    """Read ``path`` once; every :class:`Workbook` of that path opened inside the block reads these bytes
+    (the check and the annotated copy of one file see the same bytes, even if the file is replaced
+    meanwhile). Yields the bytes, or None when the file is not a regular file within ``--max-file-mb``
+    (the Workbook then says why in its own words)."""
+    path = str(path)
+    data = None
+    try:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_size <= limits.max_file_mb * 1e6:
+            with open(path, "rb") as fh:
+                data = fh.read(int(limits.max_file_mb * 1e6) + 1)
+            if len(data) > limits.max_file_mb * 1e6:
+                data = None
+    except OSError:
+        data = None
+    previous = _PINNED.get(path)
+    if data is not None:
+        _PINNED[path] = data
+    try:
+        yield data
+    finally:
+        if data is not None:
+            if previous is None:
+                _PINNED.pop(path, None)
+            else:
+                _PINNED[path] = previous
+
+
+def input_bytes(path) -> bytes:
+    """The file's bytes: the pinned copy when there is one (sheetsgd.check hands them to LibreOffice)."""
+    data = _PINNED.get(str(path))
+    if data is None:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    return data
+
+
 class Workbook:
     """A read-only view of one .xlsx file: sheets, defined names, cells. Every problem is a SheetsgdError."""
 
@@ -65,13 +109,17 @@ class Workbook:
         self.path, self.limits = str(path), limits
         self._inflated = 0
         self._sheets: dict[str, Sheet] = {}
+        data = _PINNED.get(self.path)
         try:
-            if not stat.S_ISREG(os.stat(self.path).st_mode):  # a FIFO or device would block or never end
+            if data is not None:  # the bytes read once for this run (``pinned``): checked and annotated alike
+                head, size = data[:8], len(data)
+            elif not stat.S_ISREG(os.stat(self.path).st_mode):  # a FIFO or device would block or never end
                 raise SheetsgdError("not a regular file", self.path)
-            with open(self.path, "rb") as fh:  # read-only, never written
-                head = fh.read(8)
-                fh.seek(0, 2)
-                size = fh.tell()
+            else:
+                with open(self.path, "rb") as fh:  # read-only, never written
+                    head = fh.read(8)
+                    fh.seek(0, 2)
+                    size = fh.tell()
         except FileNotFoundError:
             raise SheetsgdError("no such file", self.path) from None
         except IsADirectoryError:
@@ -86,7 +134,7 @@ class Workbook:
         if size > limits.max_file_mb * 1e6:
             raise self.error(f"file is {megabytes(size)} MB, over the {limits.max_file_mb:g} MB limit (--max-file-mb)")
         try:
-            self.zip = zipfile.ZipFile(self.path)
+            self.zip = zipfile.ZipFile(self.path if data is None else io.BytesIO(data))
             infos = self.zip.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
             raise self.error(f"corrupt or truncated zip archive ({exc})") from None
@@ -105,8 +153,10 @@ class Workbook:
         return SheetsgdError(message, f"{self.path}{'!' + where if where else ''}")
 
     def _ole_reason(self) -> str:
-        with open(self.path, "rb") as fh:
-            blob = fh.read(1 << 20)
+        blob = _PINNED.get(self.path)
+        if blob is None:
+            with open(self.path, "rb") as fh:
+                blob = fh.read(1 << 20)
         if "EncryptionInfo".encode("utf-16-le") in blob or "EncryptedPackage".encode("utf-16-le") in blob:
             return "a password-encrypted workbook: remove the password (save without encryption) to check it"
         return "a legacy .xls (BIFF) workbook: save it as .xlsx to check it"
