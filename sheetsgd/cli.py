@@ -354,20 +354,24 @@ VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visib
 @click.option("--wheel", type=click.Path(dir_okay=False, exists=True),
               help="Bundle this sheetsgd wheel instead of building one from the source tree.")
 @limit_options
+@QUIET
 @clean_errors
 def autograder_command(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, exercise, visibility,
                        stdout_visibility, leaderboard, points, strict, recalc, timeout, max_memory_mb, libreoffice,
-                       allow_variants, variant_key, wheel, max_file_mb, max_part_mb, max_cells, max_members):
+                       allow_variants, variant_key, wheel, max_file_mb, max_part_mb, max_cells, max_members, quiet):
     """Write a Gradescope autograder (.zip) that checks submissions of LESSON's student version."""
     from .autograder import build_bundle
 
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
     runbounds.guard(the_lesson.spec, "build")
-    config = build_bundle(the_lesson, output, exercise, visibility=visibility, stdout_visibility=stdout_visibility,
-                          leaderboard=leaderboard, points=points, strict=strict, recalc=recalc, timeout=timeout,
-                          max_memory_mb=max_memory_mb, limits=_limits(max_file_mb, max_part_mb, max_cells, max_members),
-                          libreoffice=libreoffice, wheel=wheel, variants=allow_variants,
-                          variant_key=variant_key)
+    from .progress import reporting
+
+    with reporting(False if quiet else None, label=f"sheetsgd autograder {Path(output).name[:40]}"):
+        config = build_bundle(the_lesson, output, exercise, visibility=visibility, stdout_visibility=stdout_visibility,
+                              leaderboard=leaderboard, points=points, strict=strict, recalc=recalc, timeout=timeout,
+                              max_memory_mb=max_memory_mb, limits=_limits(max_file_mb, max_part_mb, max_cells,
+                                                                          max_members),
+                              libreoffice=libreoffice, wheel=wheel, variants=allow_variants, variant_key=variant_key)
     click.echo(f"wrote {output}: lesson {config['lesson']}, {len(config['exercise'])} exercise column(s) "
                f"({', '.join(config['exercise'])}); upload it as the assignment's autograder")
 

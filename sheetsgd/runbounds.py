@@ -125,6 +125,40 @@ def estimate(lesson) -> WorkbookSize:
     return ESTIMATORS[getattr(lesson, "kind", "sgd")](lesson)
 
 
+# A check rebuilds the lesson its manifest names; the rebuild may cost at most this many cells per cell the
+# submitted file itself holds, plus a constant (a student version leaves its exercise columns blank; a
+# small lesson is always affordable): a 30 KB file never buys a 10 M-cell rebuild.
+CHECK_CELLS_PER_FILE_CELL = 4
+CHECK_FREE_CELLS = 100_000
+
+
+def file_cells(book) -> int:
+    """The cells the workbook's worksheets hold (each sheet read once, as the check reads them anyway)."""
+    from .errors import SheetsgdError as Refused
+
+    held = 0
+    for name in book.sheet_names:
+        try:
+            held += len(book.sheet(name)._rows)
+        except Refused:  # a chart sheet, a missing part: holds no cells (the check says why if it matters)
+            pass
+    return held
+
+
+def guard_check(lesson, book) -> WorkbookSize:
+    """:func:`guard`, and the rebuild bounded by the submitted file's own cells (one-line refusal)."""
+    size = guard(lesson, "check")
+    book.shared_strings()  # bounded (sheetsgd.xlsxpackage) before any engine loads the file
+    if size.cells > CHECK_FREE_CELLS:
+        held = file_cells(book)
+        budget = CHECK_CELLS_PER_FILE_CELL * held + CHECK_FREE_CELLS
+        if size.cells > budget:
+            raise book.error(f"its manifest names a lesson of {size.cells:,} cells, far more than the file holds "
+                             f"({held:,} cells; a check rebuilds at most {CHECK_CELLS_PER_FILE_CELL} × the file's "
+                             f"cells + {CHECK_FREE_CELLS:,}): a tampered manifest?")
+    return size
+
+
 def guard(lesson, command: str = "build") -> WorkbookSize:
     """Refuse (one-line SheetsgdError) a lesson whose workbook would not fit, before computing anything."""
     kind = getattr(lesson, "kind", "sgd")

@@ -16,6 +16,7 @@ import posixpath
 import stat
 import zipfile
 from dataclasses import dataclass
+from xml.parsers import expat
 
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
@@ -39,6 +40,9 @@ class Limits:
     max_total_mb: float = 256          # all parts the reader inflates, together
     max_cells: int = 2_000_000         # cells of one sheet
     max_string_chars: int = 32_767     # one string (Excel's own cell limit)
+    max_shared_strings: int = 1_000_000  # entries of the shared-string table
+    max_shared_chars: int = 32_000_000   # their characters, together
+    max_string_runs: int = 1_000       # formatted runs in one shared string
 
 
 def _sniff(head: bytes) -> str | None:
@@ -238,16 +242,8 @@ class Workbook:
 
     def shared_strings(self) -> list[str]:
         if self._shared is None:
-            self._shared = []
             name = "xl/sharedStrings.xml"
-            if name in self.members:
-                for si in self._xml(name):
-                    if si.tag.rsplit("}", 1)[-1] != "si":
-                        continue
-                    text = "".join(t.text or "" for t in si.iter() if t.tag.rsplit("}", 1)[-1] == "t"
-                                   and not _inside_phonetic(si, t))
-                    self._check_string(text, name)
-                    self._shared.append(text)
+            self._shared = _SharedStrings(self, name).parse(self._read(name)) if name in self.members else []
         return self._shared
 
     def _check_string(self, text: str, where: str) -> None:
@@ -266,8 +262,73 @@ class Workbook:
         return self._sheets[name]
 
 
-def _inside_phonetic(si, t) -> bool:  # East-Asian reading hints (<rPh>) are not part of the text
-    for rph in si.iter():
-        if rph.tag.rsplit("}", 1)[-1] == "rPh" and any(x is t for x in rph.iter()):
-            return True
-    return False
+class _SharedStrings:
+    """The shared-string table, streamed (expat, no tree: linear time, memory for the strings only) and
+    bounded: entries, their characters together, and runs per string (``Limits``); East-Asian reading
+    hints (``<rPh>``) are not part of the text. A DTD or entity declaration is refused."""
+
+    def __init__(self, book: "Workbook", name: str):
+        self.book, self.name, self.limits = book, name, book.limits
+        self.out: list[str] = []
+        self.text: list[str] | None = None
+        self.length = self.total = self.runs = self.phonetic = 0
+        self.in_t = False
+
+    def parse(self, data: bytes) -> list[str]:
+        if data.count(b"<si>") + data.count(b"<si ") > self.limits.max_shared_strings:  # the plain form, at C speed
+            self._too_many()
+        parser = expat.ParserCreate(namespace_separator="}")
+        parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = self._refuse_dtd
+        parser.StartElementHandler, parser.EndElementHandler = self._start, self._end
+        parser.CharacterDataHandler = self._chars
+        parser.buffer_text = True
+        try:
+            parser.Parse(data, True)
+        except expat.ExpatError as exc:
+            raise self.book.error(f"part {self.name} is not well-formed XML ({exc})") from None
+        return self.out
+
+    def _too_many(self):
+        raise self.book.error(f"more than {self.limits.max_shared_strings:,} shared strings in {self.name}: refused")
+
+    def _refuse_dtd(self, *_):
+        raise self.book.error(f"part {self.name} declares a DTD or entities, refused")
+
+    def _start(self, tag, attrs):
+        local = tag.rsplit("}", 1)[-1]
+        if local == "si":
+            if len(self.out) >= self.limits.max_shared_strings:
+                self._too_many()
+            self.text, self.length, self.runs, self.phonetic = [], 0, 0, 0
+        elif self.text is None:
+            return
+        elif local == "r":
+            self.runs += 1
+            if self.runs > self.limits.max_string_runs:
+                raise self.book.error(f"a shared string of more than {self.limits.max_string_runs:,} formatted runs "
+                                      f"in {self.name}: refused")
+        elif local == "rPh":
+            self.phonetic += 1
+        elif local == "t":
+            self.in_t = not self.phonetic
+
+    def _end(self, tag):
+        local = tag.rsplit("}", 1)[-1]
+        if local == "si" and self.text is not None:
+            self.out.append("".join(self.text))
+            self.text = None
+        elif local == "rPh":
+            self.phonetic -= 1
+        elif local == "t":
+            self.in_t = False
+
+    def _chars(self, data):
+        if self.in_t and self.text is not None:
+            self.text.append(data)
+            self.length += len(data)
+            self.total += len(data)
+            if self.length > self.limits.max_string_chars:
+                self.book._check_string("".join(self.text), self.name)
+            if self.total > self.limits.max_shared_chars:
+                raise self.book.error(f"shared strings of more than {self.limits.max_shared_chars:,} characters "
+                                      f"together in {self.name}: refused")
