@@ -111,6 +111,7 @@ def build_bundle(lesson, output: str, exercise=None, *, visibility: str = "visib
     for name, value in (("visibility", visibility), ("stdout_visibility", stdout_visibility)):
         if value not in VISIBILITIES:
             raise SheetsgdError(f"{name} must be one of {', '.join(VISIBILITIES)}, got {value!r}")
+    outputs.check_target(output, outputs.Inputs([lesson.source, wheel]), "autograder")  # before any work
     origin = getattr(lesson.spec, "origin", None)
     if not isinstance(origin, dict):
         raise SheetsgdError("this lesson cannot be recorded in an autograder (no template origin)")
