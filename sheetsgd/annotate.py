@@ -15,10 +15,11 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import tempfile
 import zipfile
+from xml.parsers import expat
 from xml.sax.saxutils import quoteattr
 
+from . import outputs, progress
 from .errors import SheetsgdError
 from .feedback_sheet import CORRECT, KNOCK_ON, ROOT, cell_position, comments_xml, feedback_sheet_xml, marks, notes, vml_xml
 from .xlsxpackage import Limits, Workbook, is_part_name
@@ -27,9 +28,13 @@ FILLS = {ROOT: "FFFF9999", KNOCK_ON: "FFFFD27F", CORRECT: "FFB7E1A1"}
 _REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _RT = _REL_NS + "/"
 _CT = "application/vnd.openxmlformats-officedocument."
-_XF = re.compile(r"<xf\b[^>]*?/>|<xf\b[^>]*?>.*?</xf>", re.S)
-_C_TAG = re.compile(r'<c\b([^>]*?)(/?)>')
-_ROW = re.compile(r'<row\b[^>]*?\br="([0-9]+)"[^>]*?(?:/>|>.*?</row>)', re.S)
+# Patterns are anchored at the end of an element's name ("<xf" never matches "<xf-a" or "<xfs"), and every
+# part they edit is well-formed (checked first), so each match ends at its own element: linear in the part.
+_END = r"(?=[\s/>])"
+_XF = re.compile(rf"<xf{_END}[^>]*?/>|<xf{_END}[^>]*?>.*?</xf>", re.S)
+_C_TAG = re.compile(rf'<c{_END}([^>]*?)(/?)>')
+_ROW = re.compile(rf'<row{_END}[^>]*?\br="([0-9]+)"[^>]*?(?:/>|>.*?</row>)', re.S)
+_REF = re.compile(r'\br="([A-Z]{1,3}[0-9]+)"')
 _AFTER_LEGACY = ("legacyDrawingHF", "drawingHF", "picture", "oleObjects", "controls", "webPublishItems",
                  "tableParts", "extLst")
 
@@ -41,44 +46,75 @@ def same_file(a: str, b: str) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
-def annotate(path: str, report: dict, out: str, limits: Limits = Limits()) -> dict:
+def annotate(path: str, report: dict, out: str, limits: Limits = Limits(), inputs: outputs.Inputs | None = None) -> dict:
     """Write the annotated copy of ``path`` to ``out`` from its check report (``Report.to_dict()``);
-    returns {sheet: number of marked cells}."""
+    returns {sheet: number of marked cells}. ``out`` follows the output policy (sheetsgd.outputs):
+    never ``path`` itself or another of ``inputs``, never through a link."""
     path, out = str(path), str(out)
-    if same_file(path, out) or os.path.realpath(path) == os.path.realpath(out):
-        raise SheetsgdError("the annotated copy would overwrite the submission: choose another file", out)
+    inputs = inputs or outputs.Inputs()
+    inputs.add(path)
+    outputs.check_target(out, inputs, "annotated copy")
     if report.get("status") == "error":
         raise SheetsgdError(f"cannot annotate: {report.get('message')}", path)
     book = Workbook(path, limits)
     try:
-        return _annotate(book, report, out)
+        return _annotate(book, report, out, inputs)
     except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:  # never a traceback
         raise SheetsgdError(f"cannot annotate: the workbook's XML has a form this cannot edit "
                             f"({type(exc).__name__}: {exc})"[:300], path) from None
 
 
-def _annotate(book: Workbook, report: dict, out: str) -> dict:
+def _annotate(book: Workbook, report: dict, out: str, inputs: outputs.Inputs) -> dict:
+    progress.stage("annotating: reading")
     # a member named like ../../x or /abs/x is dropped, never copied as it is
     parts = {name: book._read(name) for name in book.members if not name.endswith("/") and is_part_name(name)}
-    _xml_check(book, [n for n in parts if n.endswith((".xml", ".rels"))])
+    for name in parts:
+        if name.endswith((".xml", ".rels")):
+            _well_formed(book, name, parts[name])
+    original = dict(parts)
     edit = _Package(book, parts)
     by_sheet, by_note = marks(report), notes(report)
+    progress.stage("annotating: styles")
     styles = edit.styles(by_sheet)
     counts = {}
     for sheet in book.sheets:
         name, part = sheet["name"], sheet["part"]
         if part not in parts:
             continue
+        progress.stage(f"annotating: {name[:40]}")
         counts[name] = edit.sheet(part, by_sheet.get(name, {}), by_note.get(name, {}), styles)
     edit.add_feedback(feedback_sheet_xml(report, styles["feedback"]))
-    edit.write(out)
+    for name, data in [*parts.items(), *edit.new.items()]:  # what this edited or made must parse too
+        if data is not original.get(name) and name.endswith((".xml", ".rels", ".vml")):
+            _well_formed(book, name, data, "the annotated copy's ")
+    progress.stage("annotating: writing")
+    edit.write(out, inputs)
     return counts
 
 
-def _xml_check(book: Workbook, names: list[str]) -> None:
-    """Every XML part this copies or edits parses without DTDs or entities (a hostile part is refused)."""
-    for name in names:
-        book._xml(name)
+def _well_formed(book: Workbook, name: str, data: bytes, whose: str = "") -> None:
+    """``data`` parses as XML without a DTD or entity declarations (expat, no tree: linear, C speed)."""
+    def refuse(*_):
+        raise _Refused()
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = refuse
+    try:
+        parser.Parse(data, True)
+    except _Refused:
+        raise book.error(f"part {name} declares a DTD or entities, refused") from None
+    except expat.ExpatError as exc:
+        raise book.error(f"{whose}part {name} is not well-formed XML ({exc})") from None
+
+
+class _Refused(Exception):
+    pass
+
+
+def _drop(xml: str, element: str, word: str) -> str:
+    """``xml`` without the empty ``element`` tags that mention ``word`` (one bounded match per tag)."""
+    return re.sub(rf"<{element}{_END}[^>]*>", lambda m: "" if word in m.group(0) and m.group(0).endswith("/>")
+                  else m.group(0), xml)
 
 
 def _attr(tag: str, name: str, value: str | None) -> str:
@@ -92,15 +128,20 @@ def _attr(tag: str, name: str, value: str | None) -> str:
     return f'{tag[:end]} {name}="{value}"{tag[end:]}'
 
 
+def _open(xml: str, element: str, start: int = 0):
+    """The first opening tag of ``element`` (not of a longer name), or None."""
+    return re.compile(rf"<{element}{_END}[^>]*>").search(xml, start)
+
+
 def _count(xml: str, element: str, added: int) -> str:
-    m = re.search(rf'<{element}\b[^>]*>', xml)
+    m = _open(xml, element)
     if not m:
         raise SheetsgdError(f"the styles part has no <{element}> list")
     tag = m.group(0)
     n = re.search(r'\bcount="([0-9]+)"', tag)
     items = xml[m.end():xml.index(f"</{element}>", m.end())]
     child = {"fills": "fill", "fonts": "font", "cellXfs": "xf"}[element]
-    total = len(re.findall(rf"<{child}\b", items)) + added
+    total = len(re.findall(rf"<{child}{_END}", items)) + added
     new = _attr(tag, "count", str(total)) if n else tag
     return xml[:m.start()] + new + xml[m.end():]
 
@@ -108,6 +149,22 @@ def _count(xml: str, element: str, added: int) -> str:
 def _append(xml: str, element: str, items: str) -> str:
     end = xml.index(f"</{element}>")
     return _count(xml[:end] + items + xml[end:], element, 0)
+
+
+def _merge_cells(text: str, cells: list[tuple[int, str]]) -> str:
+    """A row's XML with new cells ((column, XML) in column order) put before the first cell right of each."""
+    if text.endswith("/>") and "</row>" not in text:
+        text = text[:-2] + "></row>"
+    pieces, at, k = [], 0, 0
+    for cm in _C_TAG.finditer(text):
+        ref = _REF.search(cm.group(1))
+        col = cell_position(ref.group(1))[1] if ref else 0
+        while k < len(cells) and cells[k][0] < col:
+            pieces += [text[at:cm.start()], cells[k][1]]
+            at, k = cm.start(), k + 1
+    end = text.rindex("</row>")
+    pieces += [text[at:end], *(c for _, c in cells[k:]), text[end:]]
+    return "".join(pieces)
 
 
 class _Package:
@@ -128,12 +185,14 @@ class _Package:
     def styles(self, by_sheet: dict[str, dict[str, str]]) -> dict:
         name = "xl/styles.xml"
         xml = self.text(name)
+        tags = {}
         for element in ("fonts", "fills", "cellXfs"):
-            if not re.search(rf"<{element}\b", xml):
+            tags[element] = _open(xml, element)
+            if not tags[element]:
                 raise self.book.error(f"the styles part has no <{element}> list (namespace prefixes?)", name)
-        n_fills = len(re.findall(r"<fill\b", xml[xml.index("<fills"):xml.index("</fills>")]))
-        n_fonts = len(re.findall(r"<font\b", xml[xml.index("<fonts"):xml.index("</fonts>")]))
-        start = xml.index(">", xml.index("<cellXfs")) + 1
+        n_fills = len(re.findall(rf"<fill{_END}", xml[tags["fills"].end():xml.index("</fills>")]))
+        n_fonts = len(re.findall(rf"<font{_END}", xml[tags["fonts"].end():xml.index("</fonts>")]))
+        start = tags["cellXfs"].end()
         xfs = _XF.findall(xml[start:xml.index("</cellXfs>")])
         fill_id = {kind: n_fills + i for i, kind in enumerate(FILLS)}
         xml = _append(xml, "fills", "".join(f'<fill><patternFill patternType="solid"><fgColor rgb="{rgb}"/>'
@@ -164,7 +223,7 @@ class _Package:
         key = (old if 0 <= old < len(self._xfs) else 0, kind)
         if key not in self._clones:
             xf = self._xfs[key[0]] if self._xfs else '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
-            head = re.match(r"<xf\b[^>]*?(/?)>", xf)
+            head = re.match(r"<xf[^>]*?(/?)>", xf)
             tag = _attr(_attr(head.group(0), "fillId", str(self._fill_id[kind])), "applyFill", "1")
             self._new_xfs.append(tag + xf[head.end():])
             self._clones[key] = self._base + len(self._clones)
@@ -178,9 +237,9 @@ class _Package:
     def sheet(self, part: str, cell_marks: dict[str, str], cell_notes: dict[str, str], styles) -> int:
         xml = self.text(part)
         changed = 'tabSelected="1"' in xml
-        xml = re.sub(r'(<sheetView\b[^>]*?)\s+tabSelected="1"', r"\1", xml)  # the Feedback sheet is the one shown
+        xml = re.sub(rf'(<sheetView{_END}[^>]*?)\s+tabSelected="1"', r"\1", xml)  # the Feedback sheet is the one shown
         if cell_marks:
-            if not re.search(r"<sheetData\b", xml):
+            if not re.search(rf"<sheetData{_END}", xml):
                 raise self.book.error(f"worksheet {part} has no <sheetData> (namespace prefixes?)")
             xml = self._mark(xml, cell_marks)
             changed = True
@@ -195,7 +254,7 @@ class _Package:
         todo = dict(cell_marks)
 
         def one(m):
-            r = re.search(r'\br="([A-Z]{1,3}[0-9]+)"', m.group(1))
+            r = _REF.search(m.group(1))
             if not r or r.group(1) not in todo:
                 return m.group(0)
             kind = todo.pop(r.group(1))
@@ -205,35 +264,30 @@ class _Package:
         return self._insert_missing(xml, todo) if todo else xml
 
     def _insert_missing(self, xml: str, todo: dict[str, str]) -> str:
-        """Cells the sheet does not have (left empty): added, styled, in row and column order."""
+        """Cells the sheet does not have (left empty): added, styled, in row and column order, in one
+        pass over the rows (and one over each row that gets cells)."""
         by_row: dict[int, list[tuple[int, str]]] = {}
         for cell, kind in todo.items():
             row, col = cell_position(cell)
             by_row.setdefault(row, []).append((col, f'<c r="{cell}" s="{self._style_for(0, kind)}"/>'))
-        def row_xml(m):
-            row = int(m.group(1))
-            if row not in by_row:
-                return m.group(0)
-            text = m.group(0)
-            if text.endswith("/>") and "</row>" not in text:
-                text = text[:-2] + "></row>"
-            for col, c in sorted(by_row.pop(row)):
-                at = text.rindex("</row>")
-                for cm in _C_TAG.finditer(text):
-                    ref = re.search(r'\br="([A-Z]{1,3}[0-9]+)"', cm.group(1))
-                    if ref and cell_position(ref.group(1))[1] > col:
-                        at = cm.start()
-                        break
-                text = text[:at] + c + text[at:]
-            return text
-        xml = _ROW.sub(row_xml, xml)
+        new_rows = sorted(by_row)
+        pieces, at, k = [], 0, 0
         xml = xml.replace("<sheetData/>", "<sheetData></sheetData>")
-        for row in sorted(by_row):
-            new = f'<row r="{row}">' + "".join(c for _, c in sorted(by_row[row])) + "</row>"
-            later = [m for m in _ROW.finditer(xml) if int(m.group(1)) > row]
-            at = later[0].start() if later else xml.index("</sheetData>")
-            xml = xml[:at] + new + xml[at:]
-        return xml
+        for m in _ROW.finditer(xml):
+            row = int(m.group(1))
+            while k < len(new_rows) and new_rows[k] < row:  # rows the sheet lacks, before this one
+                pieces += [xml[at:m.start()], self._new_row(new_rows[k], by_row.pop(new_rows[k]))]
+                at, k = m.start(), k + 1
+            if k < len(new_rows) and new_rows[k] == row:
+                pieces += [xml[at:m.start()], _merge_cells(m.group(0), sorted(by_row.pop(row)))]
+                at, k = m.end(), k + 1
+        end = xml.index("</sheetData>", at)
+        pieces += [xml[at:end], *(self._new_row(r, by_row[r]) for r in new_rows[k:]), xml[end:]]
+        return "".join(pieces)
+
+    @staticmethod
+    def _new_row(row: int, cells: list[tuple[int, str]]) -> str:
+        return f'<row r="{row}">' + "".join(c for _, c in sorted(cells)) + "</row>"
 
     def _notes(self, part: str, xml: str, rels_name: str, cell_notes: dict[str, str]) -> str:
         k = len(self.new) + 1
@@ -254,7 +308,7 @@ class _Package:
         self.parts[rels_name] = rels.encode("utf-8")
         element = f'<legacyDrawing xmlns:r="{_REL_NS}" r:id="{vml_id}"/>'
         for tag in _AFTER_LEGACY:
-            m = re.search(rf"<{tag}\b", xml)
+            m = re.search(rf"<{tag}{_END}", xml)
             if m:
                 return xml[:m.start()] + element + xml[m.start():]
         end = xml.rindex("</worksheet>")
@@ -285,7 +339,7 @@ class _Package:
         rels_name = "xl/_rels/workbook.xml.rels"
         rels = self.text(rels_name)
         rid = self._rel_id(rels, "Feedback")
-        rels = re.sub(r'<Relationship\b[^>]*calcChain[^>]*/>', "", rels)
+        rels = _drop(rels, "Relationship", "calcChain")
         rels = rels.replace("</Relationships>", f'<Relationship Id="{rid}" Type="{_RT}worksheet" '
                                                 f'Target="{posixpath.relpath(part, "xl")}"/></Relationships>')
         self.parts[rels_name] = rels.encode("utf-8")
@@ -296,38 +350,32 @@ class _Package:
         while name.lower() in taken:
             k += 1
             name = f"Feedback {k}"
-        ids = [int(x) for x in re.findall(r'<sheet\b[^>]*?\bsheetId="([0-9]+)"', wb)]
-        m = re.search(r"<sheets\b[^>]*>", wb)
+        ids = [int(x) for x in re.findall(rf'<sheet{_END}[^>]*?\bsheetId="([0-9]+)"', wb)]
+        m = _open(wb, "sheets")
         if not m:
             raise self.book.error("workbook.xml has no <sheets> list (namespace prefixes?)")
         prefix = re.search(rf'xmlns:(\w+)="{re.escape(_REL_NS)}"', wb[:m.start()])
         rattr = f'{prefix.group(1)}:id="{rid}"' if prefix else f'xmlns:r="{_REL_NS}" r:id="{rid}"'
         wb = wb[:m.end()] + f'<sheet name={quoteattr(name)} sheetId="{max(ids, default=0) + 1}" {rattr}/>' + wb[m.end():]
-        wb = re.sub(r'(<definedName\b[^>]*?\blocalSheetId=")([0-9]+)"', lambda d: f'{d.group(1)}{int(d.group(2)) + 1}"', wb)
-        wb = re.sub(r"<workbookView\b[^>]*?/?>", lambda v: _attr(_attr(v.group(0), "activeTab", None), "firstSheet", None), wb)
+        wb = re.sub(rf'(<definedName{_END}[^>]*?\blocalSheetId=")([0-9]+)"', lambda d: f'{d.group(1)}{int(d.group(2)) + 1}"', wb)
+        wb = re.sub(rf"<workbookView{_END}[^>]*?/?>", lambda v: _attr(_attr(v.group(0), "activeTab", None), "firstSheet", None), wb)
         self.parts["xl/workbook.xml"] = wb.encode("utf-8")
 
-    def write(self, out: str) -> None:
+    def write(self, out: str, inputs: outputs.Inputs) -> None:
         ct = self.text("[Content_Types].xml")
-        ct = re.sub(r'<Override\b[^>]*calcChain[^>]*/>', "", ct)
+        ct = _drop(ct, "Override", "calcChain")
         extra = "".join(self.types)
         if self.new and any(n.endswith(".vml") for n in self.new) and not re.search(r'Extension="vml"', ct, re.I):
             extra = f'<Default Extension="vml" ContentType="{_CT}vmlDrawing"/>' + extra
         self.parts["[Content_Types].xml"] = ct.replace("</Types>", extra + "</Types>").encode("utf-8")
-        folder = os.path.dirname(os.path.abspath(out))
-        try:
-            fd, tmp = tempfile.mkstemp(suffix=".xlsx", dir=folder)
-        except OSError as exc:
-            raise SheetsgdError(f"cannot write: {exc.strerror or exc}", out) from None
-        try:
-            with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as z:
-                order = list(dict.fromkeys(i.filename for i in self.book.zip.infolist()))  # each name once
-                for name in order:
-                    if name in self.parts:
-                        z.writestr(name, self.parts[name])
-                for name, data in [*((n, d) for n, d in self.parts.items() if n not in order), *self.new.items()]:
-                    z.writestr(name, data)
-            os.replace(tmp, out)
-        except OSError as exc:
-            os.unlink(tmp) if os.path.exists(tmp) else None
-            raise SheetsgdError(f"cannot write: {exc.strerror or exc}", out) from None
+        with outputs.staged(out, inputs, "annotated copy", suffix=".xlsx") as tmp:
+            try:
+                with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+                    order = list(dict.fromkeys(i.filename for i in self.book.zip.infolist()))  # each name once
+                    for name in order:
+                        if name in self.parts:
+                            z.writestr(name, self.parts[name])
+                    for name, data in [*((n, d) for n, d in self.parts.items() if n not in order), *self.new.items()]:
+                        z.writestr(name, data)
+            except OSError as exc:
+                raise SheetsgdError(f"cannot write: {exc.strerror or exc}", out) from None

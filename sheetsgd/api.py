@@ -19,7 +19,7 @@ import csv
 import os
 from dataclasses import dataclass, field
 
-from . import kinds, progress
+from . import kinds, outputs, progress
 from .jsonsafe import finite_or_null as finite  # noqa: F401 (api.finite: the one JSON-safe conversion)
 from .errors import SheetsgdError
 
@@ -104,13 +104,14 @@ class Lesson:
         return Run(self, trace)
 
     def build(self, path: str | os.PathLike, exercise: bool | str | list[str] | None = None, *,
-              progress: bool | progress.Quiet | None = None):
+              progress: bool | progress.Quiet | None = None, inputs: "outputs.Inputs | None" = None):
         """Write the workbook to ``path`` (.xlsx); returns the writer's report (path, steps, cells, bytes).
 
         ``exercise``: None for the full workbook; True for the student version with the template's
         exercise columns blank; a comma-separated string or a list of column keys to blank those.
         ``progress``: None shows it on stderr when stderr is a terminal; True always; False never;
-        or a :class:`sheetsgd.progress.Reporter`.
+        or a :class:`sheetsgd.progress.Reporter`. ``inputs``: files the workbook may never replace
+        (default: the template file).
         """
         path = os.fspath(path)
         if not path.lower().endswith(".xlsx"):
@@ -124,14 +125,18 @@ class Lesson:
         except OSError as exc:
             raise SheetsgdError(f"cannot create the output folder: {exc.strerror}", path) from None
         kind = kinds.kind_of(self.spec)
-        with _reporting(progress, os.path.basename(path)) as reporter:
+        # the output policy (sheetsgd.outputs): a temporary file beside ``path``, renamed into place
+        with _reporting(progress, os.path.basename(path)) as reporter, \
+                outputs.staged(path, inputs or outputs.Inputs([self.source]), suffix=".xlsx") as tmp:
             reporter.stage("training")  # the writers train first; their sheets report from then on
             if exercise is None or exercise is False:
-                report = kind.build(self.spec, path)
+                report = kind.build(self.spec, tmp)
                 report.exercise = {}
-                return report
-            from .exercise import build_student
-            return build_student(kind, self.spec, path, exercise)
+            else:
+                from .exercise import build_student
+                report = build_student(kind, self.spec, tmp, exercise)
+        report.path = path
+        return report
 
 
 def exercise_columns(report) -> list[str]:

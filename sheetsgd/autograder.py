@@ -28,6 +28,7 @@ import zipfile
 from pathlib import Path
 
 from . import __version__
+from . import outputs, progress
 from .errors import SheetsgdError
 from .gradescope import VISIBILITIES
 from .wheelfile import write_wheel
@@ -97,17 +98,20 @@ def build_bundle(lesson, output: str, exercise=None, *, visibility: str = "visib
     for name, value in (("visibility", visibility), ("stdout_visibility", stdout_visibility)):
         if value not in VISIBILITIES:
             raise SheetsgdError(f"{name} must be one of {', '.join(VISIBILITIES)}, got {value!r}")
+    outputs.check_target(output, outputs.Inputs([lesson.source, wheel]), "autograder")  # before any work
     origin = getattr(lesson.spec, "origin", None)
     if not isinstance(origin, dict):
         raise SheetsgdError("this lesson cannot be recorded in an autograder (no template origin)")
     with tempfile.TemporaryDirectory(prefix="sheetsgd-autograder-") as tmp:
         tmp = Path(tmp)
         assignment = tmp / "assignment.xlsx"
+        progress.stage("building the student version")
         report = lesson.build(assignment, "" if exercise is None else exercise, progress=False)
         columns = sorted(k for keys in (report.exercise or {}).values() for k in keys)
         if not columns:
             raise SheetsgdError("the student version has no exercise columns to grade")
         (tmp / "wheels").mkdir()
+        progress.stage("making the wheel")
         the_wheel = _checked_wheel(wheel) if wheel else write_wheel(tmp / "wheels")
         config = {"generator": f"sheetsgd {__version__}", "sheetsgd_version": __version__,
                   "lesson": lesson.name, "kind": lesson.kind, "options": lesson.options,
@@ -125,8 +129,10 @@ def build_bundle(lesson, output: str, exercise=None, *, visibility: str = "visib
                                             libreoffice=" libreoffice-calc-nogui" if libreoffice else ""),
                    "run_autograder": RUN.format(version=__version__)}
         try:
+            progress.stage("writing")
             os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-            with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as z:
+            with outputs.staged(output, outputs.Inputs([lesson.source, wheel]), "autograder", ".zip") as tmp_zip, \
+                    zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as z:
                 for name, text in scripts.items():
                     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
                     info.external_attr = (0o100755 << 16)  # executable, as Gradescope needs run_autograder

@@ -29,6 +29,7 @@ from .safetext import utf8_named
 from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
 from .rebuild import _names, name_cells, rebuild
 from .submission import read_manifest
+from .xlsxpackage import input_bytes
 from .xlsxread import CellError, Limits, Workbook, column_letters
 
 
@@ -105,7 +106,7 @@ def _libreoffice_book(path: str, limits: Limits) -> Workbook:
     src = Path(tmp, "in")
     src.mkdir()
     copy = src / "submission.xlsx"
-    copy.write_bytes(Path(path).read_bytes())  # LibreOffice works on a copy: the input is never touched
+    copy.write_bytes(input_bytes(path))  # LibreOffice works on a copy (of the bytes checked): the input is never touched
     [out] = recalc_libreoffice([copy], Path(tmp, "out"))
     return Workbook(str(out), limits)
 

@@ -12,7 +12,7 @@ import click
 from . import __version__
 from .errors import SheetsgdError
 from .safetext import json_text, shown
-from . import kinds, runbounds
+from . import kinds, outputs, runbounds
 from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS
 from .cli_options import BatchSize, FiniteFloat, _limits, limit_options  # noqa: F401 (used by the commands)
@@ -145,7 +145,8 @@ def build(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output
     from .api import exercise_columns
 
     runbounds.guard(the_lesson.spec, "build")  # every kind: refuse what will not fit before training
-    report = the_lesson.build(output, exercise, progress=False if quiet else None)
+    report = the_lesson.build(output, exercise, progress=False if quiet else None,
+                              inputs=outputs.Inputs([the_lesson.source]))
     blanks = exercise_columns(report)
     optimizer_name = getattr(the_lesson.spec, "optimizer", None)
     summary = {"path": report.path, "lesson": the_lesson.name, "optimizer": optimizer_name,
@@ -193,29 +194,38 @@ RECALC = click.Choice(["ironcalc", "libreoffice"])
               help="Recalculate with this engine instead of trusting the file's cached values "
                    "(default: cached values; IronCalc when the file stores none).")
 @click.option("--timeout", type=FiniteFloat(0, min_open=True), default=60, show_default=True,
-              help="Seconds the check may take; past them the file cannot be checked (exit 2).")
+              help="Seconds the check (and --annotate) may take; past them the file cannot be checked (exit 2).")
+@click.option("--max-memory-mb", type=click.FloatRange(min=64), default=2048, show_default=True,
+              help="Memory the check may use beyond what the command starts with (as grade's).")
 @limit_options
+@QUIET
 @clean_errors
-def check_command(file, as_json, fmt, annotate_to, strict, recalc, timeout, max_file_mb, max_part_mb, max_cells,
-                  max_members):
+def check_command(file, as_json, fmt, annotate_to, strict, recalc, timeout, max_memory_mb, max_file_mb, max_part_mb,
+                  max_cells, max_members, quiet):
     """Check a filled-in sheetsgd workbook: exit 0 all correct, 1 mistakes found, 2 cannot check."""
-    from .annotate import annotate, same_file
+    from .annotate import annotate
     from .check import Report, check
     from .deadline import OutOfTime, time_limit
+    from .progress import reporting
+    from .xlsxpackage import pinned
 
     fmt = fmt or ("json" if as_json else "text")
-    if annotate_to and same_file(file, annotate_to):
-        raise SheetsgdError("the annotated copy would overwrite the submission: choose another file", annotate_to)
-
+    limits = _limits(max_file_mb, max_part_mb, max_cells, max_members)
+    if annotate_to:
+        outputs.check_target(annotate_to, outputs.Inputs([file]), "annotated copy")
     late = f"no answer within {timeout:g} s (--timeout)"
-    try:
-        with time_limit(timeout, f"{file}: cannot check: {late}"):
-            report = check(file, recalc=recalc or "auto", strict=strict,
-                           limits=_limits(max_file_mb, max_part_mb, max_cells, max_members))
+    try:  # one deadline and one memory cap for the check and the annotated copy, made from the same bytes
+        with runbounds.memory_cap(max_memory_mb), time_limit(timeout, f"{file}: cannot check: {late}"), \
+                pinned(file, limits), \
+                reporting(False if quiet else None, label=f"sheetsgd check {shown(Path(file).name[:40])}") as status:
+            status.stage("checking")
+            report = check(file, recalc=recalc or "auto", strict=strict, limits=limits)
+            if annotate_to and report.status != "error":
+                annotate(file, report.to_dict(), annotate_to, limits)
     except OutOfTime:
         report = Report(str(file), "error", message=late)
-    if annotate_to and report.status != "error":
-        annotate(file, report.to_dict(), annotate_to, _limits(max_file_mb, max_part_mb, max_cells, max_members))
+    except MemoryError:
+        report = Report(str(file), "error", message=f"ran out of memory (--max-memory-mb {max_memory_mb:g})")
     if fmt == "json":
         click.echo(json_text(report.to_dict(), allow_nan=False))
     elif fmt == "html":
@@ -252,42 +262,58 @@ def check_command(file, as_json, fmt, annotate_to, strict, recalc, timeout, max_
 def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, strict, recalc, quiet,
                   annotate_dir, feedback_dir, max_file_mb, max_part_mb, max_cells, max_members):
     """Check many submissions (files or folders) in parallel: one CSV row per file."""
-    from .collect import check_writable, collect, unique_ids
-    from .grade import grade, write_csv, write_results_json
+    from .collect import collect, unique_ids
+    from .grade import CsvStream, Interrupted, grade, keep_finished, write_results_json
+    from .progress import is_terminal, reporting
 
     found = collect(list(paths))
     files = found.files
-    out = Path(output).resolve()
-    if any(out == f.resolve() for f in files):
-        raise SheetsgdError("the output would overwrite a submission", output)
-    for target in filter(None, (output, results_json)):  # before grading, not after
-        check_writable(target)
+    inputs = outputs.Inputs(files)  # the output policy (sheetsgd.outputs), checked before grading
+    outputs.distinct({"-o": output, "--results-json": results_json})
+    stream = CsvStream(output, inputs)  # refused or unwritable: one line, before grading
+    if results_json:
+        outputs.Staged(results_json, inputs, "results JSON").discard()
+    for folder, option in ((annotate_dir, "--annotate-dir"), (feedback_dir, "--feedback-dir")):
+        if folder:
+            outputs.make_folder(folder, inputs, f"{option} folder")
     for entry, why in found.skipped:
         click.echo(shown(f"skipped {entry}: {why}"), err=True)
-    graded = grade(files, jobs=jobs, timeout=timeout, recalc=recalc or "auto", strict=strict,
-                   limits=_limits(max_file_mb, max_part_mb, max_cells, max_members), max_memory_mb=max_memory_mb,
-                   progress=not quiet)
     ids = unique_ids(files)
-    for (row, _, _), id_ in zip(graded, ids):
-        row["id"] = id_
-    from .copies import suspected_copies
-
     limits = _limits(max_file_mb, max_part_mb, max_cells, max_members)
-    copies = suspected_copies(files, [row["status"] for row, _, _ in graded], limits)
-    for i, why in copies.items():
-        graded[i][0]["suspected_copy"] = why
-    try:
-        write_csv([row for row, _, _ in graded], output)
-        if results_json:
-            write_results_json(graded, files, results_json, ids)
-    except OSError as exc:
-        raise SheetsgdError(f"cannot write: {exc.strerror or exc}", exc.filename or output) from None
-    if annotate_dir or feedback_dir:
-        from .grade import write_feedback
+    show_progress = not quiet and is_terminal(sys.stderr)
 
-        for problem in write_feedback(graded, files, ids, annotate_dir, feedback_dir,
-                                      _limits(max_file_mb, max_part_mb, max_cells, max_members)):
+    def on_result(index, row, report, text, problems):
+        stream.add(dict(row, id=ids[index]))
+        for problem in problems:
             click.echo(shown(problem), err=True)
+    graded = []
+    try:
+        graded = grade(files, jobs=jobs, timeout=timeout, recalc=recalc or "auto", strict=strict, limits=limits,
+                       max_memory_mb=max_memory_mb, progress=show_progress, inputs=inputs, on_result=on_result,
+                       annotated=[annotate_dir and str(Path(annotate_dir, f"{i}.xlsx")) for i in ids],
+                       pages=[feedback_dir and str(Path(feedback_dir, f"{i}.html")) for i in ids])
+        for (row, _, _), id_ in zip(graded, ids):
+            row["id"] = id_
+        from .copies import suspected_copies
+
+        with reporting(show_progress, label="sheetsgd grade") as after:
+            after.stage("looking for copied variants")
+            copies = suspected_copies(files, [row["status"] for row, _, _ in graded], limits)
+            for i, why in copies.items():
+                graded[i][0]["suspected_copy"] = why
+            after.stage("writing")
+            stream.close([row for row, _, _ in graded])
+            if results_json:
+                write_results_json(graded, files, results_json, ids, inputs)
+    except Interrupted as stop:  # Ctrl-C: every finished result kept, in input order; no traceback
+        click.echo(keep_finished(stop, files, ids, stream, results_json, inputs), err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # after every file was graded: all of them kept (no copies flagged)
+        stop = Interrupted([(i, *g) for i, g in enumerate(graded)], len(files))
+        click.echo(keep_finished(stop, files, ids, stream, results_json, inputs), err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    finally:
+        stream.stage.discard()  # the streamed rows, once the CSV is in place (or on a refusal)
     counts: dict[str, int] = {}
     for row, _, _ in graded:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
@@ -295,6 +321,9 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
                + (f"; skipped {len(found.skipped)} entr{'y' if len(found.skipped) == 1 else 'ies'}" if found.skipped else "")
                + (f"; {len(copies)} suspected cop{'y' if len(copies) == 1 else 'ies'} (suspected_copy)" if copies else "")
                + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
+
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 
 
 VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visible"])
@@ -326,20 +355,24 @@ VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visib
 @click.option("--wheel", type=click.Path(dir_okay=False, exists=True),
               help="Bundle this sheetsgd wheel instead of one written from the running package.")
 @limit_options
+@QUIET
 @clean_errors
 def autograder_command(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, output, exercise, visibility,
                        stdout_visibility, leaderboard, points, strict, recalc, timeout, max_memory_mb, libreoffice,
-                       allow_variants, variant_key, wheel, max_file_mb, max_part_mb, max_cells, max_members):
+                       allow_variants, variant_key, wheel, max_file_mb, max_part_mb, max_cells, max_members, quiet):
     """Write a Gradescope autograder (.zip) that checks submissions of LESSON's student version."""
     from .autograder import build_bundle
 
     the_lesson = _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed)
     runbounds.guard(the_lesson.spec, "build")
-    config = build_bundle(the_lesson, output, exercise, visibility=visibility, stdout_visibility=stdout_visibility,
-                          leaderboard=leaderboard, points=points, strict=strict, recalc=recalc, timeout=timeout,
-                          max_memory_mb=max_memory_mb, limits=_limits(max_file_mb, max_part_mb, max_cells, max_members),
-                          libreoffice=libreoffice, wheel=wheel, variants=allow_variants,
-                          variant_key=variant_key)
+    from .progress import reporting
+
+    with reporting(False if quiet else None, label=f"sheetsgd autograder {Path(output).name[:40]}"):
+        config = build_bundle(the_lesson, output, exercise, visibility=visibility, stdout_visibility=stdout_visibility,
+                              leaderboard=leaderboard, points=points, strict=strict, recalc=recalc, timeout=timeout,
+                              max_memory_mb=max_memory_mb, limits=_limits(max_file_mb, max_part_mb, max_cells,
+                                                                          max_members),
+                              libreoffice=libreoffice, wheel=wheel, variants=allow_variants, variant_key=variant_key)
     click.echo(f"wrote {output}: lesson {config['lesson']}, {len(config['exercise'])} exercise column(s) "
                f"({', '.join(config['exercise'])}); upload it as the assignment's autograder")
 

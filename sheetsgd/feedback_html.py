@@ -114,6 +114,8 @@ def render(report: dict) -> str:
         mistakes=mistakes, exercise=exercise), keep="\n\t")
 
 
-def write(report: dict, path: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(render(report))
+def write(report: dict, path: str, inputs=None) -> None:
+    """The page at ``path``, under the output policy (sheetsgd.outputs: no links, no inputs, usual mode)."""
+    from . import outputs
+
+    outputs.write_text(path, render(report), inputs or outputs.NO_INPUTS, "feedback page")

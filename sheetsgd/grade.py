@@ -8,7 +8,7 @@ starting a fresh worker. A file that cannot be checked is a row with status ``er
 from __future__ import annotations
 
 import csv
-import json
+import io
 import multiprocessing as mp
 import os
 import sys
@@ -67,32 +67,55 @@ def _gradescope(path: Path, report: dict, text: str) -> dict:
 
 def _serve(conn, settings: dict) -> None:
     """A worker: check files until told to stop. Memory is capped (max_memory_mb more than the worker
-    starts with) so one file cannot exhaust the host."""
-    try:
-        import resource
+    starts with) so one file cannot exhaust the host. Ctrl-C is the parent's to handle: it keeps the
+    finished results and stops the workers."""
+    import signal
 
-        # address space the worker already has (inherited from the parent by fork), plus the allowance
-        with open("/proc/self/statm") as fh:
-            start = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        cap = start + int(settings["max_memory_mb"] * 2**20)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    except (ImportError, ValueError, OSError):  # pragma: no cover - not on every platform
-        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .runbounds import cap_memory
+
+    cap_memory(settings["max_memory_mb"])  # address space inherited from the parent by fork, plus the allowance
     limits = Limits(**settings["limits"])
     while True:
         try:
-            path = conn.recv()
+            task = conn.recv()
         except EOFError:
             return
-        if path is None:
+        if task is None:
             return
         try:
-            report = check(path, recalc=settings["recalc"], strict=settings["strict"], limits=limits)
-            conn.send((report.to_dict(), report.to_text()))
+            conn.send(_one(task, settings, limits))
         except MemoryError:
-            conn.send(({"status": "error", "message": "ran out of memory (worker memory cap)"}, ""))
+            conn.send(({"status": "error", "message": "ran out of memory (worker memory cap)"}, "", []))
         except Exception as exc:  # a bug must cost one file, not the batch
-            conn.send(({"status": "error", "message": f"internal error: {type(exc).__name__}: {exc}"[:300]}, ""))
+            conn.send(({"status": "error", "message": f"internal error: {type(exc).__name__}: {exc}"[:300]}, "", []))
+
+
+def _one(task: tuple, settings: dict, limits: Limits) -> tuple[dict, str, list[str]]:
+    """Check one file and write its feedback page and annotated copy, inside the worker's time and memory
+    limits; the copy is made from the very bytes that were checked. (report, text, problems)."""
+    from .xlsxpackage import pinned
+
+    path, annotated, page = task
+    problems = []
+    with pinned(path, limits):
+        report = check(path, recalc=settings["recalc"], strict=settings["strict"], limits=limits)
+        data = report.to_dict()
+        if page:
+            from .feedback_html import write
+
+            try:
+                write(data, page, settings["inputs"])
+            except SheetsgdError as exc:
+                problems.append(f"no feedback page: {exc}")
+        if annotated and data["status"] != "error":
+            from .annotate import annotate
+
+            try:
+                annotate(path, data, annotated, limits, settings["inputs"])
+            except SheetsgdError as exc:
+                problems.append(f"not annotated: {exc}")
+    return data, report.to_text(), problems
 
 
 class _Worker:
@@ -104,9 +127,9 @@ class _Worker:
         self.task: int | None = None
         self.deadline = 0.0
 
-    def give(self, index: int, path: str, timeout: float) -> None:
+    def give(self, index: int, task: tuple, timeout: float) -> None:
         self.task, self.deadline = index, time.monotonic() + timeout
-        self.conn.send(path)
+        self.conn.send(task)
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -153,26 +176,46 @@ class Progress:
             self.stream.flush()
 
 
+class Interrupted(Exception):
+    """Ctrl-C during ``grade``: ``finished`` holds (index, CSV row, report, text) of every file done."""
+
+    def __init__(self, finished: list[tuple[int, dict, dict, str]], total: int):
+        super().__init__(f"interrupted: {len(finished)} of {total} file(s) graded")
+        self.finished, self.total = finished, total
+
+
 def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "auto", strict: bool = False,
-          limits: Limits = Limits(), max_memory_mb: float = 2048, progress: bool = True) -> list[tuple[dict, dict, str]]:
-    """(CSV row, report dict, report text) per file, in input order."""
+          limits: Limits = Limits(), max_memory_mb: float = 2048, progress: bool = True, *,
+          annotated: list[str | None] | None = None, pages: list[str | None] | None = None,
+          inputs=None, on_result=None) -> list[tuple[dict, dict, str]]:
+    """(CSV row, report dict, report text) per file, in input order. ``annotated``/``pages``: per file, where
+    its annotated copy / HTML page goes (or None), written by the worker under ``inputs``' output policy;
+    ``on_result(index, row, report, text, problems)`` is called as each file finishes. Ctrl-C raises
+    :class:`Interrupted` with what finished."""
+    from .outputs import Inputs
+
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    settings = {"recalc": recalc, "strict": strict, "limits": limits.__dict__, "max_memory_mb": max_memory_mb}
+    settings = {"recalc": recalc, "strict": strict, "limits": limits.__dict__, "max_memory_mb": max_memory_mb,
+                "inputs": inputs or Inputs(paths)}
+    tasks = [(str(p), (annotated or [None] * len(paths))[i], (pages or [None] * len(paths))[i])
+             for i, p in enumerate(paths)]
     workers = [_Worker(ctx, settings) for _ in range(jobs)]
     results: list[tuple[dict, str] | None] = [None] * len(paths)
     todo = list(range(len(paths)))[::-1]
     bar = Progress(len(paths), progress)
 
-    def finish(index: int, report: dict, text: str) -> None:
+    def finish(index: int, report: dict, text: str, problems=()) -> None:
         results[index] = (report, text)
         bar.step(report["status"])
+        if on_result is not None:
+            on_result(index, row_for(paths[index], report), report, text, list(problems))
 
     try:
         for w in workers:
             if todo:
                 i = todo.pop()
-                w.give(i, str(paths[i]), timeout)
+                w.give(i, tasks[i], timeout)
         while any(w.task is not None for w in workers):
             busy = [w for w in workers if w.task is not None]
             left = max(0.0, min(w.deadline for w in busy) - time.monotonic())
@@ -184,12 +227,13 @@ def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "
                 replaced = False
                 if w.conn in ready:
                     try:
-                        report, text = w.conn.recv()
+                        report, text, problems = w.conn.recv()
                     except (EOFError, OSError):  # the worker died: memory cap, a crash in native code
-                        report, text = {"status": "crashed", "message": "the checker process died on this file "
-                                        f"(exit code {w.proc.exitcode}); memory or a native crash"}, ""
+                        report, text, problems = {"status": "crashed", "message": "the checker process died on "
+                                                  f"this file (exit code {w.proc.exitcode}); memory or a native "
+                                                  "crash"}, "", []
                         replaced = True
-                    finish(w.task, report, text)
+                    finish(w.task, report, text, problems)
                 elif now >= w.deadline:
                     finish(w.task, {"status": "timeout", "message": f"no answer within {timeout:g} s (--timeout)"}, "")
                     replaced = True
@@ -201,7 +245,10 @@ def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "
                     w = workers[k] = _Worker(ctx, settings)
                 if todo:
                     i = todo.pop()
-                    w.give(i, str(paths[i]), timeout)
+                    w.give(i, tasks[i], timeout)
+    except KeyboardInterrupt:
+        done = [(i, row_for(paths[i], r[0]), r[0], r[1]) for i, r in enumerate(results) if r is not None]
+        raise Interrupted(done, len(paths)) from None
     finally:
         for w in workers:
             w.stop(kill=w.task is not None)
@@ -211,47 +258,94 @@ def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "
     return out
 
 
-def write_csv(rows: list[dict], path: str) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: safe_cell(shown(v) if isinstance(v, str) else v) for k, v in row.items()})
+def write_csv(rows: list[dict], path: str, inputs=None) -> None:
+    """The grades CSV, under the output policy (sheetsgd.outputs)."""
+    from . import outputs
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: safe_cell(shown(v) if isinstance(v, str) else v) for k, v in row.items()})
+    outputs.write_text(path, text.getvalue(), inputs or outputs.NO_INPUTS, "grades CSV", newline="")
+
+
+class CsvStream:
+    """Rows written as files finish (flushed) to a temporary file beside the CSV: a run stopped by any
+    means leaves the finished rows there; :meth:`close` puts the final rows in place."""
+
+    def __init__(self, path: str, inputs):
+        from . import outputs
+
+        self.path, self.inputs = path, inputs
+        self.stage = outputs.Staged(path, inputs, "grades CSV", suffix=".csv")
+        self.fh = open(self.stage.tmp, "w", newline="", encoding="utf-8")
+        self.writer = csv.DictWriter(self.fh, fieldnames=CSV_FIELDS)
+        self.writer.writeheader()
+        self.fh.flush()
+
+    def add(self, row: dict) -> None:
+        self.writer.writerow({k: safe_cell(shown(v) if isinstance(v, str) else v) for k, v in row.items()})
+        self.fh.flush()
+
+    def close(self, rows: list[dict]) -> None:
+        """Replace the streamed rows by ``rows`` (input order, every column) and move the CSV into place."""
+        self.fh.close()
+        self.stage.discard()
+        write_csv(rows, self.path, self.inputs)
+
+
+def keep_finished(stop: Interrupted, files: list[Path], ids: list[str], stream: CsvStream, results_json: str | None,
+                  inputs) -> str:
+    """After Ctrl-C: the finished rows (input order) into the CSV, their results into results.json; the
+    one line to print. A second Ctrl-C meanwhile is ignored (it would lose them)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    done = sorted(stop.finished, key=lambda f: f[0])
+    for i, row, _, _ in done:
+        row["id"] = ids[i]
+    stream.close([row for _, row, _, _ in done])
+    if results_json:
+        write_results_json([(row, report, text) for _, row, report, text in done], [files[i] for i, *_ in done],
+                           results_json, [ids[i] for i, *_ in done], inputs)
+    return (f"Interrupted: {len(done)} of {stop.total} file(s) graded; wrote {stream.path}"
+            + (f" and {results_json}" if results_json else "") + " with those")
 
 
 def write_results_json(graded: list[tuple[dict, dict, str]], paths: list[Path], path: str,
-                       ids: list[str] | None = None) -> None:
+                       ids: list[str] | None = None, inputs=None) -> None:
     subs = [_gradescope(p, report, text) for p, (_, report, text) in zip(paths, graded)]
     if ids is not None:  # unique ids (sheetsgd.collect.unique_ids)
         for sub, id_ in zip(subs, ids):
             sub["id"] = id_
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(json_text({"generator": "sheetsgd grade", "format": "one Gradescope results object per submission",
-                            "submissions": subs}, indent=1))
+    from . import outputs
+
+    outputs.write_text(path, json_text({"generator": "sheetsgd grade", "format": "one Gradescope results object "
+                                        "per submission", "submissions": subs}, indent=1),
+                       inputs or outputs.NO_INPUTS, "results JSON")
 
 
 def write_feedback(graded: list[tuple[dict, dict, str]], paths: list[Path], ids: list[str], annotate_dir: str | None,
-                   feedback_dir: str | None, limits: Limits = Limits()) -> list[str]:
+                   feedback_dir: str | None, limits: Limits = Limits(), inputs=None) -> list[str]:
     """An annotated copy (``annotate_dir/ID.xlsx``, checked submissions only) and an HTML page
-    (``feedback_dir/ID.html``) per submission; returns one line per file that could not be annotated."""
+    (``feedback_dir/ID.html``) per submission, after grading (``grade`` itself writes them in its
+    workers); returns one line per file that could not be annotated."""
+    from . import outputs
     from .annotate import annotate
     from .feedback_html import write
 
+    inputs = inputs or outputs.Inputs(paths)
     problems = []
     for folder in filter(None, (annotate_dir, feedback_dir)):
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise SheetsgdError(f"cannot make the folder: {exc.strerror or exc}", folder) from None
+        outputs.make_folder(folder, inputs)
     for (_, report, _), path, id_ in zip(graded, paths, ids):
         report = dict(report, file=report.get("file", str(path)))
         try:
             if feedback_dir:
-                write(report, os.path.join(feedback_dir, f"{id_}.html"))
+                write(report, os.path.join(feedback_dir, f"{id_}.html"), inputs)
             if annotate_dir and report.get("status") != "error":
-                annotate(str(path), report, os.path.join(annotate_dir, f"{id_}.xlsx"), limits)
+                annotate(str(path), report, os.path.join(annotate_dir, f"{id_}.xlsx"), limits, inputs)
         except SheetsgdError as exc:
             problems.append(f"not annotated: {exc}")
-        except OSError as exc:
-            raise SheetsgdError(f"cannot write: {exc.strerror or exc}", exc.filename) from None
     return problems

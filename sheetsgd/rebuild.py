@@ -8,7 +8,7 @@ import numpy as np
 
 from . import kinds
 from .errors import SheetsgdError
-from .runbounds import guard
+from .runbounds import guard_check
 from .submission import _NAME_REF, lesson_from_manifest, locate
 from .xlsxread import Limits, Workbook, column_index
 
@@ -41,7 +41,7 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
             lesson = replace(lesson, fd_scheme="forward")  # as versions before 3 wrote the estimates
         exercise = {"Steps": {k for k in manifest.get("exercise") or [] if isinstance(k, str)}}
     kind = kinds.kind_of(lesson)
-    guard(lesson)  # refuse a run that will not fit before computing its layout
+    guard_check(lesson, book)  # refuse a run that will not fit, or costs far more than the file holds, first
     with np.errstate(all="ignore"):  # the layout, not the numbers: the file holds the student's
         report = kind.build(lesson, None, trace=kind.train(lesson) if numbers else kind.layout(lesson))
     return lesson, report.blocks, exercise

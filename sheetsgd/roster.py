@@ -10,10 +10,12 @@ lists id, name and file.
 from __future__ import annotations
 
 import csv
+import io
 import re
 import unicodedata
 from pathlib import Path
 
+from . import outputs
 from .errors import SheetsgdError
 from .inputfile import MAX_ROSTER_BYTES, read_regular
 from .variants import check_id, collisions
@@ -75,20 +77,23 @@ def build_roster(load, roster: str, folder: str, exercise, quiet: bool = False):
     except OSError as exc:
         raise SheetsgdError(f"cannot create the folder: {exc.strerror}", folder) from None
     written = []
+    inputs = None
     for id_, stem in students:
         lesson = load(id_)
         if not written:
             runbounds.guard(lesson.spec, "build")
+            inputs = outputs.Inputs([roster, lesson.source])  # never replaced by a student's workbook
         path = out / f"{stem}.xlsx"
-        lesson.build(path, exercise, progress=False)
+        lesson.build(path, exercise, progress=False, inputs=inputs)
         written.append({"id": id_, "file": str(path)})
     origin = load(students[0][0]).spec.origin
     collided = collisions(origin["name"], origin["template"], [id_ for id_, _ in students])
     from .grade import safe_cell
 
-    with open(out / "variants.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "name", "file"])
-        for row in written:
-            w.writerow([safe_cell(row["id"]), safe_cell(names.get(row["id"], "")), Path(row["file"]).name])
+    index = io.StringIO()
+    w = csv.writer(index)
+    w.writerow(["id", "name", "file"])
+    for row in written:
+        w.writerow([safe_cell(row["id"]), safe_cell(names.get(row["id"], "")), Path(row["file"]).name])
+    outputs.write_text(out / "variants.csv", index.getvalue(), inputs, "index", newline="")
     return written, collided

@@ -8,6 +8,9 @@ keeps it to seconds and a bounded amount of memory.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+
 from .errors import SheetsgdError
 from .sizeguard import WorkbookSize
 
@@ -86,8 +89,74 @@ ADVICE = {"collab": "use fewer steps (--epochs), fewer users or movies, or a low
           "lr-finder": "use fewer rows (num_it, --epochs) or a smaller batch"}
 
 
+def cap_memory(max_memory_mb: float):
+    """Cap this process's address space (the soft limit) at what it has now plus ``max_memory_mb``
+    (``check``, each ``grade`` worker): past it an allocation fails with MemoryError, reported as one
+    line. Returns the previous soft limit, for :func:`memory_cap` to restore."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as fh:  # the address space already mapped (Linux)
+            start = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        cap = start + int(max_memory_mb * 2**20)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+        return soft
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not on every platform
+        return None
+
+
+@contextlib.contextmanager
+def memory_cap(max_memory_mb: float):
+    """:func:`cap_memory` for the block only (``check`` run in a caller's process keeps its own limit)."""
+    previous = cap_memory(max_memory_mb)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (previous, resource.getrlimit(resource.RLIMIT_AS)[1]))
+
+
 def estimate(lesson) -> WorkbookSize:
     return ESTIMATORS[getattr(lesson, "kind", "sgd")](lesson)
+
+
+# A check rebuilds the lesson its manifest names; the rebuild may cost at most this many cells per cell the
+# submitted file itself holds, plus a constant (a student version leaves its exercise columns blank; a
+# small lesson is always affordable): a 30 KB file never buys a 10 M-cell rebuild.
+CHECK_CELLS_PER_FILE_CELL = 4
+CHECK_FREE_CELLS = 100_000
+
+
+def file_cells(book) -> int:
+    """The cells the workbook's worksheets hold (each sheet read once, as the check reads them anyway)."""
+    from .errors import SheetsgdError as Refused
+
+    held = 0
+    for name in book.sheet_names:
+        try:
+            held += len(book.sheet(name)._rows)
+        except Refused:  # a chart sheet, a missing part: holds no cells (the check says why if it matters)
+            pass
+    return held
+
+
+def guard_check(lesson, book) -> WorkbookSize:
+    """:func:`guard`, and the rebuild bounded by the submitted file's own cells (one-line refusal)."""
+    size = guard(lesson, "check")
+    book.shared_strings()  # bounded (sheetsgd.xlsxpackage) before any engine loads the file
+    if size.cells > CHECK_FREE_CELLS:
+        held = file_cells(book)
+        budget = CHECK_CELLS_PER_FILE_CELL * held + CHECK_FREE_CELLS
+        if size.cells > budget:
+            raise book.error(f"its manifest names a lesson of {size.cells:,} cells, far more than the file holds "
+                             f"({held:,} cells; a check rebuilds at most {CHECK_CELLS_PER_FILE_CELL} × the file's "
+                             f"cells + {CHECK_FREE_CELLS:,}): a tampered manifest?")
+    return size
 
 
 def guard(lesson, command: str = "build") -> WorkbookSize:

@@ -9,11 +9,14 @@ The file is opened read-only and never written. One worksheet's cells: sheetsgd.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import posixpath
 import stat
 import zipfile
 from dataclasses import dataclass
+from xml.parsers import expat
 
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
@@ -49,6 +52,9 @@ class Limits:
     max_total_mb: float = 256          # all parts the reader inflates, together
     max_cells: int = 2_000_000         # cells of one sheet
     max_string_chars: int = 32_767     # one string (Excel's own cell limit)
+    max_shared_strings: int = 1_000_000  # entries of the shared-string table
+    max_shared_chars: int = 32_000_000   # their characters, together
+    max_string_runs: int = 1_000       # formatted runs in one shared string
 
 
 def _sniff(head: bytes) -> str | None:
@@ -70,6 +76,48 @@ def _sniff(head: bytes) -> str | None:
         return "not an .xlsx workbook (not a zip archive)"
 
 
+_PINNED: dict[str, bytes] = {}
+
+
+@contextlib.contextmanager
+def pinned(path, limits: Limits = Limits()):
+    """Read ``path`` once; every :class:`Workbook` of that path opened inside the block reads these bytes
+    (the check and the annotated copy of one file see the same bytes, even if the file is replaced
+    meanwhile). Yields the bytes, or None when the file is not a regular file within ``--max-file-mb``
+    (the Workbook then says why in its own words)."""
+    path = str(path)
+    data = None
+    try:
+        st = os.stat(path)
+        if stat.S_ISREG(st.st_mode) and st.st_size <= limits.max_file_mb * 1e6:
+            with open(path, "rb") as fh:
+                data = fh.read(int(limits.max_file_mb * 1e6) + 1)
+            if len(data) > limits.max_file_mb * 1e6:
+                data = None
+    except OSError:
+        data = None
+    previous = _PINNED.get(path)
+    if data is not None:
+        _PINNED[path] = data
+    try:
+        yield data
+    finally:
+        if data is not None:
+            if previous is None:
+                _PINNED.pop(path, None)
+            else:
+                _PINNED[path] = previous
+
+
+def input_bytes(path) -> bytes:
+    """The file's bytes: the pinned copy when there is one (sheetsgd.check hands them to LibreOffice)."""
+    data = _PINNED.get(str(path))
+    if data is None:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    return data
+
+
 class Workbook:
     """A read-only view of one .xlsx file: sheets, defined names, cells. Every problem is a SheetsgdError."""
 
@@ -77,13 +125,17 @@ class Workbook:
         self.path, self.limits = str(path), limits
         self._inflated = 0
         self._sheets: dict[str, Sheet] = {}
+        data = _PINNED.get(self.path)
         try:
-            if not stat.S_ISREG(os.stat(self.path).st_mode):  # a FIFO or device would block or never end
+            if data is not None:  # the bytes read once for this run (``pinned``): checked and annotated alike
+                head, size = data[:8], len(data)
+            elif not stat.S_ISREG(os.stat(self.path).st_mode):  # a FIFO or device would block or never end
                 raise SheetsgdError("not a regular file", self.path)
-            with open(self.path, "rb") as fh:  # read-only, never written
-                head = fh.read(8)
-                fh.seek(0, 2)
-                size = fh.tell()
+            else:
+                with open(self.path, "rb") as fh:  # read-only, never written
+                    head = fh.read(8)
+                    fh.seek(0, 2)
+                    size = fh.tell()
         except FileNotFoundError:
             raise SheetsgdError("no such file", self.path) from None
         except IsADirectoryError:
@@ -98,7 +150,7 @@ class Workbook:
         if size > limits.max_file_mb * 1e6:
             raise self.error(f"file is {megabytes(size)} MB, over the {limits.max_file_mb:g} MB limit (--max-file-mb)")
         try:
-            self.zip = zipfile.ZipFile(self.path)
+            self.zip = zipfile.ZipFile(self.path if data is None else io.BytesIO(data))
             infos = self.zip.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
             raise self.error(f"corrupt or truncated zip archive ({exc})") from None
@@ -117,8 +169,10 @@ class Workbook:
         return SheetsgdError(message, f"{self.path}{'!' + where if where else ''}")
 
     def _ole_reason(self) -> str:
-        with open(self.path, "rb") as fh:
-            blob = fh.read(1 << 20)
+        blob = _PINNED.get(self.path)
+        if blob is None:
+            with open(self.path, "rb") as fh:
+                blob = fh.read(1 << 20)
         if "EncryptionInfo".encode("utf-16-le") in blob or "EncryptedPackage".encode("utf-16-le") in blob:
             return "a password-encrypted workbook: remove the password (save without encryption) to check it"
         return "a legacy .xls (BIFF) workbook: save it as .xlsx to check it"
@@ -200,16 +254,8 @@ class Workbook:
 
     def shared_strings(self) -> list[str]:
         if self._shared is None:
-            self._shared = []
             name = "xl/sharedStrings.xml"
-            if name in self.members:
-                for si in self._xml(name):
-                    if si.tag.rsplit("}", 1)[-1] != "si":
-                        continue
-                    text = "".join(t.text or "" for t in si.iter() if t.tag.rsplit("}", 1)[-1] == "t"
-                                   and not _inside_phonetic(si, t))
-                    self._check_string(text, name)
-                    self._shared.append(text)
+            self._shared = _SharedStrings(self, name).parse(self._read(name)) if name in self.members else []
         return self._shared
 
     def _check_string(self, text: str, where: str) -> None:
@@ -228,8 +274,73 @@ class Workbook:
         return self._sheets[name]
 
 
-def _inside_phonetic(si, t) -> bool:  # East-Asian reading hints (<rPh>) are not part of the text
-    for rph in si.iter():
-        if rph.tag.rsplit("}", 1)[-1] == "rPh" and any(x is t for x in rph.iter()):
-            return True
-    return False
+class _SharedStrings:
+    """The shared-string table, streamed (expat, no tree: linear time, memory for the strings only) and
+    bounded: entries, their characters together, and runs per string (``Limits``); East-Asian reading
+    hints (``<rPh>``) are not part of the text. A DTD or entity declaration is refused."""
+
+    def __init__(self, book: "Workbook", name: str):
+        self.book, self.name, self.limits = book, name, book.limits
+        self.out: list[str] = []
+        self.text: list[str] | None = None
+        self.length = self.total = self.runs = self.phonetic = 0
+        self.in_t = False
+
+    def parse(self, data: bytes) -> list[str]:
+        if data.count(b"<si>") + data.count(b"<si ") > self.limits.max_shared_strings:  # the plain form, at C speed
+            self._too_many()
+        parser = expat.ParserCreate(namespace_separator="}")
+        parser.StartDoctypeDeclHandler = parser.EntityDeclHandler = self._refuse_dtd
+        parser.StartElementHandler, parser.EndElementHandler = self._start, self._end
+        parser.CharacterDataHandler = self._chars
+        parser.buffer_text = True
+        try:
+            parser.Parse(data, True)
+        except expat.ExpatError as exc:
+            raise self.book.error(f"part {self.name} is not well-formed XML ({exc})") from None
+        return self.out
+
+    def _too_many(self):
+        raise self.book.error(f"more than {self.limits.max_shared_strings:,} shared strings in {self.name}: refused")
+
+    def _refuse_dtd(self, *_):
+        raise self.book.error(f"part {self.name} declares a DTD or entities, refused")
+
+    def _start(self, tag, attrs):
+        local = tag.rsplit("}", 1)[-1]
+        if local == "si":
+            if len(self.out) >= self.limits.max_shared_strings:
+                self._too_many()
+            self.text, self.length, self.runs, self.phonetic = [], 0, 0, 0
+        elif self.text is None:
+            return
+        elif local == "r":
+            self.runs += 1
+            if self.runs > self.limits.max_string_runs:
+                raise self.book.error(f"a shared string of more than {self.limits.max_string_runs:,} formatted runs "
+                                      f"in {self.name}: refused")
+        elif local == "rPh":
+            self.phonetic += 1
+        elif local == "t":
+            self.in_t = not self.phonetic
+
+    def _end(self, tag):
+        local = tag.rsplit("}", 1)[-1]
+        if local == "si" and self.text is not None:
+            self.out.append("".join(self.text))
+            self.text = None
+        elif local == "rPh":
+            self.phonetic -= 1
+        elif local == "t":
+            self.in_t = False
+
+    def _chars(self, data):
+        if self.in_t and self.text is not None:
+            self.text.append(data)
+            self.length += len(data)
+            self.total += len(data)
+            if self.length > self.limits.max_string_chars:
+                self.book._check_string("".join(self.text), self.name)
+            if self.total > self.limits.max_shared_chars:
+                raise self.book.error(f"shared strings of more than {self.limits.max_shared_chars:,} characters "
+                                      f"together in {self.name}: refused")

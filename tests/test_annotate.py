@@ -251,7 +251,7 @@ def test_output_equal_to_input_is_refused(made, tmp_path):
     runner = CliRunner()
     for target in (str(mine), str(tmp_path / "." / "sub.xlsx")):
         r = runner.invoke(cli, ["check", str(mine), "--annotate", target])
-        assert r.exit_code == 2 and "overwrite the submission" in r.stderr
+        assert r.exit_code == 2 and "would overwrite an input" in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
     link = tmp_path / "link.xlsx"
     link.symlink_to(mine)
