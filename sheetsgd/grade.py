@@ -8,7 +8,6 @@ starting a fresh worker. A file that cannot be checked is a row with status ``er
 from __future__ import annotations
 
 import csv
-import json
 import multiprocessing as mp
 import os
 import sys
