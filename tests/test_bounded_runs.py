@@ -334,3 +334,10 @@ def test_grade_shows_progress_on_a_terminal_only(full, tmp_path):
     code, shown = on_a_terminal("grade", subs, "-o", tmp_path / "g.csv", "-q")
     assert code == 0 and shown == ""
     assert run("grade", subs, "-o", tmp_path / "g.csv").stderr == ""
+
+
+def test_autograder_shows_progress_on_a_terminal_only(tmp_path):
+    code, shown = on_a_terminal("autograder", "linear", "--epochs", "1", "-o", tmp_path / "ag.zip", timeout=300)
+    assert code == 0 and "sheetsgd autograder ag.zip: " in shown and "writing" in shown, shown
+    code, shown = on_a_terminal("autograder", "linear", "--epochs", "1", "-o", tmp_path / "ag2.zip", "-q", timeout=300)
+    assert code == 0 and shown == ""
