@@ -39,13 +39,6 @@ _AFTER_LEGACY = ("legacyDrawingHF", "drawingHF", "picture", "oleObjects", "contr
                  "tableParts", "extLst")
 
 
-def same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
 def annotate(path: str, report: dict, out: str, limits: Limits = Limits(), inputs: outputs.Inputs | None = None) -> dict:
     """Write the annotated copy of ``path`` to ``out`` from its check report (``Report.to_dict()``);
     returns {sheet: number of marked cells}. ``out`` follows the output policy (sheetsgd.outputs):
