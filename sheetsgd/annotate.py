@@ -12,7 +12,6 @@ sheetsgd.xlsxpackage and never written; the output is written beside its target 
 """
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 import zipfile

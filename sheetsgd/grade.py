@@ -332,28 +332,3 @@ def write_results_json(graded: list[tuple[dict, dict, str]], paths: list[Path], 
     outputs.write_text(path, json.dumps({"generator": "sheetsgd grade", "format": "one Gradescope results object "
                                          "per submission", "submissions": subs}, indent=1, ensure_ascii=False),
                        inputs or outputs.NO_INPUTS, "results JSON")
-
-
-def write_feedback(graded: list[tuple[dict, dict, str]], paths: list[Path], ids: list[str], annotate_dir: str | None,
-                   feedback_dir: str | None, limits: Limits = Limits(), inputs=None) -> list[str]:
-    """An annotated copy (``annotate_dir/ID.xlsx``, checked submissions only) and an HTML page
-    (``feedback_dir/ID.html``) per submission, after grading (``grade`` itself writes them in its
-    workers); returns one line per file that could not be annotated."""
-    from . import outputs
-    from .annotate import annotate
-    from .feedback_html import write
-
-    inputs = inputs or outputs.Inputs(paths)
-    problems = []
-    for folder in filter(None, (annotate_dir, feedback_dir)):
-        outputs.make_folder(folder, inputs)
-    for (_, report, _), path, id_ in zip(graded, paths, ids):
-        report = dict(report, file=report.get("file", str(path)))
-        try:
-            if feedback_dir:
-                write(report, os.path.join(feedback_dir, f"{id_}.html"), inputs)
-            if annotate_dir and report.get("status") != "error":
-                annotate(str(path), report, os.path.join(annotate_dir, f"{id_}.xlsx"), limits, inputs)
-        except SheetsgdError as exc:
-            problems.append(f"not annotated: {exc}")
-    return problems
