@@ -12,7 +12,6 @@ sheetsgd.xlsxpackage and never written; the output is written beside its target 
 """
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 import zipfile
@@ -37,13 +36,6 @@ _ROW = re.compile(rf'<row{_END}[^>]*?\br="([0-9]+)"[^>]*?(?:/>|>.*?</row>)', re.
 _REF = re.compile(r'\br="([A-Z]{1,3}[0-9]+)"')
 _AFTER_LEGACY = ("legacyDrawingHF", "drawingHF", "picture", "oleObjects", "controls", "webPublishItems",
                  "tableParts", "extLst")
-
-
-def same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def annotate(path: str, report: dict, out: str, limits: Limits = Limits(), inputs: outputs.Inputs | None = None) -> dict:

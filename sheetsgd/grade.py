@@ -115,6 +115,8 @@ def _one(task: tuple, settings: dict, limits: Limits) -> tuple[dict, str, list[s
                 annotate(path, data, annotated, limits, settings["inputs"])
             except SheetsgdError as exc:
                 problems.append(f"not annotated: {exc}")
+            except MemoryError:  # the verdict stands; only the copy is lost
+                problems.append(f"not annotated: {path}: ran out of memory (worker memory cap)")
     return data, report.to_text(), problems
 
 
@@ -192,7 +194,7 @@ def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "
     its annotated copy / HTML page goes (or None), written by the worker under ``inputs``' output policy;
     ``on_result(index, row, report, text, problems)`` is called as each file finishes. Ctrl-C raises
     :class:`Interrupted` with what finished."""
-    from .outputs import Inputs
+    from .outputs import Inputs, remove_leftovers
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
@@ -239,9 +241,12 @@ def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "
                     replaced = True
                 else:
                     continue
-                w.task = None
+                index, w.task = w.task, None
                 if replaced:
+                    _, *targets = tasks[index]
                     w.stop(kill=True)
+                    for target in filter(None, targets):  # what the killed worker was writing
+                        remove_leftovers(target)
                     w = workers[k] = _Worker(ctx, settings)
                 if todo:
                     i = todo.pop()
@@ -252,6 +257,9 @@ def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "
     finally:
         for w in workers:
             w.stop(kill=w.task is not None)
+            if w.task is not None:  # stopped mid-file (Ctrl-C): its half-written outputs go
+                for target in filter(None, tasks[w.task][1:]):
+                    remove_leftovers(target)
     out = []
     for path, (report, text) in zip(paths, results):
         out.append((row_for(path, report), report, text))
@@ -324,28 +332,3 @@ def write_results_json(graded: list[tuple[dict, dict, str]], paths: list[Path], 
     outputs.write_text(path, json_text({"generator": "sheetsgd grade", "format": "one Gradescope results object "
                                         "per submission", "submissions": subs}, indent=1),
                        inputs or outputs.NO_INPUTS, "results JSON")
-
-
-def write_feedback(graded: list[tuple[dict, dict, str]], paths: list[Path], ids: list[str], annotate_dir: str | None,
-                   feedback_dir: str | None, limits: Limits = Limits(), inputs=None) -> list[str]:
-    """An annotated copy (``annotate_dir/ID.xlsx``, checked submissions only) and an HTML page
-    (``feedback_dir/ID.html``) per submission, after grading (``grade`` itself writes them in its
-    workers); returns one line per file that could not be annotated."""
-    from . import outputs
-    from .annotate import annotate
-    from .feedback_html import write
-
-    inputs = inputs or outputs.Inputs(paths)
-    problems = []
-    for folder in filter(None, (annotate_dir, feedback_dir)):
-        outputs.make_folder(folder, inputs)
-    for (_, report, _), path, id_ in zip(graded, paths, ids):
-        report = dict(report, file=report.get("file", str(path)))
-        try:
-            if feedback_dir:
-                write(report, os.path.join(feedback_dir, f"{id_}.html"), inputs)
-            if annotate_dir and report.get("status") != "error":
-                annotate(str(path), report, os.path.join(annotate_dir, f"{id_}.xlsx"), limits, inputs)
-        except SheetsgdError as exc:
-            problems.append(f"not annotated: {exc}")
-    return problems

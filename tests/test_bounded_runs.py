@@ -262,7 +262,8 @@ def test_ctrl_c_during_grade_keeps_every_finished_result(full, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "sheetsgd", "grade", str(subs), "-o", str(out / "g.csv"),
-                             "--results-json", str(out / "r.json"), "-j", "2"], env=ENV, text=True,
+                             "--results-json", str(out / "r.json"), "-j", "2", "--feedback-dir", str(out / "pages"),
+                             "--annotate-dir", str(out / "copies")], env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # until the streamed CSV (a temporary file beside it) holds 3 rows
@@ -282,7 +283,10 @@ def test_ctrl_c_during_grade_keeps_every_finished_result(full, tmp_path):
     results = json.loads((out / "r.json").read_text(encoding="utf-8"))
     assert [s["id"] for s in results["submissions"]] == ids
     assert f"{len(ids)} of 120" in stderr
-    assert sorted(p.name for p in out.iterdir()) == ["g.csv", "r.json"]  # no temporary file left
+    assert sorted(p.name for p in out.iterdir()) == ["copies", "g.csv", "pages", "r.json"]  # no temporary file left
+    pages, copies = ({p.name for p in (out / sub).iterdir()} for sub in ("pages", "copies"))
+    assert {f"{i}.html" for i in ids} <= pages and {f"{i}.xlsx" for i in ids} <= copies  # every finished row's
+    assert not [n for n in pages | copies if n.startswith(".") or ".part" in n]
     assert {p.name: sha(p) for p in subs.iterdir()} == before
 
 
@@ -316,8 +320,8 @@ def long_titanic(tmp_path_factory) -> Path:
 
 def test_check_shows_progress_on_a_terminal_only(long_titanic, tmp_path):
     code, shown = on_a_terminal("check", long_titanic, "--annotate", tmp_path / "marked.xlsx")
-    assert code == 0 and "sheetsgd check titanic.xlsx: checking" in shown, shown
-    assert "annotating" in shown, shown
+    assert code == 0 and "sheetsgd check titanic.xlsx: " in shown, shown  # the stage (checking, annotating …)
+    assert re.search(r"sheetsgd check titanic\.xlsx: (checking|annotating: \w+) · \d+\.\d s", shown), shown
     code, shown = on_a_terminal("check", long_titanic, "--annotate", tmp_path / "marked.xlsx", "--quiet")
     assert code == 0 and shown == ""
     piped = run("check", long_titanic)
@@ -334,3 +338,10 @@ def test_grade_shows_progress_on_a_terminal_only(full, tmp_path):
     code, shown = on_a_terminal("grade", subs, "-o", tmp_path / "g.csv", "-q")
     assert code == 0 and shown == ""
     assert run("grade", subs, "-o", tmp_path / "g.csv").stderr == ""
+
+
+def test_autograder_shows_progress_on_a_terminal_only(tmp_path):
+    code, shown = on_a_terminal("autograder", "linear", "--epochs", "1", "-o", tmp_path / "ag.zip", timeout=300)
+    assert code == 0 and "sheetsgd autograder ag.zip: " in shown and "writing" in shown, shown
+    code, shown = on_a_terminal("autograder", "linear", "--epochs", "1", "-o", tmp_path / "ag2.zip", "-q", timeout=300)
+    assert code == 0 and shown == ""
