@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -55,13 +56,22 @@ def recalc_libreoffice(paths: list[str | os.PathLike], outdir: str | os.PathLike
         cmd = [soffice, f"-env:UserInstallation={Path(profile).as_uri()}", "--headless", "--norestore",
                "--nologo", "--nodefault", "--convert-to", to, "--outdir", str(outdir),
                *map(str, paths)]
+        # its own process group: past the deadline (or on --timeout's interrupt) soffice and the office
+        # process it starts are killed together
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "HOME": profile}, start_new_session=True)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "HOME": profile})
+            _, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise SheetsgdError(f"LibreOffice did not finish within {timeout:g} s") from None
+        finally:
+            try:  # whatever of the group is left (the office process outlives a killed launcher)
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
     outputs = [outdir / (p.stem + "." + to.split(":")[0]) for p in paths]
     missing = [str(p) for p in outputs if not p.exists()]
     if missing:
-        raise SheetsgdError(f"LibreOffice did not convert {', '.join(missing)}: {proc.stderr.strip()[:300]}")
+        raise SheetsgdError(f"LibreOffice did not convert {', '.join(missing)}: {stderr.strip()[:300]}")
     return outputs
