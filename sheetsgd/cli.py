@@ -208,7 +208,8 @@ def check_command(file, as_json, fmt, annotate_to, strict, recalc, timeout, max_
 
     late = f"no answer within {timeout:g} s (--timeout)"
     try:
-        with time_limit(timeout, f"{file}: cannot check: {late}"):
+        as_object = json.dumps(Report(str(file), "error", message=late).to_dict()) if fmt == "json" else None
+        with time_limit(timeout, f"{file}: cannot check: {late}", stdout_text=as_object):
             report = check(file, recalc=recalc or "auto", strict=strict,
                            limits=_limits(max_file_mb, max_part_mb, max_cells, max_members))
     except OutOfTime:

@@ -208,11 +208,11 @@ def check_column(sheet_obj, store: SheetValues, stores: Stores, names, rows: np.
         labels = np.array(shapes, dtype=object)
         groups = [np.flatnonzero(labels == u) for u in unique]
     saved = store.values[pos[at]]
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
     for members in groups:
         k = int(first[members[0] + 1] - first[members[0]]) if members[0] + 1 < len(first) else len(values) - int(first[members[0]])
         digits = values[first[members][:, None] + np.arange(k)] if k else np.zeros((len(members), 0), np.int64)
-        longest = max((texts[i] for i in members[:1000].tolist()), key=len)
-        reason = over_bounds(longest) or over_bounds(texts[int(members[-1])])
+        reason = over_bounds(texts[int(members[np.argmax(lengths[members])])])
         if reason:
             out.refused[at[members]] = True
             out.reasons.update({int(at[i]): reason for i in members.tolist()})

@@ -1,6 +1,7 @@
 """Editing a saved workbook's XML as an adversary would: formulas replaced, saved values kept (a zip edit)."""
 from __future__ import annotations
 
+import html
 import re
 import zipfile
 from pathlib import Path
@@ -23,7 +24,7 @@ def sheet_parts(path: Path) -> dict[str, str]:
 def forge(src: Path, dst: Path, columns: dict[str, list[str]], formula: str = "0*A1",
           rows: tuple[int, int] | None = None) -> int:
     """Copy src to dst with the formulas of ``columns`` {sheet: [letters]} replaced by ``formula`` ({r}: the
-    cell's row; optionally
+    cell's row, {f}: its formula; optionally
     only in ``rows`` (first, last)), every saved value kept. Returns the number of cells changed."""
     parts = sheet_parts(src)
     changed = 0
@@ -33,15 +34,15 @@ def forge(src: Path, dst: Path, columns: dict[str, list[str]], formula: str = "0
             for sheet, letters in columns.items():
                 if parts.get(sheet) != item.filename:
                     continue
-                pattern = re.compile(r'(<c r="(' + "|".join(letters) + r')(\d+)"[^>]*>)(<f[^>]*>)[^<]*(</f>)')
+                pattern = re.compile(r'(<c r="(' + "|".join(letters) + r')(\d+)"[^>]*>)(<f[^>]*>)([^<]*)(</f>)')
 
                 def swap(m):
                     nonlocal changed
                     if rows and not rows[0] <= int(m.group(3)) <= rows[1]:
                         return m.group(0)
                     changed += 1
-                    text = formula.replace("{r}", m.group(3)).replace("&", "&amp;").replace("<", "&lt;")
-                    return m.group(1) + '<f>' + text + m.group(5)
+                    text = formula.replace("{r}", m.group(3)).replace("{f}", html.unescape(m.group(5)))
+                    return m.group(1) + '<f>' + text.replace("&", "&amp;").replace("<", "&lt;") + m.group(6)
                 data = pattern.sub(swap, data.decode()).encode()
             zout.writestr(item, data)
     return changed
