@@ -103,6 +103,8 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
         settled, engine_stores, engine = _verified(path, book, blocks, shifts, stores, limits)
         if engine_stores is not None:
             stores, recalculated_by = engine_stores, engine
+            if engine == "ironcalc":  # as for a file without values: cells IronCalc computes otherwise are not judged
+                findings = [f for view in _exercise_views(blocks, exercise, shifts, stores) for f in scan(view)]
             notes.append("saved values that do not follow from their formulas: every cell judged on the values "
                          f"{'IronCalc' if engine == 'ironcalc' else 'LibreOffice'} recalculates")
     if recalc == "ironcalc" or (recalc == "auto" and missing_cache):

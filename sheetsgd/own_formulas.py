@@ -35,7 +35,7 @@ _BEFORE[[ord(c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ$"]] = True
 def forms(joined: bytes):
     """The formulas (NUL-separated) as forms: (each formula's text without its references' row numbers; the
     row numbers, in text order; each formula's first index into them). Digits after a capital or $ and before
-    no identifier character are taken for rows (LOG10( is not): a form's parse must find exactly these as its
+    no identifier character are taken for rows (LOG10( is not, nor 1E5's exponent): a form's parse must find exactly these as its
     references' rows (see :func:`_evaluate_group`), else its cells are taken one by one."""
     buf = np.frombuffer(joined, np.uint8)
     n = len(buf)
@@ -43,6 +43,8 @@ def forms(joined: bytes):
     edges = np.diff(digit.view(np.int8), prepend=np.int8(0), append=np.int8(0))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     before = _BEFORE[buf[np.maximum(starts - 1, 0)]] & (starts > 0)
+    prior = buf[np.maximum(starts - 2, 0)]  # 1E5, 2.E3: an exponent, not a row
+    before &= ~((buf[np.maximum(starts - 1, 0)] == 0x45) & (starts > 1) & ((prior - 0x30 < 10) | (prior == 0x2E)))
     after = np.where(ends < n, _AFTER[buf[np.minimum(ends, n - 1)]], True)
     rows = before & after & (ends - starts <= 7)
     starts, ends = starts[rows], ends[rows]
@@ -57,9 +59,10 @@ def forms(joined: bytes):
         if not more.any():
             break
         values = np.where(more, values * 10 + buf[np.minimum(starts + d, n - 1)] - 0x30, values)
-    cell = np.searchsorted(np.flatnonzero(buf == 0), starts)
+    separators = np.flatnonzero(buf == 0)
+    cell = np.searchsorted(separators, starts)
     first = np.searchsorted(cell, np.arange(len(shapes)))
-    return shapes, values, first
+    return shapes, values, first, separators
 
 
 def over_bounds(text: bytes) -> str | None:
@@ -199,8 +202,12 @@ def check_column(sheet_obj, store: SheetValues, stores: Stores, names, rows: np.
     if not len(at):
         return out
     joined = sheet_obj.joined_formulas(store._order[pos[at]])
-    texts = joined.split(b"\x00")
-    shapes, values, first = forms(joined)
+    shapes, values, first, separators = forms(joined)
+    bounds = np.concatenate([[-1], separators, [len(joined)]])
+    lengths = np.diff(bounds) - 1
+
+    def text(i: int) -> bytes:
+        return joined[int(bounds[i]) + 1:int(bounds[i + 1])]
     unique = list(dict.fromkeys(shapes))
     if len(unique) == 1:
         groups = [np.arange(len(shapes))]
@@ -208,17 +215,16 @@ def check_column(sheet_obj, store: SheetValues, stores: Stores, names, rows: np.
         labels = np.array(shapes, dtype=object)
         groups = [np.flatnonzero(labels == u) for u in unique]
     saved = store.values[pos[at]]
-    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
     for members in groups:
         k = int(first[members[0] + 1] - first[members[0]]) if members[0] + 1 < len(first) else len(values) - int(first[members[0]])
         digits = values[first[members][:, None] + np.arange(k)] if k else np.zeros((len(members), 0), np.int64)
-        reason = over_bounds(texts[int(members[np.argmax(lengths[members])])])
+        reason = over_bounds(text(int(members[np.argmax(lengths[members])])))
         if reason:
             out.refused[at[members]] = True
             out.reasons.update({int(at[i]): reason for i in members.tolist()})
             continue
         try:
-            parts = [(members, _evaluate_group(texts[int(members[0])], digits, out.sheet, stores, names))]
+            parts = [(members, _evaluate_group(text(int(members[0])), digits, out.sheet, stores, names))]
         except ValueError as exc:  # EvalError, FormulaError: not followed
             out.unknown[at[members]] = True
             out.reasons.update({int(at[i]): str(exc) for i in members.tolist()})
@@ -227,7 +233,7 @@ def check_column(sheet_obj, store: SheetValues, stores: Stores, names, rows: np.
             parts = []
             for i in members.tolist():  # the fast reading cannot tell the references apart: one cell at a time
                 try:
-                    parts.append(([i], _evaluate_group(texts[i], None, out.sheet, stores, names)))
+                    parts.append(([i], _evaluate_group(text(i), None, out.sheet, stores, names)))
                 except (ValueError, _FormMismatch) as exc2:
                     out.unknown[at[i]] = True
                     out.reasons[int(at[i])] = str(exc2) or "not evaluated"

@@ -68,6 +68,7 @@ def _run(*args):
 def test_forged_saved_values_fail_naming_the_cells(saved, name, tmp_path):
     correct = check(saved[name])
     assert correct.status == "correct", correct.to_text()[:2000]
+    assert correct.recalculated_by is None  # every saved value followed from its formula: no engine was needed
     letters = _exercise_letters(correct)
     forged = tmp_path / "forged.xlsx"
     assert forge(saved[name], forged, letters) > 0
@@ -190,10 +191,11 @@ def test_forms_read_every_reference_row():
     from sheetsgd.own_formulas import forms
 
     texts = [b"H7-lr*K7", b"LOG10(B$3)+Data!$C$12*A7", b"SUM(A1:A9)/1E5", b"H8-lr*K8"]
-    shapes, values, first = forms(b"\x00".join(texts))
+    shapes, values, first, _ = forms(b"\x00".join(texts))
     assert shapes[0] == shapes[3] == b"H-lr*K" and shapes[1] == b"LOG10(B$)+Data!$C$*A"
-    assert values.tolist() == [7, 7, 3, 12, 7, 1, 9, 5, 8, 8]  # 1E5's 5 is taken too: the parse decides
-    assert first.tolist() == [0, 2, 5, 8]
+    assert values.tolist() == [7, 7, 3, 12, 7, 1, 9, 8, 8]  # not LOG10's 10, nor 1E5's 5
+    assert first.tolist() == [0, 2, 5, 7]
+    assert forms(b"E5+1E5+B.E5")[1].tolist() == [5]  # the cell E5 only (B.E5 is a name)
 
 
 def test_forged_values_in_a_built_workbook_fail(tmp_path):
