@@ -46,3 +46,23 @@ def forge(src: Path, dst: Path, columns: dict[str, list[str]], formula: str = "0
                 data = pattern.sub(swap, data.decode()).encode()
             zout.writestr(item, data)
     return changed
+
+
+def share_column(src: Path, dst: Path, sheet: str, letter: str, master: str | None = None) -> None:
+    """Copy src to dst with a column's formulas written as Excel writes a filled-down column: one shared
+    formula (its text on the first cell, ``master`` instead if given), the others followers, values kept."""
+    part = sheet_parts(src)[sheet]
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == part:
+                first = []
+
+                def sub(m):
+                    if not first:
+                        first.append(m.group(2))
+                        return (f'{m.group(1)}<f t="shared" ref="{letter}{m.group(2)}:{letter}1048576" si="7">'
+                                f'{master or m.group(3)}</f>')
+                    return f'{m.group(1)}<f t="shared" si="7"/>'
+                data = re.sub(r'(<c r="' + letter + r'(\d+)"[^>]*>)<f[^>]*>([^<]*)</f>', sub, data.decode()).encode()
+            zout.writestr(item, data)

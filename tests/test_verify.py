@@ -17,7 +17,7 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from forge import forge
+from forge import forge, share_column
 from sheetsgd import api, kinds
 from sheetsgd.check import check
 from sheetsgd.cli import cli
@@ -213,3 +213,20 @@ def test_forged_values_in_a_built_workbook_fail(tmp_path):
     rewrite = tmp_path / "rewrite.xlsx"
     assert forge(path, rewrite, letters, "({f})*2/2") > 0  # the same formulas, written otherwise
     assert check(rewrite).status == "correct"
+
+
+def test_shared_formulas_are_verified_too(tmp_path):
+    """Excel saves a filled-down column as one shared formula and followers: each follower's own formula is
+    the master's moved to its row."""
+    lesson = kinds.load("linear", epochs=1)
+    path = tmp_path / "full.xlsx"
+    kinds.kind_of(lesson).build(lesson, path)
+    letter = _exercise_letters(check(path))["Steps"][-1]
+    shared = tmp_path / "shared.xlsx"
+    share_column(path, shared, "Steps", letter)
+    assert check(shared).status == "correct"
+    forged = tmp_path / "forged.xlsx"
+    share_column(path, forged, "Steps", letter, master="0*A1")
+    report = check(forged)
+    assert report.status == "mistakes" and [m["mistake"] for m in report.mistakes] == ["value_not_from_formula"]
+    assert report.mistakes[0]["letter"] == letter and report.mistakes[0]["cells"] == lesson.n_steps
