@@ -4,7 +4,7 @@ IronCalc is a native extension: a formula it cannot handle (3,000 nested parenth
 that runs it, and a long computation inside it does not see Python's signals. So it runs in a forked child
 with an address-space cap, the parent waits with a deadline (the check's ``--timeout``, see
 :mod:`sheetsgd.deadline`) and kills it past that; a crash is one line. LibreOffice runs as its own process
-group under the same deadline (:mod:`sheetsgd.recalc`).
+group under the same deadline and an address-space cap (:mod:`sheetsgd.recalc`).
 
 No engine sees the student's file itself: it gets a copy without conditional formats and data
 validations (formulas of their own, which IronCalc evaluates per cell: a student version's COUNTBLANK
@@ -32,6 +32,7 @@ from .own_formulas import over_bounds
 from .xlsxread import CellError, column_letters
 
 ENGINE_MEMORY_MB = 2048  # address space an engine may use beyond what the checker has when it starts one
+LIBREOFFICE_MEMORY_MB = ENGINE_MEMORY_MB + 1024  # LibreOffice's own processes (it runs in 1 GB)
 ENGINE_TIMEOUT = 600.0  # seconds, when no --timeout is running
 _EXTRAS = re.compile(rb"<conditionalFormatting\b.*?</conditionalFormatting>|<dataValidations\b.*?</dataValidations>"
                      rb"|<extLst>.*?</extLst>", re.S)
@@ -216,5 +217,5 @@ def libreoffice_book(path: str, book, limits):
     src = Path(folder, "in")
     src.mkdir()
     copy = engine_copy(path, book, str(src))
-    [out] = recalc_libreoffice([copy], Path(folder, "out"), timeout=time_left())
+    [out] = recalc_libreoffice([copy], Path(folder, "out"), timeout=time_left(), memory_mb=LIBREOFFICE_MEMORY_MB)
     return Workbook(str(out), limits)
