@@ -14,6 +14,7 @@ every sheet and every defined name is within :data:`sheetsgd.own_formulas.MAX_NE
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import re
@@ -141,6 +142,7 @@ def run_ironcalc(path: str, wanted: dict, inputs: dict | None = None, memory_mb:
         code = 0
         try:
             os.close(read_fd)
+            faulthandler.disable()  # a crash in the engine is reported by the parent, in one line
             devnull = os.open(os.devnull, os.O_WRONLY)  # IronCalc prints a line per formula without a value
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
@@ -184,8 +186,8 @@ def run_ironcalc(path: str, wanted: dict, inputs: dict | None = None, memory_mb:
                 pass
     if os.WIFSIGNALED(status) or not chunks:
         how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
-        memory = " (out of memory?)" if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (6, 9, 11) else ""
-        raise SheetsgdError(f"the embedded engine (IronCalc) crashed recalculating the file ({how}){memory}")
+        raise SheetsgdError(f"the embedded engine (IronCalc) crashed recalculating the file ({how}; its memory "
+                            f"cap is {memory_mb:g} MB)")
     kind, result = pickle.loads(b"".join(chunks))
     if kind != "ok":
         raise SheetsgdError(f"the embedded engine could not recalculate the file ({result})")

@@ -142,7 +142,7 @@ def _one_line(out: str) -> str:
 
 
 @pytest.mark.libreoffice
-def test_a_formula_nested_3000_deep_is_one_line_not_a_crash(saved, tmp_path):
+def test_a_formula_nested_3000_deep_is_one_line_not_a_crash(saved, tmp_path, monkeypatch):
     letters = _exercise_letters(check(saved["linear"]))
     deep = _deep(tmp_path, saved["linear"], letters)
     code, out = _run(deep)
@@ -153,6 +153,10 @@ def test_a_formula_nested_3000_deep_is_one_line_not_a_crash(saved, tmp_path):
         code, out = _run(*args, deep)
         assert code == 2 and "nested 3,000 parentheses deep" in _one_line(out), out[:2000]
     assert api.check(deep, recalc="ironcalc").status == "error"
+    monkeypatch.setattr("sheetsgd.recalc_child.over_bounds", lambda text: None)  # past the bound, IronCalc
+    crashed = api.check(deep, recalc="ironcalc")  # crashes: in its child process, so one line, not our death
+    assert crashed.status == "error" and "crashed" in crashed.message, crashed.message
+    monkeypatch.undo()
     no_values = _deep(tmp_path, saved["linear-filled"], letters)  # recalculated by IronCalc: refused first
     code, out = _run(no_values)
     assert code == 2 and re.search(r"Steps!\w+\d+", _one_line(out)), out
