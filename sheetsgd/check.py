@@ -10,8 +10,6 @@ only because of a wrong cell upstream is a knock-on, reported under its root cau
 from __future__ import annotations
 
 from dataclasses import replace
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
@@ -20,103 +18,28 @@ from .errors import SheetsgdError
 from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
 from .cellmarks import column_marks, merge_marks, wrong_cells
 from .diagnose import diagnose
-from .engines import mark_cannot_judge, scan
+from .engines import differences_in, mark_cannot_judge, scan
 from .structural import CIRCULAR_HINT, deleted_row_mistakes, divergence_step
 from .recalc import libreoffice_path
 from .mistakes import CATALOGUE
+from .own_formulas import settle, verify
+from .recalc_child import ironcalc_sources, libreoffice_book
 from .placement import SheetValues, find_blocks, plain
-from .safetext import utf8_named
 from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
 from .rebuild import _names, name_cells, rebuild
 from .submission import read_manifest
-from .xlsxpackage import input_bytes
 from .xlsxread import CellError, Limits, Workbook, column_letters
 
 
 
-class _quiet_native_output:
-    """Silence stdout/stderr at the file-descriptor level (native code writes past sys.stdout)."""
-
-    def __enter__(self):
-        import os
-        import sys
-
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        self.saved = []
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            for fd in (1, 2):
-                self.saved.append((fd, os.dup(fd)))
-                os.dup2(devnull, fd)
-            os.close(devnull)
-        except OSError:
-            pass
-        return self
-
-    def __exit__(self, *exc):
-        import os
-
-        for fd, copy in self.saved:
-            os.dup2(copy, fd)
-            os.close(copy)
-        return False
-
-
-def _ironcalc_model(path: str, inputs: dict | None = None):
-    """Recalculate with IronCalc (embedded, pip-installed); ``inputs`` {(sheet, row, col): number} first."""
-    try:
-        import ironcalc
-    except ImportError:  # pragma: no cover - a declared dependency
-        raise SheetsgdError("the embedded engine (ironcalc) is not installed: pip install ironcalc") from None
-    try:
-        with _quiet_native_output(), utf8_named(path) as name:  # IronCalc prints a line per uncached formula
-            model = ironcalc.load_from_xlsx(name, "en", "UTC")
-        names = [s["name"] for s in model.get_worksheets_properties()]
-        for (sheet, row, col), number in (inputs or {}).items():
-            model.update_cell_with_number(names.index(sheet), row, col, number)
-        model.evaluate()
-    except SheetsgdError:
-        raise
-    except BaseException as exc:  # a Rust panic surfaces as BaseException; a broken file must not crash us
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            raise
-        raise SheetsgdError(f"the embedded engine could not recalculate the file ({type(exc).__name__}: "
-                            f"{str(exc)[:120]})", path) from None
-
-    def source(sheet: str):
-        index = names.index(sheet)
-
-        def value(row, col):
-            v = model.get_cell_value(index, row, col)
-            if isinstance(v, str) and v.startswith("#"):
-                return CellError(v)  # IronCalc's errors (#CIRC!, #NUM!, …): never a number
-            return v if not isinstance(v, int) or isinstance(v, bool) else float(v)
-        return value
-    return source
-
-
-def _libreoffice_book(path: str, limits: Limits) -> Workbook:
-    from .recalc import recalc_libreoffice
-
-    tmp = tempfile.mkdtemp(prefix="sheetsgd-check-")
-    src = Path(tmp, "in")
-    src.mkdir()
-    copy = src / "submission.xlsx"
-    copy.write_bytes(input_bytes(path))  # LibreOffice works on a copy (of the bytes checked): the input is never touched
-    [out] = recalc_libreoffice([copy], Path(tmp, "out"))
-    return Workbook(str(out), limits)
-
-
 # --- the whole check -------------------------------------------------------------------------------
 
-def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits = Limits()) -> Report:
-    """Check one workbook. Never raises for a bad file: the report says why it cannot be checked."""
+def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits = Limits(),
+          verify_formulas: bool = True) -> Report:
+    """Check one workbook. Never raises for a bad file: the report says why it cannot be checked.
+    ``verify_formulas=False`` trusts saved values (only the benchmark measures what verifying costs)."""
     try:
-        return _check(str(path), recalc, strict, limits)
+        return _check(str(path), recalc, strict, limits, verify_formulas)
     except SheetsgdError as exc:
         where = exc.where or ""
         if where.startswith(str(path)):
@@ -159,7 +82,7 @@ def _stores(book: Workbook, shifts, source=None) -> dict[str, SheetValues]:
     return {s.sheet: SheetValues(book.sheet(s.sheet), source(s.sheet) if source else None) for s in shifts.values()}
 
 
-def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
+def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas: bool = True) -> Report:
     book = Workbook(path, limits)
     manifest, manifest_sheet = read_manifest(book)
     lesson, blocks, exercise = rebuild(path, book, manifest, manifest_sheet, limits)
@@ -175,7 +98,15 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     stores = _stores(book, shifts)
     notes, recalculated_by = [], None
     missing_cache = any(s.missing_cache for s in stores.values())
-    findings = []
+    findings, settled = [], {}
+    if recalc == "auto" and not missing_cache and verify_formulas:  # every saved value against its own formula
+        settled, engine_stores, engine = _verified(path, book, blocks, shifts, stores, limits)
+        if engine_stores is not None:
+            stores, recalculated_by = engine_stores, engine
+            if engine == "ironcalc":  # as for a file without values: cells IronCalc computes otherwise are not judged
+                findings = [f for view in _exercise_views(blocks, exercise, shifts, stores) for f in scan(view)]
+            notes.append("saved values that do not follow from their formulas: every cell judged on the values "
+                         f"{'IronCalc' if engine == 'ironcalc' else 'LibreOffice'} recalculates")
     if recalc == "ironcalc" or (recalc == "auto" and missing_cache):
         # formulas IronCalc computes differently (sheetsgd.engines): LibreOffice instead where installed
         findings = [f for view in _exercise_views(blocks, exercise, shifts, stores) for f in scan(view)]
@@ -185,14 +116,14 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
                          f"differently ({findings[0].cell})")
             findings = []
     if recalc == "libreoffice":
-        lo_book = _libreoffice_book(path, limits)
+        lo_book = libreoffice_book(path, book, limits)
         stores = {name: SheetValues(lo_book.sheet(name)) for name in stores}
         recalculated_by = "libreoffice"
     elif recalc == "ironcalc" or (recalc == "auto" and missing_cache):
-        stores = _stores(book, shifts, _ironcalc_model(path))
+        stores = _stores(book, shifts, ironcalc_sources(path, book, list(stores)).__getitem__)
         recalculated_by = "ironcalc"
     names = _names(book, stores)
-    results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes)
+    results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes, settled)
     for b in blocks:  # a deleted step row: one mistake at that row, not one per column
         shift = shifts[b.sheet]
         missing = (shift.missing or {}).get(b.name)
@@ -228,6 +159,29 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     return report
 
 
+def _verified(path, book, blocks, shifts, stores, limits):
+    """(cells whose saved values do not follow from their own formulas, per column; the engine's values where
+    some do, else None; the engine). Doubtful cells are settled by a recalculation in a child process:
+    IronCalc, or LibreOffice where installed when IronCalc computes one of their formulas differently."""
+    verification = verify(book, blocks, shifts, stores, _names(book, stores))
+    engine_stores = engine = error = None
+    if verification.needs_engine:
+        doubtful = verification.cells("suspect") + verification.cells("unknown")
+        lo = libreoffice_path() and any(differences_in(book.sheet(s).formula(r, c) or "") for s, r, c in doubtful[:200])
+        try:
+            if lo:
+                lo_book, engine = libreoffice_book(path, book, limits), "libreoffice"
+                engine_stores = {name: SheetValues(lo_book.sheet(name)) for name in stores}
+            else:
+                sources, engine = ironcalc_sources(path, book, list(stores)), "ironcalc"
+                engine_stores = _stores(book, shifts, sources.__getitem__)
+        except SheetsgdError as exc:
+            error = f"not recalculated: {exc.message}"
+    settled = settle(verification, stores, engine_stores, error)
+    forged = any(name == "value_not_from_formula" for _, name, _ in settled.values())
+    return settled, engine_stores if forged and engine_stores is not None else None, engine
+
+
 def _optimizers_of(lesson) -> str | None:
     """A comparison's optimizers, in sheet order (other kinds without one optimizer: None)."""
     runs = lesson.lessons() if hasattr(lesson, "lessons") else {}
@@ -253,9 +207,9 @@ def _exercise_views(blocks, exercise, shifts, stores):
             for b in blocks if exercise.get(b.name)]
 
 
-def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
-    skipped = []
-    judged = judge_blocks(blocks, exercise, shifts, stores, names, skipped)
+def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, settled=None):
+    skipped, settled = [], settled or {}
+    judged = judge_blocks(blocks, exercise, shifts, stores, names, skipped, {k: v[0] for k, v in settled.items()})
     if skipped and notes is not None:
         notes.append("not judged (the checker cannot evaluate them): " + "; ".join(skipped[:5])
                      + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
@@ -280,9 +234,10 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
             res.knock_on_of = [r.key for r in sorted(upstream, key=lambda r: (int(r.block.step[np.argmax(~r.ok)]),
                                                                                r.key))]
         if j.id in roots:
-            i = int(np.argmax(~j.ok))
+            not_following = settled.get(j.id)  # a saved value not from its formula: the first thing to fix
+            i = int(np.argmax(not_following[0] if not_following else ~j.ok))
             ctx = BlockContext(b, shifts, stores, names)
-            name = diagnose(j, ctx, shifts, stores, i)
+            name = not_following[1] if not_following else diagnose(j, ctx, shifts, stores, i)
             m = CATALOGUE[name]
             path = getattr(j, "cycle", None)
             if path and name == "circular_reference":  # the cycle in words
@@ -294,7 +249,8 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
                              "block": b.name, "mistake": name, "title": m.title, "hint": m.hint,
                              "step": int(b.step[i]), "cell": cell_ref(j, i), "expected": expected_at(j, i),
                              "found": found_at(j, i), "formula": f"={formula}" if formula else None,
-                             "cells": int((~j.ok).sum()), "exercise": j.exercise,
+                             "cells": int((~j.ok).sum() if not not_following else not_following[0].sum()),
+                             "exercise": j.exercise, **({"not_following": not_following[2]} if not_following else {}),
                              "wrong_cells": wrong_cells(j, expected_at, found_at),
                              "errors": _error_values(j, stores[shifts[b.sheet].sheet])})
         results.append(res)
@@ -336,8 +292,7 @@ def _strict(report, path, book, blocks, exercise, shifts, stores, names, mistake
                 v = store.gather(np.array([row]), np.array([col]))[0]
                 if not store.cells(np.array([row]), np.array([col]))[1][0] and np.isfinite(v):
                     inputs[(shift.sheet, row, col)] = v + 0.25 * (1 + abs(v))
-    source = _ironcalc_model(path, inputs)
-    stores = _stores(book, shifts, source)
+    stores = _stores(book, shifts, ironcalc_sources(path, book, list(stores), inputs).__getitem__)
     for (sheet, row, col), value in inputs.items():  # input cells hold values: the store takes them as changed
         if sheet in stores:
             stores[sheet].set(row, col, value)

@@ -215,7 +215,9 @@ def check_command(file, as_json, fmt, annotate_to, strict, recalc, timeout, max_
         outputs.check_target(annotate_to, outputs.Inputs([file]), "annotated copy")
     late = f"no answer within {timeout:g} s (--timeout)"
     try:  # one deadline and one memory cap for the check and the annotated copy, made from the same bytes
-        with runbounds.memory_cap(max_memory_mb), time_limit(timeout, f"{file}: cannot check: {late}"), \
+        as_object = json_text(Report(str(file), "error", message=late).to_dict()) if fmt == "json" else None
+        with runbounds.memory_cap(max_memory_mb), \
+                time_limit(timeout, f"{shown(str(file))}: cannot check: {late}", stdout_text=as_object), \
                 pinned(file, limits), \
                 reporting(False if quiet else None, label=f"sheetsgd check {shown(Path(file).name[:40])}") as status:
             status.stage("checking")

@@ -62,7 +62,8 @@ def _values(blocks) -> dict:
 
 def sheet_values(path: Path, book: Workbook, blocks) -> dict:
     """{(block, column key): the submission's values at that column's step rows} (its claimed variant's layout)."""
-    from .check import _ironcalc_model, _stores
+    from .check import _stores
+    from .recalc_child import ironcalc_sources
     from .placement import find_blocks
 
     entries = [dict(b.manifest(), steps_are_rows=list(b.values.get("step", [])) == list(range(1, b.n + 1)))
@@ -70,7 +71,7 @@ def sheet_values(path: Path, book: Workbook, blocks) -> dict:
     shifts = find_blocks(book, entries)
     stores = _stores(book, shifts)
     if any(s.missing_cache for s in stores.values()):
-        stores = _stores(book, shifts, _ironcalc_model(str(path)))
+        stores = _stores(book, shifts, ironcalc_sources(str(path), book, list(stores)).__getitem__)
     out = {}
     for b in blocks:
         shift = shifts[b.sheet]

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 
 class OutOfTime(KeyboardInterrupt):
@@ -22,8 +23,9 @@ class OutOfTime(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float, message: str, grace: float = 10.0):
-    """Raise OutOfTime in the main thread after ``seconds``; print ``message`` and exit 2 after ``seconds + grace``."""
+def time_limit(seconds: float, message: str, grace: float = 10.0, stdout_text: str | None = None):
+    """Raise OutOfTime in the main thread after ``seconds``; print ``message`` (and ``stdout_text``, e.g. the
+    JSON report, on stdout) and exit 2 after ``seconds + grace``."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
         return
@@ -36,11 +38,15 @@ def time_limit(seconds: float, message: str, grace: float = 10.0):
 
     def hard_stop():  # pragma: no cover - only when a C call ignores the signal
         if state["active"]:
+            if stdout_text:
+                sys.stdout.write(stdout_text + "\n")
+                sys.stdout.flush()
             sys.stderr.write(f"Error: {message}\n")
             sys.stderr.flush()
             os._exit(2)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
+    _ends.append(time.monotonic() + seconds)
     watchdog = threading.Timer(seconds + max(grace, seconds), hard_stop)
     watchdog.daemon = True
     try:
@@ -54,4 +60,13 @@ def time_limit(seconds: float, message: str, grace: float = 10.0):
         finally:
             state["active"] = False  # the watchdog never fires once the command is past its limit
             watchdog.cancel()
+            _ends.pop()
             signal.signal(signal.SIGALRM, previous)
+
+
+_ends: list[float] = []  # monotonic end of each running time_limit, innermost last
+
+
+def remaining() -> float | None:
+    """Seconds left before the running time_limit ends (None: no limit): what a child engine may take."""
+    return min(_ends) - time.monotonic() if _ends else None

@@ -317,13 +317,13 @@ def _text_equal(a: Val, b: Val) -> np.ndarray:
     sa = np.broadcast_to(a.s if a.s is not None else np.full(a.v.shape, None, object), shape)
     sb = np.broadcast_to(b.s if b.s is not None else np.full(b.v.shape, None, object), shape)
     va, vb = np.broadcast_to(a.v, shape), np.broadcast_to(b.v, shape)
+    text_a, text_b = np.not_equal(sa, None), np.not_equal(sb, None)
     out = np.zeros(shape)
-    for idx in np.ndindex(shape):
-        x, y = sa[idx], sb[idx]
-        if x is not None and y is not None:
-            out[idx] = float(str(x).lower() == str(y).lower())
-        elif x is None and y is None:
-            out[idx] = float(va[idx] == vb[idx])
+    both = text_a & text_b
+    if both.any():
+        out[both] = np.char.lower(sa[both].astype(str)) == np.char.lower(sb[both].astype(str))
+    numbers = ~text_a & ~text_b
+    out[numbers] = va[numbers] == vb[numbers]
     return out
 
 

@@ -134,9 +134,11 @@ def _dependencies(block: Block, key: str, at) -> list[tuple[tuple[str, str], int
 
 
 def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, stores, names,
-                 skipped: list[str] | None = None) -> list[ColumnJudgement]:
+                 skipped: list[str] | None = None, refused: dict | None = None) -> list[ColumnJudgement]:
     """Every column of every block judged locally, then by induction (``correct``); columns that cannot
-    be evaluated are listed in ``skipped``."""
+    be evaluated are listed in ``skipped``; ``refused`` {(block, key): mask}: cells that never count right
+    (a saved value that does not follow from its own formula, a formula that cannot be checked)."""
+    refused = refused or {}
     skipped = [] if skipped is None else skipped
     at = _targets(blocks)
     judged: dict[tuple[str, str], ColumnJudgement] = {}
@@ -171,6 +173,8 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
                 expected, mag = given, np.abs(given)
                 ok = agree(found, given, mag, rel=1e-12)
                 value_ok = ok
+            if (b.name, c.key) in refused:
+                ok = ok & ~refused[(b.name, c.key)]
             judged[(b.name, c.key)] = ColumnJudgement(b, c.key, rows, col, found, has_f, blank, ok, expected, mag,
                                                       is_ex, deps, value_ok=value_ok,
                                                       errors=store.error_cells(rows, col))

@@ -63,6 +63,13 @@ CATALOGUE = {m.name: m for m in [
     Mistake("hard_coded", "right only for these inputs (found by --strict)",
             "With another lr or other initial values this cell did not follow: a number typed inside the formula "
             "(e.g. 0.0001 instead of lr) or a pasted value only works for the inputs it was made with."),
+    Mistake("value_not_from_formula", "the saved value does not follow from the cell's own formula",
+            "Each cell is judged by its formula: its saved value must be what that formula computes from the file's "
+            "values. Values edited outside a spreadsheet app, or formulas replaced while the values were kept, "
+            "do not count; recalculate and save the file in your spreadsheet app."),
+    Mistake("formula_not_checked", "a formula the checker cannot evaluate or recalculate",
+            "Such a cell never counts as right: keep to the functions the lesson uses (see the Introduction), "
+            "nest formulas less deeply, and save the file in a spreadsheet app."),
     Mistake("blank", "cells left empty", "Fill the formula down to the last step."),
     Mistake("given_changed", "a given cell was changed",
             "Only the exercise columns and the yellow inputs are meant to be edited: rebuild the given cells."),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -32,11 +33,12 @@ def libreoffice_path() -> str | None:
 
 
 def recalc_libreoffice(paths: list[str | os.PathLike], outdir: str | os.PathLike, timeout: float = 600,
-                       to: str = "xlsx:Calc MS Excel 2007 XML") -> list[Path]:
+                       to: str = "xlsx:Calc MS Excel 2007 XML", memory_mb: float | None = None) -> list[Path]:
     """Open each workbook in LibreOffice, recalculate every formula, save as .xlsx into ``outdir``.
 
     All files go through one soffice process (start-up dominates the cost). Returns the output
     paths in input order. Input files are only read. ``to`` picks another format (e.g. "xls", "ods").
+    ``memory_mb`` caps the address space of LibreOffice's processes (a student's file is untrusted).
     """
     soffice = libreoffice_path()
     if soffice is None:
@@ -55,13 +57,24 @@ def recalc_libreoffice(paths: list[str | os.PathLike], outdir: str | os.PathLike
         cmd = [soffice, f"-env:UserInstallation={Path(profile).as_uri()}", "--headless", "--norestore",
                "--nologo", "--nodefault", "--convert-to", to, "--outdir", str(outdir),
                *map(str, paths)]
+        if memory_mb is not None and os.path.exists("/bin/sh"):  # the cap set before soffice starts, inherited
+            cmd = ["/bin/sh", "-c", 'ulimit -v "$0" && exec "$@"', str(int(memory_mb * 1024)), *cmd]
+        # its own process group: past the deadline (or on --timeout's interrupt) soffice and the office
+        # process it starts are killed together
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "HOME": profile}, start_new_session=True)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  env={**os.environ, "HOME": profile})
+            _, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise SheetsgdError(f"LibreOffice did not finish within {timeout:g} s") from None
+        finally:
+            try:  # whatever of the group is left (the office process outlives a killed launcher)
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
     outputs = [outdir / (p.stem + "." + to.split(":")[0]) for p in paths]
     missing = [str(p) for p in outputs if not p.exists()]
     if missing:
-        raise SheetsgdError(f"LibreOffice did not convert {', '.join(missing)}: {proc.stderr.strip()[:300]}")
+        raise SheetsgdError(f"LibreOffice did not convert {', '.join(missing)}: {stderr.strip()[:300]}")
     return outputs

@@ -89,6 +89,10 @@ class Report:
                              f"{m['step']} ({m['cell']}): expected {show_value(m['expected'])}, found {show_value(m['found'])}, "
                              f"formula {m['formula'] or '(none)'}; {m['cells']} cell(s)")
                 lines.append(f"    hint: {m['hint']}")
+                if m.get("not_following"):  # the cells, each with why (sheetsgd.own_formulas)
+                    cells = m["not_following"]
+                    lines.append(f"    cells: {', '.join(c['cell'] for c in cells[:8])}{' …' if m['cells'] > 8 else ''} "
+                                 f"({cells[0]['reason']})")
                 if m.get("errors"):
                     e = m["errors"]
                     lines.append(f"    shows {e['code']} in {e['cells']} cell(s) from step {e['step']} ({e['cell']}): "

@@ -226,6 +226,33 @@ class Sheet:
         raw = self._raw(row, col)
         return self._formula(row, col, raw) if raw and raw[_F_OPEN] else None
 
+    def raw_formulas(self, positions) -> list[bytes]:
+        """Formula texts of the cells at ``positions`` (indices into the sheet's cells) as stored, XML-escaped;
+        a shared formula's follower gets its master's text moved to it; b"" for a cell without one."""
+        return self.joined_formulas(positions).split(b"\x00") if len(positions) else []
+
+    def joined_formulas(self, positions) -> bytes:
+        """:meth:`raw_formulas` joined by NUL (no formula holds one), gathered by numpy from the sheet's bytes."""
+        cells, pos = self._cells, np.asarray(positions, np.int64)
+        if isinstance(cells, ScannedCells):
+            start, end, d = cells.spans[8, pos], cells.spans[9, pos], cells.data
+            lengths = end - start
+            joined = b"\x00".join([d[a:b] for a, b in zip(start.tolist(), end.tolist())])
+            empty = np.flatnonzero(lengths == 0)
+        else:
+            texts = [cells[i][_F_TEXT] for i in pos.tolist()]
+            joined = b"\x00".join(texts)
+            empty = [k for k, t in enumerate(texts) if not t]
+        if len(empty) == 0:
+            return joined
+        texts = joined.split(b"\x00")
+        for k in np.asarray(empty).tolist():
+            i = int(pos[k])
+            raw = cells[i]
+            text = self._formula(int(self._rows[i]), int(self._cols[i]), raw) if raw[_F_OPEN] else None
+            texts[k] = _escape(text).encode() if text else b""
+        return b"\x00".join(texts)
+
     def numbers(self, col: int, rows) -> tuple[list | np.ndarray, np.ndarray, np.ndarray]:
         """Values of column ``col`` at ``rows`` (a float array when every cell holds a number, else a list
         of floats / text / CellError / None), which hold a formula, and which are formulas without a

@@ -90,6 +90,7 @@ def test_student_version_filled_correctly_checks_clean(made, name):
     report = check(made(name)["correct"])
     assert report.status == "correct", report.to_text()[:3000]
     assert report.exit_code == 0
+    assert report.recalculated_by is None, report.notes  # every saved value follows from its own formula
     correct, total = report.score
     assert total > 0 and correct == total
 

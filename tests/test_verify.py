@@ -1,0 +1,236 @@
+"""Verdicts that cannot be fooled by saved values, and checks that are bounded and contained.
+
+Every formula cell the checker reads must hold the value its *own* formula computes from the file's values:
+a zip edit that replaces formulas by ``0*A1`` while keeping the saved values fails (exit 1, the cells named),
+for every lesson kind, in exercise and in given columns; an equivalent rewrite passes. Recalculations run in
+child processes under ``--timeout``: a slow engine ends in one line, a formula nested 3,000 deep too.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from forge import forge, share_column
+from sheetsgd import api, kinds
+from sheetsgd.check import check
+from sheetsgd.cli import cli
+from sheetsgd.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.exercise import build_student
+
+# a lesson of every kind (small options), and the bundled titanic-logistic for --strict
+KINDS = {"linear": {"epochs": 1}, "too-high": {"epochs": 8}, "optimizers": {"epochs": 1},
+         "lr-finder": {"epochs": 30}, "titanic-logistic": {"epochs": 1}, "collab-filter": {"epochs": 2}}
+BUNDLED = "titanic-logistic-bundled"
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, recalc):
+    """{name: the student version filled in correctly and saved by LibreOffice}, plus {name + '-filled'}: the
+    same filled in through the XML only (no computed values)."""
+    root = tmp_path_factory.mktemp("verify")
+    (root / "in").mkdir()
+    out = {}
+    for name, options in list(KINDS.items()) + [(BUNDLED, None)]:
+        lesson = kinds.load("titanic-logistic") if options is None else kinds.load(name, **options)
+        student = root / f"{name}-student.xlsx"
+        build_student(kinds.kind_of(lesson), lesson, student, "")
+        filled = root / "in" / f"{name}.xlsx"
+        fill_xml_sheets(str(student), str(filled), fill_sheets(str(student)))
+        out[f"{name}-filled"] = root / f"{name}-filled.xlsx"
+        shutil.copy(filled, out[f"{name}-filled"])
+    # twice: LibreOffice's recalculation on load across sheets settles in a second pass (see test_every_lesson_checks)
+    out.update({p.stem: p for p in recalc(recalc(sorted((root / "in").glob("*.xlsx"))))})
+    return out
+
+
+def _exercise_letters(report) -> dict[str, list[str]]:
+    out = {}
+    for c in report.columns:
+        if c.exercise:
+            out.setdefault(c.sheet, []).append(c.letter)
+    return out
+
+
+def _run(*args):
+    result = CliRunner().invoke(cli, ["check", *map(str, args)])
+    return result.exit_code, result.output
+
+
+@pytest.mark.libreoffice
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_forged_saved_values_fail_naming_the_cells(saved, name, tmp_path):
+    correct = check(saved[name])
+    assert correct.status == "correct", correct.to_text()[:2000]
+    assert correct.recalculated_by is None  # every saved value followed from its formula: no engine was needed
+    letters = _exercise_letters(correct)
+    forged = tmp_path / "forged.xlsx"
+    assert forge(saved[name], forged, letters) > 0
+    code, out = _run("--json", forged)
+    assert code == 1, out[:2000]
+    report = json.loads(out)
+    flagged = {(m["sheet"], m["letter"]) for m in report["mistakes"] if m["mistake"] == "value_not_from_formula"}
+    assert flagged == {(sheet, letter) for sheet, ls in letters.items() for letter in ls}, report["mistakes"]
+    for m in (m for m in report["mistakes"] if m["mistake"] == "value_not_from_formula"):
+        assert m["not_following"] and all(re.fullmatch(m["letter"] + r"\d+", c["cell"]) for c in m["not_following"]), m
+    assert report["score"]["correct"] < report["score"]["total"]
+    code, text = _run(forged)
+    assert code == 1 and "does not follow from the cell's own formula" in text and "cells: " in text, text[:2000]
+
+
+def _examples_formulas(path: Path) -> dict[str, str]:
+    """{column letter: formula} of the Examples sheet's first example row."""
+    ws = openpyxl.load_workbook(path, read_only=True)["Examples"]
+    row = next(r for r in ws.iter_rows(min_row=2, max_row=2))
+    return {c.column_letter: c.value for c in row if isinstance(c.value, str) and c.value.startswith("=")}
+
+
+@pytest.mark.libreoffice
+def test_equivalent_rewrites_still_pass(saved, tmp_path):
+    path = saved["titanic-logistic"]
+    formulas = _examples_formulas(path)
+    [(sigmoid, z)] = [(letter, re.fullmatch(r"=1/\(1\+EXP\(-([A-Z]+)2\)\)", f).group(1))
+                      for letter, f in formulas.items() if re.fullmatch(r"=1/\(1\+EXP\(-([A-Z]+)2\)\)", f)]
+    [(dz, dp, p)] = [(letter, *re.fullmatch(r"=([A-Z]+)2\*([A-Z]+)2\*\(1-\2+2\)", f).groups())
+                     for letter, f in formulas.items() if re.fullmatch(r"=([A-Z]+)2\*([A-Z]+)2\*\(1-\2+2\)", f)]
+    one = tmp_path / "one.xlsx"
+    forge(path, one, {"Examples": [sigmoid]}, f"EXP({z}{{r}})/(1+EXP({z}{{r}}))")
+    both = tmp_path / "both.xlsx"
+    assert forge(one, both, {"Examples": [dz]}, f"{dp}{{r}}*({p}{{r}}-{p}{{r}}^2)") > 0
+    code, out = _run(both)
+    assert code == 0, out[:3000]
+
+
+@pytest.mark.libreoffice
+def test_a_forged_given_column_is_caught(saved, tmp_path):
+    path = saved["titanic-logistic"]
+    formulas = _examples_formulas(path)
+    given = [c.letter for c in check(path).columns if c.sheet == "Examples" and not c.exercise and c.letter in formulas]
+    assert given
+    forged = tmp_path / "forged.xlsx"
+    assert forge(path, forged, {"Examples": given[-1:]}) > 0
+    code, out = _run("--json", forged)
+    assert code == 1, out[:2000]
+    mistakes = json.loads(out)["mistakes"]
+    assert any(m["mistake"] == "value_not_from_formula" and m["letter"] == given[-1] for m in mistakes), mistakes
+
+
+@pytest.mark.libreoffice
+def test_strict_titanic_as_bundled_finishes_within_its_timeout(saved):
+    code, out = _run("--strict", "--timeout", "60", saved[BUNDLED])
+    assert code == 0, out[-2000:]
+    assert "Strict:" in out
+
+
+def _deep(tmp_path: Path, src: Path, letters: dict) -> Path:
+    sheet, [letter, *_] = next(iter(letters.items()))
+    deep = tmp_path / f"deep-{src.stem}.xlsx"
+    assert forge(src, deep, {sheet: [letter]}, "(" * 3000 + "A1" + ")" * 3000, rows=(1, 30)) > 0
+    return deep
+
+
+def _one_line(out: str) -> str:
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, out[:2000]
+    return lines[0]
+
+
+@pytest.mark.libreoffice
+def test_a_formula_nested_3000_deep_is_one_line_not_a_crash(saved, tmp_path, monkeypatch):
+    letters = _exercise_letters(check(saved["linear"]))
+    deep = _deep(tmp_path, saved["linear"], letters)
+    code, out = _run(deep)
+    assert code == 1 and "nested 3,000 parentheses deep" in out, out[:2000]  # the cell is named, never right
+    report = api.check(deep)
+    assert report.status == "mistakes" and report.score[0] < report.score[1]
+    for args in (["--recalc", "ironcalc"], ["--strict"]):  # no engine ever sees it
+        code, out = _run(*args, deep)
+        assert code == 2 and "nested 3,000 parentheses deep" in _one_line(out), out[:2000]
+    assert api.check(deep, recalc="ironcalc").status == "error"
+    monkeypatch.setattr("sheetsgd.recalc_child.over_bounds", lambda text: None)  # past the bound, IronCalc
+    crashed = api.check(deep, recalc="ironcalc")  # crashes: in its child process, so one line, not our death
+    assert crashed.status == "error" and "crashed" in crashed.message, crashed.message
+    monkeypatch.undo()
+    no_values = _deep(tmp_path, saved["linear-filled"], letters)  # recalculated by IronCalc: refused first
+    code, out = _run(no_values)
+    assert code == 2 and re.search(r"Steps!\w+\d+", _one_line(out)), out
+
+
+def _slow_engine(monkeypatch):
+    monkeypatch.setenv("SHEETSGD_TEST_ENGINE_DELAY", "120")  # the IronCalc child sleeps before loading
+
+
+@pytest.mark.libreoffice
+@pytest.mark.parametrize("path_args", [("linear-filled", []), ("linear", ["--strict"]), ("linear", ["--recalc", "ironcalc"]),
+                                       ("forged", []), ("linear", ["--recalc", "libreoffice"])],
+                         ids=["no-values", "strict", "recalc-ironcalc", "verification", "libreoffice"])
+def test_timeout_holds_on_every_path(saved, tmp_path, monkeypatch, path_args):
+    name, args = path_args
+    path = saved.get(name)
+    if name == "forged":
+        path = tmp_path / "forged.xlsx"
+        forge(saved["linear"], path, _exercise_letters(check(saved["linear"])))
+    _slow_engine(monkeypatch)
+    limit = 0.5 if "libreoffice" in args else 3  # LibreOffice does not start within half a second
+    for fmt in ([], ["--json"]):
+        start = time.monotonic()
+        code, out = _run(*args, "--timeout", limit, *fmt, path)
+        took = time.monotonic() - start
+        assert code == 2, out[:2000]
+        assert took < limit + 8, took
+        if fmt:
+            report = json.loads(out.splitlines()[0])
+            assert report["status"] == "error" and "--timeout" in report["message"]
+        else:
+            assert "cannot check" in _one_line(out) and "--timeout" in out
+
+
+def test_forms_read_every_reference_row():
+    from sheetsgd.own_formulas import forms
+
+    texts = [b"H7-lr*K7", b"LOG10(B$3)+Data!$C$12*A7", b"SUM(A1:A9)/1E5", b"H8-lr*K8"]
+    shapes, values, first, _ = forms(b"\x00".join(texts))
+    assert shapes[0] == shapes[3] == b"H-lr*K" and shapes[1] == b"LOG10(B$)+Data!$C$*A"
+    assert values.tolist() == [7, 7, 3, 12, 7, 1, 9, 8, 8]  # not LOG10's 10, nor 1E5's 5
+    assert first.tolist() == [0, 2, 5, 7]
+    assert forms(b"E5+1E5+B.E5")[1].tolist() == [5]  # the cell E5 only (B.E5 is a name)
+
+
+def test_forged_values_in_a_built_workbook_fail(tmp_path):
+    """Without LibreOffice: the full workbook as built (its values cached by the engine), formulas swapped."""
+    lesson = kinds.load("linear", epochs=1)
+    path = tmp_path / "full.xlsx"
+    kinds.kind_of(lesson).build(lesson, path)
+    report = check(path)
+    assert report.status == "correct"
+    letters = _exercise_letters(report)
+    forged = tmp_path / "forged.xlsx"
+    assert forge(path, forged, letters, "0*A1+{r}-{r}") > 0
+    bad = check(forged)
+    assert bad.status == "mistakes" and {m["mistake"] for m in bad.mistakes} == {"value_not_from_formula"}
+    rewrite = tmp_path / "rewrite.xlsx"
+    assert forge(path, rewrite, letters, "({f})*2/2") > 0  # the same formulas, written otherwise
+    assert check(rewrite).status == "correct"
+
+
+def test_shared_formulas_are_verified_too(tmp_path):
+    """Excel saves a filled-down column as one shared formula and followers: each follower's own formula is
+    the master's moved to its row."""
+    lesson = kinds.load("linear", epochs=1)
+    path = tmp_path / "full.xlsx"
+    kinds.kind_of(lesson).build(lesson, path)
+    letter = _exercise_letters(check(path))["Steps"][-1]
+    shared = tmp_path / "shared.xlsx"
+    share_column(path, shared, "Steps", letter)
+    assert check(shared).status == "correct"
+    forged = tmp_path / "forged.xlsx"
+    share_column(path, forged, "Steps", letter, master="0*A1")
+    report = check(forged)
+    assert report.status == "mistakes" and [m["mistake"] for m in report.mistakes] == ["value_not_from_formula"]
+    assert report.mistakes[0]["letter"] == letter and report.mistakes[0]["cells"] == lesson.n_steps
