@@ -341,7 +341,8 @@ def test_grade_shows_progress_on_a_terminal_only(full, tmp_path):
 
 
 def test_autograder_shows_progress_on_a_terminal_only(tmp_path):
-    code, shown = on_a_terminal("autograder", "linear", "--epochs", "1", "-o", tmp_path / "ag.zip", timeout=300)
+    # a bundle that takes a few seconds (the student version of a Titanic lesson): a short one shows nothing
+    code, shown = on_a_terminal("autograder", "titanic-logistic", "-o", tmp_path / "ag.zip", timeout=300)
     assert code == 0 and "sheetsgd autograder ag.zip: " in shown and "writing" in shown, shown
     code, shown = on_a_terminal("autograder", "linear", "--epochs", "1", "-o", tmp_path / "ag2.zip", "-q", timeout=300)
     assert code == 0 and shown == ""
