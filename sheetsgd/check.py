@@ -139,11 +139,11 @@ def _overflow_step(blocks: list[Block], shifts, stores) -> int | None:
         for c in b.columns:
             if not c.pattern or not is_update(c.key):
                 continue
-            values = store.gather(rows, c.col + 1 + shift.cols)
+            values = store.gather(rows, shift.col(c.col))
             bad = np.flatnonzero(~np.isfinite(values))
             if not len(bad):
                 continue
-            raw = store.raw_at(int(rows[bad[0]]), c.col + 1 + shift.cols)
+            raw = store.raw_at(int(rows[bad[0]]), shift.col(c.col))
             if isinstance(raw, CellError) and str(raw) != "#NUM!":
                 continue  # #VALUE!, #REF!, #CIRC!, …: a broken formula, not a divergence
             if not isinstance(raw, CellError) and divergence_step(values) is None:
@@ -237,7 +237,7 @@ class _ExerciseView:
 
     def __init__(self, block: Block, keys, shift, store):
         self.exercise = sorted(keys)
-        self.col_of = {k: block.column(k).col + 1 + shift.cols for k in self.exercise}
+        self.col_of = {k: shift.col(block.column(k).col) for k in self.exercise}
         self.step_rows = [int(r) for r in shift.to_student(np.arange(block.first_row + 1, block.first_row + 1 + block.n))]
         self.sheet = store.sheet
         self._steps = block.step
@@ -330,7 +330,7 @@ def _strict(report, path, book, blocks, exercise, shifts, stores, names, mistake
         store = stores[shift.sheet]
         for c in b.columns:
             if c.pattern and is_update(c.key):
-                row, col = b.first_row + shift.rows, c.col + 1 + shift.cols
+                row, col = b.first_row + shift.rows, shift.col(c.col)
                 v = store.gather(np.array([row]), np.array([col]))[0]
                 if not store.cells(np.array([row]), np.array([col]))[1][0] and np.isfinite(v):
                     inputs[(shift.sheet, row, col)] = v + 0.25 * (1 + abs(v))
