@@ -25,8 +25,8 @@ from .structural import CIRCULAR_HINT, deleted_row_mistakes, divergence_step
 from .recalc import libreoffice_path
 from .mistakes import CATALOGUE
 from .placement import SheetValues, find_blocks, plain
-from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
-from .rebuild import _names, name_cells, rebuild
+from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report, audit  # noqa: F401 (the API)
+from .rebuild import _names, changed_names, name_cells, rebuild
 from .submission import read_manifest
 from .xlsxread import CellError, Limits, Workbook, column_letters
 
@@ -114,7 +114,7 @@ def _libreoffice_book(path: str, limits: Limits) -> Workbook:
 def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits = Limits()) -> Report:
     """Check one workbook. Never raises for a bad file: the report says why it cannot be checked."""
     try:
-        return _check(str(path), recalc, strict, limits)
+        return audit(_check(str(path), recalc, strict, limits))
     except SheetsgdError as exc:
         where = exc.where or ""
         if where.startswith(str(path)):
@@ -160,7 +160,8 @@ def _stores(book: Workbook, shifts, source=None) -> dict[str, SheetValues]:
 def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     book = Workbook(path, limits)
     manifest, manifest_sheet = read_manifest(book)
-    lesson, blocks, exercise = rebuild(path, book, manifest, manifest_sheet, limits)
+    expected_names: dict[str, str] = {}
+    lesson, blocks, exercise = rebuild(path, book, manifest, manifest_sheet, limits, names_out=expected_names)
     if not any(exercise.values()):  # a full workbook: its template's exercise columns are what is scored
         from .exercise import resolve
         try:
@@ -190,6 +191,7 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
         stores = _stores(book, shifts, _ironcalc_model(path))
         recalculated_by = "ironcalc"
     names = _names(book, stores)
+    notes += changed_names(book, expected_names, shifts, names)
     results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes)
     for b in blocks:  # a deleted step row: one mistake at that row, not one per column
         shift = shifts[b.sheet]
@@ -223,7 +225,26 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     mark_cannot_judge(report, findings)
     if strict:
         _strict(report, path, book, blocks, exercise, shifts, stores, names, mistakes, results)
+    _settle(report)
     return report
+
+
+def _settle(report: Report) -> None:
+    """Status "correct" exactly when every exercise cell is right under both counts. Root causes no exercise
+    cell reads (a given column edited) then stay as notes: they do not touch the graded cells."""
+    if report.status == "error":
+        return
+    cols = [c for c in report.columns if c.exercise]
+    if not cols:  # nothing graded (a workbook without exercise columns): its mistakes decide
+        return
+    right = all(c.correct == c.total and c.local_correct == c.total for c in cols)
+    if right and report.mistakes:
+        report.notes += [f"outside the exercise (not graded): {m['header']} ({m['column']}) on {m.get('sheet')}: "
+                         f"{m['title']}, from step {m['step']} ({m['cell']})" for m in report.mistakes]
+        report.mistakes = []
+    if not right and not report.mistakes:
+        report.notes.append("exercise cells not right (see the columns)")
+    report.status = "correct" if right else "mistakes"
 
 
 def _optimizers_of(lesson) -> str | None:
@@ -255,7 +276,7 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
     skipped = []
     judged = judge_blocks(blocks, exercise, shifts, stores, names, skipped)
     if skipped and notes is not None:
-        notes.append("not judged (the checker cannot evaluate them): " + "; ".join(skipped[:5])
+        notes.append("cannot be judged, so counted as not right: " + "; ".join(skipped[:5])
                      + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
     cone = cones(judged)
     roots = {j.id: j for j in judged if not j.ok.all()}
@@ -275,13 +296,18 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None):
                                "found": found_at(j, i), "formula": f"={formula}" if formula else None}
         if status == "knock-on":
             upstream = [r for r in roots.values() if r.id in cone[j.id]]
+            if j.exercise and any(not r.exercise for r in upstream):  # forgiven only after the student's own
+                res.local_correct = res.correct  # exercise mistakes: a changed given cell is not worked around
             res.knock_on_of = [r.key for r in sorted(upstream, key=lambda r: (int(r.block.step[np.argmax(~r.ok)]),
                                                                                r.key))]
         if j.id in roots:
             i = int(np.argmax(~j.ok))
-            ctx = BlockContext(b, shifts, stores, names)
-            name = diagnose(j, ctx, shifts, stores, i)
-            m = CATALOGUE[name]
+            if j.unjudged:  # every cell counts as not right, and the reason is the finding
+                name = "input_name_changed" if j.unjudged.startswith("the defined name") else "not_judged"
+                m = replace(CATALOGUE[name], title=f"{CATALOGUE[name].title}: {j.unjudged}")
+            else:
+                name = diagnose(j, BlockContext(b, shifts, stores, names), shifts, stores, i)
+                m = CATALOGUE[name]
             path = getattr(j, "cycle", None)
             if path and name == "circular_reference":  # the cycle in words
                 m = replace(m, hint=CIRCULAR_HINT.format(path=path))
@@ -339,7 +365,8 @@ def _strict(report, path, book, blocks, exercise, shifts, stores, names, mistake
     for (sheet, row, col), value in inputs.items():  # input cells hold values: the store takes them as changed
         if sheet in stores:
             stores[sheet].set(row, col, value)
-    names2 = dict(names)
+    names2 = type(names)(names)
+    names2.problems = getattr(names, "problems", {})
     for name in list(names2):
         if name.lower().endswith("lr"):
             names2[name] = names2[name] * 0.5

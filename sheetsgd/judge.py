@@ -71,6 +71,9 @@ class BlockContext(Context):
                    rows=np.broadcast_to(heights, (n, 1)).astype(float))
 
     def name(self, name: str) -> Val:
+        problem = getattr(self.names, "problems", {}).get(name.lower())
+        if problem:
+            raise EvalError(problem)
         if name not in self.names:
             raise EvalError(f"no input named {name}")
         x = np.float64(self.names[name])
