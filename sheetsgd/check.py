@@ -18,6 +18,7 @@ import numpy as np
 from .blocks import Block, is_update
 from .errors import SheetsgdError
 from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
+from .assignment import identity
 from .cellmarks import column_marks, merge_marks, wrong_cells
 from .diagnose import diagnose
 from .engines import mark_cannot_judge, scan
@@ -162,7 +163,8 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
     manifest, manifest_sheet = read_manifest(book)
     expected_names: dict[str, str] = {}
     lesson, blocks, exercise = rebuild(path, book, manifest, manifest_sheet, limits, names_out=expected_names)
-    if not any(exercise.values()):  # a full workbook: its template's exercise columns are what is scored
+    student_version = any(exercise.values())
+    if not student_version:  # a full workbook: its template's exercise columns are what is scored
         from .exercise import resolve
         try:
             exercise = resolve(blocks, None, list(getattr(lesson, "exercise", []) or []))
@@ -217,7 +219,8 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits) -> Report:
         "batch_size": getattr(lesson, "batch_size", None), "epochs": getattr(lesson, "epochs", None),
         "steps": n_steps, "variant": getattr(lesson, "variant", None), "inputs": {k: v for k, v in names.items() if k == k.lower() or k not in names},
         "exercise": sorted(k for keys in exercise.values() for k in keys),
-        "steps_sheet": shifts.get(blocks[0].sheet).sheet if blocks else None},
+        "steps_sheet": shifts.get(blocks[0].sheet).sheet if blocks else None,
+        "identity": identity(manifest.get("origin")), "student_version": student_version},
         columns=results, mistakes=mistakes, notes=notes, recalculated_by=recalculated_by)
     if recalculated_by:
         report.notes.append(f"values recalculated by {'IronCalc' if recalculated_by == 'ironcalc' else 'LibreOffice'}"

@@ -21,7 +21,7 @@ from .errors import SheetsgdError
 from .xlsxread import Limits
 
 CSV_FIELDS = ["id", "file", "status", "grade", "score", "correct", "total", "formulas_right", "mistakes", "message",
-              "variant", "suspected_copy"]
+              "variant", "suspected_copy", "lesson", "exercise"]
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -50,7 +50,9 @@ def row_for(path: Path, report: dict) -> dict:
             "correct": score.get("correct", ""), "total": score.get("total", ""),
             "formulas_right": "" if score.get("formulas_share") is None else round(score["formulas_share"], 6),
             "mistakes": mistakes, "message": report.get("message", ""),
-            "variant": (report.get("lesson") or {}).get("variant") or "", "suspected_copy": ""}
+            "variant": (report.get("lesson") or {}).get("variant") or "", "suspected_copy": "",
+            "lesson": (report.get("lesson") or {}).get("name") or "",
+            "exercise": " ".join(sorted(set((report.get("lesson") or {}).get("exercise") or [])))}
 
 
 def _gradescope(path: Path, report: dict, text: str) -> dict:
@@ -152,9 +154,19 @@ class Progress:
             self.stream.flush()
 
 
+def refuse(report: dict, why: str) -> dict:
+    """A checked report turned into a refusal (not the assignment's workbook): score 0, one line."""
+    total = (report.get("score") or {}).get("total") or 0
+    return {"file": report.get("file"), "status": "refused", "exit_code": 2, "message": why,
+            "lesson": report.get("lesson") or {}, "notes": [], "mistakes": [], "columns": [],
+            "score": {"correct": 0, "total": total, "share": 0.0, "formulas_right": 0, "formulas_share": 0.0}}
+
+
 def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "auto", strict: bool = False,
-          limits: Limits = Limits(), max_memory_mb: float = 2048, progress: bool = True) -> list[tuple[dict, dict, str]]:
-    """(CSV row, report dict, report text) per file, in input order."""
+          limits: Limits = Limits(), max_memory_mb: float = 2048, progress: bool = True,
+          assignment=None) -> list[tuple[dict, dict, str]]:
+    """(CSV row, report dict, report text) per file, in input order. With ``assignment`` (a
+    :class:`sheetsgd.assignment.Assignment`), a workbook that is not its student version is refused."""
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     settings = {"recalc": recalc, "strict": strict, "limits": limits.__dict__, "max_memory_mb": max_memory_mb}
@@ -206,6 +218,10 @@ def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "
             w.stop(kill=w.task is not None)
     out = []
     for path, (report, text) in zip(paths, results):
+        why = assignment.refusal(dict(report, file=str(path))) if assignment is not None and \
+            report.get("status") in ("correct", "mistakes") else None
+        if why:
+            report, text = refuse(report, why), why
         out.append((row_for(path, report), report, text))
     return out
 
