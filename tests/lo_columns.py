@@ -1,6 +1,7 @@
 """Column edits made by real LibreOffice (a Basic macro run headless): a helper column inserted inside a
 table (LibreOffice moves every reference past it, defined names too) or a column deleted; then the
-workbook is recalculated and saved as .xlsx. One LibreOffice process runs a job list for many files."""
+workbook is recalculated (twice: a first pass over stale values can leave a cell that read another's
+stale value) and saved as .xlsx. One LibreOffice process runs a job list for many files."""
 from __future__ import annotations
 
 import os
@@ -42,6 +43,7 @@ Sub Edit(jobs As String, done As String)
       sh.unprotect(&quot;&quot;)
       sh.getColumns().removeByIndex(CLng(parts(2)), 1)
     ElseIf parts(0) = &quot;save&quot; Then
+      doc.calculateAll()
       doc.calculateAll()
       doc.storeToURL(ConvertToURL(parts(1)), fargs())
       If Not FileExists(parts(1)) Then errors = errors &amp; &quot;not saved &quot; &amp; ConvertToURL(parts(1)) &amp; &quot;; &quot;
