@@ -25,7 +25,7 @@ LESSONS = {"linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1}, "penguins
 def set_name(src: Path, dst: Path, name: str, target: str | None) -> Path:
     """A copy whose defined name ``name`` refers to ``target`` (None: the name deleted), as Name Manager
     would leave it: only workbook.xml changes, every cell keeps its formula and saved value."""
-    pattern = re.compile(r'<definedName name="' + re.escape(name) + r'"(?![^>]*localSheetId)[^>]*>[^<]*</definedName>')
+    pattern = re.compile(r'<definedName(?![^>]*localSheetId)[^>]*\sname="' + re.escape(name) + r'"[^>]*>[^<]*</definedName>')
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
         for item in zin.infolist():
             data = zin.read(item.filename)
