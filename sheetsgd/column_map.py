@@ -90,8 +90,7 @@ def locate_columns(columns: dict, texts: dict[int, str]) -> tuple[dict[str, int]
         have = by_text.get(text, [])
         if len(have) == len(refs):  # the k-th such header of the block is the k-th in the row
             found.update({key: col for (_, key), col in zip(refs, have)})
-        elif len(refs) == 1 and len(have) > 1:  # the header also heads a helper column: the nearest one
-            pass  # placed below, once the neighbours tell where it belongs
+        # otherwise (a helper column with the same header, one of them deleted): placed below, by the neighbours
     ref_of = {key: ref for key, (ref, _) in columns.items()}
     missing = []
     for key, (ref, header) in sorted(columns.items(), key=lambda kv: kv[1][0]):
