@@ -241,13 +241,14 @@ def _settle(report: Report) -> None:
     if not cols:  # nothing graded (a workbook without exercise columns): its mistakes decide
         return
     right = all(c.correct == c.total and c.local_correct == c.total for c in cols)
-    if right and report.mistakes:
+    if right:  # a mistake in an exercise column always leaves a cell not right (else the audit says so)
         report.notes += [f"outside the exercise (not graded): {m['header']} ({m['column']}) on {m.get('sheet')}: "
-                         f"{m['title']}, from step {m['step']} ({m['cell']})" for m in report.mistakes]
-        report.mistakes = []
+                         f"{m['title']}, from step {m['step']} ({m['cell']})" for m in report.mistakes
+                         if not m.get("exercise")]
+        report.mistakes = [m for m in report.mistakes if m.get("exercise")]
     if not right and not report.mistakes:
         report.notes.append("exercise cells not right (see the columns)")
-    report.status = "correct" if right else "mistakes"
+    report.status = "correct" if right and not report.mistakes else "mistakes"
 
 
 def _optimizers_of(lesson) -> str | None:
