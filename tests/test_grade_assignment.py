@@ -75,3 +75,18 @@ def test_without_an_assignment_the_csv_still_names_the_lesson(folder):
     assert rows["full"]["status"] == "correct"  # graded as what it is; only an assignment tells it apart
     result = CliRunner().invoke(cli, ["grade", str(folder / "subs"), "-o", str(folder / "x.csv"), "--epochs", "1"])
     assert result.exit_code == 2 and "--assignment" in result.output
+
+
+@pytest.mark.parametrize("lesson, options", [("titanic-logistic", {"epochs": 1}), ("collab-filter", {"epochs": 2}),
+                                             ("optimizers", {"epochs": 1})])
+def test_other_kinds_refuse_their_full_workbook_and_another_lesson(lesson, options, folder, tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    api.load(lesson, **options).build(subs / "full.xlsx", progress=False)
+    (subs / "linear.xlsx").write_bytes((folder / "subs" / "good.xlsx").read_bytes())
+    flags = [x for k, v in options.items() for x in (f"--{k}", str(v))]
+    rows, results = _grade(tmp_path, "--assignment", lesson, *flags)
+    assert rows["full"]["status"] == "refused" and "full workbook" in rows["full"]["message"], rows["full"]
+    assert rows["linear"]["status"] == "refused" and "not this assignment's workbook" in rows["linear"]["message"]
+    assert all(float(r["grade"]) == 0 and float(r["score"]) == 0 and r["lesson"] for r in rows.values())
+    assert all(s["score"] == 0 for s in results["submissions"])
