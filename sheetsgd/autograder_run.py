@@ -9,7 +9,8 @@ Which file is graded: the one ``.xlsx`` file anywhere under the submission folde
 ``.xlsx`` (nothing submitted, or only other files), or more than one: score 0 and a one-line reason
 naming what was found, so the student resubmits exactly one workbook. The workbook must be the
 assignment's lesson with the same options (a variant of it when the bundle allows variants) and
-the same exercise columns; otherwise score 0 and why. With ``variant_key`` (``autograder --variant-key
+the same exercise columns, and its student version (not the full workbook, which any student can build);
+otherwise score 0 and why (:mod:`sheetsgd.assignment`). With ``variant_key`` (``autograder --variant-key
 email``), the workbook's variant ID must be that field of one of the submitters in Gradescope's
 ``ROOT/submission_metadata.json`` (``users``): a classmate's variant scores 0. It is checked in a worker process with the
 bundle's time and memory limits and the checker's size limits (a zip bomb, an XXE or a huge file is
@@ -55,20 +56,6 @@ def find_submission(folder: Path) -> tuple[Path | None, str, list[str]]:
                       "to grade."), []
     notes = [f"ignored {r} (not an .xlsx workbook)" for r in rel[:5]]
     return found[0], "", notes
-
-
-def _base(origin) -> str:
-    from .copies import _base as base
-
-    return base(origin) if isinstance(origin, dict) else ""
-
-
-def _origin_of(path: Path, limits):
-    from .submission import read_manifest
-    from .xlsxread import Workbook
-
-    manifest, _ = read_manifest(Workbook(str(path), limits))
-    return manifest.get("origin")
 
 
 def _owners(config: dict, notes: list[str]) -> set[str] | None:
@@ -124,17 +111,12 @@ def grade_one(config: dict, path: Path, notes: list[str]) -> dict:
     if report.get("status") not in ("correct", "mistakes"):
         return gradescope.refusal(f"Cannot check {path.name}: {report.get('message') or report.get('status')}",
                                   with_leaderboard=board, **style)
-    try:
-        origin = _origin_of(path, limits)
-    except Exception as exc:  # it was just read by the checker; anything else is refused, not a crash
-        return gradescope.refusal(f"Cannot read the manifest of {path.name}: {exc}"[:300], with_leaderboard=board, **style)
+    from .assignment import Assignment
+
     lesson = report.get("lesson") or {}
-    if _base(origin) != _base(config["origin"]):
-        return gradescope.refusal(
-            f"{path.name} is not this assignment's workbook: it is lesson {lesson.get('name')!r}"
-            + (f" with options {json.dumps((origin or {}).get('options'))}" if isinstance(origin, dict) else "")
-            + f"; the assignment is lesson {config['lesson']!r} with options {json.dumps(config.get('options'))}. "
-              "Download the assignment's workbook and fill that in.", with_leaderboard=board, **style)
+    why = Assignment.from_config(config).refusal(dict(report, file=path.name))
+    if why:  # another lesson, other options or exercise columns, or the full workbook: score 0
+        return gradescope.refusal(why, with_leaderboard=board, **style)
     if lesson.get("variant") and not config.get("variants"):
         notes.append(f"the workbook is variant {lesson['variant']!r}; this assignment has no variants")
     owners = _owners(config, notes)
@@ -144,11 +126,6 @@ def grade_one(config: dict, path: Path, notes: list[str]) -> dict:
             f"{path.name} is not your own variant of the workbook (it was built for "
             + ("another ID" if lesson.get("variant") else "no student") + "): download your own workbook, fill it in "
             "and submit that.", with_leaderboard=board, **style)
-    if sorted(lesson.get("exercise") or []) != sorted(config.get("exercise") or []):
-        return gradescope.refusal(
-            f"{path.name} has exercise columns {', '.join(lesson.get('exercise') or []) or 'none'}, the assignment "
-            f"{', '.join(config.get('exercise') or [])}: its manifest was changed. Download the assignment's "
-            "workbook again.", with_leaderboard=board, **style)
     out = gradescope.results(report, path.name, points=config.get("points"), with_leaderboard=board, **style)
     if board:
         try:

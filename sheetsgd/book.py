@@ -76,6 +76,13 @@ _NULL = _Null()
 
 
 class _NullWorkbook(_Null):
+    def __init__(self, name: str = ""):
+        super().__init__(name)
+        self.defined_names = []  # as xlsxwriter keeps them: the checker compares the workbook's with these
+
+    def define_name(self, name, formula):
+        self.defined_names.append([name, -1, str(formula).lstrip("="), False])
+
     def add_worksheet(self, name=None, worksheet_class=None):
         return _Null(name)
 
@@ -120,7 +127,7 @@ class Book:
     def report(self, steps: int, longest_formula: int = 0) -> "BuildReport":
         size = 0 if self.null else os.path.getsize(self.path)
         return BuildReport(self.path, steps, self.counts["formula"], self.counts["value"], size, longest_formula,
-                           blocks=self.blocks)
+                           blocks=self.blocks, names=self.names())
 
 
 @dataclass
@@ -132,6 +139,7 @@ class BuildReport:
     bytes: int = 0
     longest_formula: int = 0  # characters (reported where the size guard measured it)
     blocks: list = field(default_factory=list, repr=False)  # what was written, for the checker
+    names: dict = field(default_factory=dict, repr=False)  # {defined name: its target}
 
     @property
     def cells(self) -> int:

@@ -16,6 +16,7 @@ import numpy as np
 from .blocks import Block, is_update
 from .errors import SheetsgdError
 from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
+from .assignment import identity
 from .cellmarks import column_marks, merge_marks, wrong_cells
 from .diagnose import diagnose
 from .engines import differences_in, mark_cannot_judge, scan
@@ -25,8 +26,8 @@ from .mistakes import CATALOGUE
 from .own_formulas import settle, verify
 from .recalc_child import ironcalc_sources, libreoffice_book
 from .placement import SheetValues, find_blocks, plain
-from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report  # noqa: F401 (the API)
-from .rebuild import _names, name_cells, rebuild
+from .report import EXIT_CANNOT, EXIT_CORRECT, EXIT_MISTAKES, ColumnResult, Report, audit  # noqa: F401 (the API)
+from .rebuild import _names, changed_names, name_cells, rebuild
 from .submission import read_manifest
 from .xlsxread import CellError, Limits, Workbook, column_letters
 
@@ -39,7 +40,7 @@ def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits 
     """Check one workbook. Never raises for a bad file: the report says why it cannot be checked.
     ``verify_formulas=False`` trusts saved values (only the benchmark measures what verifying costs)."""
     try:
-        return _check(str(path), recalc, strict, limits, verify_formulas)
+        return audit(_check(str(path), recalc, strict, limits, verify_formulas))
     except SheetsgdError as exc:
         where = exc.where or ""
         if where.startswith(str(path)):
@@ -64,11 +65,11 @@ def _overflow_step(blocks: list[Block], shifts, stores) -> int | None:
         for c in b.columns:
             if not c.pattern or not is_update(c.key):
                 continue
-            values = store.gather(rows, c.col + 1 + shift.cols)
+            values = store.gather(rows, shift.col(c.col))
             bad = np.flatnonzero(~np.isfinite(values))
             if not len(bad):
                 continue
-            raw = store.raw_at(int(rows[bad[0]]), c.col + 1 + shift.cols)
+            raw = store.raw_at(int(rows[bad[0]]), shift.col(c.col))
             if isinstance(raw, CellError) and str(raw) != "#NUM!":
                 continue  # #VALUE!, #REF!, #CIRC!, …: a broken formula, not a divergence
             if not isinstance(raw, CellError) and divergence_step(values) is None:
@@ -85,8 +86,10 @@ def _stores(book: Workbook, shifts, source=None) -> dict[str, SheetValues]:
 def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas: bool = True) -> Report:
     book = Workbook(path, limits)
     manifest, manifest_sheet = read_manifest(book)
-    lesson, blocks, exercise = rebuild(path, book, manifest, manifest_sheet, limits)
-    if not any(exercise.values()):  # a full workbook: its template's exercise columns are what is scored
+    expected_names: dict[str, str] = {}
+    lesson, blocks, exercise = rebuild(path, book, manifest, manifest_sheet, limits, names_out=expected_names)
+    student_version = any(exercise.values())
+    if not student_version:  # a full workbook: its template's exercise columns are what is scored
         from .exercise import resolve
         try:
             exercise = resolve(blocks, None, list(getattr(lesson, "exercise", []) or []))
@@ -123,6 +126,7 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
         stores = _stores(book, shifts, ironcalc_sources(path, book, list(stores)).__getitem__)
         recalculated_by = "ironcalc"
     names = _names(book, stores)
+    notes += changed_names(book, expected_names, shifts, names)
     results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes, settled)
     for b in blocks:  # a deleted step row: one mistake at that row, not one per column
         shift = shifts[b.sheet]
@@ -148,7 +152,8 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
         "batch_size": getattr(lesson, "batch_size", None), "epochs": getattr(lesson, "epochs", None),
         "steps": n_steps, "variant": getattr(lesson, "variant", None), "inputs": {k: v for k, v in names.items() if k == k.lower() or k not in names},
         "exercise": sorted(k for keys in exercise.values() for k in keys),
-        "steps_sheet": shifts.get(blocks[0].sheet).sheet if blocks else None},
+        "steps_sheet": shifts.get(blocks[0].sheet).sheet if blocks else None,
+        "identity": identity(manifest.get("origin")), "student_version": student_version},
         columns=results, mistakes=mistakes, notes=notes, recalculated_by=recalculated_by)
     if recalculated_by:
         report.notes.append(f"values recalculated by {'IronCalc' if recalculated_by == 'ironcalc' else 'LibreOffice'}"
@@ -156,6 +161,7 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
     mark_cannot_judge(report, findings)
     if strict:
         _strict(report, path, book, blocks, exercise, shifts, stores, names, mistakes, results)
+    report.settle()
     return report
 
 
@@ -193,7 +199,7 @@ class _ExerciseView:
 
     def __init__(self, block: Block, keys, shift, store):
         self.exercise = sorted(keys)
-        self.col_of = {k: block.column(k).col + 1 + shift.cols for k in self.exercise}
+        self.col_of = {k: shift.col(block.column(k).col) for k in self.exercise}
         self.step_rows = [int(r) for r in shift.to_student(np.arange(block.first_row + 1, block.first_row + 1 + block.n))]
         self.sheet = store.sheet
         self._steps = block.step
@@ -211,7 +217,7 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, set
     skipped, settled = [], settled or {}
     judged = judge_blocks(blocks, exercise, shifts, stores, names, skipped, {k: v[0] for k, v in settled.items()})
     if skipped and notes is not None:
-        notes.append("not judged (the checker cannot evaluate them): " + "; ".join(skipped[:5])
+        notes.append("cannot be judged, so counted as not right: " + "; ".join(skipped[:5])
                      + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
     cone = cones(judged)
     roots = {j.id: j for j in judged if not j.ok.all()}
@@ -231,14 +237,22 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, set
                                "found": found_at(j, i), "formula": f"={formula}" if formula else None}
         if status == "knock-on":
             upstream = [r for r in roots.values() if r.id in cone[j.id]]
+            if j.exercise and any(not r.exercise for r in upstream):  # forgiven only after the student's own
+                res.local_correct = res.correct  # exercise mistakes: a changed given cell is not worked around
             res.knock_on_of = [r.key for r in sorted(upstream, key=lambda r: (int(r.block.step[np.argmax(~r.ok)]),
                                                                                r.key))]
         if j.id in roots:
             not_following = settled.get(j.id)  # a saved value not from its formula: the first thing to fix
             i = int(np.argmax(not_following[0] if not_following else ~j.ok))
-            ctx = BlockContext(b, shifts, stores, names)
-            name = not_following[1] if not_following else diagnose(j, ctx, shifts, stores, i)
-            m = CATALOGUE[name]
+            if not_following:
+                name = not_following[1]
+                m = CATALOGUE[name]
+            elif j.unjudged:  # every cell counts as not right, and the reason is the finding
+                name = "input_name_changed" if j.unjudged.startswith("the defined name") else "not_judged"
+                m = replace(CATALOGUE[name], title=f"{CATALOGUE[name].title}: {j.unjudged}")
+            else:
+                name = diagnose(j, BlockContext(b, shifts, stores, names), shifts, stores, i)
+                m = CATALOGUE[name]
             path = getattr(j, "cycle", None)
             if path and name == "circular_reference":  # the cycle in words
                 m = replace(m, hint=CIRCULAR_HINT.format(path=path))
@@ -288,7 +302,7 @@ def _strict(report, path, book, blocks, exercise, shifts, stores, names, mistake
         store = stores[shift.sheet]
         for c in b.columns:
             if c.pattern and is_update(c.key):
-                row, col = b.first_row + shift.rows, c.col + 1 + shift.cols
+                row, col = b.first_row + shift.rows, shift.col(c.col)
                 v = store.gather(np.array([row]), np.array([col]))[0]
                 if not store.cells(np.array([row]), np.array([col]))[1][0] and np.isfinite(v):
                     inputs[(shift.sheet, row, col)] = v + 0.25 * (1 + abs(v))
@@ -296,7 +310,8 @@ def _strict(report, path, book, blocks, exercise, shifts, stores, names, mistake
     for (sheet, row, col), value in inputs.items():  # input cells hold values: the store takes them as changed
         if sheet in stores:
             stores[sheet].set(row, col, value)
-    names2 = dict(names)
+    names2 = type(names)(names)
+    names2.problems = getattr(names, "problems", {})
     for name in list(names2):
         if name.lower().endswith("lr"):
             names2[name] = names2[name] * 0.5

@@ -37,8 +37,9 @@ def clean_errors(func):
     return wrapper
 
 
-def lesson_options(func):
-    """The options that override a template's values, shared by build and trace."""
+def lesson_options(func, argument: bool = True):
+    """The options that override a template's values, shared by build and trace (and grade --assignment,
+    without the LESSON argument)."""
     options = [
         click.argument("lesson", metavar="LESSON|FILE.toml"),
         click.option("--optimizer", type=click.Choice(sorted(OPTIMIZERS)), help="Optimizer (default: the template's)."),
@@ -50,7 +51,7 @@ def lesson_options(func):
         click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the examples each epoch."),
         click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed of the per-epoch shuffle (≥ 0)."),
     ]
-    for option in reversed(options):
+    for option in reversed(options if argument else options[1:]):
         func = option(func)
     return func
 
@@ -259,14 +260,31 @@ def check_command(file, as_json, fmt, annotate_to, strict, recalc, timeout, max_
               help="Also write a marked-up copy of every checked submission here (ID.xlsx, as check --annotate).")
 @click.option("--feedback-dir", type=click.Path(file_okay=False),
               help="Also write one self-contained HTML feedback page per submission here (ID.html).")
+@click.option("--assignment", metavar="LESSON|FILE.toml",
+              help="The assignment graded (with the lesson options below): any other workbook, the lesson's full "
+                   "workbook included, is refused with score 0.")
+@click.option("--exercise", is_flag=False, flag_value="", default=None, metavar="[COLUMNS]",
+              help="With --assignment: its exercise columns (as build --exercise; default: the template's).")
+@lambda f: lesson_options(f, argument=False)
 @limit_options
 @clean_errors
 def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, strict, recalc, quiet,
-                  annotate_dir, feedback_dir, max_file_mb, max_part_mb, max_cells, max_members):
+                  annotate_dir, feedback_dir, assignment, exercise, optimizer, lr, epochs, batch_size, loss, shuffle,
+                  seed, max_file_mb, max_part_mb, max_cells, max_members):
     """Check many submissions (files or folders) in parallel: one CSV row per file."""
     from .collect import collect, unique_ids
     from .grade import CsvStream, Interrupted, grade, keep_finished, write_results_json
     from .progress import is_terminal, reporting
+
+    overrides = dict(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss, shuffle=shuffle,
+                     seed=seed)
+    the_assignment = None
+    if assignment is not None:
+        from .assignment import assignment_of
+
+        the_assignment = assignment_of(_lesson(assignment, **overrides), exercise)
+    elif exercise is not None or any(v is not None for v in overrides.values()):
+        raise SheetsgdError("--exercise and the lesson options go with --assignment LESSON|FILE.toml")
 
     found = collect(list(paths))
     files = found.files
@@ -293,7 +311,8 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
         graded = grade(files, jobs=jobs, timeout=timeout, recalc=recalc or "auto", strict=strict, limits=limits,
                        max_memory_mb=max_memory_mb, progress=show_progress, inputs=inputs, on_result=on_result,
                        annotated=[annotate_dir and str(Path(annotate_dir, f"{i}.xlsx")) for i in ids],
-                       pages=[feedback_dir and str(Path(feedback_dir, f"{i}.html")) for i in ids])
+                       pages=[feedback_dir and str(Path(feedback_dir, f"{i}.html")) for i in ids],
+                       assignment=the_assignment)
         for (row, _, _), id_ in zip(graded, ids):
             row["id"] = id_
         from .copies import suspected_copies

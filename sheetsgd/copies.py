@@ -79,7 +79,7 @@ def sheet_values(path: Path, book: Workbook, blocks) -> dict:
         rows = shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))
         for c in b.columns:
             if c.key in b.values:
-                out[(b.name, c.key)] = store.gather(rows, np.full(len(rows), c.col + 1 + shift.cols))
+                out[(b.name, c.key)] = store.gather(rows, np.full(len(rows), shift.col(c.col)))
     return out
 
 

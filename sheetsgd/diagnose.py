@@ -44,7 +44,7 @@ def diagnose(j, ctx, shifts, stores, first: int) -> str:
     path = _cycle(stores[shift.sheet].sheet, row, j.col)
     if path:  # named for what it is, whatever the values say (LibreOffice Err:522, IronCalc #CIRC!)
         j.cycle = path
-        own = {c.col + 1 + shift.cols: c.key for c in b.columns}
+        own = {shift.col(c.col): c.key for c in b.columns}
         reads_update = any(is_update(own.get(column_index(m.group(4))) or "")
                            for r in refs if r["offset"] == 0 for m in [_CELL_REF.match(r["text"])] if m)
         return "own_row_update" if reads_update else "circular_reference"
@@ -61,7 +61,7 @@ def diagnose(j, ctx, shifts, stores, first: int) -> str:
         if np.all(agree(j.found[wrong], expected[wrong], mag[wrong], rel=1e-7)):
             return name
     if any(r["sheet"] == shift.sheet and r["offset"] == 0 and r["row"] > header for r in refs):
-        own = {c.col + 1 + shift.cols: c.key for c in b.columns}
+        own = {shift.col(c.col): c.key for c in b.columns}
         for r in refs:
             m = _CELL_REF.match(r["text"])
             key = own.get(column_index(m.group(4))) if m and r["sheet"] == shift.sheet else None

@@ -22,7 +22,7 @@ from .safetext import json_text, shown, shown_path
 from .xlsxread import Limits
 
 CSV_FIELDS = ["id", "file", "status", "grade", "score", "correct", "total", "formulas_right", "mistakes", "message",
-              "variant", "suspected_copy"]
+              "variant", "suspected_copy", "lesson", "exercise"]
 _DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -51,7 +51,9 @@ def row_for(path: Path, report: dict) -> dict:
             "correct": score.get("correct", ""), "total": score.get("total", ""),
             "formulas_right": "" if score.get("formulas_share") is None else round(score["formulas_share"], 6),
             "mistakes": mistakes, "message": report.get("message", ""),
-            "variant": (report.get("lesson") or {}).get("variant") or "", "suspected_copy": ""}
+            "variant": (report.get("lesson") or {}).get("variant") or "", "suspected_copy": "",
+            "lesson": (report.get("lesson") or {}).get("name") or "",
+            "exercise": " ".join(sorted(set((report.get("lesson") or {}).get("exercise") or [])))}
 
 
 def _gradescope(path: Path, report: dict, text: str) -> dict:
@@ -100,7 +102,12 @@ def _one(task: tuple, settings: dict, limits: Limits) -> tuple[dict, str, list[s
     problems = []
     with pinned(path, limits):
         report = check(path, recalc=settings["recalc"], strict=settings["strict"], limits=limits)
-        data = report.to_dict()
+        data, text = report.to_dict(), report.to_text()
+        assignment = settings.get("assignment")
+        why = assignment.refusal(dict(data, file=str(path))) if assignment is not None and \
+            data.get("status") in ("correct", "mistakes") else None
+        if why:  # not the assignment's student version: refused before any feedback is written
+            data, text = refuse(data, why), why
         if page:
             from .feedback_html import write
 
@@ -108,7 +115,7 @@ def _one(task: tuple, settings: dict, limits: Limits) -> tuple[dict, str, list[s
                 write(data, page, settings["inputs"])
             except SheetsgdError as exc:
                 problems.append(f"no feedback page: {exc}")
-        if annotated and data["status"] != "error":
+        if annotated and data["status"] not in ("error", "refused"):
             from .annotate import annotate
 
             try:
@@ -117,7 +124,7 @@ def _one(task: tuple, settings: dict, limits: Limits) -> tuple[dict, str, list[s
                 problems.append(f"not annotated: {exc}")
             except MemoryError:  # the verdict stands; only the copy is lost
                 problems.append(f"not annotated: {path}: ran out of memory (worker memory cap)")
-    return data, report.to_text(), problems
+    return data, text, problems
 
 
 class _Worker:
@@ -178,6 +185,14 @@ class Progress:
             self.stream.flush()
 
 
+def refuse(report: dict, why: str) -> dict:
+    """A checked report turned into a refusal (not the assignment's workbook): score 0, one line."""
+    total = (report.get("score") or {}).get("total") or 0
+    return {"file": report.get("file"), "status": "refused", "exit_code": 2, "message": why,
+            "lesson": report.get("lesson") or {}, "notes": [], "mistakes": [], "columns": [],
+            "score": {"correct": 0, "total": total, "share": 0.0, "formulas_right": 0, "formulas_share": 0.0}}
+
+
 class Interrupted(Exception):
     """Ctrl-C during ``grade``: ``finished`` holds (index, CSV row, report, text) of every file done."""
 
@@ -189,17 +204,18 @@ class Interrupted(Exception):
 def grade(paths: list[Path], jobs: int = 0, timeout: float = 60, recalc: str = "auto", strict: bool = False,
           limits: Limits = Limits(), max_memory_mb: float = 2048, progress: bool = True, *,
           annotated: list[str | None] | None = None, pages: list[str | None] | None = None,
-          inputs=None, on_result=None) -> list[tuple[dict, dict, str]]:
+          inputs=None, on_result=None, assignment=None) -> list[tuple[dict, dict, str]]:
     """(CSV row, report dict, report text) per file, in input order. ``annotated``/``pages``: per file, where
     its annotated copy / HTML page goes (or None), written by the worker under ``inputs``' output policy;
     ``on_result(index, row, report, text, problems)`` is called as each file finishes. Ctrl-C raises
-    :class:`Interrupted` with what finished."""
+    :class:`Interrupted` with what finished. With ``assignment`` (a :class:`sheetsgd.assignment.Assignment`),
+    a workbook that is not its student version is refused (score 0, one line)."""
     from .outputs import Inputs, remove_leftovers
 
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     settings = {"recalc": recalc, "strict": strict, "limits": limits.__dict__, "max_memory_mb": max_memory_mb,
-                "inputs": inputs or Inputs(paths)}
+                "inputs": inputs or Inputs(paths), "assignment": assignment}
     tasks = [(str(p), (annotated or [None] * len(paths))[i], (pages or [None] * len(paths))[i])
              for i, p in enumerate(paths)]
     workers = [_Worker(ctx, settings) for _ in range(jobs)]

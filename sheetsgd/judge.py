@@ -50,7 +50,7 @@ class BlockContext(Context):
         shift = self.shifts[sheet]
         store = self.stores[shift.sheet]
         top, bottom = self._rows(ref.row1, shift), self._rows(ref.row2, shift)
-        cols = np.arange(ref.col1, ref.col2 + 1) + 1 + shift.cols
+        cols = np.array([shift.col(c) for c in range(ref.col1, ref.col2 + 1)], dtype=np.int64)
         if not ref.is_range:
             v = store.gather(top, cols[0])
             text = store.gather_text(top, cols[0]) if self.wants_text else None
@@ -71,6 +71,9 @@ class BlockContext(Context):
                    rows=np.broadcast_to(heights, (n, 1)).astype(float))
 
     def name(self, name: str) -> Val:
+        problem = getattr(self.names, "problems", {}).get(name.lower())
+        if problem:
+            raise EvalError(problem)
         if name not in self.names:
             raise EvalError(f"no input named {name}")
         x = np.float64(self.names[name])
@@ -98,6 +101,7 @@ class ColumnJudgement:
     correct: np.ndarray | None = None
     value_ok: np.ndarray | None = None  # the value is right (typed or not): what the cells reading it see
     errors: np.ndarray | None = None  # the cell shows an error value other than an overflow's #NUM!
+    unjudged: str | None = None  # why the column cannot be judged (then no cell of it counts right)
 
     @property
     def counted_right(self) -> np.ndarray:
@@ -148,7 +152,7 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
         rows = shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))
         ctx = BlockContext(b, shifts, stores, names)
         for c in b.columns:
-            col = c.col + 1 + shift.cols
+            col = shift.col(c.col)
             found, has_f, blank = store.cells(rows, col)
             found = np.where(np.isfinite(found), found, np.nan)
             is_ex = c.key in exercise.get(b.name, ())
@@ -158,8 +162,13 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
                 ctx.wants_text = '"' in c.pattern
                 try:
                     expected, mag = column(b.tree(c.key), ctx, b.n)
-                except EvalError as exc:  # not judged, and said so (never counted right)
+                except EvalError as exc:  # cannot be judged: every cell counts as not right, with the reason
                     skipped.append(f"{b.name}:{c.key} ({exc})")
+                    j = ColumnJudgement(b, c.key, rows, col, found, has_f, blank, np.zeros(b.n, bool),
+                                        np.full(b.n, np.nan), np.zeros(b.n), is_ex, _dependencies(b, c.key, at),
+                                        value_ok=np.zeros(b.n, bool), errors=store.error_cells(rows, col))
+                    j.unjudged = str(exc)
+                    judged[(b.name, c.key)] = j
                     continue
                 ok = agree(found, expected, mag) & ~blank
                 value_ok = ok.copy()  # what the cells downstream read: a typed right number misleads none

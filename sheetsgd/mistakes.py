@@ -121,6 +121,13 @@ CATALOGUE = {m.name: m for m in [
             "With ŷ = low + (high − low)·σ(z), ∂loss/∂z = err · dŷ/dz, and dŷ/dz = (ŷ − low)(high − ŷ)/(high − low)."),
     Mistake("circular_reference", "a circular reference",
             "The formula reads its own cell (directly or through others): read the previous row's values instead."),
+    Mistake("input_name_changed", "a defined name (an input) was changed",
+            "The lesson's inputs are named cells (lr, …): each name refers to its one cell. Change the value in "
+            "the cell, never where the name points (Name Manager); the cells that read it cannot be judged "
+            "until it refers to one cell holding a number."),
+    Mistake("not_judged", "cells the checker cannot judge",
+            "These cells count as not right: the checker could not evaluate the column's formula on your "
+            "values (the reason is given); restore the sheet's layout around them."),
     Mistake("unrecognised", "wrong value",
             "Compare your formula with the column's description on the Introduction sheet."),
 ]}

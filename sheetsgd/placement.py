@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .column_map import ColumnMap, locate_columns, row_texts
 from .structural import find_step_rows, gap_rows
 from .xlsxread import CellError, Sheet, Workbook
 
@@ -33,6 +34,11 @@ class Shift:
     row_map: np.ndarray | None = None  # student row of reference rows map_first, map_first + 1, …
     map_first: int = 0
     missing: dict | None = None  # block name -> step numbers whose rows are missing
+    col_map: ColumnMap | None = None  # reference column -> the student's (found by header, sheetsgd.column_map)
+
+    def col(self, ref_col: int) -> int:
+        """The student's sheet column (1-based) of a reference column (0-based)."""
+        return self.col_map(ref_col) if self.col_map is not None else ref_col + 1 + self.cols
 
     def to_student(self, ref_rows):
         """Student sheet rows (1-based) of reference rows (1-based), element-wise."""
@@ -188,7 +194,8 @@ def find_blocks(book: Workbook, entries: list[dict]) -> dict[str, Shift]:
             raise book.error(f"cannot find the {sheet} sheet: no sheet has a row with its headers ({shown}, …)")
         _, name, row, hits = best
         dc = Counter(hits).most_common(1)[0][0]
-        shifts[sheet] = Shift(name, row - 1 - entry["header_row"], dc)
+        shifts[sheet] = Shift(name, row - 1 - entry["header_row"], dc, col_map=ColumnMap(dc))
+    _locate(book, entries, shifts)
     for entry in entries:  # a step table: each step's row by its step number (a deleted row leaves a gap)
         step = entry["columns"].get("step")
         shift = shifts[entry["sheet"]]
@@ -196,7 +203,7 @@ def find_blocks(book: Workbook, entries: list[dict]) -> dict[str, Shift]:
             continue
         sheet = book.sheet(shift.sheet)
         first = entry["first_row"] + 1 + shift.rows
-        col = step[0] + 1 + shift.cols
+        col = shift.col(step[0])
         candidates = range(first, min(first + entry["n"] + 1000, sheet.max_row() + 1))
         values, _, _ = sheet.numbers(col, candidates)
         values = values.tolist() if isinstance(values, np.ndarray) else values
@@ -210,6 +217,25 @@ def find_blocks(book: Workbook, entries: list[dict]) -> dict[str, Shift]:
         shift.map_first = entry["first_row"] + 1
         shift.missing = {entry["name"]: missing}
     return shifts
+
+
+def _locate(book: Workbook, entries: list[dict], shifts: dict[str, Shift]) -> None:
+    """Every block's columns found by their headers in its header row (sheetsgd.column_map): one that
+    cannot be found with confidence stops the check, naming it."""
+    for entry in entries:
+        shift = shifts[entry["sheet"]]
+        columns = {k: v for k, v in entry["columns"].items() if isinstance(v, list) and len(v) == 2}
+        sheet = book.sheet(shift.sheet)
+        found, missing = locate_columns(columns, row_texts(sheet, entry["header_row"] + 1 + shift.rows))
+        if missing:
+            header = columns[missing[0]][1] or missing[0]
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise book.error(f"column {header!r}{more} not found on {shift.sheet}: it was deleted or its header "
+                             "changed; restore it to have the sheet checked")
+        for key, col in found.items():
+            if not shift.col_map.add(columns[key][0], col):
+                raise book.error(f"the columns of {shift.sheet} do not line up: column {columns[key][1]!r} of "
+                                 f"{entry['name']} is not where another table on the sheet puts it")
 
 
 def plain(value):

@@ -13,9 +13,11 @@ from .submission import _NAME_REF, lesson_from_manifest, locate
 from .xlsxread import Limits, Workbook, column_index
 
 
-def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limits: Limits, numbers: bool = False):
+def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limits: Limits, numbers: bool = False,
+            names_out: dict | None = None):
     """(lesson, blocks, exercise {block: keys}) of the workbook's lesson, rebuilt without writing anything;
-    the blocks hold the engine's numbers only with ``numbers`` (a dry run's layout is all a check needs)."""
+    the blocks hold the engine's numbers only with ``numbers`` (a dry run's layout is all a check needs).
+    ``names_out`` receives the defined names the lesson writes {name: target}."""
     origin = manifest.get("origin")
     if isinstance(origin, dict) and isinstance(origin.get("template"), dict):
         options = origin.get("options") if isinstance(origin.get("options"), dict) else {}
@@ -44,6 +46,8 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
     guard_check(lesson, book)  # refuse a run that will not fit, or costs far more than the file holds, first
     with np.errstate(all="ignore"):  # the layout, not the numbers: the file holds the student's
         report = kind.build(lesson, None, trace=kind.train(lesson) if numbers else kind.layout(lesson))
+    if names_out is not None:
+        names_out.update(getattr(report, "names", None) or {})
     return lesson, report.blocks, exercise
 
 
@@ -69,9 +73,68 @@ def name_cells(book: Workbook) -> dict[str, tuple[str, int, int]]:
     return out
 
 
-def _names(book: Workbook, stores_for) -> dict[str, float]:
+class Names(dict):
+    """{defined name: its cell's number} (each also in lower case), and ``problems`` {name (lower case): why
+    the cells that read it cannot be judged} for the lesson's names changed into something else."""
+
+    problems: dict[str, str]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.problems = {}
+
+
+def _target(text: str):
+    """(sheet, row, col) of a one-cell target such as ``Steps!$B$4``, or None."""
+    m = _NAME_REF.match(text or "")
+    if not m:
+        return None
+    return ((m.group(1) or "").replace("''", "'") or m.group(2), int(m.group(4)), column_index(m.group(3)))
+
+
+def changed_names(book: Workbook, expected: dict[str, str], shifts, names: Names) -> list[str]:
+    """The lesson's (workbook-scoped) defined names compared with the workbook's, where the sheets' blocks
+    are (``shifts``, sheetsgd.placement): a name deleted, widened to a range or pointing at a cell without a
+    number makes the cells that read it unjudgeable (``names.problems``); one pointing at another cell holding
+    a number is an input like any other, judged with its value (a note). Returns the notes."""
+    from .xlsxread import column_letters
+
+    theirs = {name.lower(): target for name, target in book.defined_names.items() if "!" not in name}
+    notes = []
+    for name, target in expected.items():
+        mine = _target(target)
+        if "!" in name or mine is None:
+            continue
+        sheet, row, col = mine
+        shift = shifts.get(sheet)
+        if shift is not None:
+            sheet, row, col = shift.sheet, int(shift.to_student([row])[0]), shift.col(col - 1)
+        where = f"{sheet}!${column_letters(col)}${row}"
+        now = theirs.get(name.lower())
+        found = _target(now) if now is not None else None
+        if now is None:
+            names.problems[name.lower()] = f"the defined name {name} was deleted (the lesson's: {where})"
+        elif found is None or found[0] not in book.sheet_names:
+            names.problems[name.lower()] = (f"the defined name {name} refers to {now.lstrip('=')[:80]}, not one cell "
+                                            f"(the lesson's: {where})")
+        elif found != (sheet, row, col):
+            value = names.get(name, names.get(name.lower(), float("nan")))
+            if not np.isfinite(value):
+                names.problems[name.lower()] = (f"the defined name {name} refers to {now.lstrip('=')[:80]}, which "
+                                                f"holds no number (the lesson's: {where})")
+            else:
+                notes.append(f"the defined name {name} refers to {now.lstrip('=')[:80]}, not the lesson's cell "
+                             f"({where}): the cells that read it are judged with its value {value:.10g}")
+    for name in names.problems:
+        names.pop(name, None)
+        for key in [k for k in names if k.lower() == name]:
+            names.pop(key)
+    return notes
+
+
+def _names(book: Workbook, stores_for) -> Names:
     """The defined names that point at one cell, with that cell's number (recalculated where it was)."""
-    out = {}
+    out = Names()
     for name, (sheet, row, col) in name_cells(book).items():
         if sheet in stores_for:  # recalculated values where the file was recalculated
             value = float(stores_for[sheet].gather(np.array([row]), np.array([col]))[0])

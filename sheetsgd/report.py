@@ -56,6 +56,24 @@ class Report:
         not punish knock-ons a second time (``score`` counts cells whose value is also right)."""
         return sum(c.local_correct for c in self.columns if c.exercise)
 
+    def settle(self) -> None:
+        """Status "correct" exactly when every exercise cell is right under both counts. Root causes no exercise
+        cell reads (a given column edited) then stay as notes: they do not touch the graded cells."""
+        if self.status == "error":
+            return
+        cols = [c for c in self.columns if c.exercise]
+        if not cols:  # nothing graded (a workbook without exercise columns): its mistakes decide
+            return
+        right = all(c.correct == c.total and c.local_correct == c.total for c in cols)
+        if right:  # a mistake in an exercise column always leaves a cell not right (else the audit says so)
+            self.notes += [f"outside the exercise (not graded): {m['header']} ({m['column']}) on {m.get('sheet')}: "
+                         f"{m['title']}, from step {m['step']} ({m['cell']})" for m in self.mistakes
+                         if not m.get("exercise")]
+            self.mistakes = [m for m in self.mistakes if m.get("exercise")]
+        if not right and not self.mistakes:
+            self.notes.append("exercise cells not right (see the columns)")
+        self.status = "correct" if right and not self.mistakes else "mistakes"
+
     def to_dict(self) -> dict:
         """The report as plain JSON data (non-finite numbers become null)."""
         correct, total = self.score
@@ -133,6 +151,40 @@ class Report:
             lines.append(f"Formulas right: {self.formulas_right}/{total} exercise cells follow from your own values "
                          "(knock-ons not counted against you; an error value is never right)")
         return "\n".join(map(shown, lines))  # each line one line: text from the file cannot add lines or drive a terminal
+
+
+AUDIT_ENV = "SHEETSGD_REPORT_AUDIT"  # a file: every report made is checked against the invariant, breaches appended
+
+
+def invariant_breach(report: "Report") -> str | None:
+    """Why a report breaks the grading invariant — status "correct" ⇔ every exercise cell right ⇔ grade
+    (formulas right) 1.0 ⇔ score 1.0 — or None. A report that could not be checked has no grade to break it."""
+    if report.status == "error":
+        return None
+    cols = [c for c in report.columns if c.exercise]
+    correct, total = report.score
+    if not total:  # nothing graded
+        return None
+    facts = {"status correct": report.status == "correct",
+             "every exercise cell right": all(c.correct == c.total for c in cols) and total > 0,
+             "score 1.0": total > 0 and correct == total,
+             "grade 1.0": total > 0 and report.formulas_right == total}
+    if len(set(facts.values())) > 1:
+        return f"{report.path}: " + ", ".join(f"{k}: {v}" for k, v in facts.items())
+    return None
+
+
+def audit(report: "Report") -> "Report":
+    """Where ``$SHEETSGD_REPORT_AUDIT`` names a file (the test suite sets it), append any breach of the
+    invariant to it: every report of every process is seen."""
+    import os
+
+    where = os.environ.get(AUDIT_ENV)
+    breach = invariant_breach(report) if where else None
+    if breach:
+        with open(where, "a", encoding="utf-8") as fh:
+            fh.write(breach.replace("\n", " ") + "\n")
+    return report
 
 
 def _json_safe(x):

@@ -69,6 +69,34 @@ def cell_values(path: Path) -> dict[str, dict[str, object]]:
 _LIBREOFFICE_FIXTURES = {"recalc"}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _report_audit_file(tmp_path_factory):
+    """Every check report any test makes — in this process, a grade worker or a CLI subprocess — is checked
+    against the grading invariant (sheetsgd.report.invariant_breach); breaches land in this file."""
+    import os
+
+    from sheetsgd.report import AUDIT_ENV
+
+    path = tmp_path_factory.mktemp("audit") / "breaches.txt"
+    path.touch()
+    os.environ[AUDIT_ENV] = str(path)
+    yield path
+    os.environ.pop(AUDIT_ENV, None)
+
+
+@pytest.fixture(autouse=True)
+def _report_invariant(_report_audit_file):
+    """A test whose reports break the invariant (status "correct" ⇔ every exercise cell right ⇔ grade 1.0 ⇔
+    score 1.0) fails, naming the report."""
+    before = _report_audit_file.stat().st_size
+    yield
+    with open(_report_audit_file, encoding="utf-8") as fh:
+        fh.seek(before)
+        breaches = fh.read().strip()
+    if breaches:
+        pytest.fail("a report breaks the grading invariant: " + breaches[:2000], pytrace=False)
+
+
 def pytest_collection_modifyitems(config, items):
     """Every test that recalculates in LibreOffice (through the ``recalc`` fixture, directly or through
     a fixture built on it) carries the ``libreoffice`` marker, so ``-m "not libreoffice"`` is the fast

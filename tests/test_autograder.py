@@ -339,7 +339,7 @@ def wheel(installed):
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_every_lesson_kind_gets_an_autograder(name, wheel, tmp_path):
     """The blank assignment scores 0 with one failed test per exercise column; the full workbook of the
-    same lesson (the engine's values cached) scores every cell."""
+    same lesson (the engine's values cached, which any student can build) is refused: score 0, one line."""
     from sheetsgd import api
     from sheetsgd.autograder_run import run
     from sheetsgd.lesson import bundled_lessons
@@ -362,22 +362,32 @@ def test_every_lesson_kind_gets_an_autograder(name, wheel, tmp_path):
         shutil.copy(source, root / "submission" / f"{what}.xlsx")
         results = run(root)
         validate(json.loads((root / "results" / "results.json").read_text()))
-        assert len(results["tests"]) == len(config["exercise"]) > 0, results["output"]
-        assert math.isclose(sum(t["max_score"] for t in results["tests"]), 10, rel_tol=1e-5)
         if what == "blank":
+            assert len(results["tests"]) == len(config["exercise"]) > 0, results["output"]
+            assert math.isclose(sum(t["max_score"] for t in results["tests"]), 10, rel_tol=1e-5)
             assert results["score"] == 0 and all(t["status"] == "failed" for t in results["tests"])
             assert all("blank" in t["tags"] or "knock_on" in t["tags"] for t in results["tests"]), results["tests"]
-        else:
-            assert all(t["status"] == "passed" for t in results["tests"]), results["output"]
-            assert math.isclose(results["score"], 10, rel_tol=1e-5)
+        else:  # the full workbook, every answer in it (any student can build it): refused, score 0, one line
+            assert results["score"] == 0 and results["tests"] == [], results["output"]
+            assert "\n" not in results["output"] and "full workbook" in results["output"], results["output"]
+
+
+def _filled(path: Path, lesson: str = "linear", **options) -> Path:
+    """The lesson's student version filled in correctly (formulas as a student types them, no saved values)."""
+    from sheetsgd import api
+
+    student = path.with_name(path.stem + "-blank.xlsx")
+    api.load(lesson, **options).build(student, exercise=True, progress=False)
+    fill_xml_sheets(str(student), str(path), fill_sheets(str(student)))
+    student.unlink()
+    return path
 
 
 def test_variants_are_accepted_with_allow_variants(wheel, tmp_path):
     from sheetsgd import api
     from sheetsgd.autograder_run import run
 
-    full = tmp_path / "mine.xlsx"
-    api.load("linear", epochs=1, variant="s-0042").build(full, progress=False)
+    full = _filled(tmp_path / "mine.xlsx", epochs=1, variant="s-0042")
     for flag in (["--allow-variants"], []):
         bundle = tmp_path / "ag.zip"
         result = CliRunner().invoke(cli, ["autograder", "linear", "--epochs", "1", "-o", str(bundle), "--wheel", str(wheel),
@@ -409,8 +419,7 @@ def test_variant_key_accepts_only_the_submitters_own_variant(wheel, tmp_path):
     users = {"users": [{"email": "ann@uni.edu", "name": "Ann", "id": 1}, {"email": "ben@uni.edu", "name": "Ben", "id": 2}]}
     for owner, expect_full in (("ben@uni.edu", True), ("eve@uni.edu", False), (None, False)):
         (root / "submission_metadata.json").write_text(json.dumps(users))
-        full = root / "submission" / "hw.xlsx"
-        api.load("linear", epochs=1, variant=owner).build(full, progress=False)
+        _filled(root / "submission" / "hw.xlsx", epochs=1, variant=owner)
         results = run(root)
         if expect_full:
             assert results["score"] == len(COLUMNS) * STEPS, results["output"]
@@ -418,6 +427,6 @@ def test_variant_key_accepts_only_the_submitters_own_variant(wheel, tmp_path):
             assert results["score"] == 0 and "not your own variant" in results["output"], results["output"]
             assert "eve@" not in results["output"]  # another student's ID is not shown
     (root / "submission_metadata.json").unlink()  # no metadata: graded, with a note
-    api.load("linear", epochs=1, variant="eve@uni.edu").build(root / "submission" / "hw.xlsx", progress=False)
+    _filled(root / "submission" / "hw.xlsx", epochs=1, variant="eve@uni.edu")
     results = run(root)
     assert results["score"] == len(COLUMNS) * STEPS and "not verified" in results["output"]
