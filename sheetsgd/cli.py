@@ -15,7 +15,8 @@ from .safetext import json_text, shown
 from . import kinds, outputs, runbounds
 from .lesson import bundled_lessons
 from .optimizers import OPTIMIZERS
-from .cli_options import BatchSize, FiniteFloat, _limits, limit_options  # noqa: F401 (used by the commands)
+from .cli_options import (EXIT_INTERRUPTED, QUIET, RECALC, VISIBILITY, BatchSize, FiniteFloat,  # noqa: F401 (used by the commands)
+                          _limits, limit_options)
 
 EXIT_USAGE = 2
 
@@ -63,10 +64,6 @@ def _lesson(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, vari
         raise SheetsgdError(f"--lr must be > 0 and finite, got {lr:g}")
     return api.load(lesson, optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
                     shuffle=shuffle, seed=seed, variant=variant)
-
-
-QUIET = click.option("--quiet", "-q", is_flag=True,
-                     help="No progress on stderr (shown only when stderr is a terminal).")
 
 
 class OneLineErrors(click.Group):
@@ -176,9 +173,6 @@ def trace(lesson, optimizer, lr, epochs, batch_size, loss, shuffle, seed, fmt, q
         click.echo(json.dumps(run.document(), allow_nan=False))
     else:
         run.write_csv(click.get_text_stream("stdout"))
-
-
-RECALC = click.Choice(["ironcalc", "libreoffice"])
 
 
 @cli.command("check")
@@ -342,12 +336,6 @@ def grade_command(paths, output, results_json, jobs, timeout, max_memory_mb, str
                + (f"; skipped {len(found.skipped)} entr{'y' if len(found.skipped) == 1 else 'ies'}" if found.skipped else "")
                + (f"; {len(copies)} suspected cop{'y' if len(copies) == 1 else 'ies'} (suspected_copy)" if copies else "")
                + f"; wrote {output}" + (f" and {results_json}" if results_json else ""))
-
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
-
-
-VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visible"])
 
 
 @cli.command("autograder")

@@ -6,6 +6,13 @@ import math
 import click
 
 
+QUIET = click.option("--quiet", "-q", is_flag=True,
+                     help="No progress on stderr (shown only when stderr is a terminal).")
+RECALC = click.Choice(["ironcalc", "libreoffice"])
+VISIBILITY = click.Choice(["hidden", "after_due_date", "after_published", "visible"])
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
+
 class BatchSize(click.ParamType):
     name = "N|full"
 
