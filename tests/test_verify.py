@@ -109,16 +109,31 @@ def test_equivalent_rewrites_still_pass(saved, tmp_path):
 
 @pytest.mark.libreoffice
 def test_a_forged_given_column_is_caught(saved, tmp_path):
+    """A given column forged where exercise cells read it (the Steps updates the Examples rows read): those
+    cells are judged on the recalculated values, so the file is not correct and the forged cells are named.
+    A given column no exercise cell reads (the accuracy's per-row 'correct'): reported, the grade untouched
+    (status follows the exercise cells alone)."""
     path = saved["titanic-logistic"]
-    formulas = _examples_formulas(path)
-    given = [c.letter for c in check(path).columns if c.sheet == "Examples" and not c.exercise and c.letter in formulas]
-    assert given
+    report = check(path)
+    updates = [c.letter for c in report.columns if c.sheet == "Steps" and not c.exercise and c.key.startswith("new_")]
+    assert updates
     forged = tmp_path / "forged.xlsx"
-    assert forge(path, forged, {"Examples": given[-1:]}) > 0
+    assert forge(path, forged, {"Steps": updates[:1]}) > 0
     code, out = _run("--json", forged)
     assert code == 1, out[:2000]
     mistakes = json.loads(out)["mistakes"]
-    assert any(m["mistake"] == "value_not_from_formula" and m["letter"] == given[-1] for m in mistakes), mistakes
+    assert any(m["mistake"] == "value_not_from_formula" and m["letter"] == updates[0] for m in mistakes), mistakes
+
+    formulas = _examples_formulas(path)
+    unread = [c.letter for c in report.columns if c.sheet == "Examples" and c.key == "correct" and c.letter in formulas]
+    assert unread
+    aside = tmp_path / "aside.xlsx"
+    assert forge(path, aside, {"Examples": unread}) > 0
+    code, out = _run("--json", aside)
+    assert code == 0, out[:2000]
+    notes = json.loads(out)["notes"]
+    assert any("outside the exercise" in n and "does not follow from the cell's own formula" in n
+               and f"({unread[0]}2)" in n for n in notes), notes
 
 
 @pytest.mark.libreoffice
