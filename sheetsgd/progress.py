@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import shutil
 import sys
 import threading
@@ -24,7 +25,8 @@ import time
 
 from .safetext import shown
 
-DELAY = 0.5  # seconds before anything is shown: short commands stay silent
+# seconds before anything is shown: short commands stay silent (SHEETSGD_PROGRESS_DELAY: tests show it at once)
+DELAY = float(os.environ.get("SHEETSGD_PROGRESS_DELAY") or 0.5)
 INTERVAL = 0.1  # seconds between redraws
 CHUNK = 16  # rows between counts (rows() reports every CHUNK items, not every row)
 
