@@ -63,7 +63,7 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
         _write_batches(batches_ws, fmt, lesson, trace, counts)
     _write_epochs(epochs_ws, wb, fmt, lesson, trace, layout, counts, hide_answers=bool(exercise))
     write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout, exercise=exercise,
-                tasks=task_lines(lesson, columns, exercise) if exercise else ())
+                tasks=task_lines(lesson, columns, exercise, book.blocks) if exercise else ())
     if exercise:  # a convenience against accidental edits, not security: no password
         for ws in (intro, steps_ws, epochs_ws, data_ws, batches_ws):
             if ws is not None:
