@@ -238,4 +238,7 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
                                                 **layout_entries(layout, columns, RUNS_SHEET),
                                                 "exercise_defaults": lesson.exercise,
                                                 **lesson_entries(book, lesson, book.exercise)})
-    return book.report(trace.n_steps)
+    report = book.report(trace.n_steps)
+    if book.exercise:
+        report.exercise = {name: set(keys) for name, keys in book.exercise.items()}  # every run's, as blank
+    return report

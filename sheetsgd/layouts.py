@@ -37,4 +37,10 @@ def at_version(lesson, version: int):
             changes[MANIFEST_KEY] = version
         if "base" in names and dataclasses.is_dataclass(lesson.base):
             changes["base"] = at_version(lesson.base, version)
-    return dataclasses.replace(lesson, **changes) if changes else lesson
+    if not changes or all(getattr(lesson, k) is v or getattr(lesson, k) == v for k, v in changes.items()):
+        return lesson
+    out = dataclasses.replace(lesson, **changes)
+    for name, value in vars(lesson).items():  # what a lesson carries besides its fields (origin, variant …)
+        if name not in vars(out):
+            object.__setattr__(out, name, value)
+    return out
