@@ -228,3 +228,27 @@ def test_a_mistake_in_a_first_cell_is_named_at_its_column_and_step_1(filled_by_l
     openpyxl.load_workbook(files["mistake"]).save(values_dropped)
     code2, report2 = _check(values_dropped, "--recalc", "ironcalc")
     assert (code2, _summary(report2)) == (code, _summary(report))
+
+
+@pytest.mark.parametrize("shuffle", [False, True], ids=["in-order", "shuffled"])
+@pytest.mark.parametrize("mistake,column", [(None, None), ("sum_instead_of_mean", "grad_a"),
+                                            ("feature_missing", "grad_a"), ("mse_factor_2_missing", "grad_b"),
+                                            ("update_sign_flipped", "new_b")])
+def test_row_local_mini_batches_are_judged_as_before(tmp_path, shuffle, mistake, column):
+    """A mini-batch student version (layout 2) filled correctly checks clean; each catalogued mistake in a
+    gradient of the batch mean is named at its column and step 1 (recalculated by IronCalc)."""
+    from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
+
+    student = tmp_path / "student.xlsx"
+    api.load("quadratic", batch_size=4, shuffle=shuffle, epochs=2).build(
+        student, exercise="loss,grad_a,grad_b,grad_c,new_a,new_b,new_c", progress=False)
+    cells = fill_sheets(str(student), mistake and Flaw(mistake, column))
+    assert any(">=C" in str(v) and "<=D" in str(v) for v in cells["Steps"].values())  # the row-local form
+    fill_xml_sheets(str(student), str(tmp_path / "filled.xlsx"), cells)
+    openpyxl.load_workbook(tmp_path / "filled.xlsx").save(tmp_path / "filled.xlsx")  # no values: IronCalc
+    code, report = _check(tmp_path / "filled.xlsx", "--recalc", "ironcalc")
+    if mistake is None:
+        assert code == 0, report
+        return
+    assert code == 1, report
+    assert [(m["column"], m["mistake"], m["step"]) for m in report["mistakes"]] == [(column, mistake, 1)]
