@@ -45,6 +45,10 @@ class FunctionLesson:
     schedule: Schedule | None = None  # [schedule]: each run's lr scheduled (a column per run, from its own lr)
     layout_version: int = LAYOUT_VERSION  # sheetsgd.layouts: 1 blanks the asked columns of their own run only
 
+    def blank_with(self, exercise: dict) -> dict:
+        """The columns a student version blanks for these asked ones: in layout 2, in every run (``every_run``)."""
+        return every_run(exercise, function_columns(self)) if self.layout_version >= 2 else exercise
+
     def run_lrs(self, run: Run):
         """The lr of each step of a run: its own lr, scheduled (None without a schedule)."""
         return self.schedule.values(run.lr, self.steps, "sgd")["lr"].tolist() if self.schedule else None
@@ -190,8 +194,8 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
 
     guard(lesson)  # refuse a workbook that will not fit, before training
     trace = trace or train_function(lesson)
-    if exercise and lesson.layout_version >= 2:
-        exercise = every_run(exercise, function_columns(lesson))
+    if exercise:
+        exercise = lesson.blank_with(exercise)
     book = Book(path, exercise)
     wb, fmt, counts = book.wb, book.fmt, book.counts
     intro, ws, manifest = book.sheet(INTRO), book.sheet(RUNS_SHEET), book.sheet(MANIFEST)
