@@ -190,7 +190,8 @@ def block_task_lines(blocks, exercise: dict[str, set[str]]) -> list[str]:
             if c.key in keys and c.is_formula:
                 first = xl_rowcol_to_cell(block.first_row, c.col)
                 last = xl_rowcol_to_cell(block.last_row, c.col)
-                reads = column_reads(block, c.key, where)
+                tree = block.tree(c.key)  # a bare reference's "reads" would be its formula: its note says enough
+                reads = [] if tree[0] in ("ref", "name") else column_reads(block, c.key, where)
                 lines.append(f"“{c.header}” ({block.sheet}!{first}, down to {last}): {c.note or c.key}."
                              + (f" It reads {'; '.join(reads)}." if reads else ""))
         rules += [r for r in conventions(block, keys) if r not in rules]

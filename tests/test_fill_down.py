@@ -15,6 +15,7 @@ Workbooks built before row-local layouts (layout version 1, tests/fixtures/layou
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -265,3 +266,38 @@ def test_row_local_mini_batches_are_judged_as_before(tmp_path, shuffle, mistake,
         return
     assert code == 1, report
     assert [(m["column"], m["mistake"], m["step"]) for m in report["mistakes"]] == [(column, mistake, 1)]
+
+
+# --- Your task: each blank column's first cell and what it reads, never its formula --------------------
+
+@pytest.mark.parametrize("name", api.lessons())
+def test_your_task_names_each_blank_column_first_cell_and_gives_no_formula_away(name, tmp_path):
+    lesson = kinds.load(name, **SMALL.get(name, {}))
+    kind = kinds.kind_of(lesson)
+    student, full = tmp_path / "student.xlsx", tmp_path / "full.xlsx"
+    build_student(kind, lesson, student, "")
+    kind.build(lesson, full)
+    exercise, blocks = _exercise_blocks(student)
+    intro = "\n".join(str(v) for row in openpyxl.load_workbook(student, read_only=True)["Introduction"].iter_rows(
+        values_only=True) for v in row if v is not None)
+    formulas = openpyxl.load_workbook(full)
+    assert "Your task" in intro
+    for block in blocks:
+        for key in exercise.get(block["name"], []):
+            col = block["columns"][key][0] + 1
+            first = formulas[block["sheet"]].cell(block["first_row"] + 1, col)
+            assert f"{block['sheet']}!{first.coordinate}," in intro, (key, first.coordinate)
+            if not re.fullmatch(r"[A-Za-z_$][\w.$!]*", first.value[1:]):  # a bare name (=constant_lr) is its input's
+                assert first.value[1:] not in intro, f"the Introduction gives {block['sheet']}!{first.coordinate} away"
+
+
+def test_too_high_blanks_the_asked_columns_in_every_run(tmp_path):
+    student = tmp_path / "too-high.xlsx"
+    report = api.load("too-high").build(student, exercise=True, progress=False)
+    exercise, _ = _exercise_blocks(student)
+    runs = {k.split("_")[0] for k in exercise["Runs"]}
+    assert runs == {"r1", "r2", "r3", "r4"} and {k.split("_", 1)[1] for k in exercise["Runs"]} == {"grad", "new"}
+    assert api.exercise_columns(report) == sorted(exercise["Runs"])
+    ws = openpyxl.load_workbook(student)["Runs"]
+    formulas = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str) and c.value.startswith("=")]
+    assert not any("4*" in f or "-run" in f for f in formulas)  # no run's gradient or update is left to copy
