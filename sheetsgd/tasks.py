@@ -195,7 +195,5 @@ def block_task_lines(blocks, exercise: dict[str, set[str]]) -> list[str]:
                 lines.append(f"“{c.header}” ({block.sheet}!{first}, down to {last}): {c.note or c.key}."
                              + (f" It reads {'; '.join(reads)}." if reads else ""))
         rules += [r for r in conventions(block, keys) if r not in rules]
-    if rules:
-        lines.append("Conventions your formulas must follow:")
-        lines += [f"  – {r}" for r in rules]
+    lines += [f"Convention: {r}" for r in rules]  # what a correct formula depends on, in words
     return lines + ADVICE
