@@ -25,7 +25,12 @@ def manifest_version(manifest: dict, error) -> int:
 
 
 def version_of(lesson) -> int:
-    return getattr(lesson, MANIFEST_KEY, LAYOUT_VERSION)
+    """The layout version a lesson is laid out by: its own, its base lesson's (an lr finder's, an optimizer
+    comparison's), or 1 for a kind that has only the first layout."""
+    if hasattr(lesson, MANIFEST_KEY):
+        return getattr(lesson, MANIFEST_KEY)
+    base = getattr(lesson, "base", None)
+    return version_of(base) if base is not None else 1
 
 
 def at_version(lesson, version: int):
