@@ -301,3 +301,9 @@ def test_too_high_blanks_the_asked_columns_in_every_run(tmp_path):
     ws = openpyxl.load_workbook(student)["Runs"]
     formulas = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str) and c.value.startswith("=")]
     assert not any("4*" in f or "-run" in f for f in formulas)  # no run's gradient or update is left to copy
+
+
+def test_a_layout_version_1_too_high_student_version_asks_run_2_only_as_built():
+    code, report = _check(FIXTURES / "too-high.xlsx")
+    assert code == 1
+    assert {(m["column"], m["mistake"]) for m in report["mistakes"]} == {("r2_grad", "blank"), ("r2_new", "blank")}
