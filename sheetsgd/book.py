@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import xlsxwriter
 import xlsxwriter.worksheet
 
-from . import __version__
+from . import __version__, layouts
 from .errors import SheetsgdError
 
 MANIFEST_VERSION = 3  # 3: central finite differences (2: forward)
@@ -229,5 +229,6 @@ def lesson_entries(book: Book, lesson, exercise: dict[str, set[str]] | None = No
         origin = None
     variant = getattr(lesson, "variant", None)
     return {"origin": origin, **({"variant": {"id": variant, "rule": 1}} if variant is not None else {}),
+            layouts.MANIFEST_KEY: layouts.version_of(lesson),
             "exercise_blocks": {name: sorted(keys) for name, keys in (exercise or {}).items()},
             "blocks": [b.manifest() for b in book.blocks]}

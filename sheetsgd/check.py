@@ -93,6 +93,7 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
         from .exercise import resolve
         try:
             exercise = resolve(blocks, None, list(getattr(lesson, "exercise", []) or []))
+            exercise = lesson.blank_with(exercise) if hasattr(lesson, "blank_with") else exercise  # as students get
         except SheetsgdError:
             exercise = {}
     entries = [dict(b.manifest(), steps_are_rows=list(b.values.get("step", [])) == list(range(1, b.n + 1)))

@@ -8,11 +8,14 @@ step on. The engine computes the same steps in float64 and reports the same firs
 """
 from __future__ import annotations
 
+import copy
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from .errors import SheetsgdError, refuse_options
+from .layouts import LAYOUT_VERSION
 from .schedules import Schedule, parse_schedule
 from .spec import Column
 
@@ -40,6 +43,11 @@ class FunctionLesson:
     exercise: list[str] = field(default_factory=list)
     kind: str = "function"
     schedule: Schedule | None = None  # [schedule]: each run's lr scheduled (a column per run, from its own lr)
+    layout_version: int = LAYOUT_VERSION  # sheetsgd.layouts: 1 blanks the asked columns of their own run only
+
+    def blank_with(self, exercise: dict) -> dict:
+        """The columns a student version blanks for these asked ones: in layout 2, in every run (``every_run``)."""
+        return every_run(exercise, function_columns(self)) if self.layout_version >= 2 else exercise
 
     def run_lrs(self, run: Run):
         """The lr of each step of a run: its own lr, scheduled (None without a schedule)."""
@@ -166,6 +174,17 @@ def function_columns(lesson: FunctionLesson) -> list[Column]:
     return cols
 
 
+def every_run(exercise: dict, columns) -> dict:
+    """The asked columns blank in every run that has them (r2_grad: r1_grad … r4_grad too), so no run next to
+    the blank one shows its answer; the exercise keeps its blocks for planning the blanks."""
+    keys = {c.key for c in columns}
+    out = copy.copy(exercise)
+    for name, asked in exercise.items():
+        quantities = {k.split("_", 1)[1] for k in asked if re.fullmatch(r"r\d+_\w+", k)}
+        out[name] = set(asked) | {k for k in keys if re.fullmatch(r"r\d+_\w+", k) and k.split("_", 1)[1] in quantities}
+    return out
+
+
 def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace | None = None, exercise=None):
     from .book import lesson_entries
     from .student import block_task_lines, protect_sheets
@@ -175,6 +194,8 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
 
     guard(lesson)  # refuse a workbook that will not fit, before training
     trace = trace or train_function(lesson)
+    if exercise:
+        exercise = lesson.blank_with(exercise)
     book = Book(path, exercise)
     wb, fmt, counts = book.wb, book.fmt, book.counts
     intro, ws, manifest = book.sheet(INTRO), book.sheet(RUNS_SHEET), book.sheet(MANIFEST)
@@ -221,4 +242,7 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
                                                 **layout_entries(layout, columns, RUNS_SHEET),
                                                 "exercise_defaults": lesson.exercise,
                                                 **lesson_entries(book, lesson, book.exercise)})
-    return book.report(trace.n_steps)
+    report = book.report(trace.n_steps)
+    if book.exercise:
+        report.exercise = {name: set(keys) for name, keys in book.exercise.items()}  # every run's, as blank
+    return report

@@ -82,7 +82,7 @@ def formula_in_row(column: Column, layout, row0: int, hp_prefix: str = "") -> st
         return f"{letter}{row0 + 1 if which == 'this' else row0}"
 
     def data(name):  # a Data column number, or the text to show
-        where = layout.data_columns[name]
+        where = layout.data_columns.get(name, 0)  # pos: the examples' positions, column A
         return where if isinstance(where, str) else f"{DATA}!{xl_col_to_name(where)}…"
 
     text = compile_template(column.formula, Resolver(cell, hp=lambda n: hp_prefix + n, data=data))

@@ -9,6 +9,7 @@ import numpy as np
 
 from .data import Dataset, load_dataset, sheet_float
 from .errors import SheetsgdError
+from .layouts import LAYOUT_VERSION
 from .losses import LOSSES
 from .models import MODELS
 from .optimizers import OPTIMIZERS
@@ -52,6 +53,7 @@ class Lesson:
     optimizer_tables: dict[str, dict] = field(default_factory=dict, repr=False)
     kind: str = "sgd"
     schedule: Schedule | None = None  # [schedule]: an lr column on the step rows (None: the lr cell)
+    layout_version: int = LAYOUT_VERSION  # sheetsgd.layouts: 1 reads each mini-batch through its own rows
 
     @property
     def full_batch(self) -> bool:

@@ -157,8 +157,8 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
             tree, lambda n: n[0] == "bin" and n[1] == "-" and all(_key_at(block, x) for x in (n[2], n[3]))
             and _key_at(block, n[2])[1] == _key_at(block, n[3])[1] == "r", lambda n: ("bin", "-", n[3], n[2]))))
     out.append(("sum_instead_of_mean", _first(
-        tree, lambda n: n[0] == "bin" and n[1] == "/" and (n[3][0] == "field" or n[3][0] == "call" and n[3][1] == "COUNT"),
-        lambda n: n[2])))
+        tree, lambda n: n[0] == "bin" and n[1] == "/" and (n[3][0] == "field" or n[3][0] == "call" and n[3][1] == "COUNT"
+                                                            or _counts_batch(block, n[3])), lambda n: n[2])))
     if "n" in block.fields and len(block.fields["n"]):
         most = float(block.fields["n"].max())
         out.append(("batch_size_fixed", _first(tree, lambda n: n == ("field", "n"), lambda n: ("num", most))))
@@ -210,6 +210,11 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
     out += mistake_edits_softmax.variants(block, key, tree)
     out += mistake_edits_dropout.variants(block, key, tree)
     return [(name, t) for name, t in out if t is not None and t != tree]
+
+
+def _counts_batch(block: Block, node) -> bool:
+    """A batch's size from its given from/to columns: (last − first + 1), as row-local mini-batches divide by."""
+    return node[0] == "bin" and any((_key_at(block, n) or ("",))[0] == "last" for n in a1.walk(node))
 
 
 def _has_decay(node) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import kinds
+from . import kinds, layouts
 from .errors import SheetsgdError
 from .runbounds import guard_check
 from .submission import _NAME_REF, lesson_from_manifest, locate
@@ -31,6 +31,7 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
         except Exception as exc:  # a template no parser expects: only an edited manifest has one
             raise book.error(f"the manifest's template is malformed ({type(exc).__name__}): the manifest was "
                              "tampered with") from None
+        lesson = layouts.at_version(lesson, layouts.manifest_version(manifest, book.error))  # as it was built
         exercise = manifest.get("exercise_blocks")
         if not isinstance(exercise, dict) or not all(isinstance(v, list) for v in exercise.values()):
             raise book.error("manifest entry 'exercise_blocks' is malformed: the manifest was tampered with")
@@ -38,7 +39,7 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
     else:  # a data lesson's manifest from before the block manifest: its configuration and Data sheet
         if str(manifest.get("kind", "sgd")) != "sgd":
             lesson_from_manifest(manifest, book, manifest_sheet)  # the old message for other kinds
-        lesson = locate(path, limits).lesson
+        lesson = layouts.at_version(locate(path, limits).lesson, 1)  # before the block manifest: layout 1
         if not (isinstance(manifest.get("spec_version"), int) and manifest["spec_version"] >= 3):
             lesson = replace(lesson, fd_scheme="forward")  # as versions before 3 wrote the estimates
         exercise = {"Steps": {k for k in manifest.get("exercise") or [] if isinstance(k, str)}}

@@ -79,6 +79,9 @@ def step_columns(lesson: Lesson) -> list[Column]:
         return _sub(model.predict_formula, {"X": X, p: f"({{{p}}}{sign}{{hp:fd_step}})"})
 
     def mean(expr):  # batch mean written as the spreadsheet sees it
+        if row_local_batches(lesson):  # the step's examples picked out of all of them by position: one fill-down
+            return (f"SUMPRODUCT(({{data:pos}}>={{first}})*({{data:pos}}<={{last}})*{_paren(expr)})"
+                    "/({last}-{first}+1)")
         return f"SUMPRODUCT({expr})/COUNT({X})"
 
     if per_example:
@@ -114,6 +117,23 @@ def step_columns(lesson: Lesson) -> list[Column]:
                                "gradient", "gradient plus L2 weight decay"))
         cols += [optimizer_column(opt, p, *formula) for formula in opt.formulas(hp, p)]
     return scheduled_columns(cols, lesson.schedule, lesson.optimizer)
+
+
+def row_local_batches(lesson) -> bool:
+    """Whether mini-batch rows read every example and pick theirs by position (layout version 2: each column
+    one fill-down), rather than their own rows of Data or Batches (version 1). A full batch reads all anyway."""
+    return 1 < lesson.batch_size < len(lesson.data) and getattr(lesson, "layout_version", 1) >= 2
+
+
+def _paren(expr: str) -> str:
+    """expr as one factor of a product: parenthesised unless it is one already."""
+    depth = 0
+    for i, ch in enumerate(expr):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and ch in "+-<>=&," and i > 0:  # looser than *: it needs parentheses
+            return f"({expr})"
+    return expr
 
 
 # What a student may expect of the estimate (tests/test_finite_differences.py holds every bundled lesson to it)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from .errors import SheetsgdError
 from .lesson import Lesson
 from .spec import Column, exercise_columns, step_columns
+from .tasks import ADVICE, block_task_lines  # noqa: F401 (the kinds' writers import them from here)
 
 def resolve_exercise(lesson: Lesson, chosen: str | None) -> frozenset[str]:
     """The exercise columns: the template's defaults (chosen == "") or a comma-separated list of keys."""
@@ -29,37 +30,13 @@ def resolve_exercise(lesson: Lesson, chosen: str | None) -> frozenset[str]:
     return frozenset(keys)
 
 
-ADVICE = [  # what every student version's task ends with
-    "Refer to the named inputs (lr, …) by name or with $-anchored references, so they do not drift when filled down.",
-    "Each step starts from the previous row's new parameters; never type numbers where a formula belongs.",
-    "Check your file: sheetsgd check FILE.xlsx (it names the first wrong step and the likely mistake).",
-]
-
-
-def task_lines(lesson: Lesson, columns: list[Column], exercise: frozenset[str]) -> list[str]:
-    """What the Introduction tells the student to do, in words (never the formula itself)."""
-    lines = ["Fill in the orange cells of the Steps sheet: write step 1's formula, then fill it down to the last step."]
-    for c in columns:
-        if c.key in exercise:
-            lines.append(f"“{c.header}”: {c.note}.")
-    return lines + ADVICE[:2] + [
+def task_lines(lesson: Lesson, columns: list[Column], exercise: frozenset[str], blocks=()) -> list[str]:
+    """What a data lesson's Introduction tells the student to do (never the formula itself): the blocks'
+    task (:mod:`sheetsgd.tasks`) and the self-check its finite differences allow."""
+    lines = block_task_lines(blocks, {"Steps": set(exercise)})
+    return lines[:-1] + [
         "Self-check: each ∂L/∂p should be close to the finite-difference estimate beside it, and the loss should fall.",
-    ] + ADVICE[2:]
-
-
-def block_task_lines(blocks, exercise: dict[str, set[str]]) -> list[str]:
-    """"Your task" for any lesson kind: which sheet's orange cells to fill, each blank column in words."""
-    by_name = {b.name: b for b in blocks}
-    sheets = sorted({by_name[name].sheet for name in exercise if name in by_name})
-    lines = [f"Fill in the orange cells of the {' and '.join(sheets)} sheet{'s' if len(sheets) > 1 else ''}: write "
-             "the first row's formula, then fill it down to the last row."]
-    for name, keys in exercise.items():
-        block = by_name.get(name)
-        for c in (block.columns if block else []):
-            if c.key in keys:
-                lines.append(f"“{c.header}” ({block.sheet}): {c.note or c.key}.")
-    lines += ADVICE
-    return lines
+    ] + lines[-1:]
 
 
 def protect_sheets(book, skip=("_sheetsgd",)) -> None:

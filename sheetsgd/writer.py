@@ -18,7 +18,7 @@ from .formula import Resolver, compile_template
 from .lesson import Lesson
 from .schedules import sheet_hyper
 from .sizeguard import WorkbookSize
-from .spec import _sub, exercise_columns, step_columns
+from .spec import _sub, exercise_columns, row_local_batches, step_columns
 from .blocks import Block, BlockColumn, cached
 from .book import Book, BuildReport, PortableWorksheet, close_workbook, finish_workbook, lesson_entries  # noqa: F401
 from .student import task_lines
@@ -63,7 +63,7 @@ def build_workbook(lesson: Lesson, path: str | os.PathLike, trace: Trace | None 
         _write_batches(batches_ws, fmt, lesson, trace, counts)
     _write_epochs(epochs_ws, wb, fmt, lesson, trace, layout, counts, hide_answers=bool(exercise))
     write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout, exercise=exercise,
-                tasks=task_lines(lesson, columns, exercise) if exercise else ())
+                tasks=task_lines(lesson, columns, exercise, book.blocks) if exercise else ())
     if exercise:  # a convenience against accidental edits, not security: no password
         for ws in (intro, steps_ws, epochs_ws, data_ws, batches_ws):
             if ws is not None:
@@ -116,11 +116,16 @@ def _write_steps(ws, wb, fmt, lesson, trace, columns, counts, data_cols, shuffle
 
 
 def _data_resolver(lesson, data_cols, shuffled_batches):
-    """``{data:x}``: the whole data column (for INDEX) with one example per step, else the step's batch range."""
+    """``{data:x}``: the whole data column (for INDEX) with one example per step; the step's batch range
+    (layout version 1); or every example with ``{data:pos}`` their positions (row-local batches: each step
+    picks its own by its from/to positions)."""
     if lesson.batch_size == 1:
         return lambda name: _abs_col(DATA, data_cols[name], 1, len(lesson.data))
     sheet = BATCHES if shuffled_batches else DATA
-    src_col = {"x": 3, "y": 4} if shuffled_batches else data_cols
+    src_col = {"x": 3, "y": 4, "pos": 0} if shuffled_batches else {**data_cols, "pos": 0}
+    if row_local_batches(lesson):
+        last = lesson.epochs * len(lesson.data) if shuffled_batches else len(lesson.data)
+        return lambda name: _abs_col(sheet, src_col[name], 1, last)
 
     def data(name):
         letter = xl_col_to_name(src_col[name])

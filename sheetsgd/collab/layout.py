@@ -198,8 +198,8 @@ def prediction_block(lay: Layout, trace: CollabTrace | None) -> Block:
         cols.append(BlockColumn(f"pred_m{j + 1}", f"ŷ m{j + 1}", lay.pred(j), dot(lay, "{ur}", f"{{mv{j + 1}}}"), "0.00",
                                 note="prediction: user factors · movie factors + user bias + movie bias"
                                      + (", squashed into y_range" if lay.yr else "")))
-    for j in range(M):
-        cell = f"{RATINGS}!{L(1 + j)}{{du}}"
+    for j in range(M):  # version 2 reads the observed rating on its own row: one fill-down
+        cell = f"{L(lay.obs(j))}{{r}}" if lay.lesson.layout_version >= 2 else f"{RATINGS}!{L(1 + j)}{{du}}"
         cols.append(BlockColumn(f"err_m{j + 1}", f"err m{j + 1}", lay.err(j),
                                 f'IF({cell}="",0,{L(lay.pred(j))}{{r}}-{cell})', ERR_FORMAT,
                                 note="error ŷ − r where rated; 0 where not (unrated cells are not in the loss)"))

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..schedules import Schedule, parse_schedule
 from ..errors import SheetsgdError, refuse_options
+from ..layouts import LAYOUT_VERSION
 
 KIND = "collab"
 
@@ -93,6 +94,7 @@ class CollabLesson:
     exercise: list[str] = field(default_factory=list)
     kind: str = KIND
     schedule: Schedule | None = None  # [schedule]: the lr of each step on the Loss sheet (sheetsgd.schedules)
+    layout_version: int = LAYOUT_VERSION  # sheetsgd.layouts: 1 sums each step's own Train rows, INDEX(row, n)
 
     def step_lrs(self) -> list[float]:
         """The lr of each step: lr, scheduled."""

@@ -26,8 +26,10 @@ def ratings_blocks(lay: Layout) -> list[Block]:
 
 
 def _lookup(lay: Layout, sheet_row: str, first_col: int, last_col: int, sheet: str) -> str:
-    """INDEX of this row's movie in one row of a matrix (a user's row)."""
-    return f"INDEX({sheet}!${L(first_col)}{sheet_row}:${L(last_col)}{sheet_row},$C{{r}})"
+    """INDEX of this row's movie in one row of a matrix (a user's row): row 1, column n, explicitly (the
+    one-argument form on a one-row range is not computed alike everywhere; layout version 1 wrote it)."""
+    position = "1,$C{r}" if lay.lesson.layout_version >= 2 else "$C{r}"
+    return f"INDEX({sheet}!${L(first_col)}{sheet_row}:${L(last_col)}{sheet_row},{position})"
 
 
 def train_block(lay: Layout, trace: CollabTrace | None) -> Block:
