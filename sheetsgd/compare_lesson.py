@@ -210,9 +210,9 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     ws.write_row(0, 0, ["step", "epoch"] + [f"loss: {sheet_names[n]}" for n in names], fmt.header)
     first_trace = trace.traces[names[0]]
     # one quantity, one format: every optimizer's loss column shows the same decimals
-    step_formats = [presentation.number_format(np.concatenate([trace.traces[n].steps["loss"] for n in names]))] * len(names)
-    epoch_formats = [presentation.number_format(np.concatenate([trace.traces[n].epochs["full_loss"] for n in names]))] \
-        * len(names)
+    losses = np.concatenate([trace.traces[n].steps["loss"] for n in names]
+                            + [trace.traces[n].epochs["full_loss"] for n in names])
+    step_formats = epoch_formats = [presentation.sheet_format(ws, "loss", losses)] * len(names)
     fit = presentation.widths(ws)
     fit.fit_range(0, 1, presentation.header_width("epoch"))
     for j, name in enumerate(names):

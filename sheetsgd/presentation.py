@@ -50,7 +50,7 @@ def number_format(values, given: str = "General") -> str:
     """The one number format of a column holding ``values`` (non-numbers and non-finite values ignored).
 
     ``given`` is kept when it is not a plain numeric format (text, percentages, dates)."""
-    if any(ch in given for ch in '%@"/') or given.lower().startswith(("d", "m", "y", "h")):
+    if not _numeric(given):
         return given
     nums = _finite(values)
     if not nums.size:
@@ -65,6 +65,11 @@ def number_format(values, given: str = "General") -> str:
         return SCIENTIFIC
     decimals = min(MAX_DECIMALS, max(0, SIGNIFICANT - 1 - math.floor(math.log10(lo))))
     return "0." + "0" * decimals if decimals else "0"
+
+
+def _numeric(given: str) -> bool:
+    """Whether a format is a plain number format (not text, a percentage, a date or a time)."""
+    return not (any(ch in given for ch in '%@"/') or given.lower().startswith(("d", "m", "y", "h")))
 
 
 def render(value, num_format: str) -> str:
@@ -215,15 +220,56 @@ def widths(ws) -> Widths:
     return w
 
 
+# every loss a lesson shows (per step, smoothed, best so far, per epoch, validation, held back, objective)
+_LOSS_KEYS = {"loss", "avg", "smooth", "best", "plot", "smooth_used", "objective", "full_loss"}
+FIXED_QUANTITY_FORMATS = {"accuracy": "0.0000"}  # a share of examples right: the same 4 decimals everywhere
+
+
+@functools.lru_cache(maxsize=65536)
 def quantity(key: str) -> str:
-    """The quantity a column key belongs to: columns of one quantity share a format (grad_a and grad_b,
-    err_m1 … err_m15, w_Age … w_Male), so neighbouring columns of a kind show the same decimals."""
-    return key.split("_")[0] if "_" in key else key.rstrip("0123456789") or key
+    """The quantity a column key belongs to: columns of one quantity share a format across the workbook
+    (grad_a and grad_b, err_m1 … err_m15, w_Age and new_w_Age; every loss: per step, smoothed, per epoch)."""
+    k = key[4:] if key.startswith("new_") and len(key) > 4 else key
+    base = k.split("_")[0] if "_" in k else k.rstrip("0123456789") or k
+    if k in _LOSS_KEYS or base == "loss" or k.endswith("_loss"):
+        return "loss"
+    if base in ("correct", "accuracy") or k.endswith("_accuracy"):
+        return "accuracy"
+    return base
 
 
-def present_block(block, extra_values: dict | None = None) -> None:
+def _decimals(num_format: str) -> int | None:
+    """Decimals of a fixed format ("0.000" → 3, "0" → 0); None for scientific or other formats."""
+    if num_format == "0":
+        return 0
+    if num_format.startswith("0.") and set(num_format[2:]) == {"0"}:
+        return len(num_format) - 2
+    return None
+
+
+def quantity_format(registry: dict | None, q: str, values, given: str = "General") -> str:
+    """The number format of quantity ``q`` in one workbook: the first column of it decides (from its values),
+    later ones follow it where it shows their values as well (as many decimals, or scientific);
+    ``registry`` ({quantity: format}, the workbook's) remembers the decisions."""
+    if q in FIXED_QUANTITY_FORMATS and _numeric(given):
+        return FIXED_QUANTITY_FORMATS[q]
+    own = number_format(values, given)
+    if registry is None or _decimals(own) is None and own != SCIENTIFIC:
+        return own
+    kept = registry.get(q)
+    if kept is None:
+        registry[q] = own
+        return own
+    if kept == SCIENTIFIC or (_decimals(own) is not None and _decimals(kept) is not None
+                              and _decimals(own) <= _decimals(kept)):
+        return kept
+    return own  # the kept format would hide this column's digits: its own, readable one
+
+
+def present_block(block, extra_values: dict | None = None, registry: dict | None = None) -> None:
     """Decide each column's one number format from the engine's values (plus ``extra_values[key]``, e.g.
-    a start row written above the block), shared by the columns of one :func:`quantity`; once per block."""
+    a start row written above the block), shared by the columns of one :func:`quantity` (across the
+    workbook with its ``registry``); once per block."""
     if getattr(block, "_presented", False):
         return
     extra = extra_values or {}
@@ -231,7 +277,7 @@ def present_block(block, extra_values: dict | None = None) -> None:
     for c in block.columns:
         values = list(block.values.get(c.key, ())) + list(extra.get(c.key, ()))
         groups.setdefault((quantity(c.key), c.number_format), []).extend(values)
-    decided = {group: number_format(values, group[1]) for group, values in groups.items()}
+    decided = {group: quantity_format(registry, group[0], values, group[1]) for group, values in groups.items()}
     for c in block.columns:
         c.number_format = decided[(quantity(c.key), c.number_format)]
     block._presented = True
@@ -338,3 +384,10 @@ def show_pair(expected, found) -> tuple[str, str]:
     digit against digit."""
     like = expected if isinstance(expected, (int, float)) and not isinstance(expected, bool) else found
     return show_number(expected, like), show_number(found, like)
+
+
+def sheet_format(ws, q: str, values, given: str = "General") -> str:
+    """:func:`quantity_format` for cells written outside blocks (Epochs, Compare, Solver): the workbook's
+    format of quantity ``q``."""
+    book = getattr(ws, "sheetsgd_book", None)
+    return quantity_format(getattr(book, "quantity_formats", None), q, values, given)

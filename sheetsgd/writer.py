@@ -177,7 +177,7 @@ def _write_data(ws, wb, fmt, lesson, counts, fits, hide_answers=False):
         BlockColumn("y", lesson.data.y_name, 2, None, role="input")], n, step=np.zeros(n, dtype=np.int64)))
     num = fmt.number("General")
     data_fmt = fmt.hyper if hide_answers else num  # the data are inputs: unlocked in a student version
-    fit_fmt = fmt.number("0.0000")
+    fit_fmt = fmt.number(presentation.sheet_format(ws, "pred", [v for vs in fit_values for v in vs if v != ""]))
     for i in range(n):
         r = i + 1
         ws.write_number(r, 0, i + 1, num)
@@ -251,6 +251,8 @@ def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts, hide_answers=False
     x_range, y_range = _abs_col(DATA, 1, 1, n), _abs_col(DATA, 2, 1, n)
     epochs = trace.steps["epoch"].astype(int)
     first_step = layout.first_step_row  # 0-based row of step 1
+    loss_format = fmt.number(presentation.sheet_format(ws, "loss", np.concatenate(
+        [trace.epochs["mean_step_loss"], trace.epochs["full_loss"]])))
     for e in range(1, lesson.epochs + 1):
         idx = np.flatnonzero(epochs == e).tolist()  # (a list comprehension here was O(epochs × steps))
         lo, hi = first_step + idx[0] + 1, first_step + idx[-1] + 1  # 1-based sheet rows
@@ -260,9 +262,9 @@ def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts, hide_answers=False
         ws.write_number(e, 0, e)
         ws.write_number(e, 1, idx[0] + 1)
         ws.write_number(e, 2, idx[-1] + 1)
-        ws.write_formula(e, 3, f"=AVERAGE({STEPS}!{loss_letter}{lo}:{loss_letter}{hi})", fmt.number("0.000000"),
+        ws.write_formula(e, 3, f"=AVERAGE({STEPS}!{loss_letter}{lo}:{loss_letter}{hi})", loss_format,
                          "" if hide_answers else float(trace.epochs["mean_step_loss"][e - 1]))
-        ws.write_formula(e, 4, "=" + full, fmt.number("0.000000"),
+        ws.write_formula(e, 4, "=" + full, loss_format,
                          "" if hide_answers else float(trace.epochs["full_loss"][e - 1]))
     counts["value"] += 3 * lesson.epochs
     counts["formula"] += 2 * lesson.epochs

@@ -42,7 +42,10 @@ class EpochsDataSolverMixin:
             src_sheet, letters = EXAMPLES, self.examples_plan.letters
         step_ranges = self._epoch_last_steps()
         steps_per_epoch = [int(np.sum(self.trace.steps["epoch"] == e)) for e in range(1, lesson.epochs + 1)]
-        number = fmt.number("0.000000")
+        loss_format = fmt.number(presentation.sheet_format(ws, "loss", [v for k, vs in self.trace.epochs.items()
+                                                                         if "loss" in k for v in vs]))
+        number = loss_format
+        accuracy = fmt.number(presentation.FIXED_QUANTITY_FORMATS["accuracy"])
         step_no = 0
         for e in range(1, lesson.epochs + 1):
             first_step_row, last_step_row = step_ranges[e - 1]
@@ -62,7 +65,8 @@ class EpochsDataSolverMixin:
                     vlo, vhi = self.validation_ranges[e - 1]
                     v = self.validation_plan.letters
                     ref = f"{VALIDATION}!${v[key]}${vlo}:${v[key]}${vhi}"
-                ws.write_formula(e, j, f"=AVERAGE({ref})", number, float(ep[name][e - 1]))
+                ws.write_formula(e, j, f"=AVERAGE({ref})", accuracy if key.startswith("correct") else number,
+                                 float(ep[name][e - 1]))
         self.counts["formula"] += len(columns) * lesson.epochs
         self.counts["value"] += 3 * lesson.epochs
         ws.freeze_panes(1, 0)
@@ -163,20 +167,23 @@ class EpochsDataSolverMixin:
             # a student version: SGD's weights follow from the answers, and so does their row's loss, which
             # is written before the weights it reads (its block comes later): it caches nothing
             hide = self.book.student is not None and which == "sgd"
+            loss_format = presentation.sheet_format(ws, "loss", [float(np.mean(q["loss"]))])
             ws.write_formula(row, 1, f"=AVERAGE({L['loss']}{first_data_row}:{L['loss']}{last_data_row})",
-                             fmt.hyper if which == "solver" else fmt.number("0.000000"),
+                             fmt.input(loss_format) if which == "solver" else fmt.number(loss_format),
                              "" if hide else float(np.mean(q["loss"])))
             ws.write_formula(row, 2, f"=AVERAGE({L['correct']}{first_data_row}:{L['correct']}{last_data_row})",
-                             fmt.number("0.0000"), "" if hide else float(np.mean(q["correct"])))
+                             fmt.number(presentation.FIXED_QUANTITY_FORMATS["accuracy"]),
+                             "" if hide else float(np.mean(q["correct"])))
             for i, p in enumerate(self.params):
                 value = float(param_rows[which][i])
+                weight = presentation.sheet_format(ws, presentation.quantity(p), [value])
                 # a best fit's weights may be large (an overfitting net's): the column holds them whole
-                presentation.widths(ws).fit(3 + i, presentation.values_width([value], "0.000000"))
+                presentation.widths(ws).fit(3 + i, presentation.values_width([value], weight))
                 if which == "sgd":
                     ref = f"={STEPS}!${col(self._steps_col['new_' + p])}${self.steps_last_row}"
-                    ws.write_formula(row, 3 + i, ref, fmt.number("0.000000"), value)
+                    ws.write_formula(row, 3 + i, ref, fmt.number(weight), value)
                 else:
-                    ws.write_number(row, 3 + i, value, fmt.hyper if which == "solver" else fmt.number("0.000000"))
+                    ws.write_number(row, 3 + i, value, fmt.input(weight) if which == "solver" else fmt.number(weight))
         self.counts["formula"] += 6 + len(self.params)
         self.counts["value"] += 2 * len(self.params)
         last_param = col(3 + len(self.params) - 1)
