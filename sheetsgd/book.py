@@ -210,7 +210,10 @@ def finish_workbook(wb, path: str, intro, manifest_ws, entries: dict) -> None:
     if book is not None and book.student is not None and not book.null:
         from .presentation import hide_outside_blocks
         hide_outside_blocks(wb, book.fmt, book.student)
+    from .chart_data import write_chart_data
     from .readable import set_up_workbook
+    if book is not None:
+        write_chart_data(book)
     set_up_workbook(wb, book.blocks if book is not None else ())
     intro.activate()
     close_workbook(wb, path)

@@ -127,6 +127,10 @@ def set_up_print(ws, header_rows: tuple[int, int] | None = None) -> dict:
         budget, printed = page / MIN_SCALE, 0
         while printed + 1 <= last_col and sum(col_px[:printed + 2]) <= budget:
             printed += 1
+        for row, col, chart, x_off, _, x_scale, *_ in ws.charts:  # a chart prints whole or not at all
+            right = sum(col_px[:col]) + x_off + chart.width * x_scale
+            if col <= printed and right > sum(col_px[:printed + 1]) and col > 0:
+                printed = col - 1
     if orientation == "landscape":
         ws.set_landscape()
     else:
@@ -171,3 +175,19 @@ def write_wrapped_row(ws, row: int, cells: list[tuple[int, str, object, bool]]) 
     ws.set_row(row, row_height(*((text, w.get(col, DEFAULT_WIDTH), bold) for col, text, _, bold in cells)))
     for col, text, cell_format, _ in cells:
         ws.write_string(row, col, text, cell_format)
+
+
+def write_header_row(ws, row: int, first_col: int, headers: list[str], cell_format, lines: int = 3) -> None:
+    """Header cells (bold, wrapped): each column at least wide enough for its header on ``lines`` lines,
+    the row as tall as the longest header wraps at the columns' widths."""
+    from .presentation import header_width
+
+    w = widths(ws)
+    for i, header in enumerate(headers):
+        if header:
+            w.fit(first_col + i, header_width(header, lines))
+    ws.set_row(row, max(LINE_POINTS * 2, row_height(*((h, w.width.get(first_col + i, DEFAULT_WIDTH), True)
+                                                    for i, h in enumerate(headers) if h))))
+    for i, header in enumerate(headers):  # "" leaves a gap between two tables
+        if header:
+            ws.write_string(row, first_col + i, header, cell_format)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import presentation, progress
+from .. import presentation, progress, readable
 from ..blocks import Block, BlockColumn, write_block
+from ..chart_data import series_range
 from ..data import sheet_float
 from .engine import best_fit
 from .layout import (DATA, DATA_FIRST_ROW, EPOCHS, EXAMPLES, FORMATS, SOLVER, SOLVER_BLOCK_HEADER, SOLVER_ROWS,
@@ -32,10 +33,9 @@ class EpochsDataSolverMixin:
             if has_valid:
                 columns += [(at + 2, "loss" + run, "valid_loss" + run, "validation loss (after the epoch)" + which),
                             (at + 3, "correct" + run, "valid_accuracy" + run, "validation accuracy" + which)]
-        ws.set_row(0, 45)
-        ws.write_row(0, 0, ["epoch", "first step", "last step"] + [h for *_, h in columns], fmt.header)
-        ws.set_column(0, 2, 10)
-        ws.set_column(3, 2 + len(columns), 16)
+        presentation.widths(ws).fit_range(0, 2, 10)
+        presentation.widths(ws).fit_range(3, 2 + len(columns), 16)
+        readable.write_header_row(ws, 0, 0, ["epoch", "first step", "last step"] + [h for *_, h in columns], fmt.header)
         if self.per_example:
             src_sheet, letters = STEPS, self.steps_plan.letters
         else:
@@ -83,7 +83,8 @@ class EpochsDataSolverMixin:
                     label = ("training" if name.startswith("train") else "validation") + (
                         header[header.index(" · "):].replace(" · ", ", ") if " · " in header else "")
                     chart.add_series({"name": label, "categories": [EPOCHS, 1, 0, E, 0],
-                                      "values": [EPOCHS, 1, column, E, column], "marker": {"type": "circle"}})
+                                      "values": series_range(ws, [EPOCHS, 1, column, E, column]),
+                                      "marker": {"type": "circle"}})
             chart.set_title({"name": title})
             chart.set_x_axis({"name": "epoch"})
             axis = {"name": title.split()[0].lower()}
@@ -99,7 +100,8 @@ class EpochsDataSolverMixin:
             loss_col = self._steps_col["loss" + run]
             by_step.add_series({"name": "no dropout" if run else ("dropout" if len(runs) > 1 else "loss"),
                                 "categories": [STEPS, self.steps_first_row - 1, 0, self.steps_last_row - 1, 0],
-                                "values": [STEPS, self.steps_first_row - 1, loss_col, self.steps_last_row - 1, loss_col],
+                                "values": series_range(ws, [STEPS, self.steps_first_row - 1, loss_col,
+                                                            self.steps_last_row - 1, loss_col]),
                                 "line": {"width": 1}})
         by_step.set_title({"name": "Training loss by step"})
         by_step.set_x_axis({"name": "step"})
@@ -151,7 +153,7 @@ class EpochsDataSolverMixin:
                        "(GRG Nonlinear, unconstrained). Google Sheets and LibreOffice have no Excel Solver: "
                        "the Steps sheet is how they train.", fmt.note)
         ws.write(2, 0, f"Best fit: {how}. Training rows: {data.n_train}.", fmt.note)
-        ws.write_row(3, 0, ["weights", "training loss", "accuracy"] + list(self.params), fmt.header)
+        readable.write_header_row(ws, 3, 0, ["weights", "training loss", "accuracy"] + list(self.params), fmt.header)
         labels = {"solver": "Solver (starts at the initial weights)", "sgd": "SGD after the last step",
                   "best": "best fit (engine)"}
         presentation.widths(ws).fit_text(0, *labels.values(), bold=True)
