@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import subprocess
 
 import numpy as np
@@ -169,10 +170,13 @@ def values_width(values, num_format: str) -> float:
     nums = _finite(values)
     if nums.size:
         mags = np.abs(nums)
+
+        def shown(v):  # a fixed format shows a value of a million and more in scientific (a conditional format)
+            return render(v, "0.00E+00" if abs(v) >= 1e6 and _decimals(num_format) is not None else num_format)
         for v in (nums.min(), nums.max(), nums[mags.argmin()], nums[mags.argmax()]):
-            texts.add(render(float(v), num_format))
+            texts.add(shown(float(v)))
         step = max(1, nums.size // 200)
-        texts.update(render(float(v), num_format) for v in nums[::step])
+        texts.update(shown(float(v)) for v in nums[::step])
     if nums.size < len(values):
         texts.add("#NUM!")
     return max((text_width(t) for t in texts), default=0.0)
@@ -229,7 +233,9 @@ FIXED_QUANTITY_FORMATS = {"accuracy": "0.0000"}  # a share of examples right: th
 def quantity(key: str) -> str:
     """The quantity a column key belongs to: columns of one quantity share a format across the workbook
     (grad_a and grad_b, err_m1 … err_m15, w_Age and new_w_Age; every loss: per step, smoothed, per epoch)."""
-    k = key[4:] if key.startswith("new_") and len(key) > 4 else key
+    k = key.rsplit(":", 1)[-1]  # the Titanic Solver's rows: solver:loss, sgd:w_Age …
+    k = k[4:] if k.startswith("new_") and len(k) > 4 else k
+    k = re.sub(r"^r\d+_", "", k)  # too-high's runs: every run's x, f(x), f′(x) alike
     base = k.split("_")[0] if "_" in k else k.rstrip("0123456789") or k
     if k in _LOSS_KEYS or base == "loss" or k.endswith("_loss"):
         return "loss"
@@ -249,21 +255,17 @@ def _decimals(num_format: str) -> int | None:
 
 def quantity_format(registry: dict | None, q: str, values, given: str = "General") -> str:
     """The number format of quantity ``q`` in one workbook: the first column of it decides (from its values),
-    later ones follow it where it shows their values as well (as many decimals, or scientific);
-    ``registry`` ({quantity: format}, the workbook's) remembers the decisions."""
+    every later one shows the same (a value too large for it turns scientific by a conditional format,
+    see :func:`sheetsgd.readable.scientific_beyond`); ``registry`` ({quantity: format},
+    the workbook's) remembers the decisions."""
     if q in FIXED_QUANTITY_FORMATS and _numeric(given):
         return FIXED_QUANTITY_FORMATS[q]
+    if registry is not None and _numeric(given) and q in registry:
+        return registry[q]
     own = number_format(values, given)
-    if registry is None or _decimals(own) is None and own != SCIENTIFIC:
-        return own
-    kept = registry.get(q)
-    if kept is None:
+    if registry is not None and _numeric(given):
         registry[q] = own
-        return own
-    if kept == SCIENTIFIC or (_decimals(own) is not None and _decimals(kept) is not None
-                              and _decimals(own) <= _decimals(kept)):
-        return kept
-    return own  # the kept format would hide this column's digits: its own, readable one
+    return own
 
 
 def present_block(block, extra_values: dict | None = None, registry: dict | None = None) -> None:

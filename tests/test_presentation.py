@@ -327,3 +327,53 @@ def test_every_page_reads_cleanly_one_page_wide(rendered, pdfs):
                     problems.append(f"{pdf.stem} page {n}: {block.sheet} without its header row")
     print("pages per lesson:", pages_per_lesson)
     assert not problems, "\n".join(problems[:40])
+
+
+# --- one number format per quantity, across the workbook -------------------------------------------
+
+def _numeric_formats_below(ws, row: int, col: int, rows: int = 80) -> set[str]:
+    """Number formats of the numbers and formulas under a header, down to the first empty cell."""
+    out = set()
+    for r in range(row + 1, min(ws.max_row, row + rows) + 1):
+        cell = ws.cell(r, col)
+        if cell.value is None or cell.value == "":
+            break
+        if isinstance(cell.value, (int, float)) or (isinstance(cell.value, str) and cell.value.startswith("=")):
+            out.add(cell.number_format)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+def test_one_number_format_per_quantity_across_sheets(tmp_path, name):
+    """Every column of one quantity — a block column's key (:func:`presentation.quantity`: every loss, every
+    accuracy, a weight and its new value) or a column headed "… loss …" on any sheet (Epochs, Compare,
+    Solver, the lr finder's marks) — shows one number format in the whole workbook."""
+    lesson = kinds.load(name, **OPTIONS[name])
+    report = kinds.kind_of(lesson).build(lesson, tmp_path / f"{name}.xlsx")
+    wb = openpyxl.load_workbook(tmp_path / f"{name}.xlsx")
+    by_quantity: dict[str, dict[str, set]] = {}
+    for block in report.blocks:
+        ws = wb[block.sheet]
+        for c in block.columns:
+            if c.pattern is None:
+                continue
+            formats = _numeric_formats_below(ws, block.first_row, c.col + 1, rows=block.n)
+            by_quantity.setdefault(presentation.quantity(c.key), {}).setdefault(
+                "|".join(sorted(formats)), set()).add(f"{block.sheet}!{c.header}")
+    for ws in wb.worksheets:
+        if ws.sheet_state != "visible":
+            continue
+        for row in ws.iter_rows(min_row=1, max_row=min(ws.max_row, 14)):
+            for cell in row:
+                text = cell.value if isinstance(cell.value, str) else ""
+                header = cell.font is not None and cell.font.b and cell.fill is not None and \
+                    str(cell.fill.fgColor.rgb).upper().endswith("DDEBF7")
+                if header and re.search(r"\bloss\b", text, re.I) and "∂" not in text:
+                    formats = _numeric_formats_below(ws, cell.row, cell.column)
+                    formats.discard("General")  # a hyperparameter's or a note's cell under a title
+                    if formats:
+                        by_quantity.setdefault("loss", {}).setdefault("|".join(sorted(formats)), set()).add(
+                            f"{ws.title}!{cell.coordinate} {text[:30]}")
+    mixed = {q: seen for q, seen in by_quantity.items() if len(seen) > 1}
+    assert not mixed, mixed
+    assert "loss" in by_quantity or name == "too-high"  # f(x) is too-high's loss
