@@ -119,7 +119,7 @@ def _write_chart(ws, wb, fmt, lesson, trace, layout, counts):
                       "values": series_range(ws, [FINDER, first, smooth_col, recorded_last, smooth_col]),
                       "marker": {"type": "none"}, "line": {"width": 1.25, "color": "#9DC3E6"}})
     chart.add_series({"name": "smoothed loss (plotted as fastai does)",
-                      "categories": [FINDER, first, lr_col, last, lr_col],
+                      "categories": series_range(ws, [FINDER, first, lr_col, last, lr_col]),
                       "values": series_range(ws, [FINDER, first, plot_col, last, plot_col]), "marker": {"type": "none"},
                       "line": {"width": 2.25, "color": "#1F4E79"}})
     for col, label, colour in ((3, "suggested lr: steepest", "#C00000"), (4, "suggested lr: minimum/10", "#548235")):

@@ -53,6 +53,10 @@ def number_format(values, given: str = "General") -> str:
     ``given`` is kept when it is not a plain numeric format (text, percentages, dates)."""
     if not _numeric(given):
         return given
+    sections = given.split(";")
+    if len(sections) >= 3 and sections[2] == "":  # zero shows empty (collab's unrated errors): kept so
+        base = number_format(values)
+        return f"{base};-{base};" + ";" * (len(sections) - 3)
     nums = _finite(values)
     if not nums.size:
         return given if given != "General" else "0.000"
@@ -83,6 +87,11 @@ def render(value, num_format: str) -> str:
         return str(value)
     if not math.isfinite(v):
         return "#NUM!"
+    if ";" in num_format:  # positive;negative;zero sections
+        sections = num_format.split(";")
+        if v == 0 and len(sections) > 2:
+            return render(0.0, sections[2]) if sections[2] else ""
+        return ("-" if v < 0 else "") + render(abs(v), sections[0])
     if num_format == "0":
         return f"{v:.0f}"
     if num_format.startswith("0.") and "E" not in num_format:
@@ -260,11 +269,13 @@ def quantity_format(registry: dict | None, q: str, values, given: str = "General
     the workbook's) remembers the decisions."""
     if q in FIXED_QUANTITY_FORMATS and _numeric(given):
         return FIXED_QUANTITY_FORMATS[q]
+    blank_zero = given.count(";") >= 2 and given.split(";")[2] == ""
     if registry is not None and _numeric(given) and q in registry:
-        return registry[q]
+        kept = registry[q].split(";")[0]
+        return f"{kept};-{kept};;" if blank_zero else kept
     own = number_format(values, given)
     if registry is not None and _numeric(given):
-        registry[q] = own
+        registry[q] = own.split(";")[0]
     return own
 
 

@@ -339,7 +339,7 @@ def _numeric_formats_below(ws, row: int, col: int, rows: int = 80) -> set[str]:
         if cell.value is None or cell.value == "":
             break
         if isinstance(cell.value, (int, float)) or (isinstance(cell.value, str) and cell.value.startswith("=")):
-            out.add(cell.number_format)
+            out.add(cell.number_format.split(";")[0])  # (collab's unrated errors: the zero section empty)
     return out
 
 
@@ -377,3 +377,23 @@ def test_one_number_format_per_quantity_across_sheets(tmp_path, name):
     mixed = {q: seen for q, seen in by_quantity.items() if len(seen) > 1}
     assert not mixed, mixed
     assert "loss" in by_quantity or name == "too-high"  # f(x) is too-high's loss
+
+
+def test_collab_unrated_errors_show_nothing(tmp_path):
+    """An unrated (user, movie) pair's error is 0 by formula (it is not in the loss) and shows empty; a rated
+    pair's shows its digits."""
+    lesson = kinds.load("collab-filter", **OPTIONS["collab-filter"])
+    report = kinds.kind_of(lesson).build(lesson, tmp_path / "c.xlsx")
+    wb = openpyxl.load_workbook(tmp_path / "c.xlsx")
+    (pred,) = [b for b in report.blocks if b.name == "Predictions"]
+    shown = {"unrated": set(), "rated": set()}
+    for c in pred.columns:
+        if c.key.startswith("err_m"):
+            obs = pred.column("obs_" + c.key[4:])
+            for i in range(pred.n):
+                cell = wb[pred.sheet].cell(pred.first_row + 1 + i, c.col + 1)
+                rated = pred.values[obs.key][i] != ""
+                shown["rated" if rated else "unrated"].add(
+                    presentation.render(float(pred.values[c.key][i]), cell.number_format))
+    assert shown["unrated"] == {""}
+    assert "" not in shown["rated"] and len(shown["rated"]) > 10
