@@ -186,8 +186,11 @@ def values_width(values, num_format: str) -> float:
             texts.add(shown(float(v)))
         step = max(1, nums.size // 200)
         texts.update(shown(float(v)) for v in nums[::step])
-    if nums.size < len(values):
-        texts.add("#NUM!")
+    for v in values:  # an overflow shows #NUM!, a cached error its text; a blank ("") nothing
+        if isinstance(v, float) and not math.isfinite(v):
+            texts.add("#NUM!")
+        elif isinstance(v, str) and v.startswith("#"):
+            texts.add(v)
     return max((text_width(t) for t in texts), default=0.0)
 
 
