@@ -15,7 +15,7 @@ import re
 import jinja2
 import markupsafe
 
-from .presentation import show_pair
+from .readable import show_pair
 
 _TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -13,6 +13,10 @@ collab-filter):
   and Carlito are absent; DejaVu is wider than both, so a width fitted to it fits in Excel too).
 - :class:`Widths` — per sheet, the widest text each column must hold (header words, values, labels):
   ``fit`` widens a column, never narrows it, so blocks and labels sharing a column all fit.
+- :func:`quantity` / :func:`quantity_format` — one format per quantity across a workbook (every loss,
+  accuracy, weight): the first column of a quantity decides it, the others follow (the book keeps them).
+
+Row heights, print set-up and values beyond a column's magnitude: :mod:`sheetsgd.readable`.
 """
 from __future__ import annotations
 
@@ -372,34 +376,6 @@ def hide_outside_blocks(wb, fmt, plan) -> None:
         if ws is not None and test:
             ws.conditional_format(top, col, bottom, col, {"type": "formula", "criteria": "=" + test,
                                                           "format": fmt.hidden()})
-
-
-# --- the HTML feedback's numbers -------------------------------------------------------------------
-
-def show_number(x, like=None) -> str:
-    """A number as feedback shows it: :data:`SIGNIFICANT` + 2 significant digits at the magnitude of
-    ``like`` (default: ``x`` itself), fixed decimals between 1e-4 and 1e6, scientific beyond."""
-    if x is None:
-        return "(empty)"
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return str(x)
-    v = float(x)
-    if not math.isfinite(v):
-        return "not a number"
-    scale = abs(float(like)) if isinstance(like, (int, float)) and math.isfinite(float(like)) and like else abs(v)
-    digits = SIGNIFICANT + 2
-    if scale == 0:
-        return f"{v:.{digits - 1}f}"
-    if scale >= 1e6 or scale < 1e-4 or abs(v) >= 1e6:
-        return f"{v:.{digits - 1}E}"
-    return f"{v:.{max(0, digits - 1 - math.floor(math.log10(scale)))}f}"
-
-
-def show_pair(expected, found) -> tuple[str, str]:
-    """Expected and found values in one format (the expected value's magnitude decides it), so the two read
-    digit against digit."""
-    like = expected if isinstance(expected, (int, float)) and not isinstance(expected, bool) else found
-    return show_number(expected, like), show_number(found, like)
 
 
 def sheet_format(ws, q: str, values, given: str = "General") -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import re
 
-import numpy as np
 import openpyxl
 import pytest
 from openpyxl.utils import column_index_from_string
