@@ -244,10 +244,11 @@ def write_block(ws, fmt, counts: dict, block: Block, student: StudentPlan | None
         book.blocks.append(block)
     if getattr(ws, "is_null", False):  # a rebuild for the checker: the block is all it needs (no formats)
         return
-    from . import presentation
-    presentation.present_block(block)
+    from . import presentation, readable
+    presentation.present_block(block, registry=getattr(book, "quantity_formats", None))
     presentation.fit_block(ws, block)
-    presentation.hide_until_filled(ws, fmt, block, student)
+    presentation.hide_until_filled(ws, fmt, block, student)  # first: it takes precedence
+    readable.scientific_beyond(ws, fmt, block)
     plan = []
     for c in block.columns:
         blank = student is not None and student.is_blank(block, c.key)

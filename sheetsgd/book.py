@@ -108,6 +108,7 @@ class Book:
                 raise SheetsgdError(f"cannot write: {exc}", self.path) from None
         self.fmt = Formats(self.wb)
         self.counts = {"formula": 0, "value": 0}
+        self.quantity_formats: dict[str, str] = {}  # one number format per quantity across the workbook
         self.blocks = []
         self.exercise = {name: set(keys) for name, keys in (exercise or {}).items()}
         self.student = None
@@ -156,6 +157,7 @@ class Formats:
         self.hyper = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "num_format": "General", "locked": False})
         self.bold = wb.add_format({"bold": True})
         self.wrap = wb.add_format({"text_wrap": True, "valign": "top"})
+        self.bold_wrap = wb.add_format({"bold": True, "text_wrap": True, "valign": "top"})
         self.note = wb.add_format({"italic": True, "font_color": "#595959"})
         self._cache: dict[tuple[str, bool], object] = {}
         self._hidden = None
@@ -167,14 +169,31 @@ class Formats:
         return self._hidden
 
     def number(self, num_format: str, start: bool = False, blank: bool = False):
+        """A number's cell format. Shrink to fit: a value far beyond the column's (a diverging student sheet)
+        is drawn smaller rather than as ###."""
         key = (num_format, start, blank)
         if key not in self._cache:
-            props = {"num_format": num_format}
+            props = {"num_format": num_format, "shrink": True}
             if start:
                 props.update(bg_color="#F2F2F2", italic=True)
             if blank:  # a cell the student fills in: highlighted, unlocked
                 props.update(bg_color="#FCE4D6", border=1, border_color="#ED7D31", locked=False)
             self._cache[key] = self.wb.add_format(props)
+        return self._cache[key]
+
+    def input(self, num_format: str):
+        """An input cell (yellow, unlocked) showing its number in ``num_format``."""
+        key = (num_format, "input", False)
+        if key not in self._cache:
+            self._cache[key] = self.wb.add_format({"bg_color": "#FFF2CC", "border": 1, "num_format": num_format,
+                                                   "locked": False, "shrink": True})
+        return self._cache[key]
+
+    def scientific(self):
+        """The conditional format of a fixed-decimal cell whose value outgrew its column: scientific."""
+        key = ("scientific", False, False)
+        if key not in self._cache:
+            self._cache[key] = self.wb.add_format({"num_format": "0.00E+00"})
         return self._cache[key]
 
 
@@ -190,7 +209,8 @@ def close_workbook(wb, path: str) -> None:
 
 
 def finish_workbook(wb, path: str, intro, manifest_ws, entries: dict) -> None:
-    """Write the hidden manifest, make every sheet print one page wide, open on the Introduction, close."""
+    """Write the hidden manifest, set every sheet up to print (one page wide, readable), open on the
+    Introduction, close."""
     write_manifest_entries(manifest_ws, {"generator": f"sheetsgd {__version__}", "spec_version": MANIFEST_VERSION,
                                           **entries})
     manifest_ws.hide()
@@ -198,11 +218,11 @@ def finish_workbook(wb, path: str, intro, manifest_ws, entries: dict) -> None:
     if book is not None and book.student is not None and not book.null:
         from .presentation import hide_outside_blocks
         hide_outside_blocks(wb, book.fmt, book.student)
-    for sheet in wb.worksheets():
-        if sheet is not manifest_ws:
-            sheet.set_landscape()
-            sheet.set_paper(9)  # A4
-            sheet.fit_to_pages(1, 0)
+    from .chart_data import write_chart_data
+    from .readable import set_up_workbook
+    if book is not None:
+        write_chart_data(book)
+    set_up_workbook(wb, book.blocks if book is not None else ())
     intro.activate()
     close_workbook(wb, path)
 

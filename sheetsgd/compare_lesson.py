@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name
 
-from . import presentation
+from . import presentation, readable
+from .chart_data import series_range
 from .engine import Trace, train
 from .errors import SheetsgdError
 from .lesson import Lesson, override, parse_lesson, validate, with_optimizer
@@ -206,25 +207,25 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     base = lesson.base
     model, loss = base.model_cls(), base.loss_cls()
     n_steps = trace.n_steps
-    ws.set_row(0, 30)
-    ws.write_row(0, 0, ["step", "epoch"] + [f"loss: {sheet_names[n]}" for n in names], fmt.header)
+    headers = ["step", "epoch"] + [f"loss: {sheet_names[n]}" for n in names]
     first_trace = trace.traces[names[0]]
     # one quantity, one format: every optimizer's loss column shows the same decimals
-    step_formats = [presentation.number_format(np.concatenate([trace.traces[n].steps["loss"] for n in names]))] * len(names)
-    epoch_formats = [presentation.number_format(np.concatenate([trace.traces[n].epochs["full_loss"] for n in names]))] \
-        * len(names)
+    losses = np.concatenate([trace.traces[n].steps["loss"] for n in names]
+                            + [trace.traces[n].epochs["full_loss"] for n in names])
+    step_formats = epoch_formats = [presentation.sheet_format(ws, "loss", losses)] * len(names)
     fit = presentation.widths(ws)
     fit.fit_range(0, 1, presentation.header_width("epoch"))
     for j, name in enumerate(names):
         fit.fit(2 + j, presentation.column_width(f"loss: {sheet_names[name]}", trace.traces[name].steps["loss"],
                                                  step_formats[j], lines=2))
     col0 = 3 + len(names)  # the per-epoch table, right of the per-step one
-    ws.write_row(0, col0, ["epoch"] + [f"loss after epoch: {sheet_names[n]}" for n in names], fmt.header)
     fit.fit(col0, presentation.header_width("epoch"))
     for j, name in enumerate(names):
         fit.fit(col0 + 1 + j, presentation.column_width(f"loss after epoch: {sheet_names[name]}",
                                                         trace.traces[name].epochs["full_loss"], epoch_formats[j],
                                                         lines=2))
+    readable.write_header_row(ws, 0, 0, headers + [""] + ["epoch"] + [f"loss after epoch: {sheet_names[n]}"
+                                                                     for n in names], fmt.header, lines=2)
     n = len(base.data)
     x_range, y_range = _abs_col(DATA, 1, 1, n), _abs_col(DATA, 2, 1, n)
     epochs = first_trace.steps["epoch"].astype(int)
@@ -263,29 +264,35 @@ def _write_compare(ws, wb, fmt, lesson, lessons, trace, layouts, counts):
     losses = np.concatenate([np.asarray(t.steps["loss"], dtype=float) for t in trace.traces.values()])
     y_axis = _shared_axis(losses[np.isfinite(losses)], positive)
     colours = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD", "#8C564B"]
+    chart_row = base.epochs + 2  # under the per-epoch table, right of the per-step one: the sheet prints readably
+    smoothing = max(2, min(base.steps_per_epoch, n_steps // 5))
     for j, name in enumerate(names):
         by_step = wb.add_chart({"type": "line"})
+        # the loss of single steps jumps with each example: a moving average over about an epoch reads as a curve
         by_step.add_series({"name": sheet_names[name], "categories": [COMPARE, 1, 0, n_steps, 0],
-                            "values": [COMPARE, 1, 2 + j, n_steps, 2 + j],
-                            "line": {"width": 1.25, "color": colours[j % len(colours)]}})
+                            "values": series_range(ws, [COMPARE, 1, 2 + j, n_steps, 2 + j]),
+                            "line": {"width": 0.75, "color": colours[j % len(colours)], "transparency": 60},
+                            "trendline": {"type": "moving_average", "period": smoothing,
+                                          "name": f"moving average of {smoothing} steps",
+                                          "line": {"width": 2, "color": colours[j % len(colours)]}}})
         by_step.set_title({"name": f"Loss by step: {sheet_names[name]}", "name_font": {"size": 11}})
         by_step.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
         by_step.set_y_axis(y_axis)
         by_step.set_legend({"none": True})
         by_step.set_size({"width": 720, "height": 200})
-        ws.insert_chart(1 + 10 * j, col0 + len(names) + 2, by_step)
+        ws.insert_chart(chart_row + 10 * j, col0, by_step)
     by_epoch = wb.add_chart({"type": "line"})
     for j, name in enumerate(names):
         by_epoch.add_series({"name": sheet_names[name], "categories": [COMPARE, 1, col0, base.epochs, col0],
-                             "values": [COMPARE, 1, col0 + 1 + j, base.epochs, col0 + 1 + j],
+                             "values": series_range(ws, [COMPARE, 1, col0 + 1 + j, base.epochs, col0 + 1 + j]),
                              "marker": {"type": "circle"}})
     by_epoch.set_title({"name": "Loss on all examples after each epoch"})
     by_epoch.set_x_axis({"name": "epoch"})
     by_epoch.set_y_axis({"name": "loss", "log_base": 10} if positive else {"name": "loss"})
     by_epoch.set_size({"width": 720, "height": 320})
-    ws.insert_chart(1 + 10 * len(names), col0 + len(names) + 2, by_epoch)
-    _shrinkage_chart(ws, wb, model, names, sheet_names, layouts, n_steps, col0 + len(names) + 2, 18 + 10 * len(names))
-    _lr_chart(ws, wb, names, sheet_names, layouts, n_steps, col0 + len(names) + 2, 18 + 10 * len(names))
+    ws.insert_chart(chart_row + 10 * len(names), col0, by_epoch)
+    _shrinkage_chart(ws, wb, model, names, sheet_names, layouts, n_steps, col0, chart_row + 17 + 10 * len(names))
+    _lr_chart(ws, wb, names, sheet_names, layouts, n_steps, col0, chart_row + 17 + 10 * len(names))
 
 
 def _lr_chart(ws, wb, names, sheet_names, layouts, n_steps, col, row):
@@ -299,7 +306,7 @@ def _lr_chart(ws, wb, names, sheet_names, layouts, n_steps, col, row):
         layout = layouts[name]
         first, column = layout.first_step_row, layout.columns["lr"]
         chart.add_series({"name": sheet_names[name], "categories": [COMPARE, 1, 0, n_steps, 0],
-                          "values": [sheet_names[name], first, column, first + n_steps - 1, column],
+                          "values": series_range(ws, [sheet_names[name], first, column, first + n_steps - 1, column]),
                           "line": {"width": 1.5, "color": colours[names.index(name) % len(colours)]}})
     chart.set_title({"name": "Learning rate by step"})
     chart.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})
@@ -330,7 +337,7 @@ def _shrinkage_chart(ws, wb, model, names, sheet_names, layouts, n_steps, col, r
         layout = layouts[name]
         first, column = layout.first_step_row, layout.columns[f"shrink_{p}"]  # 0-based row of step 1
         chart.add_series({"name": f"{sheet_names[name]}: {p}", "categories": [COMPARE, 1, 0, n_steps, 0],
-                          "values": [sheet_names[name], first, column, first + n_steps - 1, column],
+                          "values": series_range(ws, [sheet_names[name], first, column, first + n_steps - 1, column]),
                           "line": {"width": 1.5}})
     chart.set_title({"name": "Shrinkage of each weight per step (weight decay)"})
     chart.set_x_axis({"name": "step", "interval_unit": max(1, n_steps // 10)})

@@ -198,6 +198,20 @@ def _rows(args):
     return Val(np.asarray(n, dtype=float).reshape(-1, 1), np.zeros((np.size(n), 1)))
 
 
+def _countblank(args):
+    """COUNTBLANK(range): the range's cells less its non-blank ones (a padded range's mask marks both padding
+    and blanks, so the cells are counted from its rows per block row); one cell: blank when its text is ""."""
+    (a,) = args
+    if a.rows is None:
+        blank = np.zeros(a.v.shape) if a.s is None else np.vectorize(lambda t: float(t == ""), otypes=[float])(a.s)
+        return Val(blank, np.zeros_like(blank))
+    rows = np.asarray(a.rows, dtype=float).reshape(-1, 1)
+    width = a.v.shape[1] // max(1, int(rows.max(initial=1)))
+    filled = np.sum(a.mask, axis=1, keepdims=True) if a.mask is not None else np.full(rows.shape, float(a.v.shape[1]))
+    v = rows * width - filled
+    return Val(v, np.zeros_like(v))
+
+
 def _mod(args):
     a, b = args
     with np.errstate(all="ignore"):
@@ -219,6 +233,7 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "AVERAGE": _average,
     "COS": _elementwise(np.cos, lambda a, v: np.abs(v) + a.mag),  # |Δcos| ≤ |Δx|: the argument's rounding
     "COUNT": lambda args: Val(_count(args), np.zeros_like(_count(args))),
+    "COUNTBLANK": _countblank,  # a student version's conditional formats: hidden while a blank is empty
     "EXP": _elementwise(np.exp, lambda a, v: np.abs(v) * (1 + a.mag)),
     "IF": _if,
     "INDEX": _index,

@@ -185,6 +185,17 @@ def every_run(exercise: dict, columns) -> dict:
     return out
 
 
+def _column_at(ws, pixels: int) -> int:
+    """The first column starting at least ``pixels`` from the sheet's left edge (charts side by side)."""
+    from .presentation import widths
+
+    w, x, col = widths(ws).width, 0, 0
+    while x < pixels:
+        x += int(w.get(col, 8.43) * 7 + 0.5) + 5
+        col += 1
+    return col
+
+
 def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace | None = None, exercise=None):
     from .book import lesson_entries
     from .student import block_task_lines, protect_sheets
@@ -215,21 +226,25 @@ def build_function_workbook(lesson: FunctionLesson, path, trace: FunctionTrace |
         hyper=hyper, values={c.key: trace.steps[c.key].tolist() for c in columns}, n_steps=trace.n_steps,
         exercise=blanks, block_name=RUNS_SHEET)
 
-    chart = wb.add_chart({"type": "line"})
+    # one chart per run, each axis fitted to its own run: a diverging run's growth is readable beside a
+    # converging run's approach (a shared −reach…reach axis drew the diverging run as vertical strokes)
+    from .chart_data import series_range
     first, last = layout.first_step_row, layout.first_step_row + trace.n_steps - 1
     for i, run in enumerate(lesson.runs, start=1):
+        chart = wb.add_chart({"type": "line"})
         col = layout.columns[f"r{i}_x"]
         end = last if not trace.first_overflow[i] else min(last, first + trace.first_overflow[i] - 2)
         # a run that overflows is plotted up to its last number: its #NUM! cells are left out of the series
         chart.add_series({"name": run.label, "categories": [RUNS_SHEET, first, 0, end, 0],
-                          "values": [RUNS_SHEET, first, col, end, col], "marker": {"type": "circle", "size": 3}})
-    reach = max(abs(r.x0) for r in lesson.runs) + 2
-    chart.set_title({"name": "x by step"})
-    chart.set_x_axis({"name": "step"})
-    chart.set_y_axis({"name": "x", "min": -reach, "max": reach})  # a diverging run leaves the plot
-    chart.show_blanks_as("gap")
-    chart.set_size({"width": 720, "height": 400})
-    ws.insert_chart(1, len(columns) + 1, chart)
+                          "values": series_range(ws, [RUNS_SHEET, first, col, end, col]),
+                          "marker": {"type": "circle", "size": 3}})
+        chart.set_title({"name": f"x by step: {run.label}", "name_font": {"size": 10}})
+        chart.set_x_axis({"name": "step"})
+        chart.set_y_axis({"name": "x"})  # fitted to this run's values
+        chart.set_legend({"none": True})
+        chart.show_blanks_as("gap")
+        chart.set_size({"width": 480, "height": 260})
+        ws.insert_chart(last + 2 + 14 * ((i - 1) // 2), 0 if i % 2 else _column_at(ws, 500), chart)
 
     write_intro(intro, fmt, lesson.title, lesson.description, lesson.tips, columns, layout, RUNS_SHEET,
                 how=["Each run has its own learning rate (runN_lr) and start x (the yellow start row).",

@@ -5,7 +5,7 @@ import re
 
 from xlsxwriter.utility import xl_col_to_name
 
-from . import presentation
+from . import presentation, readable
 from .formula import Resolver, compile_template
 from .spec import Column
 
@@ -37,16 +37,19 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
     fit.fit(2, 60)
     ws.write(0, 0, title, fmt.title)
     row = 2
+    page = readable.merged_width(ws, 0, 2)
     for para in [p.strip() for p in description.strip().split("\n\n") if p.strip()]:
-        ws.set_row(row, 15 * (1 + len(para) // 150))
-        ws.merge_range(row, 0, row, 2, " ".join(para.split()), fmt.wrap)
+        text = " ".join(para.split())
+        ws.set_row(row, readable.row_height((text, page)))
+        ws.merge_range(row, 0, row, 2, text, fmt.wrap)
         row += 1
     row += 1
 
     def bullets(row, heading, heading_format, lines):  # a heading, then one bulleted line each
         ws.write(row, 0, heading, heading_format)
-        for i, line in enumerate(lines, start=row + 1):  # bullet and text in one cell, overflowing right
-            ws.write_string(i, 0, "• " + line)
+        for i, line in enumerate(lines, start=row + 1):  # bullet and text in one cell across the page, wrapped
+            ws.set_row(i, readable.row_height(("• " + line, page)))
+            ws.merge_range(i, 0, i, 2, "• " + line, fmt.wrap)
         return row + 1 + len(lines)
 
     if tasks:
@@ -61,12 +64,14 @@ def write_intro(ws, fmt, title, description, tips, columns, layout, sheet_name=S
         ws.write_row(row, 0, [f"{sheet} column", "what it is", "formula in step 1"], fmt.header)
         row += 1
         for c in sheet_columns:
-            ws.write(row, 0, c.header, fmt.bold)
-            ws.write(row, 1, c.note, fmt.wrap)
             if c.key in exercise:
                 text = "(yours to write: see Your task)"
             else:
                 text = formula_in_row(c, sheet_layout, sheet_layout.first_step_row, prefix) if c.formula else "(a value)"
+            ws.set_row(row, readable.row_height((c.header, fit.width.get(0, 20), True), (c.note, fit.width[1]),
+                                                (text, fit.width[2])))
+            ws.write(row, 0, c.header, fmt.bold_wrap)
+            ws.write(row, 1, c.note, fmt.wrap)
             ws.write_string(row, 2, text, fmt.wrap)
             row += 1
 

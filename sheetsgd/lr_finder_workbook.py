@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from xlsxwriter.utility import xl_col_to_name
+
 from . import presentation
+from .chart_data import series_range
 from .lr_finder import CHART, FINDER, FINDER_NOTES, FinderLesson, FinderTrace, finder_columns, train_finder
 from .book import lesson_entries
 from .student import block_task_lines, protect_sheets
@@ -86,26 +90,51 @@ def _write_chart(ws, wb, fmt, lesson, trace, layout, counts):
     presentation.widths(ws).fit_text(0, *labels, bold=True)
     presentation.widths(ws).fit(1, presentation.text_width("-0.00E+00"))
     ws.write(0, 0, "The lr range test", fmt.title)
+    first, last = layout.first_step_row, layout.first_step_row + trace.n_steps - 1
+    lr_col, plot_col, smooth_col = layout.columns["lr"], layout.columns["plot"], layout.columns["smooth"]
+    recorded_last = first + max(1, int(trace.n_recorded)) - 1  # the row the loss blew up in, the last recorded
+    L = xl_col_to_name(smooth_col)
+    smooth = np.asarray(trace.steps["smooth"], dtype=float)[:max(1, int(trace.n_recorded))]
+    smooth = smooth[np.isfinite(smooth)]
+    loss_format = fmt.number(presentation.sheet_format(ws, "loss", smooth))
+    bounds = [(f"=MIN({FINDER}!${L}${first + 1}:${L}${recorded_last + 1})", float(smooth.min()) if smooth.size else ""),
+              (f"=MAX({FINDER}!${L}${first + 1}:${L}${recorded_last + 1})", float(smooth.max()) if smooth.size else "")]
+    ws.write_string(1, 3, "marks on the chart", fmt.bold)
+    presentation.widths(ws).fit_range(3, 5, presentation.values_width(list(smooth) + [-1e-10], "0.00E+00"))
     for row, (name, label) in enumerate((("lr_suggest_steep", "suggested lr: steepest"),
                                          ("lr_suggest_min", "suggested lr: minimum/10"),
                                          ("n_recorded", "rows recorded")), start=2):
         ws.write(row, 0, label, fmt.bold)
         value = float(trace.n_recorded) if name == "n_recorded" else _suggestion(trace, name.replace("_suggest", ""))
         ws.write_formula(row, 1, name, fmt.number("0.00E+00" if name != "n_recorded" else "0"), cached(value))
-    counts["formula"] += 3
-    first, last = layout.first_step_row, layout.first_step_row + trace.n_steps - 1
-    lr_col, plot_col = layout.columns["lr"], layout.columns["plot"]
+        if row < 4:  # each suggestion a vertical line from the lowest to the highest smoothed loss
+            steep, low = _suggestion(trace, "lr_steep"), _suggestion(trace, "lr_min")
+            ws.write_formula(row, 3, "=lr_suggest_steep", fmt.number("0.00E+00"), cached(steep))
+            ws.write_formula(row, 4, "=lr_suggest_min", fmt.number("0.00E+00"), cached(low))
+            ws.write_formula(row, 5, bounds[row - 2][0], loss_format, cached(bounds[row - 2][1]))
+    counts["formula"] += 9
     chart = wb.add_chart({"type": "scatter", "subtype": "straight"})
-    chart.add_series({"name": "smoothed loss", "categories": [FINDER, first, lr_col, last, lr_col],
-                      "values": [FINDER, first, plot_col, last, plot_col], "marker": {"type": "none"},
-                      "line": {"width": 2}})
+    chart.add_series({"name": "smoothed loss, every recorded step (to the blow-up)",
+                      "categories": series_range(ws, [FINDER, first, lr_col, recorded_last, lr_col]),
+                      "values": series_range(ws, [FINDER, first, smooth_col, recorded_last, smooth_col]),
+                      "marker": {"type": "none"}, "line": {"width": 1.25, "color": "#9DC3E6"}})
+    chart.add_series({"name": "smoothed loss (plotted as fastai does)",
+                      "categories": series_range(ws, [FINDER, first, lr_col, last, lr_col]),
+                      "values": series_range(ws, [FINDER, first, plot_col, last, plot_col]), "marker": {"type": "none"},
+                      "line": {"width": 2.25, "color": "#1F4E79"}})
+    for col, label, colour in ((3, "suggested lr: steepest", "#C00000"), (4, "suggested lr: minimum/10", "#548235")):
+        chart.add_series({"name": label, "categories": series_range(ws, [CHART, 2, col, 3, col]),
+                          "values": series_range(ws, [CHART, 2, 5, 3, 5]), "marker": {"type": "none"},
+                          "line": {"width": 1.5, "color": colour, "dash_type": "dash"}})
     chart.set_title({"name": "Smoothed loss against learning rate"})
     chart.set_x_axis({"name": "learning rate (log scale)", "log_base": 10, "num_format": "0.0E+0",
-                      **_log_range(trace.steps["lr"], trace.steps["plot"], lesson.finder)})
-    chart.set_y_axis({"name": "smoothed loss"})
-    chart.set_legend({"none": True})
+                      **_log_range(trace.steps["lr"][:len(smooth)], smooth, lesson.finder)})
+    positive = smooth.size and bool(np.all(smooth > 0))
+    chart.set_y_axis({"name": "smoothed loss" + (" (log scale)" if positive else ""),
+                      **({"log_base": 10} if positive else {})})
+    chart.set_legend({"position": "bottom"})
     chart.show_na_as_empty_cell()
-    chart.set_size({"width": 760, "height": 420})
+    chart.set_size({"width": 760, "height": 460})
     ws.insert_chart(6, 0, chart)
 
 

@@ -13,11 +13,16 @@ collab-filter):
   and Carlito are absent; DejaVu is wider than both, so a width fitted to it fits in Excel too).
 - :class:`Widths` — per sheet, the widest text each column must hold (header words, values, labels):
   ``fit`` widens a column, never narrows it, so blocks and labels sharing a column all fit.
+- :func:`quantity` / :func:`quantity_format` — one format per quantity across a workbook (every loss,
+  accuracy, weight): the first column of a quantity decides it, the others follow (the book keeps them).
+
+Row heights, print set-up and values beyond a column's magnitude: :mod:`sheetsgd.readable`.
 """
 from __future__ import annotations
 
 import functools
 import math
+import re
 import subprocess
 
 import numpy as np
@@ -50,8 +55,12 @@ def number_format(values, given: str = "General") -> str:
     """The one number format of a column holding ``values`` (non-numbers and non-finite values ignored).
 
     ``given`` is kept when it is not a plain numeric format (text, percentages, dates)."""
-    if any(ch in given for ch in '%@"/') or given.lower().startswith(("d", "m", "y", "h")):
+    if not _numeric(given):
         return given
+    sections = given.split(";")
+    if len(sections) >= 3 and sections[2] == "":  # zero shows empty (collab's unrated errors): kept so
+        base = number_format(values)
+        return f"{base};-{base};" + ";" * (len(sections) - 3)
     nums = _finite(values)
     if not nums.size:
         return given if given != "General" else "0.000"
@@ -67,6 +76,11 @@ def number_format(values, given: str = "General") -> str:
     return "0." + "0" * decimals if decimals else "0"
 
 
+def _numeric(given: str) -> bool:
+    """Whether a format is a plain number format (not text, a percentage, a date or a time)."""
+    return not (any(ch in given for ch in '%@"/') or given.lower().startswith(("d", "m", "y", "h")))
+
+
 def render(value, num_format: str) -> str:
     """The text a spreadsheet shows for ``value`` in ``num_format`` (as far as measuring it goes)."""
     if isinstance(value, str):
@@ -77,6 +91,11 @@ def render(value, num_format: str) -> str:
         return str(value)
     if not math.isfinite(v):
         return "#NUM!"
+    if ";" in num_format:  # positive;negative;zero sections
+        sections = num_format.split(";")
+        if v == 0 and len(sections) > 2:
+            return render(0.0, sections[2]) if sections[2] else ""
+        return ("-" if v < 0 else "") + render(abs(v), sections[0])
     if num_format == "0":
         return f"{v:.0f}"
     if num_format.startswith("0.") and "E" not in num_format:
@@ -164,12 +183,18 @@ def values_width(values, num_format: str) -> float:
     nums = _finite(values)
     if nums.size:
         mags = np.abs(nums)
+
+        def shown(v):  # a fixed format shows a value of a million and more in scientific (a conditional format)
+            return render(v, "0.00E+00" if abs(v) >= 1e6 and _decimals(num_format) is not None else num_format)
         for v in (nums.min(), nums.max(), nums[mags.argmin()], nums[mags.argmax()]):
-            texts.add(render(float(v), num_format))
+            texts.add(shown(float(v)))
         step = max(1, nums.size // 200)
-        texts.update(render(float(v), num_format) for v in nums[::step])
-    if nums.size < len(values):
-        texts.add("#NUM!")
+        texts.update(shown(float(v)) for v in nums[::step])
+    for v in values:  # an overflow shows #NUM!, a cached error its text; a blank ("") nothing
+        if isinstance(v, float) and not math.isfinite(v):
+            texts.add("#NUM!")
+        elif isinstance(v, str) and v.startswith("#"):
+            texts.add(v)
     return max((text_width(t) for t in texts), default=0.0)
 
 
@@ -215,15 +240,56 @@ def widths(ws) -> Widths:
     return w
 
 
+# every loss a lesson shows (per step, smoothed, best so far, per epoch, validation, held back, objective)
+_LOSS_KEYS = {"loss", "avg", "smooth", "best", "plot", "smooth_used", "objective", "full_loss"}
+FIXED_QUANTITY_FORMATS = {"accuracy": "0.0000"}  # a share of examples right: the same 4 decimals everywhere
+
+
+@functools.lru_cache(maxsize=65536)
 def quantity(key: str) -> str:
-    """The quantity a column key belongs to: columns of one quantity share a format (grad_a and grad_b,
-    err_m1 … err_m15, w_Age … w_Male), so neighbouring columns of a kind show the same decimals."""
-    return key.split("_")[0] if "_" in key else key.rstrip("0123456789") or key
+    """The quantity a column key belongs to: columns of one quantity share a format across the workbook
+    (grad_a and grad_b, err_m1 … err_m15, w_Age and new_w_Age; every loss: per step, smoothed, per epoch)."""
+    k = key.rsplit(":", 1)[-1]  # the Titanic Solver's rows: solver:loss, sgd:w_Age …
+    k = k[4:] if k.startswith("new_") and len(k) > 4 else k
+    k = re.sub(r"^r\d+_", "", k)  # too-high's runs: every run's x, f(x), f′(x) alike
+    base = k.split("_")[0] if "_" in k else k.rstrip("0123456789") or k
+    if k in _LOSS_KEYS or base == "loss" or k.endswith("_loss"):
+        return "loss"
+    if base in ("correct", "accuracy") or k.endswith("_accuracy"):
+        return "accuracy"
+    return base
 
 
-def present_block(block, extra_values: dict | None = None) -> None:
+def _decimals(num_format: str) -> int | None:
+    """Decimals of a fixed format ("0.000" → 3, "0" → 0); None for scientific or other formats."""
+    if num_format == "0":
+        return 0
+    if num_format.startswith("0.") and set(num_format[2:]) == {"0"}:
+        return len(num_format) - 2
+    return None
+
+
+def quantity_format(registry: dict | None, q: str, values, given: str = "General") -> str:
+    """The number format of quantity ``q`` in one workbook: the first column of it decides (from its values),
+    every later one shows the same (a value too large for it turns scientific by a conditional format,
+    see :func:`sheetsgd.readable.scientific_beyond`); ``registry`` ({quantity: format},
+    the workbook's) remembers the decisions."""
+    if q in FIXED_QUANTITY_FORMATS and _numeric(given):
+        return FIXED_QUANTITY_FORMATS[q]
+    blank_zero = given.count(";") >= 2 and given.split(";")[2] == ""
+    if registry is not None and _numeric(given) and q in registry:
+        kept = registry[q].split(";")[0]
+        return f"{kept};-{kept};;" if blank_zero else kept
+    own = number_format(values, given)
+    if registry is not None and _numeric(given):
+        registry[q] = own.split(";")[0]
+    return own
+
+
+def present_block(block, extra_values: dict | None = None, registry: dict | None = None) -> None:
     """Decide each column's one number format from the engine's values (plus ``extra_values[key]``, e.g.
-    a start row written above the block), shared by the columns of one :func:`quantity`; once per block."""
+    a start row written above the block), shared by the columns of one :func:`quantity` (across the
+    workbook with its ``registry``); once per block."""
     if getattr(block, "_presented", False):
         return
     extra = extra_values or {}
@@ -231,7 +297,7 @@ def present_block(block, extra_values: dict | None = None) -> None:
     for c in block.columns:
         values = list(block.values.get(c.key, ())) + list(extra.get(c.key, ()))
         groups.setdefault((quantity(c.key), c.number_format), []).extend(values)
-    decided = {group: number_format(values, group[1]) for group, values in groups.items()}
+    decided = {group: quantity_format(registry, group[0], values, group[1]) for group, values in groups.items()}
     for c in block.columns:
         c.number_format = decided[(quantity(c.key), c.number_format)]
     block._presented = True
@@ -310,3 +376,10 @@ def hide_outside_blocks(wb, fmt, plan) -> None:
         if ws is not None and test:
             ws.conditional_format(top, col, bottom, col, {"type": "formula", "criteria": "=" + test,
                                                           "format": fmt.hidden()})
+
+
+def sheet_format(ws, q: str, values, given: str = "General") -> str:
+    """:func:`quantity_format` for cells written outside blocks (Epochs, Compare, Solver): the workbook's
+    format of quantity ``q``."""
+    book = getattr(ws, "sheetsgd_book", None)
+    return quantity_format(getattr(book, "quantity_formats", None), q, values, given)

@@ -128,7 +128,8 @@ def write_steps_sheet(ws, wb, fmt, counts, *, title, subtitle, hyper, columns, v
                                c.note, "input" if c.group == "data" and not c.formula else "",
                                reveals="grad_" + c.key[3:] if c.key.startswith("fd_") else "")
                    for c in columns], n_steps, fields=extra, values=values)
-    presentation.present_block(block, {k: [v] for k, (v, _) in start_values.items()})
+    presentation.present_block(block, {k: [v] for k, (v, _) in start_values.items()},
+                               registry=getattr(getattr(ws, "sheetsgd_book", None), "quantity_formats", None))
     # the start row: step 0, initial values (inputs in yellow) and zero optimizer state
     if "step" in col_of:
         ws.write_number(start_row, col_of["step"], 0, fmt.number("0", True))

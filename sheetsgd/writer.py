@@ -11,7 +11,7 @@ import os
 import numpy as np
 from xlsxwriter.utility import quote_sheetname, xl_col_to_name, xl_rowcol_to_cell
 
-from . import presentation
+from . import presentation, readable
 from . import __version__, progress
 from .engine import Trace, train
 from .formula import Resolver, compile_template
@@ -20,6 +20,7 @@ from .schedules import sheet_hyper
 from .sizeguard import WorkbookSize
 from .spec import _sub, exercise_columns, row_local_batches, step_columns
 from .blocks import Block, BlockColumn, cached
+from .chart_data import series_range
 from .book import Book, BuildReport, PortableWorksheet, close_workbook, finish_workbook, lesson_entries  # noqa: F401
 from .student import task_lines
 from .steps_sheet import HYPER_FIRST_ROW, HYPER_NOTES, Layout, layout_entries, write_steps_sheet  # noqa: F401
@@ -161,14 +162,14 @@ def _write_data(ws, wb, fmt, lesson, counts, fits, hide_answers=False):
     """The examples, and per fit [(label, steps sheet, layout, trace)] the curve of its final parameters."""
     model = lesson.model_cls()
     n = len(lesson.data)
-    ws.set_row(0, 30)
-    ws.write_row(0, 0, ["#", lesson.data.x_name, lesson.data.y_name] + [label for label, *_ in fits], fmt.header)
     fit = presentation.widths(ws)
     fit.fit(0, presentation.column_width("#", [n]))
     for j, (name, values) in enumerate([(lesson.data.x_name, lesson.data.x), (lesson.data.y_name, lesson.data.y)]):
         fit.fit(1 + j, presentation.column_width(name, values, "General", lines=2))
     for j, (label, *_) in enumerate(fits):
         fit.fit(3 + j, presentation.column_width(label, [-1000.0, 1000.0], "0.0000", lines=2))
+    readable.write_header_row(ws, 0, 0, ["#", lesson.data.x_name, lesson.data.y_name] + [label for label, *_ in fits],
+                              fmt.header, lines=2)
     patterns, fit_values = [], []
     for _, sheet, layout, trace in fits:
         final_row = layout.start_row + trace.n_steps  # 0-based row of the last step
@@ -182,7 +183,7 @@ def _write_data(ws, wb, fmt, lesson, counts, fits, hide_answers=False):
         BlockColumn("y", lesson.data.y_name, 2, None, role="input")], n, step=np.zeros(n, dtype=np.int64)))
     num = fmt.number("General")
     data_fmt = fmt.hyper if hide_answers else num  # the data are inputs: unlocked in a student version
-    fit_fmt = fmt.number("0.0000")
+    fit_fmt = fmt.number(presentation.sheet_format(ws, "pred", [v for vs in fit_values for v in vs if v != ""]))
     for i in range(n):
         r = i + 1
         ws.write_number(r, 0, i + 1, num)
@@ -198,7 +199,8 @@ def _write_data(ws, wb, fmt, lesson, counts, fits, hide_answers=False):
     chart.add_series({"name": "data", "categories": [DATA, 1, 1, n, 1], "values": [DATA, 1, 2, n, 2],
                       "marker": {"type": "circle", "size": 6}})
     for j, (label, *_) in enumerate(fits):
-        chart.add_series({"name": label, "categories": [DATA, 1, 1, n, 1], "values": [DATA, 1, 3 + j, n, 3 + j],
+        chart.add_series({"name": label, "categories": [DATA, 1, 1, n, 1],
+                          "values": series_range(ws, [DATA, 1, 3 + j, n, 3 + j]),
                           "marker": {"type": "none"}, "line": {"width": 2}})
     chart.set_title({"name": f"{lesson.data.y_name} against {lesson.data.x_name}"
                              + (f", with the fitted {model.name} model" if fits else "")})
@@ -210,7 +212,8 @@ def _write_data(ws, wb, fmt, lesson, counts, fits, hide_answers=False):
 
 def _write_batches(ws, fmt, lesson, trace, counts):
     """The visit order of shuffled mini-batches, so each step's batch is one contiguous range."""
-    ws.write_row(0, 0, ["position", "step", "example #", lesson.data.x_name, lesson.data.y_name], fmt.header)
+    readable.write_header_row(ws, 0, 0, ["position", "step", "example #", lesson.data.x_name, lesson.data.y_name],
+                              fmt.header)
     n = len(lesson.data)
     num = fmt.number("General")
     row = 1
@@ -247,15 +250,16 @@ def register_block(ws, block: Block) -> None:
 def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts, hide_answers=False):
     model, loss = lesson.model_cls(), lesson.loss_cls()
     n = len(lesson.data)
-    ws.set_row(0, 45)
-    ws.write_row(0, 0, ["epoch", "first step", "last step", "mean loss of the epoch's steps",
-                        f"loss on all {n} examples after the epoch"], fmt.header)
-    ws.set_column(0, 2, 10)
-    ws.set_column(3, 4, 18)
+    presentation.widths(ws).fit_range(0, 2, 10)
+    presentation.widths(ws).fit_range(3, 4, 18)
+    readable.write_header_row(ws, 0, 0, ["epoch", "first step", "last step", "mean loss of the epoch's steps",
+                                         f"loss on all {n} examples after the epoch"], fmt.header)
     loss_letter = xl_col_to_name(layout.columns["loss"])
     x_range, y_range = _abs_col(DATA, 1, 1, n), _abs_col(DATA, 2, 1, n)
     epochs = trace.steps["epoch"].astype(int)
     first_step = layout.first_step_row  # 0-based row of step 1
+    loss_format = fmt.number(presentation.sheet_format(ws, "loss", np.concatenate(
+        [trace.epochs["mean_step_loss"], trace.epochs["full_loss"]])))
     for e in range(1, lesson.epochs + 1):
         idx = np.flatnonzero(epochs == e).tolist()  # (a list comprehension here was O(epochs × steps))
         lo, hi = first_step + idx[0] + 1, first_step + idx[-1] + 1  # 1-based sheet rows
@@ -265,9 +269,9 @@ def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts, hide_answers=False
         ws.write_number(e, 0, e)
         ws.write_number(e, 1, idx[0] + 1)
         ws.write_number(e, 2, idx[-1] + 1)
-        ws.write_formula(e, 3, f"=AVERAGE({STEPS}!{loss_letter}{lo}:{loss_letter}{hi})", fmt.number("0.000000"),
+        ws.write_formula(e, 3, f"=AVERAGE({STEPS}!{loss_letter}{lo}:{loss_letter}{hi})", loss_format,
                          "" if hide_answers else float(trace.epochs["mean_step_loss"][e - 1]))
-        ws.write_formula(e, 4, "=" + full, fmt.number("0.000000"),
+        ws.write_formula(e, 4, "=" + full, loss_format,
                          "" if hide_answers else float(trace.epochs["full_loss"][e - 1]))
     counts["value"] += 3 * lesson.epochs
     counts["formula"] += 2 * lesson.epochs
@@ -277,8 +281,8 @@ def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts, hide_answers=False
     by_step = wb.add_chart({"type": "line"})
     by_step.add_series({"name": "loss", "categories": [STEPS, layout.first_step_row, layout.columns["step"], last,
                                                        layout.columns["step"]],
-                        "values": [STEPS, layout.first_step_row, layout.columns["loss"], last,
-                                   layout.columns["loss"]], "line": {"width": 1.25}})
+                        "values": series_range(ws, [STEPS, layout.first_step_row, layout.columns["loss"], last,
+                                                    layout.columns["loss"]]), "line": {"width": 1.25}})
     by_step.set_title({"name": "Loss by step"})
     by_step.set_x_axis({"name": "step", "interval_unit": max(1, trace.n_steps // 10),
                         "interval_tick": max(1, trace.n_steps // 10)})
@@ -288,9 +292,9 @@ def _write_epochs(ws, wb, fmt, lesson, trace, layout, counts, hide_answers=False
     ws.insert_chart(1, 6, by_step)
     by_epoch = wb.add_chart({"type": "line"})
     by_epoch.add_series({"name": "loss after epoch", "categories": [EPOCHS, 1, 0, lesson.epochs, 0],
-                         "values": [EPOCHS, 1, 4, lesson.epochs, 4], "marker": {"type": "circle"}})
+                         "values": series_range(ws, [EPOCHS, 1, 4, lesson.epochs, 4]), "marker": {"type": "circle"}})
     by_epoch.add_series({"name": "mean step loss", "categories": [EPOCHS, 1, 0, lesson.epochs, 0],
-                         "values": [EPOCHS, 1, 3, lesson.epochs, 3], "marker": {"type": "square"}})
+                         "values": series_range(ws, [EPOCHS, 1, 3, lesson.epochs, 3]), "marker": {"type": "square"}})
     by_epoch.set_title({"name": "Loss per epoch"})
     by_epoch.set_x_axis({"name": "epoch"})
     by_epoch.set_y_axis({"name": "loss"})

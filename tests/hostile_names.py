@@ -8,6 +8,8 @@ from xml.sax.saxutils import escape
 
 from sheetsgd.demo import fill_sheets, fill_xml_sheets
 
+from xlsx_parts import sheet_parts
+
 HOSTILE_SHEET = 'St"e\'ps<script>alert(1)'  # a sheet name may not hold / (nor be over 31 characters)
 HOSTILE_FORMULA = '=I9*D9+LEN("<script>alert(2)</script>")'
 
@@ -22,7 +24,7 @@ def make_hostile(student: str, out: str) -> None:
     quoted = escape("'" + HOSTILE_SHEET.replace("'", "''") + "'!", {'"': "&quot;"})
     with zipfile.ZipFile(tmp) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
         names = zin.namelist()
-        manifest = max((n for n in names if re.match(r"xl/worksheets/sheet\d+\.xml$", n)), key=lambda n: int(re.sub(r"\D", "", n)))  # _sheetsgd: last
+        manifest = sheet_parts(zin)["_sheetsgd"]
         for item in zin.infolist():
             data = zin.read(item.filename)
             if item.filename.endswith(".xml") and item.filename != manifest:

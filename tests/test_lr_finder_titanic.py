@@ -135,6 +135,11 @@ def expected_cells(lesson, trace, path) -> dict[tuple[str, str], object]:
         out[("Finder", ref)] = trace.n_recorded if key is None else trace.suggestions[key]
     out.update({("Chart", "B3"): trace.suggestions["lr_steep"], ("Chart", "B4"): trace.suggestions["lr_min"],
                 ("Chart", "B5"): trace.n_recorded})
+    # the chart's marks: each suggestion a vertical line from the lowest to the highest smoothed loss recorded
+    recorded = [float(v) for v in trace.steps["smooth"][:int(trace.n_recorded)]]
+    out.update({("Chart", "D3"): trace.suggestions["lr_steep"], ("Chart", "D4"): trace.suggestions["lr_steep"],
+                ("Chart", "E3"): trace.suggestions["lr_min"], ("Chart", "E4"): trace.suggestions["lr_min"],
+                ("Chart", "F3"): min(recorded), ("Chart", "F4"): max(recorded)})
     for key, letter in m["examples_columns"].items():
         if key in trace.examples:
             out.update({("Examples", f"{letter}{2 + i}"): v for i, v in enumerate(trace.examples[key])})

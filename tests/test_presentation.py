@@ -13,7 +13,7 @@ import pytest
 
 from sheetsgd import kinds, presentation
 from sheetsgd.blocks import StudentPlan
-from sheetsgd.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
 from sheetsgd.exercise import build_student
 from sheetsgd.recalc import recalc_libreoffice
 
@@ -76,6 +76,24 @@ def test_each_block_column_has_one_number_format(tmp_path, name):
 
 # --- rendered by LibreOffice ----------------------------------------------------------------------
 
+def _printed_columns(path) -> dict[str, int]:
+    """{sheet: its print area's last column (0-based)}: a sheet wider than a readable page prints its
+    leading columns."""
+    import zipfile
+
+    from openpyxl.utils import column_index_from_string
+
+    from xlsx_parts import sheet_parts
+
+    with zipfile.ZipFile(path) as z:
+        names = list(sheet_parts(z))
+        book = z.read("xl/workbook.xml").decode("utf-8")
+    out = {}
+    for m in re.finditer(r'<definedName name="_xlnm\.Print_Area" localSheetId="(\d+)"[^>]*>[^<]*:\$([A-Z]+)\$\d+<', book):
+        out[names[int(m.group(1))]] = column_index_from_string(m.group(2)) - 1
+    return out
+
+
 def _plain(text: str) -> str:
     """Without combining marks (pdftotext spells v̂ with its accent elsewhere)."""
     return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
@@ -106,12 +124,25 @@ def rendered(tmp_path_factory):
     fill_xml_sheets(str(student), str(root / "in" / "linear-filled.xlsx"), fill_sheets(str(student)))
     files.append(root / "in" / "linear-filled.xlsx")
     blocks["linear-filled"] = blocks["linear"]
+    # a student's sign-flipped update (3 epochs: the parameters reach 1e6 and beyond) must show numbers
+    lesson = kinds.load("linear", epochs=3)
+    build_student(kinds.kind_of(lesson), lesson, root / "flip.xlsx", "")
+    fill_xml_sheets(str(root / "flip.xlsx"), str(root / "in" / "linear-flipped.xlsx"),
+                    fill_sheets(str(root / "flip.xlsx"), Flaw("update_sign_flipped", "new_a")))
+    files.append(root / "in" / "linear-flipped.xlsx")
+    blocks["linear-flipped"] = blocks["linear"]
     return root, files, blocks
 
 
-def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, recalc):
+@pytest.fixture(scope="module")
+def pdfs(rendered, recalc):
+    """Every rendered workbook through LibreOffice to PDF (one soffice run)."""
     root, files, blocks = rendered
-    pdfs = recalc_libreoffice(files, root / "pdf", to="pdf")
+    return recalc_libreoffice(files, root / "pdf", to="pdf")
+
+
+def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, pdfs):
+    root, files, blocks = rendered
     problems = []
     for pdf in pdfs:
         txt = pdf.with_suffix(".txt")
@@ -121,7 +152,8 @@ def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, recalc)
             problems.append(f"{pdf.stem}: ### on {text.count('###')} cells")
         tokens = set(text.split())
         lines = text.splitlines()
-        headers = {c.header for b in blocks[pdf.stem] for c in b.columns}
+        printed = _printed_columns(root / "in" / f"{pdf.stem}.xlsx")
+        headers = {c.header for b in blocks[pdf.stem] for c in b.columns if c.col <= printed.get(b.sheet, 16383)}
         for header in headers:  # wrapped headers: every word whole on some line
             broken = [w for w in _words(header) if w not in tokens and not any(w in t for t in tokens)]
             if broken:
@@ -150,6 +182,8 @@ def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, recalc)
     full = numbers_in_step_rows("linear")
     assert len(full) == 5 and min(full) >= 15
     assert numbers_in_step_rows("linear-filled") == full
+    flipped = (root / "pdf" / "linear-flipped.txt").read_text(encoding="utf-8")
+    assert re.search(r"-\d\.\d\dE\+0[6-9]", flipped), "the diverging sheet reaches millions, shown in scientific"
 
 
 @pytest.mark.parametrize("name", ["linear", "too-high", "optimizers", "lr-finder", "titanic-logistic", "collab-filter"])
@@ -213,3 +247,153 @@ LABELS = {
     "titanic-linear": ("Solver (starts at the initial weights)", "SGD after the last step"),
     "titanic-logistic": ("Solver (starts at the initial weights)",),
 }
+
+
+# --- on paper: no overlapping or cut text, one page wide, pages counted -----------------------------
+
+_WORD = re.compile(r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>')
+_PAGE = re.compile(r'<page width="([\d.]+)" height="([\d.]+)">')
+
+
+def _pages(pdf) -> list[tuple[float, float, list[tuple[float, float, float, float, str]]]]:
+    """[(width, height, [(x0, y0, x1, y1, word)])] per page, from ``pdftotext -bbox-layout``."""
+    out = subprocess.run(["pdftotext", "-bbox-layout", str(pdf), "-"], capture_output=True, text=True,
+                         check=True).stdout
+    pages = []
+    for chunk in out.split("<page ")[1:]:
+        m = _PAGE.match("<page " + chunk)
+        pages.append((float(m.group(1)), float(m.group(2)),
+                      [(*map(float, w.groups()[:4]), w.group(5)) for w in _WORD.finditer(chunk)]))
+    return pages
+
+
+def _overlaps(words) -> list[tuple[str, str]]:
+    """Pairs of words whose boxes cross: text printed over other text (a wrapped line over the next row,
+    a value over its neighbour)."""
+    found = []
+    ordered = sorted(words, key=lambda w: w[1])
+    for i, a in enumerate(ordered):
+        for b in ordered[i + 1:]:
+            if b[1] >= a[3]:
+                break
+            dx = min(a[2], b[2]) - max(a[0], b[0])
+            dy = min(a[3], b[3]) - max(a[1], b[1])
+            if dx > 1.0 and dy > 0.3 * min(a[3] - a[1], b[3] - b[1]):
+                found.append((a[4], b[4]))
+    return found
+
+
+def test_every_page_reads_cleanly_one_page_wide(rendered, pdfs):
+    """Every page of every lesson (full, student, filled, diverging): no word prints over another, none past
+    the paper's edge; every sheet set up one page wide (fitToWidth 1, fitToHeight 0) at a readable scale;
+    each step sheet's header row repeated on every page it prints on. Pages per lesson are printed."""
+    import zipfile
+
+    from xlsx_parts import sheet_parts
+
+    root, files, blocks = rendered
+    problems, pages_per_lesson = [], {}
+    for xlsx, pdf in zip(files, pdfs):
+        pages = _pages(pdf)
+        pages_per_lesson[pdf.stem] = len(pages)
+        for n, (width, height, words) in enumerate(pages, start=1):
+            crossing = _overlaps(words)
+            if crossing:
+                problems.append(f"{pdf.stem} page {n}: {len(crossing)} words over others, e.g. {crossing[:3]}")
+            outside = [w[4] for w in words if w[2] > width + 0.5 or w[3] > height + 0.5]
+            if outside:
+                problems.append(f"{pdf.stem} page {n}: words past the paper's edge {outside[:3]}")
+        with zipfile.ZipFile(xlsx) as z:
+            book = z.read("xl/workbook.xml").decode("utf-8")
+            for sheet, part in sheet_parts(z).items():
+                xml = z.read(part).decode("utf-8")
+                if re.search(rf'<sheet name="{re.escape(sheet)}"[^>]*state="hidden"', book):
+                    continue
+                setup = re.search(r"<pageSetup [^>]*>", xml)
+                if not (setup and 'fitToHeight="0"' in setup.group(0) and 'fitToWidth' not in
+                        setup.group(0).replace('fitToWidth="1"', "") and '<pageSetUpPr fitToPage="1"/>' in xml):
+                    problems.append(f"{xlsx.name} {sheet}: not set up one page wide ({setup and setup.group(0)})")
+                index = list(sheet_parts(z)).index(sheet)
+                if not re.search(rf'<definedName name="_xlnm\.Print_Area" localSheetId="{index}"', book):
+                    problems.append(f"{xlsx.name} {sheet}: no print area")
+        # the step table's header on every page of its sheet (the footer names the sheet)
+        for block in blocks[pdf.stem]:
+            if block.name not in LEGEND_BLOCKS:
+                continue
+            first = _plain(block.columns[0].header).split()[0]
+            for n, (_, _, words) in enumerate(pages, start=1):
+                texts = [w[4] for w in words]
+                if block.sheet in texts[-8:] and first not in texts:
+                    problems.append(f"{pdf.stem} page {n}: {block.sheet} without its header row")
+    print("pages per lesson:", pages_per_lesson)
+    assert not problems, "\n".join(problems[:40])
+
+
+# --- one number format per quantity, across the workbook -------------------------------------------
+
+def _numeric_formats_below(ws, row: int, col: int, rows: int = 80) -> set[str]:
+    """Number formats of the numbers and formulas under a header, down to the first empty cell."""
+    out = set()
+    for r in range(row + 1, min(ws.max_row, row + rows) + 1):
+        cell = ws.cell(r, col)
+        if cell.value is None or cell.value == "":
+            break
+        if isinstance(cell.value, (int, float)) or (isinstance(cell.value, str) and cell.value.startswith("=")):
+            out.add(cell.number_format.split(";")[0])  # (collab's unrated errors: the zero section empty)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+def test_one_number_format_per_quantity_across_sheets(tmp_path, name):
+    """Every column of one quantity — a block column's key (:func:`presentation.quantity`: every loss, every
+    accuracy, a weight and its new value) or a column headed "… loss …" on any sheet (Epochs, Compare,
+    Solver, the lr finder's marks) — shows one number format in the whole workbook."""
+    lesson = kinds.load(name, **OPTIONS[name])
+    report = kinds.kind_of(lesson).build(lesson, tmp_path / f"{name}.xlsx")
+    wb = openpyxl.load_workbook(tmp_path / f"{name}.xlsx")
+    by_quantity: dict[str, dict[str, set]] = {}
+    for block in report.blocks:
+        ws = wb[block.sheet]
+        for c in block.columns:
+            if c.pattern is None:
+                continue
+            formats = _numeric_formats_below(ws, block.first_row, c.col + 1, rows=block.n)
+            by_quantity.setdefault(presentation.quantity(c.key), {}).setdefault(
+                "|".join(sorted(formats)), set()).add(f"{block.sheet}!{c.header}")
+    for ws in wb.worksheets:
+        if ws.sheet_state != "visible":
+            continue
+        for row in ws.iter_rows(min_row=1, max_row=min(ws.max_row, 14)):
+            for cell in row:
+                text = cell.value if isinstance(cell.value, str) else ""
+                header = cell.font is not None and cell.font.b and cell.fill is not None and \
+                    str(cell.fill.fgColor.rgb).upper().endswith("DDEBF7")
+                if header and re.search(r"\bloss\b", text, re.I) and "∂" not in text:
+                    formats = _numeric_formats_below(ws, cell.row, cell.column)
+                    formats.discard("General")  # a hyperparameter's or a note's cell under a title
+                    if formats:
+                        by_quantity.setdefault("loss", {}).setdefault("|".join(sorted(formats)), set()).add(
+                            f"{ws.title}!{cell.coordinate} {text[:30]}")
+    mixed = {q: seen for q, seen in by_quantity.items() if len(seen) > 1}
+    assert not mixed, mixed
+    assert "loss" in by_quantity or name == "too-high"  # f(x) is too-high's loss
+
+
+def test_collab_unrated_errors_show_nothing(tmp_path):
+    """An unrated (user, movie) pair's error is 0 by formula (it is not in the loss) and shows empty; a rated
+    pair's shows its digits."""
+    lesson = kinds.load("collab-filter", **OPTIONS["collab-filter"])
+    report = kinds.kind_of(lesson).build(lesson, tmp_path / "c.xlsx")
+    wb = openpyxl.load_workbook(tmp_path / "c.xlsx")
+    (pred,) = [b for b in report.blocks if b.name == "Predictions"]
+    shown = {"unrated": set(), "rated": set()}
+    for c in pred.columns:
+        if c.key.startswith("err_m"):
+            obs = pred.column("obs_" + c.key[4:])
+            for i in range(pred.n):
+                cell = wb[pred.sheet].cell(pred.first_row + 1 + i, c.col + 1)
+                rated = pred.values[obs.key][i] != ""
+                shown["rated" if rated else "unrated"].add(
+                    presentation.render(float(pred.values[c.key][i]), cell.number_format))
+    assert shown["unrated"] == {""}
+    assert "" not in shown["rated"] and len(shown["rated"]) > 10

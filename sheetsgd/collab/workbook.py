@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import presentation
 from ..blocks import StudentPlan, write_block
+from ..chart_data import series_range
 from ..book import Book, finish_workbook, lesson_entries
 from ..student import block_task_lines, protect_sheets
 from ..xlsxnames import hide_defined_names
@@ -123,7 +124,8 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     chart = wb.add_chart({"type": "line"})
     first, last = LOSS_HEADER + 1, LOSS_HEADER + lay.S
     for col, name in ((1, "training MSE"), (2, "held-back MSE")):
-        chart.add_series({"name": name, "categories": [LOSS, first, 0, last, 0], "values": [LOSS, first, col, last, col]})
+        chart.add_series({"name": name, "categories": [LOSS, first, 0, last, 0],
+                          "values": series_range(w, [LOSS, first, col, last, col])})
     chart.set_title({"name": "loss per step (= per epoch)"})
     chart.set_x_axis({"name": "step"})
     chart.set_y_axis({"name": "MSE", "min": 0})

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import presentation, progress
+from .. import presentation, progress, readable
 from ..blocks import Block, BlockColumn, write_block
+from ..chart_data import series_range
 from ..data import sheet_float
 from .engine import best_fit
 from .layout import (DATA, DATA_FIRST_ROW, EPOCHS, EXAMPLES, FORMATS, SOLVER, SOLVER_BLOCK_HEADER, SOLVER_ROWS,
@@ -32,17 +33,19 @@ class EpochsDataSolverMixin:
             if has_valid:
                 columns += [(at + 2, "loss" + run, "valid_loss" + run, "validation loss (after the epoch)" + which),
                             (at + 3, "correct" + run, "valid_accuracy" + run, "validation accuracy" + which)]
-        ws.set_row(0, 45)
-        ws.write_row(0, 0, ["epoch", "first step", "last step"] + [h for *_, h in columns], fmt.header)
-        ws.set_column(0, 2, 10)
-        ws.set_column(3, 2 + len(columns), 16)
+        presentation.widths(ws).fit_range(0, 2, 10)
+        presentation.widths(ws).fit_range(3, 2 + len(columns), 16)
+        readable.write_header_row(ws, 0, 0, ["epoch", "first step", "last step"] + [h for *_, h in columns], fmt.header)
         if self.per_example:
             src_sheet, letters = STEPS, self.steps_plan.letters
         else:
             src_sheet, letters = EXAMPLES, self.examples_plan.letters
         step_ranges = self._epoch_last_steps()
         steps_per_epoch = [int(np.sum(self.trace.steps["epoch"] == e)) for e in range(1, lesson.epochs + 1)]
-        number = fmt.number("0.000000")
+        loss_format = fmt.number(presentation.sheet_format(ws, "loss", [v for k, vs in self.trace.epochs.items()
+                                                                         if "loss" in k for v in vs]))
+        number = loss_format
+        accuracy = fmt.number(presentation.FIXED_QUANTITY_FORMATS["accuracy"])
         step_no = 0
         for e in range(1, lesson.epochs + 1):
             first_step_row, last_step_row = step_ranges[e - 1]
@@ -62,7 +65,8 @@ class EpochsDataSolverMixin:
                     vlo, vhi = self.validation_ranges[e - 1]
                     v = self.validation_plan.letters
                     ref = f"{VALIDATION}!${v[key]}${vlo}:${v[key]}${vhi}"
-                ws.write_formula(e, j, f"=AVERAGE({ref})", number, float(ep[name][e - 1]))
+                ws.write_formula(e, j, f"=AVERAGE({ref})", accuracy if key.startswith("correct") else number,
+                                 float(ep[name][e - 1]))
         self.counts["formula"] += len(columns) * lesson.epochs
         self.counts["value"] += 3 * lesson.epochs
         ws.freeze_panes(1, 0)
@@ -79,7 +83,8 @@ class EpochsDataSolverMixin:
                     label = ("training" if name.startswith("train") else "validation") + (
                         header[header.index(" · "):].replace(" · ", ", ") if " · " in header else "")
                     chart.add_series({"name": label, "categories": [EPOCHS, 1, 0, E, 0],
-                                      "values": [EPOCHS, 1, column, E, column], "marker": {"type": "circle"}})
+                                      "values": series_range(ws, [EPOCHS, 1, column, E, column]),
+                                      "marker": {"type": "circle"}})
             chart.set_title({"name": title})
             chart.set_x_axis({"name": "epoch"})
             axis = {"name": title.split()[0].lower()}
@@ -95,7 +100,8 @@ class EpochsDataSolverMixin:
             loss_col = self._steps_col["loss" + run]
             by_step.add_series({"name": "no dropout" if run else ("dropout" if len(runs) > 1 else "loss"),
                                 "categories": [STEPS, self.steps_first_row - 1, 0, self.steps_last_row - 1, 0],
-                                "values": [STEPS, self.steps_first_row - 1, loss_col, self.steps_last_row - 1, loss_col],
+                                "values": series_range(ws, [STEPS, self.steps_first_row - 1, loss_col,
+                                                            self.steps_last_row - 1, loss_col]),
                                 "line": {"width": 1}})
         by_step.set_title({"name": "Training loss by step"})
         by_step.set_x_axis({"name": "step"})
@@ -147,7 +153,7 @@ class EpochsDataSolverMixin:
                        "(GRG Nonlinear, unconstrained). Google Sheets and LibreOffice have no Excel Solver: "
                        "the Steps sheet is how they train.", fmt.note)
         ws.write(2, 0, f"Best fit: {how}. Training rows: {data.n_train}.", fmt.note)
-        ws.write_row(3, 0, ["weights", "training loss", "accuracy"] + list(self.params), fmt.header)
+        readable.write_header_row(ws, 3, 0, ["weights", "training loss", "accuracy"] + list(self.params), fmt.header)
         labels = {"solver": "Solver (starts at the initial weights)", "sgd": "SGD after the last step",
                   "best": "best fit (engine)"}
         presentation.widths(ws).fit_text(0, *labels.values(), bold=True)
@@ -163,20 +169,23 @@ class EpochsDataSolverMixin:
             # a student version: SGD's weights follow from the answers, and so does their row's loss, which
             # is written before the weights it reads (its block comes later): it caches nothing
             hide = self.book.student is not None and which == "sgd"
+            loss_format = presentation.sheet_format(ws, "loss", [float(np.mean(q["loss"]))])
             ws.write_formula(row, 1, f"=AVERAGE({L['loss']}{first_data_row}:{L['loss']}{last_data_row})",
-                             fmt.hyper if which == "solver" else fmt.number("0.000000"),
+                             fmt.input(loss_format) if which == "solver" else fmt.number(loss_format),
                              "" if hide else float(np.mean(q["loss"])))
             ws.write_formula(row, 2, f"=AVERAGE({L['correct']}{first_data_row}:{L['correct']}{last_data_row})",
-                             fmt.number("0.0000"), "" if hide else float(np.mean(q["correct"])))
+                             fmt.number(presentation.FIXED_QUANTITY_FORMATS["accuracy"]),
+                             "" if hide else float(np.mean(q["correct"])))
             for i, p in enumerate(self.params):
                 value = float(param_rows[which][i])
+                weight = presentation.sheet_format(ws, presentation.quantity(p), [value])
                 # a best fit's weights may be large (an overfitting net's): the column holds them whole
-                presentation.widths(ws).fit(3 + i, presentation.values_width([value], "0.000000"))
+                presentation.widths(ws).fit(3 + i, presentation.values_width([value], weight))
                 if which == "sgd":
                     ref = f"={STEPS}!${col(self._steps_col['new_' + p])}${self.steps_last_row}"
-                    ws.write_formula(row, 3 + i, ref, fmt.number("0.000000"), value)
+                    ws.write_formula(row, 3 + i, ref, fmt.number(weight), value)
                 else:
-                    ws.write_number(row, 3 + i, value, fmt.hyper if which == "solver" else fmt.number("0.000000"))
+                    ws.write_number(row, 3 + i, value, fmt.input(weight) if which == "solver" else fmt.number(weight))
         self.counts["formula"] += 6 + len(self.params)
         self.counts["value"] += 2 * len(self.params)
         last_param = col(3 + len(self.params) - 1)

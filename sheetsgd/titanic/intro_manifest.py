@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from .. import __version__, presentation
+from .. import __version__, presentation, readable
 from ..book import MANIFEST_VERSION, lesson_entries, write_manifest_entries
 from ..datasets import PENGUINS_ATTRIBUTION, TITANIC_ATTRIBUTION
 from ..student import block_task_lines
@@ -24,8 +24,7 @@ class IntroManifestMixin:
         ws.write(0, 0, lesson.title, fmt.title)
         row = 2
         for para in [p.strip() for p in lesson.description.strip().split("\n\n") if p.strip()]:
-            ws.merge_range(row, 0, row, 2, " ".join(para.split()), fmt.wrap)
-            ws.set_row(row, 15 * (1 + len(para) // 150))
+            readable.write_paragraph(ws, row, " ".join(para.split()), fmt.wrap)
             row += 1
         row += 1
         noun = data.noun + "s"
@@ -48,16 +47,16 @@ class IntroManifestMixin:
                          f"{lesson.epochs} epoch(s), {self.trace.n_steps} steps"),
             ("source", PENGUINS_ATTRIBUTION if penguins else TITANIC_ATTRIBUTION),
         ]
-        for label, text in facts:
-            ws.write(row, 0, label, fmt.bold)
-            ws.write(row, 1, text, fmt.wrap)
+        for label, text in facts:  # the text across "what it is" and "formula" columns, as tall as it wraps
+            ws.write(row, 0, label, fmt.bold_wrap)
+            readable.write_paragraph(ws, row, text, fmt.wrap, 1, 2)
             row += 1
         row += 1
         if self.book.exercise:  # a student version: what to do, in words (never the formulas)
             ws.write(row, 0, "Your task", fmt.title)
             row += 1
             for line in block_task_lines(self.book.blocks, self.book.exercise):
-                ws.write_string(row, 0, "• " + line)
+                readable.write_paragraph(ws, row, "• " + line, fmt.wrap)
                 row += 1
             row += 1
         ws.write(row, 0, "How to read it", fmt.bold)
@@ -75,14 +74,14 @@ class IntroManifestMixin:
             "No macros: the workbook recalculates the same in Excel, Google Sheets and LibreOffice.",
         ]
         for line in how:
-            ws.write_string(row, 0, "• " + line)
+            readable.write_paragraph(ws, row, "• " + line, fmt.wrap)
             row += 1
         if lesson.tips:
             row += 1
             ws.write(row, 0, "Things to try", fmt.bold)
             row += 1
             for tip in lesson.tips:
-                ws.write_string(row, 0, "• " + tip)
+                readable.write_paragraph(ws, row, "• " + tip, fmt.wrap)
                 row += 1
         row += 1
         ws.write_row(row, 0, ["Steps column", "what it is", "formula in step 1"], fmt.header)
@@ -100,11 +99,11 @@ class IntroManifestMixin:
             for c in plan.columns:
                 if self._repeats_first_weight(c.key):
                     continue
-                ws.write(row, 0, c.header, fmt.bold)
-                ws.write(row, 1, c.note, fmt.wrap)
                 blank = c.key in self.book.exercise.get(name, ())
-                ws.write_string(row, 2, "(yours to write: see Your task)" if blank else
-                                c.pattern.format_map(f) if c.pattern else "(a value)", fmt.wrap)
+                formula = ("(yours to write: see Your task)" if blank else
+                           c.pattern.format_map(f) if c.pattern else "(a value)")
+                readable.write_wrapped_row(ws, row, [(0, c.header, fmt.bold_wrap, True), (1, c.note, fmt.wrap, False),
+                                                     (2, formula, fmt.wrap, False)])
                 row += 1
 
     def _repeats_first_weight(self, key: str) -> bool:

@@ -24,7 +24,8 @@ class StepRowsMixin:
         """The format the Steps block gives a state column (shared by its quantity's columns), for its start cell."""
         same = [p.key for p in plans if presentation.quantity(p.key) == presentation.quantity(c.key)
                 and p.group == c.group and p.key in self.trace.steps]
-        return presentation.number_format([v for k in same for v in self.trace.steps[k].tolist()], FORMATS[c.group])
+        return presentation.quantity_format(self.book.quantity_formats, presentation.quantity(c.key),
+                                            [v for k in same for v in self.trace.steps[k].tolist()], FORMATS[c.group])
 
     def _rows(self, ws, plans, first_row: int, fields: list[dict], values: dict[str, list], header_row: int = 0,
               step=None, name: str | None = None):

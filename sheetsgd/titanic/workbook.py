@@ -117,6 +117,11 @@ class TitanicWorkbook(PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroMan
         if not book.null:  # a student version: cells outside blocks that read an answer show nothing yet
             from ..presentation import hide_outside_blocks
             hide_outside_blocks(self.wb, self.fmt, book.student)
+        if not book.null:
+            from ..chart_data import write_chart_data
+            from ..readable import set_up_workbook
+            write_chart_data(book)
+            set_up_workbook(self.wb, book.blocks)
         sheets[INTRO].activate()
         if exercise:  # a convenience against accidental edits, not security: no password
             for name, ws in sheets.items():
