@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from sheetsgd.cli import cli
 from sheetsgd.demo import fill_sheets, fill_xml_sheets
 from sheetsgd.safetext import json_text, shown
+from xlsx_parts import sheet_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 # ESC sequences (clear the screen, retitle the terminal), BEL, the one-byte CSI U+009B, DEL, and a newline
@@ -51,8 +52,7 @@ def _rename_steps(src: Path, dst: Path, new: str) -> None:
     attr = new.replace("\n", "&#10;")
     quoted = "'" + new.replace("'", "''") + "'!"
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        manifest = max((n for n in zin.namelist() if re.match(r"xl/worksheets/sheet\d+\.xml$", n)),
-                       key=lambda n: int(re.sub(r"\D", "", n)))
+        manifest = sheet_parts(zin)["_sheetsgd"]
         for item in zin.infolist():
             data = zin.read(item.filename)
             if item.filename.endswith(".xml") and item.filename != manifest:
