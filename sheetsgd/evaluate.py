@@ -298,8 +298,10 @@ def evaluate(tree, ctx: Context) -> Val:
         if op == "*":
             return Val(a.v * b.v, a.mag * b.mag, mask)
         if op == "/":
-            v = np.where(b.v == 0, np.nan, a.v / np.where(b.v == 0, 1, b.v))
-            return Val(v, np.abs(a.mag / np.where(b.v == 0, 1, b.v)), mask)
+            den = np.where(b.v == 0, 1, b.v)
+            v = np.where(b.v == 0, np.nan, a.v / den)
+            # the denominator's rounding too: ŷ(1 − ŷ) with ŷ near 1 is a cancellation (d(a/b) = da/b − a·db/b²)
+            return Val(v, np.abs(a.mag / den) + np.abs(v) * np.maximum(b.mag / np.abs(den), 1.0), mask)
         if op == "^":
             return _power(a, b)
         if op == "&":

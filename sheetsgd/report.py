@@ -83,8 +83,9 @@ class Report:
         if self.mistakes:
             lines.append(f"Root causes ({len(self.mistakes)}):")
             for m in self.mistakes:
+                expected, found = show_pair(m['expected'], m['found'])
                 lines.append(f"  ✗ {m['header']} ({m['column']}, column {m['letter']}{on(m.get('sheet'))}): {m['title']} — first at step "
-                             f"{m['step']} ({m['cell']}): expected {show_value(m['expected'])}, found {show_value(m['found'])}, "
+                             f"{m['step']} ({m['cell']}): expected {expected}, found {found}, "
                              f"formula {m['formula'] or '(none)'}; {m['cells']} cell(s)")
                 lines.append(f"    hint: {m['hint']}")
                 if m.get("errors"):
@@ -108,24 +109,22 @@ class Report:
                 first = ""
                 if c.first_wrong:
                     f = c.first_wrong
-                    first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {show_value(f['expected'])}, "
-                             f"found {show_value(f['found'])}, formula {f['formula'] or '(none)'}")
+                    expected, found = show_pair(f['expected'], f['found'])
+                    first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {expected}, "
+                             f"found {found}, formula {f['formula'] or '(none)'}")
                 lines.append(f"  {mark} {c.header:<24} {c.key:<10}{on(c.sheet)} {c.correct}/{c.total}{first}")
         if self.strict is not None:
             if self.strict.get("mismatches"):
                 lines.append("Strict (inputs perturbed, recalculated): cells that did not follow:")
                 for m in self.strict["mismatches"]:
+                    expected, found = show_pair(m['expected'], m['found'])
                     lines.append(f"  ✗ {m['header']} ({m['column']}): first at step {m['step']} ({m['cell']}): "
-                                 f"expected {show_value(m['expected'])}, found {show_value(m['found'])}")
+                                 f"expected {expected}, found {found}")
             else:
                 lines.append(f"Strict: with {self.strict.get('perturbation')} every checked cell still matches the engine.")
         correct, total = self.score
-        share = f" ({100 * correct / total:.1f}%)" if total else ""
-        lines.append(f"Score: {correct}/{total} exercise cells correct{share} — "
-                     + ("all correct" if self.status == "correct" else f"{len(self.mistakes)} mistake(s)"))
-        if self.status != "correct" and total:
-            lines.append(f"Formulas right: {self.formulas_right}/{total} exercise cells follow from your own values "
-                         "(knock-ons not counted against you; an error value is never right)")
+        lines.append(headline(self.formulas_right, correct, total)
+                     + (" — all correct" if self.status == "correct" else f" — {len(self.mistakes)} mistake(s)"))
         return "\n".join(lines)
 
 
@@ -141,6 +140,27 @@ def _json_safe(x):
     if x is None or isinstance(x, (str, int, bool)):
         return x
     return str(x)
+
+
+def _percent(part: int, total: int) -> str:
+    return f" ({100 * part / total:.1f}%)" if total else ""
+
+
+def headline(formulas_right: int, correct: int, total: int) -> str:
+    """The grade as the grading policy gives it (formulas that follow from the student's own values:
+    knock-ons forgiven), the strict score beside it."""
+    return (f"Grade: {formulas_right}/{total} exercise cells{_percent(formulas_right, total)} (the grading policy: "
+            f"formulas that follow from your own values, knock-ons not counted against you); strict score "
+            f"{correct}/{total}{_percent(correct, total)} (cells whose value is right)")
+
+
+def show_pair(expected, found) -> tuple[str, str]:
+    """(expected, found) as a report shows them: with enough digits that two different numbers differ
+    (10 significant digits, the shortest exact form where those print alike)."""
+    e, f = show_value(expected), show_value(found)
+    if e == f and isinstance(expected, float) and isinstance(found, float) and expected != found:
+        return repr(expected), repr(found)
+    return e, f
 
 
 def show_value(x) -> str:
