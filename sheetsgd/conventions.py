@@ -69,7 +69,9 @@ def attribute_upstream(judged) -> bool:
     changed = False
     for j in candidates:
         upstream = min((first[d] + delay for d, delay in j.deps if d in first and d != j.id), default=math.inf)
-        rows = j.convention & ~j.ok & (j.block.step >= upstream)
+        rows = j.convention & ~j.ok & (j.block.step >= upstream) & ~j.blank  # a blank is never right, nor
+        if j.exercise:  # a typed number in an exercise cell
+            rows &= j.formula
         if rows.any():
             j.ok = j.ok | rows
             changed = True

@@ -37,7 +37,10 @@ ARRAY_ARITHMETIC = Difference("array_arithmetic", "arithmetic on ranges inside S
                               "the element-wise result (as Excel 365)",
                               "#VALUE! in LibreOffice and Excel 2019 and earlier unless entered as an array "
                               "formula; use SUMPRODUCT")
-DIFFERENCES = (SUMX_SINGLE, ARRAY_ARITHMETIC)
+INDEX_RANGE = Difference("index_range", "a range built from INDEX (INDEX(…):INDEX(…), as in SUM(INDEX(B2:B9,3):INDEX(B2:B9,5)))",
+                         "#VALUE!", "the cells between the two (LibreOffice, Excel, Google Sheets)")
+DIFFERENCES = (SUMX_SINGLE, ARRAY_ARITHMETIC, INDEX_RANGE)
+_INDEX_RANGE = re.compile(r"\bINDEX\s*\([^:]*?\)\s*:|:\s*INDEX\s*\(", re.I)  # INDEX( … ): or :INDEX(
 
 _SUMX = re.compile(r"\bSUMX(?:MY2|2MY2|2PY2)\s*\(", re.I)
 _AGGREGATE = re.compile(r"\b(SUM|SUMSQ|AVERAGE|MAX|MIN|PRODUCT|COUNT)\s*\(", re.I)
@@ -77,6 +80,8 @@ def differences_in(formula: str) -> list[Difference]:
                 break
         if ARRAY_ARITHMETIC in found:
             break
+    if _INDEX_RANGE.search(text):
+        found.append(INDEX_RANGE)
     return found
 
 
