@@ -219,7 +219,9 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "AVERAGE": _average,
     "COS": _elementwise(np.cos, lambda a, v: np.abs(v) + a.mag),  # |Δcos| ≤ |Δx|: the argument's rounding
     "COUNT": lambda args: Val(_count(args), np.zeros_like(_count(args))),
-    "EXP": _elementwise(np.exp, lambda a, v: np.abs(v) * (1 + a.mag)),
+    # an overflow is an error in every spreadsheet (#NUM!), not +inf that 1/(1+EXP(…)) would turn into 0
+    "EXP": _elementwise(lambda x: np.where(x > 709.78, np.nan, np.exp(np.minimum(x, 709.78))),
+                        lambda a, v: np.abs(v) * (1 + a.mag)),
     "IF": _if,
     "INDEX": _index,
     "INT": _elementwise(np.floor),

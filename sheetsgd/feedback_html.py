@@ -97,13 +97,13 @@ def render(report: dict) -> str:
     for m in report.get("mistakes") or []:
         knock = [c for c in columns if c.get("status") == "knock-on" and m.get("column") in (c.get("knock_on_of") or [])
                  and c.get("sheet") == m.get("sheet")]
-        expected, found = show_pair(m.get("expected"), m.get("found"))
+        expected, found = show_pair(m.get("expected"), m.get("found"), m.get("formula"))
         mistakes.append(dict(m, expected_text=expected, found_text=found, knock_ons=knock))
     exercise = []
     for c in columns:
         if c.get("exercise"):
             f = c.get("first_wrong") or {}
-            expected, found = show_pair(f.get("expected"), f.get("found"))
+            expected, found = show_pair(f.get("expected"), f.get("found"), f.get("formula"))
             exercise.append(dict(c, expected_text="follows from a wrong cell" if f and f.get("expected") is None
                                  and c.get("status") == "knock-on" else expected, found_text=found))
     return _PAGE.render(

@@ -83,7 +83,7 @@ class Report:
         if self.mistakes:
             lines.append(f"Root causes ({len(self.mistakes)}):")
             for m in self.mistakes:
-                expected, found = show_pair(m['expected'], m['found'])
+                expected, found = show_pair(m['expected'], m['found'], m['formula'])
                 lines.append(f"  ✗ {m['header']} ({m['column']}, column {m['letter']}{on(m.get('sheet'))}): {m['title']} — first at step "
                              f"{m['step']} ({m['cell']}): expected {expected}, found {found}, "
                              f"formula {m['formula'] or '(none)'}; {m['cells']} cell(s)")
@@ -109,7 +109,7 @@ class Report:
                 first = ""
                 if c.first_wrong:
                     f = c.first_wrong
-                    expected, found = show_pair(f['expected'], f['found'])
+                    expected, found = show_pair(f['expected'], f['found'], f['formula'])
                     first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {expected}, "
                              f"found {found}, formula {f['formula'] or '(none)'}")
                 lines.append(f"  {mark} {c.header:<24} {c.key:<10}{on(c.sheet)} {c.correct}/{c.total}{first}")
@@ -154,12 +154,15 @@ def headline(formulas_right: int, correct: int, total: int) -> str:
             f"{correct}/{total}{_percent(correct, total)} (cells whose value is right)")
 
 
-def show_pair(expected, found) -> tuple[str, str]:
+def show_pair(expected, found, formula: str | None = "") -> tuple[str, str]:
     """(expected, found) as a report shows them: with enough digits that two different numbers differ
-    (10 significant digits, the shortest exact form where those print alike)."""
+    (10 significant digits, the shortest exact form where those print alike); a right value without a
+    formula (``formula`` None) says it is a typed number."""
     e, f = show_value(expected), show_value(found)
     if e == f and isinstance(expected, float) and isinstance(found, float) and expected != found:
         return repr(expected), repr(found)
+    if e == f and formula is None and found is not None:
+        return e, f"{f} typed (the right value, but no formula)"
     return e, f
 
 

@@ -22,9 +22,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sheetsgd import kinds
-from sheetsgd.demo import Flaw, fill_sheets, sheet_parts
+from sheetsgd import a1, kinds
+from sheetsgd.demo import Flaw, _lesson_blocks, fill_sheets, sheet_parts
 from sheetsgd.exercise import build_student
+from sheetsgd.rebuild import name_cells
+from sheetsgd.xlsxread import Workbook, column_letters
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Edit:
     full: bool = False  # hand in the full workbook (every formula given), not the student version
     formulas: dict = field(default_factory=dict)  # {(sheet, cell): "=formula"}: single cells rewritten
     also: tuple = ()  # more (column, template) pairs written the same way
+    rewrite: object = None  # a function of the column's row pattern text → the student's (LN → LOG …)
+    scale: dict = field(default_factory=dict)  # {defined name: factor}: a named input changed
 
 
 def student_version(name: str, options: dict, folder: Path) -> tuple[Path, Path]:
@@ -52,8 +56,37 @@ def student_version(name: str, options: dict, folder: Path) -> tuple[Path, Path]
     return student, full
 
 
+def _rewritten(student: Path, column: str, rewrite) -> dict[str, dict[str, object]]:
+    """The cells of ``column`` (key or Block:key) with the row pattern ``rewrite`` makes, filled down."""
+    _, _, blocks, exercise = _lesson_blocks(str(student))
+    out = {}
+    for b in blocks:
+        for key in exercise.get(b.name, ()):
+            if column in (key, f"{b.name}:{key}"):
+                tree = a1.parse(rewrite(b.column(key).pattern))
+                letter = column_letters(b.column(key).col + 1)
+                out.setdefault(b.sheet, {}).update(
+                    {f"{letter}{b.first_row + 1 + i}": "=" + a1.render(tree, b.row_fields(i)) for i in range(b.n)})
+    assert out, f"no exercise column {column}"
+    return out
+
+
+def _inputs(student: Path, scale: dict) -> dict[tuple[str, str], float]:
+    """{(sheet, cell): new value} for named inputs multiplied by a factor."""
+    book = Workbook(str(student))
+    out = {}
+    for name, factor in scale.items():
+        sheet, row, col = name_cells(book)[name]
+        out[(sheet, f"{column_letters(col)}{row}")] = float(book.sheet(sheet).value(row, col)) * factor
+    return out
+
+
 def _cells_of(edit: Edit, student: Path) -> dict[str, dict[str, object]]:
     right = fill_sheets(str(student))
+    if edit.rewrite is not None:
+        for sheet, cells in _rewritten(student, edit.column, edit.rewrite).items():
+            right[sheet].update(cells)
+        edit = Edit(edit.tag, also=edit.also)
     out = right if edit.column is None else fill_sheets(str(student), Flaw(edit.mistake or "equivalent", edit.column,
                                                                            edit.template))
     for column, template in edit.also:  # the cells this column's template changes
@@ -97,7 +130,8 @@ def write(edit: Edit, student: Path, full: Path, out: Path, stale_values: bool =
     (of the full workbook with ``full``): stale values (for LibreOffice to recalculate) or none at all."""
     source = full if edit.full else student
     cells = {} if edit.full else _cells_of(edit, student)
-    for (sheet, ref), value in list(edit.inputs.items()) + list(edit.formulas.items()):
+    for (sheet, ref), value in list(edit.inputs.items()) + list(_inputs(source, edit.scale).items()) + \
+            list(edit.formulas.items()):
         cells.setdefault(sheet, {})[ref] = value
     parts = sheet_parts(str(source))
     by_part = {parts[s]: c for s, c in cells.items()}
