@@ -22,7 +22,7 @@ from .judge import _propagate as propagate
 from .cellmarks import column_marks, merge_marks, wrong_cells
 from .conventions import attribute_upstream, convention_rows, upstream_steps
 from .diagnose import diagnose
-from .engines import mark_cannot_judge, scan
+from .engines import EXP_OVERFLOW, mark_cannot_judge, mark_exp_overflow, scan
 from .structural import CIRCULAR_HINT, deleted_row_mistakes, divergence_step
 from .recalc import libreoffice_path
 from .mistakes import CATALOGUE
@@ -116,7 +116,14 @@ def _libreoffice_book(path: str, limits: Limits) -> Workbook:
 def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits = Limits()) -> Report:
     """Check one workbook. Never raises for a bad file: the report says why it cannot be checked."""
     try:
-        return _check(str(path), recalc, strict, limits)
+        report = _check(str(path), recalc, strict, limits)
+        if report.recalculated_by == "ironcalc" and mark_exp_overflow(report) and recalc == "auto" \
+                and libreoffice_path():  # an overflow IronCalc computes on with: LibreOffice decides
+            cell = next(m["cell"] for m in report.mistakes if m["mistake"] == "cannot_judge")
+            report = _check(str(path), "libreoffice", strict, limits)
+            report.notes.insert(0, f"recalculated by LibreOffice: IronCalc computes {EXP_OVERFLOW.what} "
+                                   f"differently ({cell})")
+        return report
     except SheetsgdError as exc:
         where = exc.where or ""
         if where.startswith(str(path)):

@@ -159,6 +159,8 @@ def show_pair(expected, found, formula: str | None = "") -> tuple[str, str]:
     (10 significant digits, the shortest exact form where those print alike); a right value without a
     formula (``formula`` None) says it is a typed number."""
     e, f = show_value(expected), show_value(found)
+    if expected is None:  # never blank: a formula that gives no finite number (#NUM!, #DIV/0!, …)
+        e = "an error value"
     if e == f and isinstance(expected, float) and isinstance(found, float) and expected != found:
         return repr(expected), repr(found)
     if e == f and formula is None and found is not None:

@@ -206,11 +206,11 @@ def _forge(src: Path, out: Path, sheet_part: str, letters: set[str]) -> Path:
 @pytest.mark.libreoffice
 @pytest.mark.xfail(strict=False, reason="needs verify: every formula's saved value verified from its own formula")
 def test_forged_values_are_not_correct(bench, tmp_path):
+    from sheetsgd.demo import sheet_parts
+
     src = bench["linear"]["right"]["lo"]
-    with zipfile.ZipFile(src) as z:
-        names = [n for n in z.namelist() if n.startswith("xl/worksheets/sheet")]
-        steps = next(n for n in names if "new_a" in z.read(n).decode(errors="ignore") or "L9" in z.read(n).decode())
-    report = check(str(_forge(src, tmp_path / "forged.xlsx", steps, {"O", "P"})))
+    letters = {c.letter for c in check(str(src)).columns if c.exercise}  # every exercise column, as found
+    report = check(str(_forge(src, tmp_path / "forged.xlsx", sheet_parts(str(src))["Steps"], letters)))
     assert report.exit_code == 1, report.to_text()[:2000]
 
 
@@ -242,8 +242,10 @@ def test_the_full_workbook_is_not_the_assignment(bench, tmp_path):
     result = CliRunner().invoke(cli, ["grade", str(bench["linear"]["full"]["lo"]), "-o", str(out),
                                       "--assignment", "linear", "--epochs", "1"])
     assert result.exit_code in (0, 1), result.output
-    rows = out.read_text().splitlines()
-    assert len(rows) == 2 and ",0.0," in rows[1] or ",0," in rows[1], rows
+    import csv
+
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 1 and float(rows[0]["grade"] or 0) == 0 and float(rows[0]["score"] or 0) == 0, rows
 
 
 @pytest.mark.libreoffice
@@ -257,3 +259,39 @@ def test_sheets_renamed_and_rows_inserted_by_libreoffice(bench, tmp_path):
     wrong = check(str(insert_rows_and_rename(bench["linear"]["sign"]["lo"], tmp_path / "sign.xlsx")))
     assert [(m["column"], m["mistake"]) for m in wrong.mistakes] == [("new_a", "update_sign_flipped")], \
         wrong.to_text()[:2000]
+
+
+_HELPER_COLUMN = """<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE script:module PUBLIC "-//OpenOffice.org//DTD OfficeDocument 1.0//EN" "module.dtd">
+<script:module xmlns:script="http://openoffice.org/2000/script" script:name="Module1" script:language="StarBasic">
+Sub Edit(inpath As String, outpath As String, col As Integer, header As Integer, first As Integer, last As Integer)
+  Dim args(0) As New com.sun.star.beans.PropertyValue
+  args(0).Name = &quot;Hidden&quot; : args(0).Value = True
+  doc = StarDesktop.loadComponentFromURL(ConvertToURL(inpath), &quot;_blank&quot;, 0, args())
+  steps = doc.getSheets().getByName(&quot;Steps&quot;)
+  steps.unprotect(&quot;&quot;)
+  steps.getColumns().insertByIndex(col, 1)
+  steps.getCellByPosition(col, header).setString(&quot;2·err&quot;)
+  For r = first To last
+    steps.getCellByPosition(col, r).setFormula(&quot;=2*&quot; &amp; &quot;I&quot; &amp; (r + 1))
+  Next r
+  Dim fargs(0) As New com.sun.star.beans.PropertyValue
+  fargs(0).Name = &quot;FilterName&quot; : fargs(0).Value = &quot;Calc MS Excel 2007 XML&quot;
+  doc.storeToURL(ConvertToURL(outpath), fargs())
+  doc.close(True)
+End Sub
+</script:module>
+"""
+
+
+@pytest.mark.libreoffice
+@pytest.mark.xfail(strict=False, reason="needs locate: columns found by their headers")
+def test_a_helper_column_inserted_inside_steps_by_libreoffice(bench, tmp_path):
+    """A helper column (2·err) inserted inside the Steps table right after the error column, LibreOffice moving
+    every reference: an equivalent layout, judged correct."""
+    from lo_edit import run_macro
+
+    # linear: the header on row 8, steps on rows 9–37, err in column I; the helper becomes column J
+    out = run_macro(_HELPER_COLUMN, bench["linear"]["right"]["lo"], tmp_path / "helper.xlsx", 9, 7, 8, 36)
+    report = check(str(out))
+    assert report.status == "correct", report.to_text()[:2000]
