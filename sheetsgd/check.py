@@ -17,9 +17,11 @@ from .blocks import Block, is_update
 from .errors import SheetsgdError
 from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
 from .assignment import identity
+from .judge import _propagate as propagate
 from .cellmarks import column_marks, merge_marks, wrong_cells
+from .conventions import attribute_upstream, convention_rows, upstream_steps
 from .diagnose import diagnose
-from .engines import differences_in, mark_cannot_judge, scan
+from .engines import EXP_OVERFLOW, differences_in, mark_cannot_judge, mark_exp_overflow, scan
 from .structural import CIRCULAR_HINT, deleted_row_mistakes, divergence_step
 from .recalc import libreoffice_path
 from .mistakes import CATALOGUE
@@ -40,7 +42,14 @@ def check(path: str, recalc: str = "auto", strict: bool = False, limits: Limits 
     """Check one workbook. Never raises for a bad file: the report says why it cannot be checked.
     ``verify_formulas=False`` trusts saved values (only the benchmark measures what verifying costs)."""
     try:
-        return audit(_check(str(path), recalc, strict, limits, verify_formulas))
+        report = _check(str(path), recalc, strict, limits, verify_formulas)
+        if report.recalculated_by == "ironcalc" and mark_exp_overflow(report) and recalc == "auto" \
+                and libreoffice_path():  # an overflow IronCalc computes on with: LibreOffice decides
+            cell = next(m["cell"] for m in report.mistakes if m["mistake"] == "cannot_judge")
+            report = _check(str(path), "libreoffice", strict, limits, verify_formulas)
+            report.notes.insert(0, f"recalculated by LibreOffice: IronCalc computes {EXP_OVERFLOW.what} "
+                                   f"differently ({cell})")
+        return audit(report)
     except SheetsgdError as exc:
         where = exc.where or ""
         if where.startswith(str(path)):
@@ -128,7 +137,8 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
         recalculated_by = "ironcalc"
     names = _names(book, stores)
     notes += changed_names(book, expected_names, shifts, names)
-    results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes, settled)
+    results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes, settled,
+                               engine=lambda: rebuild(path, book, manifest, manifest_sheet, limits, numbers=True)[1])
     for b in blocks:  # a deleted step row: one mistake at that row, not one per column
         shift = shifts[b.sheet]
         missing = (shift.missing or {}).get(b.name)
@@ -214,14 +224,18 @@ def _exercise_views(blocks, exercise, shifts, stores):
             for b in blocks if exercise.get(b.name)]
 
 
-def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, settled=None):
+def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, settled=None, engine=None):
     skipped, settled = [], settled or {}
     judged = judge_blocks(blocks, exercise, shifts, stores, names, skipped, {k: v[0] for k, v in settled.items()})
+    convention_rows(judged, lambda b: BlockContext(b, shifts, stores, names))
+    if attribute_upstream(judged):  # rows ŷ reached the clipped range through a mistake upstream
+        propagate({j.id: j for j in judged})
     if skipped and notes is not None:
         notes.append("cannot be judged, so counted as not right: " + "; ".join(skipped[:5])
                      + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
     cone = cones(judged)
     roots = {j.id: j for j in judged if not j.ok.all()}
+    expected_at = _expectations(judged, engine)
     results, mistakes = [], []
     for j in judged:
         b, n = j.block, j.block.n
@@ -272,6 +286,24 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, set
     order = {(b.name, c.key): (k, i) for k, b in enumerate(blocks) for i, c in enumerate(b.columns)}
     mistakes.sort(key=lambda m: (m["step"], order[(m["block"], m["column"])]))
     return results, mistakes
+
+
+def _expectations(judged, engine):
+    """expected_at(j, i): the column's pattern on the student's values; for a blank that reads a wrong (or
+    blank) cell, where that evaluation means nothing, the engine's value (``engine()``: the lesson's blocks
+    with its numbers, made once when first needed; None: no such blocks)."""
+    upstream = upstream_steps(judged)
+    made = []
+
+    def at(j, i: int):
+        if not j.blank[i] or engine is None or j.block.step[i] < upstream[j.id]:
+            return expected_at(j, i)
+        if not made:
+            made.append({b.name: b for b in engine()})
+        b = made[0].get(j.block.name)
+        values = b.values.get(j.key) if b is not None else None
+        return plain(values[i]) if values is not None and len(values) == j.block.n else expected_at(j, i)
+    return at
 
 
 def found_at(j, i: int):

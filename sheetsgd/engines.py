@@ -37,7 +37,12 @@ ARRAY_ARITHMETIC = Difference("array_arithmetic", "arithmetic on ranges inside S
                               "the element-wise result (as Excel 365)",
                               "#VALUE! in LibreOffice and Excel 2019 and earlier unless entered as an array "
                               "formula; use SUMPRODUCT")
-DIFFERENCES = (SUMX_SINGLE, ARRAY_ARITHMETIC)
+INDEX_RANGE = Difference("index_range", "a range built from INDEX (INDEX(…):INDEX(…), as in SUM(INDEX(B2:B9,3):INDEX(B2:B9,5)))",
+                         "#VALUE!", "the cells between the two (LibreOffice, Excel, Google Sheets)")
+EXP_OVERFLOW = Difference("exp_overflow", "an EXP that overflows inside a formula (1/(1+EXP(1000)))",
+                          "goes on with +∞ (1/(1+EXP(1000)) = 0)", "#NUM! (LibreOffice, Excel)")
+DIFFERENCES = (SUMX_SINGLE, ARRAY_ARITHMETIC, INDEX_RANGE, EXP_OVERFLOW)
+_INDEX_RANGE = re.compile(r"\bINDEX\s*\([^:]*?\)\s*:|:\s*INDEX\s*\(", re.I)  # INDEX( … ): or :INDEX(
 
 _SUMX = re.compile(r"\bSUMX(?:MY2|2MY2|2PY2)\s*\(", re.I)
 _AGGREGATE = re.compile(r"\b(SUM|SUMSQ|AVERAGE|MAX|MIN|PRODUCT|COUNT)\s*\(", re.I)
@@ -77,6 +82,8 @@ def differences_in(formula: str) -> list[Difference]:
                 break
         if ARRAY_ARITHMETIC in found:
             break
+    if _INDEX_RANGE.search(text):
+        found.append(INDEX_RANGE)
     return found
 
 
@@ -146,3 +153,19 @@ def mark_cannot_judge(report, findings: list[Finding]) -> None:
         report.message = (f"cannot judge {first.cell}: IronCalc computes {first.difference.what} differently "
                           f"({first.difference.ironcalc}; {first.difference.others}); save the file with computed "
                           "values or use --recalc libreoffice")
+
+
+def mark_exp_overflow(report) -> bool:
+    """Root causes of an IronCalc recalculation whose first cell should be an error (an EXP overflowing, as
+    LibreOffice and Excel compute it) where IronCalc went on with +∞ to a number: ``cannot_judge``, not the
+    student's mistake. Returns whether any was marked (LibreOffice then recalculates, where installed)."""
+    marked = False
+    for m in report.mistakes:
+        found = m.get("found")
+        if m.get("expected") is None and isinstance(found, float) and "EXP(" in (m.get("formula") or "").upper():
+            m.update(mistake="cannot_judge", title=f"cannot judge: IronCalc computes {EXP_OVERFLOW.what} differently "
+                     f"({EXP_OVERFLOW.ironcalc}; {EXP_OVERFLOW.others})",
+                     hint="Save the file in a spreadsheet app (it then stores computed values), or check it with "
+                          "--recalc libreoffice.")
+            marked = True
+    return marked

@@ -234,7 +234,9 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "COS": _elementwise(np.cos, lambda a, v: np.abs(v) + a.mag),  # |Δcos| ≤ |Δx|: the argument's rounding
     "COUNT": lambda args: Val(_count(args), np.zeros_like(_count(args))),
     "COUNTBLANK": _countblank,  # a student version's conditional formats: hidden while a blank is empty
-    "EXP": _elementwise(np.exp, lambda a, v: np.abs(v) * (1 + a.mag)),
+    # an overflow is an error in every spreadsheet (#NUM!), not +inf that 1/(1+EXP(…)) would turn into 0
+    "EXP": _elementwise(lambda x: np.where(x > 709.78, np.nan, np.exp(np.minimum(x, 709.78))),
+                        lambda a, v: np.abs(v) * (1 + a.mag)),
     "IF": _if,
     "INDEX": _index,
     "INT": _elementwise(np.floor),
@@ -313,8 +315,10 @@ def evaluate(tree, ctx: Context) -> Val:
         if op == "*":
             return Val(a.v * b.v, a.mag * b.mag, mask)
         if op == "/":
-            v = np.where(b.v == 0, np.nan, a.v / np.where(b.v == 0, 1, b.v))
-            return Val(v, np.abs(a.mag / np.where(b.v == 0, 1, b.v)), mask)
+            den = np.where(b.v == 0, 1, b.v)
+            v = np.where(b.v == 0, np.nan, a.v / den)
+            # the denominator's rounding too: ŷ(1 − ŷ) with ŷ near 1 is a cancellation (d(a/b) = da/b − a·db/b²)
+            return Val(v, np.abs(a.mag / den) + np.abs(v) * np.maximum(b.mag / np.abs(den), 1.0), mask)
         if op == "^":
             return _power(a, b)
         if op == "&":

@@ -14,7 +14,7 @@ import re
 import jinja2
 import markupsafe
 
-from .readable import show_pair
+from .report import show_pair
 from .safetext import shown
 
 _TEMPLATE = """<!DOCTYPE html>
@@ -57,8 +57,8 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 <p class="lesson">Lesson {{ lesson.name }} ({{ lesson.optimizer }}, {{ lesson.loss }}, {{ lesson.steps }} steps)</p>
 <p class="verdict {{ 'ok' if status == 'correct' else 'bad' }}">
 {% if status == "correct" %}All correct{% else %}{{ mistakes|length }} mistake{{ '' if mistakes|length == 1 else 's' }} to fix{% endif %}</p>
-<div class="score">Score: <strong>{{ score.correct }}/{{ score.total }}</strong> exercise cells correct{% if share is not none %} ({{ share }}){% endif %}
-{% if status != "correct" and score.total %}<br>Formulas right: {{ score.formulas_right }}/{{ score.total }} follow from your own values (knock-ons not counted against you){% endif %}
+<div class="score">Grade: <strong>{{ score.formulas_right }}/{{ score.total }}</strong> exercise cells{% if grade is not none %} ({{ grade }}){% endif %}: formulas that follow from your own values (the grading policy; knock-ons not counted against you)
+<br>Strict score: {{ score.correct }}/{{ score.total }}{% if share is not none %} ({{ share }}){% endif %}: cells whose value is right
 <div class="bar"><span style="width: {{ width }}%"></span></div></div>
 
 {% if mistakes %}<h2>Root causes</h2>
@@ -117,14 +117,14 @@ def render(report: dict) -> str:
     for m in report.get("mistakes") or []:
         knock = [c for c in columns if c.get("status") == "knock-on" and m.get("column") in (c.get("knock_on_of") or [])
                  and c.get("sheet") == m.get("sheet")]
-        expected, found = show_pair(m.get("expected"), m.get("found"))
+        expected, found = show_pair(m.get("expected"), m.get("found"), m.get("formula"))
         mistakes.append(dict(m, expected_text=expected, found_text=found, knock_ons=knock))
     headers = {(c.get("sheet"), c.get("key")): c.get("header") or c.get("key") for c in columns}
     exercise = []
     for c in columns:
         if c.get("exercise"):
             f = c.get("first_wrong") or {}
-            expected, found = show_pair(f.get("expected"), f.get("found"))
+            expected, found = show_pair(f.get("expected"), f.get("found"), f.get("formula"))
             roots = [headers.get((c.get("sheet"), k), k) for k in c.get("knock_on_of") or []]
             # a knock-on is not a mistake: it is shown under its root cause, never as a red first wrong step
             follows = ", ".join(roots) if c.get("status") == "knock-on" else ""
@@ -134,7 +134,9 @@ def render(report: dict) -> str:
         name=os.path.basename(str(report.get("file", ""))), status=report.get("status"),
         message=report.get("message", ""), lesson=report.get("lesson") or {}, notes=report.get("notes") or [],
         score={"correct": correct, "total": total, "formulas_right": score.get("formulas_right") or 0},
-        share=f"{100 * correct / total:.1f}%" if total else None, width=f"{100 * correct / total:.1f}" if total else "0",
+        share=f"{100 * correct / total:.1f}%" if total else None,
+        grade=f"{100 * (score.get('formulas_right') or 0) / total:.1f}%" if total else None,
+        width=f"{100 * (score.get('formulas_right') or 0) / total:.1f}" if total else "0",
         mistakes=mistakes, exercise=exercise), keep="\n\t")
 
 

@@ -12,7 +12,7 @@ import re
 from xml.sax.saxutils import escape, quoteattr
 
 from .cellmarks import expand
-from .report import show_value
+from .report import headline, show_value
 from .xlsxrefs import column_index
 
 ROOT, KNOCK_ON, CORRECT = "root", "knock-on", "correct"
@@ -90,8 +90,8 @@ def feedback_rows(report: dict) -> list[list]:
     rows = [[(f"Feedback on {os.path.basename(report.get('file', ''))}", "title", None)],
             [("Verdict", "bold", None), ("all correct" if report.get("status") == "correct"
                                          else f"{len(mistakes)} mistake(s) to fix", "long", None)],
-            [("Score", "bold", None), (f"{correct}/{total} exercise cells correct"
-                                       + (f" ({100 * correct / total:.1f}%)" if total else ""), "long", None)],
+            [("Grade", "bold", None), (headline((report.get("score") or {}).get("formulas_right") or 0, correct, total),
+                                       "long", None)],
             [("Lesson", "bold", None), (f"{les.get('name')} ({les.get('optimizer')}, {les.get('loss')}, "
                                         f"{les.get('steps')} steps)", "long", None)],
             [("Colours", "bold", None), ("root cause", "root", None),

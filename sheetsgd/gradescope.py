@@ -112,7 +112,8 @@ def summary(report: dict, file_name: str) -> str:
     les = report.get("lesson") or {}
     lines = [f"**{_md(file_name)}**: lesson {_md(les.get('name'))}"
              + (f", variant {_md(les['variant'])}" if les.get("variant") else "")
-             + f" — {score.get('correct', 0)}/{score.get('total', 0)} exercise cells right"
+             + f" — grade {score.get('formulas_right', 0)}/{score.get('total', 0)} exercise cells (formulas that follow "
+             + f"from your own values), strict score {score.get('correct', 0)}/{score.get('total', 0)}"
              + (" (all correct)." if report["status"] == "correct" else f", {len(report.get('mistakes', []))} mistake(s).")]
     for note in report.get("notes", []):
         lines.append(f"- note: {_md(note)}")
@@ -122,8 +123,7 @@ def summary(report: dict, file_name: str) -> str:
             lines.append(f"- {_md(m['header'])} ({_md(m['column'])}, {_md(m['sheet'])}!{_md(m['cell'])}, step "
                          f"{m['step']}): {_md(m['title'])}. Hint: {_md(m['hint'])}")
     if report["status"] != "correct" and score.get("total"):
-        lines += ["", f"Formulas right: {score.get('formulas_right', 0)}/{score['total']} exercise cells follow from "
-                      "your own values (knock-ons not counted against you)."]
+        lines += ["", "Knock-ons (cells wrong only because a cell they read is wrong) are not counted against you."]
     return "\n".join(lines)
 
 

@@ -7,6 +7,8 @@ linear lesson, on a Titanic weight or on the lr finder's IF-guarded update.
 """
 from __future__ import annotations
 
+import re
+
 from . import a1, mistake_edits_dropout, mistake_edits_softmax
 from .blocks import Block, is_update
 
@@ -136,6 +138,8 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
             out.append((name, _first(tree, lambda n, o=old: (_key_at(block, n) or ("",))[0] == o,
                                      lambda n: ("ref", a1.Ref(n[1].sheet, col_new, n[1].row1, col_new, n[1].row1,
                                                               n[1].col1_abs, n[1].col2_abs)))))
+        if len(pairs) > 1:  # every swap at once: Adam's update written with m and v instead of m̂ and v̂
+            out.append((name, _read_instead(block, tree, dict(pairs))))
     out.append(("mse_factor_2_missing", _drop_factor(tree, lambda f: f == ("num", 2.0))))
     out.append(("bias_correction_omitted", _first(
         tree, lambda n: n[0] == "bin" and n[1] == "/" and _is_one_minus(n[3]) and n[3][3][0] == "bin" and n[3][3][1] == "^",
@@ -153,9 +157,13 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
                     out.append(("wrong_feature", rebuild([other if f is mine else f for f in factors])
                                 if mine is not None else rebuild(factors + [other])))
     if not update:  # ŷ − y written y − ŷ: the first difference of two cells of this row
-        out.append(("error_reversed", _first(
+        reversed_ = _first(
             tree, lambda n: n[0] == "bin" and n[1] == "-" and all(_key_at(block, x) for x in (n[2], n[3]))
-            and _key_at(block, n[2])[1] == _key_at(block, n[3])[1] == "r", lambda n: ("bin", "-", n[3], n[2]))))
+            and _key_at(block, n[2])[1] == _key_at(block, n[3])[1] == "r", lambda n: ("bin", "-", n[3], n[2]))
+        if reversed_ is None and ERROR_COLUMN.fullmatch(key):  # an error-like column written another way
+            # (∂loss/∂z as ∂loss/∂ŷ·σ′, which equals ŷ − y): y − ŷ is its negation
+            reversed_ = ("neg", tree)
+        out.append(("error_reversed", reversed_))
     out.append(("sum_instead_of_mean", _first(
         tree, lambda n: n[0] == "bin" and n[1] == "/" and (n[3][0] == "field" or n[3][0] == "call" and n[3][1] == "COUNT"
                                                             or _counts_batch(block, n[3])), lambda n: n[2])))
@@ -187,6 +195,9 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
         lambda n: ("call", "IF", [n[2][0], n[2][2], n[2][1]]))))
     out.append(("log_base_swapped", _first(tree, lambda n: n[0] == "call" and n[1] in ("LN", "LOG10"),
                                            lambda n: ("call", "LOG10" if n[1] == "LN" else "LN", n[2]))))
+    out.append(("log_base_swapped", a1.transform(  # every log of the formula (the BCE's two): LOG for LN
+        tree, lambda n: ("call", "LOG10" if n[1] == "LN" else "LN", n[2])
+        if n[0] == "call" and n[1] in ("LN", "LOG10") else n)))
     if tree[0] == "bin" and tree[1] == "*" and tree[3][0] == "bin" and tree[3][1] == "^" and \
             tree[3][2][0] == "bin" and tree[3][2][1] == "/" and tree[3][2][3] == tree[2]:
         start, end, power = tree[2], tree[3][2][2], tree[3][3]
@@ -217,8 +228,24 @@ def _counts_batch(block: Block, node) -> bool:
     return node[0] == "bin" and any((_key_at(block, n) or ("",))[0] == "last" for n in a1.walk(node))
 
 
+ERROR_COLUMN = re.compile(r"(err|dloss|dz|dout)\w*")  # the error and the loss's derivatives (keys)
+
+
+def _read_instead(block: Block, tree, pairs: dict[str, str]):
+    """The tree with every same-row reference to a column of ``pairs`` reading the paired column instead."""
+    def edit(n):
+        key = _key_at(block, n)
+        if not key or key[0] not in pairs:
+            return n
+        col = block.column(pairs[key[0]]).col
+        return ("ref", a1.Ref(n[1].sheet, col, n[1].row1, col, n[1].row1, n[1].col1_abs, n[1].col2_abs))
+    return a1.transform(tree, edit)
+
+
 def _has_decay(node) -> bool:
-    return any(n[0] == "name" and n[1].lower().endswith("weight_decay") for n in a1.walk(node))
+    """The formula reads a weight decay input (weight_decay, adamw_weight_decay; wd in collab-filter)."""
+    return any(n[0] == "name" and (n[1].lower().endswith("weight_decay") or n[1].lower() == "wd")
+               for n in a1.walk(node))
 
 
 def _decay_variants(tree) -> list[tuple[str, object]]:

@@ -128,6 +128,10 @@ CATALOGUE = {m.name: m for m in [
     Mistake("not_judged", "cells the checker cannot judge",
             "These cells count as not right: the checker could not evaluate the column's formula on your "
             "values (the reason is given); restore the sheet's layout around them."),
+    Mistake("clipping_ignored", "not 0 where ŷ is clipped to [ε, 1 − ε]",
+            "The loss reads ŷ clipped to [ε, 1 − ε] (ε is the input clip_eps, so LN never sees 0). Where ŷ is "
+            "outside that range the clipped value does not move with ŷ, so ∂loss/∂ŷ is 0 there, and with it "
+            "∂loss/∂z: write ∂loss/∂ŷ as IF(OR(ŷ<clip_eps, ŷ>1−clip_eps), 0, …) and ∂loss/∂z as ∂loss/∂ŷ·ŷ(1 − ŷ)."),
     Mistake("unrecognised", "wrong value",
             "Compare your formula with the column's description on the Introduction sheet."),
 ]}

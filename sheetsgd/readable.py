@@ -5,19 +5,17 @@
   same font as the widths, so no line prints over the next row or is cut at the cell's edge.
 - :func:`scientific_beyond` — a fixed-decimal column turns scientific past the magnitude its width
   holds (a sign-flipped student sheet shows -1.23E+08, not ###).
-- :func:`show_pair` — expected and found values in the HTML feedback, in one format.
 - :func:`set_up_print` — every sheet prints one page wide at a readable scale: landscape where wide,
   its header rows repeated on every page, its print area the table and charts (a sheet wider than a
   readable page prints its leading columns, and its footer says so), page numbers in the footer.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from xlsxwriter.utility import xl_col_to_name
 
-from .presentation import SIGNIFICANT, _decimals, _finite, text_width, widths
+from .presentation import _decimals, _finite, text_width, widths
 
 LINE_POINTS = 15.0  # one line of 11-point text (Excel's default row height; LibreOffice draws it as tall)
 PAD_POINTS = 3.0  # above and below the text of a wrapped row
@@ -197,28 +195,3 @@ def write_header_row(ws, row: int, first_col: int, headers: list[str], cell_form
 
 
 # --- the HTML feedback's numbers -------------------------------------------------------------------
-
-def show_number(x, like=None) -> str:
-    """A number as feedback shows it: :data:`SIGNIFICANT` + 2 significant digits at the magnitude of
-    ``like`` (default: ``x`` itself), fixed decimals between 1e-4 and 1e6, scientific beyond."""
-    if x is None:
-        return "(empty)"
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return str(x)
-    v = float(x)
-    if not math.isfinite(v):
-        return "not a number"
-    scale = abs(float(like)) if isinstance(like, (int, float)) and math.isfinite(float(like)) and like else abs(v)
-    digits = SIGNIFICANT + 2
-    if scale == 0:
-        return f"{v:.{digits - 1}f}"
-    if scale >= 1e6 or scale < 1e-4 or abs(v) >= 1e6:
-        return f"{v:.{digits - 1}E}"
-    return f"{v:.{max(0, digits - 1 - math.floor(math.log10(scale)))}f}"
-
-
-def show_pair(expected, found) -> tuple[str, str]:
-    """Expected and found values in one format (the expected value's magnitude decides it), so the two read
-    digit against digit."""
-    like = expected if isinstance(expected, (int, float)) and not isinstance(expected, bool) else found
-    return show_number(expected, like), show_number(found, like)

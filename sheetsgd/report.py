@@ -103,8 +103,9 @@ class Report:
         if self.mistakes:
             lines.append(f"Root causes ({len(self.mistakes)}):")
             for m in self.mistakes:
+                expected, found = show_pair(m['expected'], m['found'], m['formula'])
                 lines.append(f"  ✗ {m['header']} ({m['column']}, column {m['letter']}{on(m.get('sheet'))}): {m['title']} — first at step "
-                             f"{m['step']} ({m['cell']}): expected {show_value(m['expected'])}, found {show_value(m['found'])}, "
+                             f"{m['step']} ({m['cell']}): expected {expected}, found {found}, "
                              f"formula {m['formula'] or '(none)'}; {m['cells']} cell(s)")
                 lines.append(f"    hint: {m['hint']}")
                 if m.get("not_following"):  # the cells, each with why (sheetsgd.own_formulas)
@@ -132,24 +133,22 @@ class Report:
                 first = ""
                 if c.first_wrong:
                     f = c.first_wrong
-                    first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {show_value(f['expected'])}, "
-                             f"found {show_value(f['found'])}, formula {f['formula'] or '(none)'}")
+                    expected, found = show_pair(f['expected'], f['found'], f['formula'])
+                    first = (f"  first wrong: step {f['step']} ({f['cell']}) expected {expected}, "
+                             f"found {found}, formula {f['formula'] or '(none)'}")
                 lines.append(f"  {mark} {c.header:<24} {c.key:<10}{on(c.sheet)} {c.correct}/{c.total}{first}")
         if self.strict is not None:
             if self.strict.get("mismatches"):
                 lines.append("Strict (inputs perturbed, recalculated): cells that did not follow:")
                 for m in self.strict["mismatches"]:
+                    expected, found = show_pair(m['expected'], m['found'])
                     lines.append(f"  ✗ {m['header']} ({m['column']}): first at step {m['step']} ({m['cell']}): "
-                                 f"expected {show_value(m['expected'])}, found {show_value(m['found'])}")
+                                 f"expected {expected}, found {found}")
             else:
                 lines.append(f"Strict: with {self.strict.get('perturbation')} every checked cell still matches the engine.")
         correct, total = self.score
-        share = f" ({100 * correct / total:.1f}%)" if total else ""
-        lines.append(f"Score: {correct}/{total} exercise cells correct{share} — "
-                     + ("all correct" if self.status == "correct" else f"{len(self.mistakes)} mistake(s)"))
-        if self.status != "correct" and total:
-            lines.append(f"Formulas right: {self.formulas_right}/{total} exercise cells follow from your own values "
-                         "(knock-ons not counted against you; an error value is never right)")
+        lines.append(headline(self.formulas_right, correct, total)
+                     + (" — all correct" if self.status == "correct" else f" — {len(self.mistakes)} mistake(s)"))
         return "\n".join(map(shown, lines))  # each line one line: text from the file cannot add lines or drive a terminal
 
 
@@ -201,6 +200,59 @@ def _json_safe(x):
     if x is None or isinstance(x, (int, bool)):
         return x
     return str(x)
+
+
+def _percent(part: int, total: int) -> str:
+    return f" ({100 * part / total:.1f}%)" if total else ""
+
+
+def headline(formulas_right: int, correct: int, total: int) -> str:
+    """The grade as the grading policy gives it (formulas that follow from the student's own values:
+    knock-ons forgiven), the strict score beside it."""
+    return (f"Grade: {formulas_right}/{total} exercise cells{_percent(formulas_right, total)} (the grading policy: "
+            f"formulas that follow from your own values, knock-ons not counted against you); strict score "
+            f"{correct}/{total}{_percent(correct, total)} (cells whose value is right)")
+
+
+DIGITS = 6  # significant digits at the expected value's magnitude (the sheets show 4)
+
+
+def show_number(x, like=None, digits: int = DIGITS) -> str:
+    """A number as feedback shows it: ``digits`` significant digits at the magnitude of ``like`` (default:
+    ``x`` itself), fixed decimals between 1e-4 and 1e6, scientific beyond."""
+    if x is None:
+        return "(empty)"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    v = float(x)
+    if not math.isfinite(v):
+        return "not a number"
+    scale = abs(float(like)) if isinstance(like, (int, float)) and math.isfinite(float(like)) and like else abs(v)
+    if scale == 0:
+        return f"{v:.{digits - 1}f}"
+    if scale >= 1e6 or scale < 1e-4 or abs(v) >= 1e6:
+        return f"{v:.{digits - 1}E}"
+    return f"{v:.{max(0, digits - 1 - math.floor(math.log10(scale)))}f}"
+
+
+def show_pair(expected, found, formula: str | None = "") -> tuple[str, str]:
+    """(expected, found) as every report shows them (text, HTML, the Feedback sheet): in one format, the
+    expected value's magnitude deciding it, so the two read digit against digit; with more digits where two
+    different numbers would print alike; an expected error as such; a right value without a formula
+    (``formula`` None) said to be a typed number."""
+    like = expected if isinstance(expected, (int, float)) and not isinstance(expected, bool) else found
+    e, f = show_number(expected, like), show_number(found, like)
+    if expected is None:  # never blank: a formula that gives no finite number (#NUM!, #DIV/0!, …)
+        e = "an error value"
+    for digits in (10, 17):
+        if e != f or not (isinstance(expected, float) and isinstance(found, float) and expected != found):
+            break
+        e, f = show_number(expected, like, digits), show_number(found, like, digits)
+    if e == f and isinstance(expected, float) and isinstance(found, float) and expected != found:
+        return repr(expected), repr(found)
+    if e == f and formula is None and found is not None:
+        return e, f"{f} typed (the right value, but no formula)"
+    return e, f
 
 
 def show_value(x) -> str:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import sheetsgd.check as checking
 from sheetsgd.cli import cli
 from sheetsgd.demo import Flaw, fill_cells, fill_xml
-from sheetsgd.engines import ARRAY_ARITHMETIC, SUMX_SINGLE, differences_in
+from sheetsgd.engines import ARRAY_ARITHMETIC, INDEX_RANGE, SUMX_SINGLE, differences_in
 from sheetsgd.lesson import load_lesson, override
 from sheetsgd.recalc import libreoffice_path, recalc_libreoffice
 from sheetsgd.recalc_child import run_ironcalc
@@ -39,6 +39,7 @@ DIFFERENT = {  # formula → (LibreOffice, IronCalc)
     "MAX(A1:A2-B1:B2)": ("#VALUE!", -2), "SUM(ABS(A1:A2-B1:B2))": ("#VALUE!", 4),
     "POWER(0,0)": (1, "#NUM!"), "0^0": (1, "#NUM!"), "POWER(C1,0)": (1, "#NUM!"),
     'SUM(A1,"2")': ("#VALUE!", 5), "2^-1070": ("#NUM!", 8e-323),
+    "1/(1+EXP(1000))": ("#NUM!", 0), "SUM(INDEX(A1:A2,1):INDEX(A1:A2,2))": (5, "#VALUE!"), "SUMPRODUCT(INDEX(A1:B2,1,1):INDEX(A1:B2,2,1),B1:B2)": (23, "#VALUE!"),
 }
 
 
@@ -95,7 +96,8 @@ def test_engines_differ_as_documented(both_engines, formula):
 
 def test_every_difference_is_in_the_readme():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    for formula in ["SUMXMY2", "SUMX2MY2", "SUMX2PY2", "SUM(B2:B9*C2:C9)", "0^0", 'SUM(A1,"2")', "2^-1070"]:
+    for formula in ["SUMXMY2", "SUMX2MY2", "SUMX2PY2", "SUM(B2:B9*C2:C9)", "0^0", 'SUM(A1,"2")', "2^-1070",
+                    "INDEX(…):INDEX(…)", "1/(1+EXP(1000))"]:
         assert f"`{formula}" in readme, formula
 
 
@@ -105,6 +107,8 @@ def test_every_difference_is_in_the_readme():
     ("SUM((F9*Data!$B$2:$B$5+G9-Data!$C$2:$C$5)^2)/COUNT(Data!$B$2:$B$5)", [ARRAY_ARITHMETIC]),
     ("SUMSQ(A1:A2-B1:B2)", [ARRAY_ARITHMETIC]), ("SUM(A1:A9)", []), ("SUMPRODUCT((A1:A2-B1:B2)^2)", []),
     ("SUMSQ(A1,B1)+POWER(A1,2)*PRODUCT(A1,B1)-ROUND(A1,2)", []), ('SUM(A1,"x:y")', []),
+    ("SUMPRODUCT(INDEX(Data!$B$2:$B$30,C9):INDEX(Data!$B$2:$B$30,C9+3),E9:E12)", [INDEX_RANGE]),
+    ("SUMPRODUCT(A1:INDEX(A1:A9,3))", [INDEX_RANGE]), ("INDEX(Data!$B$2:$B$30,C9)*2", []), ("INDEX(A1:A9,3)+SUM(B1:B2)", []),
 ])
 def test_differences_are_recognised_in_formula_text(formula, found):
     assert differences_in(formula) == found

@@ -23,7 +23,7 @@ from sheetsgd.cli import cli
 from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
 from sheetsgd.exercise import build_student
 from sheetsgd.feedback_html import render
-from sheetsgd.readable import show_pair
+from sheetsgd.report import show_pair
 
 from hostile_names import HOSTILE_FORMULA, HOSTILE_SHEET, make_hostile
 from pngcheck import decode
