@@ -15,11 +15,12 @@ import numpy as np
 
 from .blocks import Block, is_update
 from .errors import SheetsgdError
-from .judge import BlockContext, cell_ref, cones, expected_at, judge_blocks
+from .judge import BlockContext, cell_ref, cones, judge_blocks
+from .judge import expected_at as expected_of
 from .assignment import identity
 from .judge import _propagate as propagate
 from .cellmarks import column_marks, merge_marks, wrong_cells
-from .conventions import attribute_upstream, convention_rows, upstream_steps
+from .conventions import attribute_upstream, convention_rows, expectations
 from .diagnose import diagnose
 from .engines import EXP_OVERFLOW, differences_in, mark_cannot_judge, mark_exp_overflow, scan
 from .structural import CIRCULAR_HINT, deleted_row_mistakes, divergence_step
@@ -235,7 +236,7 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, set
                      + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
     cone = cones(judged)
     roots = {j.id: j for j in judged if not j.ok.all()}
-    expected_at = _expectations(judged, engine)
+    expected_at = expectations(judged, engine, expected_of)
     results, mistakes = [], []
     for j in judged:
         b, n = j.block, j.block.n
@@ -286,24 +287,6 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, set
     order = {(b.name, c.key): (k, i) for k, b in enumerate(blocks) for i, c in enumerate(b.columns)}
     mistakes.sort(key=lambda m: (m["step"], order[(m["block"], m["column"])]))
     return results, mistakes
-
-
-def _expectations(judged, engine):
-    """expected_at(j, i): the column's pattern on the student's values; for a blank that reads a wrong (or
-    blank) cell, where that evaluation means nothing, the engine's value (``engine()``: the lesson's blocks
-    with its numbers, made once when first needed; None: no such blocks)."""
-    upstream = upstream_steps(judged)
-    made = []
-
-    def at(j, i: int):
-        if not j.blank[i] or engine is None or j.block.step[i] < upstream[j.id]:
-            return expected_at(j, i)
-        if not made:
-            made.append({b.name: b for b in engine()})
-        b = made[0].get(j.block.name)
-        values = b.values.get(j.key) if b is not None else None
-        return plain(values[i]) if values is not None and len(values) == j.block.n else expected_at(j, i)
-    return at
 
 
 def found_at(j, i: int):

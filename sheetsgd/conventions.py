@@ -1,4 +1,5 @@
-"""Conventions the reference depends on, and the rows they decide: ŷ clipped to [ε, 1 − ε].
+"""Conventions the reference depends on, and the rows they decide: ŷ clipped to [ε, 1 − ε]; what a
+report expects of a cell (the engine's value for a blank that reads wrong or blank cells).
 
 The binary cross-entropy reads ŷ clipped to [ε, 1 − ε] (ε the named input clip_eps), so its derivative is
 0 where ŷ lies outside (torch.clamp's convention): ∂loss/∂ŷ is written IF(OR(ŷ<ε, ŷ>1−ε), 0, …), and
@@ -17,6 +18,7 @@ import numpy as np
 
 from . import a1
 from .evaluate import EvalError, column
+from .placement import plain
 
 
 def _guard(tree):
@@ -105,3 +107,21 @@ def _first_wrong(judged) -> dict:
         if not changed:
             break
     return first
+
+
+def expectations(judged, engine, expected_at):
+    """expected_at(j, i): the column's pattern on the student's values; for a blank that reads a wrong (or
+    blank) cell, where that evaluation means nothing, the engine's value (``engine()``: the lesson's blocks
+    with its numbers, made once when first needed; None: no such blocks)."""
+    upstream = upstream_steps(judged)
+    made = []
+
+    def at(j, i: int):
+        if not j.blank[i] or engine is None or j.block.step[i] < upstream[j.id]:
+            return expected_at(j, i)
+        if not made:
+            made.append({b.name: b for b in engine()})
+        b = made[0].get(j.block.name)
+        values = b.values.get(j.key) if b is not None else None
+        return plain(values[i]) if values is not None and len(values) == j.block.n else expected_at(j, i)
+    return at

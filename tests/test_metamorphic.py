@@ -204,7 +204,6 @@ def _forge(src: Path, out: Path, sheet_part: str, letters: set[str]) -> Path:
 
 
 @pytest.mark.libreoffice
-@pytest.mark.xfail(strict=False, reason="needs verify: every formula's saved value verified from its own formula")
 def test_forged_values_are_not_correct(bench, tmp_path):
     from sheetsgd.demo import sheet_parts
 
@@ -215,7 +214,6 @@ def test_forged_values_are_not_correct(bench, tmp_path):
 
 
 @pytest.mark.libreoffice
-@pytest.mark.xfail(strict=False, reason="needs locate: a widened or redirected defined name is reported")
 def test_a_widened_lr_is_not_correct(bench, tmp_path):
     src = bench["linear"]["right"]["ic"]
     out = tmp_path / "widened.xlsx"
@@ -232,7 +230,6 @@ def test_a_widened_lr_is_not_correct(bench, tmp_path):
 
 
 @pytest.mark.libreoffice
-@pytest.mark.xfail(strict=False, reason="needs locate: grade --assignment refuses the full workbook")
 def test_the_full_workbook_is_not_the_assignment(bench, tmp_path):
     from click.testing import CliRunner
 
