@@ -29,6 +29,7 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
         except Exception as exc:  # a template no parser expects: only an edited manifest has one
             raise book.error(f"the manifest's template is malformed ({type(exc).__name__}): the manifest was "
                              "tampered with") from None
+        lesson = _as_laid_out(lesson, manifest.get("layout_version"))
         exercise = manifest.get("exercise_blocks")
         if not isinstance(exercise, dict) or not all(isinstance(v, list) for v in exercise.values()):
             raise book.error("manifest entry 'exercise_blocks' is malformed: the manifest was tampered with")
@@ -45,6 +46,18 @@ def rebuild(path: str, book: Workbook, manifest: dict, manifest_sheet: str, limi
     with np.errstate(all="ignore"):  # the layout, not the numbers: the file holds the student's
         report = kind.build(lesson, None, trace=kind.train(lesson) if numbers else kind.layout(lesson))
     return lesson, report.blocks, exercise
+
+
+def _as_laid_out(lesson, layout_version):
+    """A lesson whose layout has versions (the Titanic kind's, an lr finder's on it) laid out as the workbook's
+    manifest says: no ``layout_version`` is a workbook built before versioned layouts (version 1)."""
+    version = layout_version if isinstance(layout_version, int) and not isinstance(layout_version, bool) else 1
+    base = getattr(lesson, "base", None)
+    if hasattr(lesson, "layout_version"):
+        return replace(lesson, layout_version=version)
+    if base is not None and hasattr(base, "layout_version"):
+        return replace(lesson, base=replace(base, layout_version=version))
+    return lesson
 
 
 def _as_built(template: dict, spec_version) -> dict:

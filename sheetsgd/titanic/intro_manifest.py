@@ -117,6 +117,7 @@ class IntroManifestMixin:
         entries = {
             "generator": f"sheetsgd {__version__}",
             "spec_version": MANIFEST_VERSION,
+            "layout_version": lesson.layout_version,  # absent before row-local layouts: version 1
             "kind": "titanic",
             "lesson": lesson.name,
             "template": os.path.basename(lesson.source),

@@ -48,6 +48,7 @@ from .layout import (DATA, DATA_FIRST_ROW, EPOCHS, EXAMPLES, FORMATS, HYPER_FIRS
 from .lesson import TitanicLesson
 from .nets import example_columns
 from .plans import Plan, PlansMixin, SheetPlan, Where, _data_key, _grad_note, _group_of
+from .row_plans import RowPlansMixin
 from .step_rows import StepRowsMixin
 
 __all__ = [
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 
-class TitanicWorkbook(PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroManifestMixin):
+class TitanicWorkbook(RowPlansMixin, PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroManifestMixin):
     """Plans every sheet from the lesson's shape alone (so the size guard runs before any training), then writes."""
 
     def __init__(self, lesson: TitanicLesson):
@@ -68,6 +69,7 @@ class TitanicWorkbook(PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroMan
         self.opt = lesson.optimizer_obj()
         self.data = lesson.data
         self.per_example = lesson.batch_size == 1
+        self.row_local = lesson.layout_version >= 2  # every per-example row carries its lookups (lookups.py)
         self.shuffled_batches = lesson.shuffle and not self.per_example and not lesson.full_batch
         self.forward, self.backward = example_columns(self.net, self.loss)
         # Validation and Solver rows: a dropout net evaluates without its mask
