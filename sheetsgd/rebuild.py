@@ -52,11 +52,9 @@ def _as_laid_out(lesson, layout_version):
     """A lesson whose layout has versions (the Titanic kind's, an lr finder's on it) laid out as the workbook's
     manifest says: no ``layout_version`` is a workbook built before versioned layouts (version 1)."""
     version = layout_version if isinstance(layout_version, int) and not isinstance(layout_version, bool) else 1
-    base = getattr(lesson, "base", None)
-    if hasattr(lesson, "layout_version"):
-        return replace(lesson, layout_version=version)
-    if base is not None and hasattr(base, "layout_version"):
-        return replace(lesson, base=replace(base, layout_version=version))
+    for part in (lesson, getattr(lesson, "base", None)):  # set in place: the lesson was just made (and
+        if hasattr(part, "layout_version"):              # keeps what options set on it, e.g. its variant)
+            part.layout_version = version
     return lesson
 
 
