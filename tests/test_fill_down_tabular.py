@@ -63,12 +63,12 @@ def _is_batch_product(block, key: str) -> bool:
     return "{lo}" in pattern
 
 
-def _fill_down_misses(ws, block, key: str) -> list[str]:
+def _fill_down_misses(grid, block, key: str) -> list[str]:
     """Rows of a block column whose formula is not the Translator fill-down of its first cell."""
-    letter = openpyxl.utils.get_column_letter(block.column(key).col + 1)
+    col = block.column(key).col
+    letter = openpyxl.utils.get_column_letter(col + 1)
     first_row = block.first_row + 1
-    rows = ws[f"{letter}{first_row}:{letter}{first_row + block.n - 1}"]
-    formulas = [row[0].value for row in rows]
+    formulas = [grid[block.first_row + i][col] for i in range(block.n)]
     first = formulas[0]
     assert isinstance(first, str) and first.startswith("="), f"{block.name}!{letter}{first_row}: {first!r}"
     translator = Translator(first, origin=f"{letter}{first_row}")
@@ -84,6 +84,7 @@ _BUILT: dict[str, tuple] = {}
 
 
 def _built(tmp_path_factory, case):
+    """(lesson, blocks, {sheet: rows of cell formulas/values}) of the full workbook, built once per case."""
     key = _id(case)
     if key not in _BUILT:
         name, options = case
@@ -91,19 +92,22 @@ def _built(tmp_path_factory, case):
         kind = kinds.kind_of(lesson)
         path = tmp_path_factory.mktemp("filldown") / f"{key}.xlsx"
         report = kind.build(lesson, path)
-        _BUILT[key] = (lesson, report.blocks, path)
+        book = openpyxl.load_workbook(path, read_only=True)
+        sheets = {b.sheet for b in report.blocks}
+        grids = {s: [tuple(r) for r in book[s].iter_rows(values_only=True)] for s in sheets}
+        book.close()
+        _BUILT[key] = (lesson, report.blocks, grids)
     return _BUILT[key]
 
 
 @pytest.mark.parametrize("case", LAYOUTS, ids=[_id(c) for c in LAYOUTS])
 def test_every_exercise_column_is_one_fill_down(tmp_path_factory, case):
-    lesson, blocks, path = _built(tmp_path_factory, case)
+    lesson, blocks, grids = _built(tmp_path_factory, case)
     exercise = resolve(blocks, None, list(lesson.exercise))
-    book = openpyxl.load_workbook(path)  # not read-only: ranges of a column are read directly
     checked = 0
     for block in blocks:
         for key in sorted(exercise.get(block.name, ())):
-            assert not _fill_down_misses(book[block.sheet], block, key)[:3]
+            assert not _fill_down_misses(grids[block.sheet], block, key)[:3]
             checked += 1
     assert checked == sum(len(v) for v in exercise.values()) > 0
 
@@ -112,8 +116,7 @@ def test_every_exercise_column_is_one_fill_down(tmp_path_factory, case):
 def test_every_row_column_is_one_fill_down_but_the_batch_products(tmp_path_factory, case):
     """Any column a teacher may choose (``--exercise COLUMNS``) on Steps, Examples and Validation, the
     lookups and the means by step number among them; only a weight's batch gradient is not (given)."""
-    lesson, blocks, path = _built(tmp_path_factory, case)
-    book = openpyxl.load_workbook(path)
+    lesson, blocks, grids = _built(tmp_path_factory, case)
     products = 0
     for block in blocks:
         if block.sheet not in ("Steps", "Examples", "Validation", "Finder"):
@@ -125,14 +128,14 @@ def test_every_row_column_is_one_fill_down_but_the_batch_products(tmp_path_facto
                 products += 1
                 assert c.key.startswith("grad_") and re.search(r"SUMPRODUCT\(Examples!", c.pattern), c.pattern
                 continue
-            assert not _fill_down_misses(book[block.sheet], block, c.key)[:3], c.key
+            assert not _fill_down_misses(grids[block.sheet], block, c.key)[:3], c.key
     per_example = lesson.batch_size == 1 if hasattr(lesson, "batch_size") else False
     assert (products == 0) == per_example
 
 
 def test_lookups_read_explicit_rows_only(tmp_path_factory):
     """The lookups are INDEX of a one-column range at an explicit row: no INDEX:INDEX, OFFSET or INDIRECT."""
-    lesson, blocks, path = _built(tmp_path_factory, ("titanic-logistic", {"epochs": 1}))
+    lesson, blocks, _ = _built(tmp_path_factory, ("titanic-logistic", {"epochs": 1}))
     patterns = [c.pattern for b in blocks for c in b.columns if c.pattern]
     assert not [p for p in patterns if re.search(r"OFFSET|INDIRECT|\)\s*:\s*INDEX", p)]
     examples = next(b for b in blocks if b.name == "Examples")
@@ -170,3 +173,17 @@ def test_v1_fixtures_are_the_old_layout():
     book = openpyxl.load_workbook(FIXTURES / "titanic-logistic-v1-correct.xlsx", read_only=True)
     z = next(book["Examples"].iter_rows(min_row=2, max_row=2, values_only=True))[3]
     assert z.startswith("=SUMPRODUCT(Steps!$")
+
+
+def test_the_layout_before_was_no_fill_down(tmp_path):
+    """The same check finds the old layout's per-block addresses (so it can fail): z read Steps row by row
+    of each batch, and the Data rows restart each epoch."""
+    from dataclasses import replace
+
+    lesson = replace(kinds.load("titanic-logistic", epochs=2), layout_version=1)
+    report = kinds.kind_of(lesson).build(lesson, tmp_path / "v1.xlsx")
+    book = openpyxl.load_workbook(tmp_path / "v1.xlsx", read_only=True)
+    grid = [tuple(r) for r in book["Examples"].iter_rows(values_only=True)]
+    examples = next(b for b in report.blocks if b.name == "Examples")
+    misses = _fill_down_misses(grid, examples, "z")
+    assert len(misses) > examples.n // 2
