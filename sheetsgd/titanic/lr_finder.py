@@ -8,6 +8,8 @@ weights on the Finder sheet; the features stay formulas on the Data sheet (the T
 
 In a Finder template, ``{data:ex_key}`` is the batch's block of Examples column ``key`` and
 ``{data:x_feature}`` the batch's Data rows of a feature column (the row fields {lo}/{hi} and {dlo}/{dhi}).
+Layout version 2 (titanic.lookups): ``{data:ex_key}`` is the whole Examples column (a mean by step number,
+SUMIF), ``{data:batch_ex_key}`` the batch's rows of it, and the features are Examples' own lookups.
 """
 from __future__ import annotations
 
