@@ -117,6 +117,26 @@ def _sumproduct(args):
     return _sum([prod])
 
 
+def _sumif(args):
+    """SUMIF(range, number, [sum_range]): the sum of sum_range where range equals the number (the only
+    criterion form sheetsgd writes: a batch's rows by step number); a blank cell matches nothing."""
+    if len(args) not in (2, 3):
+        raise EvalError("SUMIF takes a range, a criterion and a sum range")
+    where, crit = args[0], args[1]
+    total = args[2] if len(args) > 2 else where
+    if crit.s is not None or crit.v.shape[1] != 1:
+        raise EvalError("SUMIF is evaluated with one number as its criterion only")
+    if total.v.shape[1] != where.v.shape[1]:
+        raise EvalError("SUMIF of ranges of different sizes")
+    hit = where.v == crit.v
+    if where.mask is not None:
+        hit = hit & where.mask
+    if total.mask is not None:
+        hit = hit & total.mask
+    v = np.sum(np.where(hit, total.v, 0.0), axis=1, keepdims=True)
+    return Val(np.where(np.isnan(crit.v), np.nan, v), np.sum(np.where(hit, total.mag, 0.0), axis=1, keepdims=True))
+
+
 def _sumsq(args):
     return _sum([Val(a.v * a.v, a.mag * a.mag, a.mask) for a in args])
 
@@ -255,6 +275,7 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "SUM": _sum,
     "SUMPRODUCT": _sumproduct,
     "SUMSQ": _sumsq,
+    "SUMIF": _sumif,
     "AND": _logical(np.all),
     "OR": _logical(np.any),
     "NOT": _elementwise(lambda x: np.where(np.isnan(x), np.nan, (x == 0).astype(float))),

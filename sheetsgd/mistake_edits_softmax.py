@@ -34,6 +34,24 @@ def _single_ref(tree):
     return found[0] if len(found) == 1 else None
 
 
+def _summed_over_classes(block: Block, key: str, tree) -> list[tuple[str, object]]:
+    """A bias gradient read by step number (SUMIF(…, dz_j)/n): the same over every class's dz, added up."""
+    refs = a1.refs(tree)
+    siblings = [a1.refs(block.tree(c.key)) for c in block.columns if c.pattern and re.fullmatch(r"grad_b\d+", c.key)]
+    if len(siblings) < 2 or any(len(s) != len(refs) for s in siblings):
+        return []
+    varying = [i for i in range(len(refs)) if len({s[i].col1 for s in siblings}) > 1]
+    if len(varying) != 1:
+        return []
+    mine = refs[varying[0]]
+    terms = [a1.transform(tree, lambda n, c=s[varying[0]]: ("ref", c) if n[0] == "ref" and n[1] == mine else n)
+             for s in siblings]
+    total = terms[0]
+    for t in terms[1:]:
+        total = ("bin", "+", total, t)
+    return [("bias_gradient_summed_over_classes", total)]
+
+
 def variants(block: Block, key: str, tree) -> list[tuple[str, object]]:
     out = []
     if tree[0] == "bin" and tree[1] == "/" and _same_row_ref(tree[2]) and tree[3][0] == "call" \
@@ -52,7 +70,9 @@ def variants(block: Block, key: str, tree) -> list[tuple[str, object]]:
                     if c.pattern and re.fullmatch(r"grad_b\d+", c.key)]
         cols = sorted({r.col1 for r in siblings if r is not None and ref is not None and r.sheet == ref.sheet
                        and r.row1 == ref.row1 and r.row2 == ref.row2})
-        if ref is not None and len(cols) > 1 and cols == list(range(cols[0], cols[-1] + 1)):
+        if ref is None:  # SUMIF(step, this step, dz)/n: the one reference its siblings read in other columns
+            out += _summed_over_classes(block, key, tree)
+        elif len(cols) > 1 and cols == list(range(cols[0], cols[-1] + 1)):
             wide = dataclasses.replace(ref, col1=cols[0], col2=cols[-1], is_range=True)
             if ref.is_range:
                 out.append(("bias_gradient_summed_over_classes",

@@ -140,10 +140,19 @@ def expected_cells(lesson, trace, path) -> dict[tuple[str, str], object]:
     out.update({("Chart", "D3"): trace.suggestions["lr_steep"], ("Chart", "D4"): trace.suggestions["lr_steep"],
                 ("Chart", "E3"): trace.suggestions["lr_min"], ("Chart", "E4"): trace.suggestions["lr_min"],
                 ("Chart", "F3"): min(recorded), ("Chart", "F4"): max(recorded)})
+    data = lesson.base.data
+    batches = lesson.batches()  # the row-local lookups: each row's step weights and passenger's features
+    order = [int(i) for _, b in batches for i in b]
+    step_of = [s for s, (_, b) in enumerate(batches) for _ in b]
+    features = list(lesson.base.data.feature_keys)
     for key, letter in m["examples_columns"].items():
         if key in trace.examples:
             out.update({("Examples", f"{letter}{2 + i}"): v for i, v in enumerate(trace.examples[key])})
-    data = lesson.base.data
+        elif key in lesson.base.net().params:
+            out.update({("Examples", f"{letter}{2 + i}"): trace.steps[key][s] for i, s in enumerate(step_of)})
+        elif key.startswith("x_"):
+            j = features.index(key[2:])
+            out.update({("Examples", f"{letter}{2 + i}"): data.X[k, j] for i, k in enumerate(order)})
     derived = [p for p in TitanicWorkbook(lesson.base).data_plan.columns if p.pattern]
     first_data_row = m["data_rows"][0]
     for j, plan in enumerate(derived):

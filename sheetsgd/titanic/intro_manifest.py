@@ -69,6 +69,9 @@ class IntroManifestMixin:
             (f"Each step's {noun} are one block of rows on Examples: prediction, loss and the chain rule per "
              f"{data.noun}; Steps averages them." if not self.per_example else
              f"With batch size 1, the {data.noun}'s prediction, loss and chain rule sit in the step's own row."),
+            *([f"Each {data.noun}'s row carries its step, its row on Data, the step's weights and the {data.noun}'s "
+               "features (INDEX lookups): every formula reads its own row, so a column is its first formula "
+               "filled down."] if self.row_local else []),
             "Epochs: loss and accuracy per epoch (training and validation) with charts.",
             "Solver: the same loss from one row of weights, ready for Excel's Solver, beside SGD and the best fit.",
             "No macros: the workbook recalculates the same in Excel, Google Sheets and LibreOffice.",
@@ -116,6 +119,7 @@ class IntroManifestMixin:
         entries = {
             "generator": f"sheetsgd {__version__}",
             "spec_version": MANIFEST_VERSION,
+            "layout_version": lesson.layout_version,  # absent before row-local layouts: version 1
             "kind": "titanic",
             "lesson": lesson.name,
             "template": os.path.basename(lesson.source),

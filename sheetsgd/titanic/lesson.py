@@ -16,6 +16,7 @@ from ..optimizers import OPTIMIZERS
 from ..schedules import Schedule, parse_schedule
 from .features import TitanicData, prepare
 from .layout import DATA_FIRST_ROW
+from .lookups import LAYOUT_VERSION
 from .nets import LOSSES as _LOSSES, MODELS as _MODELS
 from .dropout import DropoutMLP, draw_mask
 from .penguins import prepare_penguins
@@ -54,6 +55,7 @@ class TitanicLesson:
     schedule: Schedule | None = None  # [schedule]: an lr column on the Steps rows (sheetsgd.schedules)
     dropout: float | None = None  # inverted dropout's p on the hidden units (mlp only); None: no dropout twin
     dropout_seed: int = 0  # seeds the given mask
+    layout_version: int = LAYOUT_VERSION  # a workbook's rebuild lays it out as it was built (lookups.py)
 
     def dropout_mask(self) -> np.ndarray:
         """The given 0/1 mask: one row per Examples row of the whole run (step order), one column per unit."""

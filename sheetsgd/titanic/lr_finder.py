@@ -8,6 +8,8 @@ weights on the Finder sheet; the features stay formulas on the Data sheet (the T
 
 In a Finder template, ``{data:ex_key}`` is the batch's block of Examples column ``key`` and
 ``{data:x_feature}`` the batch's Data rows of a feature column (the row fields {lo}/{hi} and {dlo}/{dhi}).
+Layout version 2 (titanic.lookups): ``{data:ex_key}`` is the whole Examples column (a mean by step number,
+SUMIF), ``{data:batch_ex_key}`` the batch's rows of it, and the features are Examples' own lookups.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..errors import SheetsgdError
 from ..spec import Column, optimizer_column
 from .lesson import TitanicLesson
 from .nets import evaluate, example_columns
+from .lookups import ROW_KEY, feature_key
 from .workbook import DATA, EXAMPLES, HYPER_NOTES, Plan, TitanicWorkbook, Where, _group_of, col
 
 SIGMOID_SCORE = {"logistic": "z", "mlp": "out"}  # the score each sigmoid model feeds to EXP
@@ -39,7 +42,11 @@ class TitanicRows:
         self.params = list(self.net.params)
         self.init = dict(zip(self.params, base.init.tolist()))
         self.forward_q, self.backward_q = example_columns(self.net, self.loss)
-        keys = ["step", "passenger"] + [q.key for q in self.forward_q + self.backward_q]
+        self.row_local = base.layout_version >= 2  # Examples rows carry their lookups (titanic.lookups)
+        keys = ["step", "passenger"]
+        if self.row_local:
+            keys += [ROW_KEY] + self.params + [feature_key(f) for f in self.net.features]
+        keys += [q.key for q in self.forward_q + self.backward_q]
         self.examples_col = {k: i for i, k in enumerate(keys)}
 
     def override(self, **options) -> TitanicLesson:
@@ -79,8 +86,13 @@ class TitanicRows:
                 Column("epoch", "epoch", None, "step", "epoch this step belongs to"),
                 Column("first", "first row", None, "step", f"first row of the batch on {EXAMPLES}"),
                 Column("last", "last row", None, "step", f"last row of the batch on {EXAMPLES}")]
+        if self.row_local:
+            cols.append(Column("n", "batch size n", None, "step",
+                               f"the step's passengers: its rows on {EXAMPLES} (those with its step number)"))
         cols += [Column(p, p, f"{{prev:new_{p}}}", "param", f"{p} for this step: the previous row's new {p}")
                  for p in self.params]
+        if self.row_local:
+            return cols + self._row_local_means() + self._optimizer_columns()
         cols += [Column("loss", f"mean loss ({self.loss.title})", "AVERAGE({data:ex_loss})", "loss",
                         f"mean loss over the batch's rows on {EXAMPLES}"),
                  Column("correct", "accuracy", "AVERAGE({data:ex_correct})", "loss",
@@ -97,6 +109,25 @@ class TitanicRows:
             cols.append(Column(f"grad_{p}", f"∂L/∂{p}", f"{text}/ROWS({{data:ex_{factor}}})", "gradient",
                                f"batch mean of ∂L/∂{p} = {what}"))
         cols += self._optimizer_columns()
+        return cols
+
+    def _row_local_means(self) -> list[Column]:
+        """The batch's mean loss, accuracy and gradients over the Examples rows with this row's step number."""
+        def mean(*names):  # one column: by step number (one fill-down); a product: the batch's rows (batch_mean)
+            if len(names) == 1:
+                return f"SUMIF({{data:ex_step}},{{step}},{{data:{names[0]}}})/{{n}}"
+            return f"SUMPRODUCT({','.join(f'{{data:batch_{n}}}' for n in names)})/{{n}}"
+
+        cols = [Column("loss", f"mean loss ({self.loss.title})", mean("ex_loss"), "loss",
+                       f"mean loss over the step's rows on {EXAMPLES}"),
+                Column("correct", "accuracy", mean("ex_correct"), "loss", "share of the batch predicted right at 0.5")]
+        for p in self.params:
+            factor, other = self.net.grad_terms()[p]
+            names = [f"ex_{factor}"] + ([] if other is None else [f"ex_{other[1]}" if other[0] == "q" else
+                                                                   f"ex_{feature_key(self.net.features[other[1]])}"])
+            what = " · ".join([factor] + ([] if other is None else [other[1] if other[0] == "q"
+                                                                     else self.net.features[other[1]]]))
+            cols.append(Column(f"grad_{p}", f"∂L/∂{p}", mean(*names), "gradient", f"batch mean of ∂L/∂{p} = {what}"))
         return cols
 
     def _optimizer_columns(self) -> list[Column]:
@@ -139,6 +170,13 @@ class TitanicRows:
     def step_refs(self, batches) -> dict:
         E = {k: col(i) for k, i in self.examples_col.items()}
         X = self._feature_letters()
+        if self.row_local:  # whole columns of Examples: a step's rows are those with its number
+            last = 1 + sum(len(b) for _, b in batches)
+            def data(name):  # ex_key: the whole column; batch_ex_key: the step's rows
+                if name.startswith("batch_"):
+                    return f"{EXAMPLES}!${E[name[9:]]}${{lo}}:${E[name[9:]]}${{hi}}"
+                return f"{EXAMPLES}!${E[name[3:]]}$2:${E[name[3:]]}${last}"
+            return {"data": data, "ranges": self._examples_ranges(batches)}
 
         def data(name):
             if name.startswith("ex_"):
@@ -154,14 +192,18 @@ class TitanicRows:
 
     def value_columns(self, batches) -> dict[str, list]:
         ranges = self._examples_ranges(batches)
-        return {"first": [lo for lo, _ in ranges], "last": [hi for _, hi in ranges]}
+        out = {"first": [lo for lo, _ in ranges], "last": [hi for _, hi in ranges]}
+        return {**out, "n": [hi - lo + 1 for lo, hi in ranges]} if self.row_local else out
 
     @property
     def data_columns(self) -> dict[str, str]:
         """What the Introduction's legend shows for each {data:…} range."""
         X = self._feature_letters()
         out = {f"ex_{k}": f"{EXAMPLES}!{col(i)}…" for k, i in self.examples_col.items()}
-        out.update({f"x_{f}": f"{DATA}!{letter}…" for f, letter in X.items()})
+        if self.row_local:  # a product's batch rows (the legend shows where they are)
+            out.update({f"batch_ex_{k}": f"{EXAMPLES}!{col(i)} (the step's rows)" for k, i in self.examples_col.items()})
+        else:
+            out.update({f"x_{f}": f"{DATA}!{letter}…" for f, letter in X.items()})
         return out
 
     def write_sheets(self, book, sheets, trace, layout, batches, finder_sheet: str) -> dict:
@@ -169,6 +211,8 @@ class TitanicRows:
         Data, with the Titanic workbook's own writers."""
         tw = self._workbook
         tw.book, tw.wb, tw.fmt, tw.counts = book, book.wb, book.fmt, book.counts
+        if self.row_local:
+            return self._write_row_local(tw, sheets, trace, layout, batches, finder_sheet)
         S = {k: col(i) for k, i in layout.columns.items()}
         groups = self.net.groups
         where = Where({k: col(i) for k, i in self.examples_col.items()},
@@ -198,3 +242,27 @@ class TitanicRows:
         return {"examples_sheet": EXAMPLES, "examples_columns": {k: col(i) for k, i in c.items()},
                 "data_sheet": DATA, "data_rows": [tw._data_row(0), tw._data_row(len(self.base.data.y) - 1)],
                 "n_train": self.base.data.n_train, "feature_columns": [col(i) for i in tw._feature_cols]}
+
+    def _write_row_local(self, tw, sheets, trace, layout, batches, finder_sheet: str) -> dict:
+        """Examples rows that carry their step's weights and passenger's features (layout version 2)."""
+        n_steps = len(batches)
+        first = layout.first_step_row + 1  # 1-based Finder row of step 1
+        plan = tw._plan_examples_rows(finder_sheet, layout.columns, (first, first + n_steps - 1),
+                                      sum(len(b) for _, b in batches))
+        assert {p.key: p.col for p in plan.columns} == self.examples_col  # the Finder's ranges read these
+        ws = sheets[EXAMPLES]
+        tw._header(ws, 0, plan.columns)
+        passengers = self.base.data.ids
+        order = [int(i) for _, b in batches for i in b]
+        steps = [s + 1 for s, (_, b) in enumerate(batches) for _ in b]
+        values = {k: v.tolist() for k, v in trace.examples.items()}
+        values.update(step=steps, passenger=[float(passengers[i]) for i in order])
+        at = np.asarray(steps) - 1
+        values.update(tw._lookup_values(order, {p: np.asarray(trace.steps[p], dtype=float)[at] for p in self.params}))
+        tw._rows(ws, plan.columns, 1, [{"r": i + 2} for i in range(len(order))], values, step=steps)
+        ws.freeze_panes(1, 2)
+        tw._write_data(sheets[DATA])
+        return {"examples_sheet": EXAMPLES, "examples_columns": {k: col(i) for k, i in self.examples_col.items()},
+                "data_sheet": DATA, "data_rows": [tw._data_row(0), tw._data_row(len(self.base.data.y) - 1)],
+                "n_train": self.base.data.n_train, "feature_columns": [col(i) for i in tw._feature_cols],
+                "layout_version": self.base.layout_version}

@@ -14,6 +14,7 @@ from ..blocks import Block, BlockColumn
 from ..formula import Resolver, compile_template
 from ..sizeguard import WorkbookSize
 from .dropout import SUFFIX
+from .lookups import ROW_KEY, batch_mean, feature_key, lookup_columns
 from .layout import (DATA, DATA_FIRST_ROW, EXAMPLES, HYPER_FIRST_ROW, SOLVER, SOLVER_BLOCK_HEADER, SOLVER_ROWS,
                      STEPS, VALIDATION, col)
 
@@ -102,18 +103,36 @@ class PlansMixin:
         else:
             self._feature_cols = list(range(first, first + len(self.data.features)))
         n_features = len(self.data.features)
-        self._target = ([f"{DATA}!${col(first + n_features + j)}{{dr}}" for j in range(len(self.data.targets))]
-                        if self.data.targets else f"{DATA}!$B{{dr}}")
+        self._target_letters = ([col(first + n_features + j) for j in range(len(self.data.targets))]
+                                if self.data.targets else ["B"])
+        self._target = ([f"{DATA}!${x}{{dr}}" for x in self._target_letters] if self.data.targets
+                        else f"{DATA}!$B{{dr}}")
         extra = len(columns) + (2 * len(derived) + 1 if self.data.scale_by_max else 1)
         return SheetPlan(DATA, columns, len(self.data.y), extra)
+
+    def _target_at(self, row_letter: str):
+        """Row-local targets: y (or each one-hot column) looked up on Data by the row in ``row_letter``."""
+        last = DATA_FIRST_ROW + len(self.data.y)
+        found = [f"INDEX({DATA}!{x}$1:{x}${last},${row_letter}{{r}})" for x in self._target_letters]
+        return found if self.data.targets else found[0]
+
+    @property
+    def step_rows(self) -> tuple[int, int]:
+        """1-based Steps rows of step 1 and of the last step (known before writing: the plan fixes them)."""
+        first = HYPER_FIRST_ROW + len(self.hyper_names) + 4
+        return first, first + self.lesson.n_steps - 1
 
     def _data_features_row(self) -> str:
         f0, f1 = col(self._feature_cols[0]), col(self._feature_cols[-1])
         return f"{DATA}!${f0}{{dr}}:${f1}{{dr}}"
 
     def _steps_keys(self) -> list[str]:
-        keys = ["step", "epoch"] + [k for k, *_ in self._schedule_columns()] + (["passenger"] if self.per_example else ["first", "last"]) + list(self.params)
+        keys = ["step", "epoch"] + [k for k, *_ in self._schedule_columns()] + (["passenger"] if self.per_example else ["first", "last"])
+        if self.row_local:  # the passenger's Data row (per example), the batch size (per batch)
+            keys += [ROW_KEY] if self.per_example else ["n"]
+        keys += list(self.params)
         if self.per_example:
+            keys += [feature_key(f) for f in self.net.features] if self.row_local else []
             keys += [q.key for q in self.forward + self.backward]
         else:
             keys += [k + run for run in getattr(self.net, "runs", ("",)) for k in ("loss", "correct")]
@@ -149,8 +168,17 @@ class PlansMixin:
     def _steps_where(self) -> Where:
         """Per-example formulas inside a Steps row (batch size 1): everything in this row or the Data row."""
         L = {k: col(i) for k, i in self._steps_col.items()}
-        return Where(L, group=lambda g: f"{L[self.net.groups[g][0]]}{{r}}:{L[self.net.groups[g][-1]]}{{r}}",
-                     param=lambda p: f"{L[p]}{{r}}", features=self._data_features_row(), target=self._target)
+        return self._row_where(L) if self.row_local else Where(
+            L, group=lambda g: f"{L[self.net.groups[g][0]]}{{r}}:{L[self.net.groups[g][-1]]}{{r}}",
+            param=lambda p: f"{L[p]}{{r}}", features=self._data_features_row(), target=self._target)
+
+    def _row_where(self, L: dict[str, str], weights=lambda p: p) -> Where:
+        """Row-local: the weights (keys ``weights(p)``), the features and the Data row are in this row."""
+        groups, feats = self.net.groups, self.net.features
+        return Where(L, group=lambda g: f"{L[weights(groups[g][0])]}{{r}}:{L[weights(groups[g][-1])]}{{r}}",
+                     param=lambda p: f"{L[weights(p)]}{{r}}",
+                     features=f"{L[feature_key(feats[0])]}{{r}}:{L[feature_key(feats[-1])]}{{r}}",
+                     target=self._target_at(L[ROW_KEY]))
 
     def _finish_steps_plan(self):
         c = self._steps_col
@@ -163,6 +191,14 @@ class PlansMixin:
         else:
             plans += [Plan(c["first"], "first", "first row", None, "int", f"first row of the batch on {EXAMPLES}"),
                       Plan(c["last"], "last", "last row", None, "int", f"last row of the batch on {EXAMPLES}")]
+        if self.row_local and not self.per_example:
+            plans.append(Plan(c["n"], "n", "batch size n", None, "int",
+                              f"the step's {self.data.noun}s: its rows on {EXAMPLES} (those with its step number)"))
+        elif self.row_local:
+            last = DATA_FIRST_ROW + len(self.data.y)
+            looked, _ = lookup_columns(Plan, c[ROW_KEY], None, {}, STEPS, self.step_rows, self.net.features,
+                                       self._feature_cols, last, self.data.noun)
+            plans += [Plan(c[p.key], p.key, p.header, p.pattern, p.group, p.note) for p in looked]
         for p in self.params:
             plans.append(Plan(c[p], p, p, f"{L['new_' + p]}{{p}}", "param", f"{p} for this step: the previous row's new {p}"))
         if self.per_example:
@@ -172,14 +208,18 @@ class PlansMixin:
             for p in self.params:
                 factor, other = self.net.grad_terms()[p]
                 text = f"{L[factor]}{{r}}"
-                if other is not None:
+                if other is not None and other[0] == "x" and self.row_local:
+                    text += f"*{L[feature_key(self.net.features[other[1]])]}{{r}}"
+                elif other is not None:
                     text += "*" + (f"{DATA}!{col(self._feature_cols[other[1]])}{{dr}}" if other[0] == "x"
                                    else f"{L[other[1]]}{{r}}")
                 plans.append(Plan(c[f"grad_{p}"], f"grad_{p}", f"∂L/∂{p}", text, "gradient",
                                   _grad_note(p, factor, other, self.net.features)))
         else:
             ex = self.examples_plan.letters
-            for run in getattr(self.net, "runs", ("",)):  # a dropout lesson: the twin without dropout too (_0)
+            if self.row_local:
+                plans += self._batch_aggregates(c, ex)
+            for run in getattr(self.net, "runs", ("",)) if not self.row_local else ():  # a dropout lesson: the twin without dropout too (_0)
                 loss, correct, which = "loss" + run, "correct" + run, " · no dropout" if run else ""
                 plans.append(Plan(c[loss], loss, f"mean loss ({self.loss.title}){which}",
                                   f"AVERAGE({EXAMPLES}!${ex[loss]}${{lo}}:${ex[loss]}${{hi}})", "loss",
@@ -187,7 +227,7 @@ class PlansMixin:
                 plans.append(Plan(c[correct], correct, "accuracy" + which,
                                   f"AVERAGE({EXAMPLES}!${ex[correct]}${{lo}}:${ex[correct]}${{hi}})", "loss",
                                   "share of the batch predicted right" + ("" if self.data.targets else " at 0.5")))
-            for p in self.params:
+            for p in self.params if not self.row_local else ():
                 factor, other = self.net.grad_terms()[p]
                 f_range = f"{EXAMPLES}!${ex[factor]}${{lo}}:${ex[factor]}${{hi}}"
                 if other is None:
@@ -217,6 +257,8 @@ class PlansMixin:
 
     def _plan_examples(self) -> SheetPlan:
         """One row per (step, passenger) of a batch, reading the step's weights on Steps row {sr}."""
+        if self.row_local:
+            return self._plan_examples_rows()
         keys = ["step", "passenger"]
         if self.shuffled_batches:
             keys += [f"x_{f}" for f in self.net.features]
@@ -245,6 +287,8 @@ class PlansMixin:
         Validation: the weights are the new weights in Steps row {sr} (the epoch's last step).
         Solver: the weights are the parameter row ``which`` of the Solver sheet, side by side blocks.
         """
+        if sheet == VALIDATION and self.row_local:
+            return self._plan_validation_rows()
         if sheet == VALIDATION:
             S = {k: col(i) for k, i in self._steps_col.items()}
             first_col = 2

@@ -8,6 +8,7 @@ import numpy as np
 from ..blocks import Block, BlockColumn, write_block
 from .. import presentation
 from .layout import DATA_FIRST_ROW, FORMATS, HYPER_FIRST_ROW, HYPER_NOTES, STEPS
+from .lookups import ROW_KEY, feature_key
 from .plans import Plan
 
 
@@ -97,6 +98,10 @@ class StepRowsMixin:
                 lo = hi + 1
             values["first"] = [lo for lo, _ in self.example_ranges]
             values["last"] = [hi for _, hi in self.example_ranges]
+            values["n"] = [hi - lo + 1 for lo, hi in self.example_ranges]
+        if self.row_local and self.per_example:
+            first = [int(b[0]) for b in trace.batches]
+            values.update(self._lookup_values(first))
         self._rows(ws, plans, first_row0, fields, values, header_row=header_row)
         self.steps_last_row = first_row0 + len(fields)  # 1-based row of the last step
         ws.freeze_panes(start, 3)
@@ -117,7 +122,10 @@ class StepRowsMixin:
                 x_copies.append(int(i))
         values = {k: v.tolist() for k, v in trace.examples.items()}
         values.update(step=step_values, passenger=passenger_values)
-        if self.shuffled_batches:
+        if self.row_local:
+            values.update(self._lookup_values(x_copies, {p: trace.steps[p][np.asarray(step_values) - 1]
+                                                         for p in self.params}))
+        elif self.shuffled_batches:
             X = self.data.X[x_copies]
             values.update({f"x_{f}": X[:, i].tolist() for i, f in enumerate(self.net.features)})
         self._rows(ws, plans, 1, fields, values, step=step_values)
@@ -150,5 +158,18 @@ class StepRowsMixin:
             for k in q:
                 if k in values:
                     values[k] += q[k].tolist()
+        if self.row_local:
+            at = np.asarray(steps) - 1
+            values["step"] = (at + 1).tolist()
+            values.update(self._lookup_values(list(range(n_train, n_train + n_valid)) * self.lesson.epochs,
+                                              {p: self.trace.steps["new_" + p][at] for p in self.params}))
         self._rows(ws, plans, 1, fields, values, step=steps)
         ws.freeze_panes(1, 2)
+
+    def _lookup_values(self, examples: list[int], weights: dict | None = None) -> dict[str, list]:
+        """The engine's values of the row-local lookups: Data rows, the step's weights, the features."""
+        X = self.data.X[examples]
+        out = {ROW_KEY: [self._data_row(i) for i in examples]}
+        out.update({feature_key(f): X[:, i].tolist() for i, f in enumerate(self.net.features)})
+        out.update({p: np.asarray(v).tolist() for p, v in (weights or {}).items()})
+        return out

@@ -6,9 +6,11 @@ Sheets
                 then one row per step: the weights (the previous row's new ones), loss, accuracy,
                 one gradient column per weight, optimizer state and the new weights.
                 Batch size 1: the passenger's forward and backward quantities are in the row too.
-  Examples      (batch > 1) one row per (step, passenger): forward and backward quantities, reading
-                the step's weights on Steps with SUMPRODUCT(weights, Data!feature row). The step's
-                gradient is SUMPRODUCT(∂loss/∂z over the batch's rows, feature column over them)/n.
+  Examples      (batch > 1) one row per (step, passenger): its step, Data row, the step's weights and
+                the passenger's features (given INDEX lookups, lookups.py), then the forward and
+                backward quantities, each reading its own row: z = SUMPRODUCT(weights, features).
+                The step's mean loss is SUMIF over the rows of its step number / n; a weight's
+                gradient SUMPRODUCT(∂loss/∂z over the batch's rows, feature over them)/n.
   Epochs        training loss and accuracy per epoch (mean over the epoch's passengers), validation
                 loss and accuracy after each epoch; charts.
   Validation    (with a split) per epoch, the validation passengers evaluated with the epoch's weights.
@@ -25,6 +27,7 @@ Modules
   layout              sheet names, fixed rows, hyperparameter notes, number formats
   plans               Plan, SheetPlan, Where and the plans of every sheet (PlansMixin)
   step_rows           the Steps, Examples and Validation rows (StepRowsMixin)
+  lookups, row_plans  the row-local layout (version 2): lookup columns, batch means, their plans
   epochs_data_solver  the Epochs, Data and Solver sheets (EpochsDataSolverMixin)
   intro_manifest      the Introduction and the manifest (IntroManifestMixin)
   workbook            TitanicWorkbook, assembled from them, and build_titanic_workbook (this module)
@@ -48,6 +51,7 @@ from .layout import (DATA, DATA_FIRST_ROW, EPOCHS, EXAMPLES, FORMATS, HYPER_FIRS
 from .lesson import TitanicLesson
 from .nets import example_columns
 from .plans import Plan, PlansMixin, SheetPlan, Where, _data_key, _grad_note, _group_of
+from .row_plans import RowPlansMixin
 from .step_rows import StepRowsMixin
 
 __all__ = [
@@ -58,7 +62,7 @@ __all__ = [
 ]
 
 
-class TitanicWorkbook(PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroManifestMixin):
+class TitanicWorkbook(RowPlansMixin, PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroManifestMixin):
     """Plans every sheet from the lesson's shape alone (so the size guard runs before any training), then writes."""
 
     def __init__(self, lesson: TitanicLesson):
@@ -68,6 +72,7 @@ class TitanicWorkbook(PlansMixin, StepRowsMixin, EpochsDataSolverMixin, IntroMan
         self.opt = lesson.optimizer_obj()
         self.data = lesson.data
         self.per_example = lesson.batch_size == 1
+        self.row_local = lesson.layout_version >= 2  # every per-example row carries its lookups (lookups.py)
         self.shuffled_batches = lesson.shuffle and not self.per_example and not lesson.full_batch
         self.forward, self.backward = example_columns(self.net, self.loss)
         # Validation and Solver rows: a dropout net evaluates without its mask
