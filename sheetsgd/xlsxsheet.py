@@ -54,6 +54,7 @@ _ATTRS, _F_OPEN, _F_TEXT, _V, _IS_TEXT = range(2, 7)
 # CDATA would hide formula or string text from the fast pattern: such sheets go to the general parser.
 # (Comments between tags are harmless: a formula the pattern misses is caught by the <f count, a
 # missed value only means "no cached value", so the cell is recalculated.)
+_F_TAG = re.compile(rb"<f[ />]")
 _UNEXPECTED = b"<![CDATA["
 _ATTR = re.compile(r'\b(\w+)="([^"]*)"')
 _ENTITY = re.compile(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);")
@@ -126,7 +127,8 @@ class Sheet:
             return sum(map(bool, map(itemgetter(i), found)))
         # every cell and every formula must be accounted for (a missed formula would look like a typed
         # constant); a missed value is harmless: the cell then has no cached value and gets recalculated
-        if len(found) != data.count(b"<c ") or present(_F_OPEN) != data.count(b"<f"):
+        # formula tags only (<f>, <f …>, <f/>): a conditional format's <formula> is no cell's formula
+        if len(found) != data.count(b"<c ") or present(_F_OPEN) != len(_F_TAG.findall(data)):
             return None  # something the pattern does not account for: the general parser decides
         letters = {col: column_index(col.decode()) for col in set(map(itemgetter(0), found))}
         rows = np.array(list(map(itemgetter(1), found)), dtype="S7").astype(np.int64)
