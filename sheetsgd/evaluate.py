@@ -161,6 +161,8 @@ def _logical(op):
 
 def _index(args):
     table, k = args[0], args[1]
+    if len(args) > 2 and table.rows is not None and np.all(args[2].v == 0):
+        return _index_row(table, args[1])
     if len(args) > 2:  # INDEX(range, row, col) of a one-row or one-column range: the position is the other
         k = args[1] if table.v.shape[1] > 1 and not _is_one(args[1]) else args[2] if _is_one(args[1]) else args[1]
     idx = np.asarray(k.v, dtype=float)
@@ -175,6 +177,40 @@ def _index(args):
         ok = ok & real
     picked = np.where(ok, picked, np.nan)
     return Val(picked, np.abs(picked))
+
+
+def _index_row(table: Val, k: Val) -> Val:
+    """INDEX(range, n, 0): the range's n-th row (its cells are stored row by row)."""
+    if table.v.shape[0] != 1 or np.size(table.rows) != 1:
+        raise EvalError("INDEX(range, n, 0) is evaluated on a fixed range only")
+    height = int(np.ravel(table.rows)[0])
+    width = table.v.shape[1] // max(height, 1)
+    idx = np.asarray(k.v, dtype=float).reshape(-1, 1)
+    ok = np.isfinite(idx) & (idx >= 1) & (idx <= height) & (idx == np.floor(idx))
+    cells = (np.where(ok, idx, 1).astype(int) - 1) * width + np.arange(width).reshape(1, -1)  # (n, width)
+    picked = np.where(ok, table.v[0][cells], np.nan)
+    picked = picked if table.mask is None else np.where(table.mask[0][cells], picked, 0.0)  # a blank: no number
+    return Val(picked, np.abs(picked))
+
+
+def _matching(pairs: list[Val], width: int) -> np.ndarray:
+    """SUMIFS/COUNTIFS criteria (range, number, …): where every criteria cell equals its number (the one form written)."""
+    keep = np.full((1, width), bool(pairs) and len(pairs) % 2 == 0)
+    for rng, value in zip(pairs[0::2], pairs[1::2]):
+        if rng.v.shape[1] != width or value.v.shape[1] != 1 or np.any(value.s != None):  # noqa: E711
+            raise EvalError("…IFS is evaluated with ranges of one size, each matched to a number")
+        keep = keep & (rng.v == value.v) & (True if rng.mask is None else rng.mask)
+    return keep
+
+
+def _sumifs(args):
+    keep = _matching(args[1:], args[0].v.shape[1]) & (True if args[0].mask is None else args[0].mask)
+    return Val(*(np.sum(np.where(keep, x, 0.0), axis=1, keepdims=True) for x in (args[0].v, args[0].mag)))
+
+
+def _countifs(args):
+    n = np.sum(_matching(args, args[0].v.shape[1]), axis=1, keepdims=True).astype(float)
+    return Val(n, np.zeros_like(n))
 
 
 def _is_one(a: Val) -> bool:
@@ -234,6 +270,7 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "COS": _elementwise(np.cos, lambda a, v: np.abs(v) + a.mag),  # |Δcos| ≤ |Δx|: the argument's rounding
     "COUNT": lambda args: Val(_count(args), np.zeros_like(_count(args))),
     "COUNTBLANK": _countblank,  # a student version's conditional formats: hidden while a blank is empty
+    "COUNTIFS": _countifs,
     "EXP": _elementwise(np.exp, lambda a, v: np.abs(v) * (1 + a.mag)),
     "IF": _if,
     "INDEX": _index,
@@ -251,6 +288,7 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "STDEVP": _stdevp,
     "SQRT": _elementwise(lambda x: np.where(x >= 0, np.sqrt(np.abs(x)), np.nan), lambda a, v: np.sqrt(np.abs(a.mag))),
     "SUM": _sum,
+    "SUMIFS": _sumifs,  # per-step sums found by step number (collab-filter's gradients)
     "SUMPRODUCT": _sumproduct,
     "SUMSQ": _sumsq,
     "AND": _logical(np.all),
