@@ -4,13 +4,16 @@ Full-batch steps, each a band of rows on every step sheet (a block spans all ste
 
   Users / Movies  one row per (step, user) / (step, movie): the factors the step starts from (the
                   previous step's new ones; step 1 reads the yellow start rows), the gradients
-                  2·Σ ∂·(other side's factor)/n + wd·p as SUMPRODUCTs over the step's Train rows of that
-                  user / movie, and the new values p − lr·g.
+                  2·Σ ∂·(other side's factor)/n + wd·p over the step's Train rows of that user / movie
+                  (layout 2: SUMIFS of Train's products by step and id; 1: SUMPRODUCTs over the step's
+                  own Train rows), and the new values p − lr·g.
   Predictions     one row per (step, user): the observed ratings, the prediction matrix
                   U·Vᵀ + biases (squashed into y_range) and the error matrix (ŷ − r where rated, 0 elsewhere).
+                  Layout 2: a given "movies from" column (the Movies row of the step's first movie); ŷ reads
+                  the Users row U rows below and INDEX(every Movies row, movies from + m − 1, 0): one fill-down.
   Train           one row per (step, training rating): its prediction and error looked up in the matrix
                   (INDEX of the user's row), ∂loss/∂z (the y_range derivative), and the user's and the
-                  movie's factors: what the gradient SUMPRODUCTs multiply.
+                  movie's factors (layout 2: each times ∂loss/∂z, what the gradients' SUMIFS add up).
   HeldBack        one row per (step, held-back rating): its prediction and error.
   Loss            one row per step: training MSE, held-back MSE, objective (MSE + wd/2·Σp²).
   Solver          one block of parameters (users then movies), its prediction and error matrices.
@@ -166,7 +169,9 @@ def factor_blocks(lay: Layout, trace: CollabTrace | None, side: str) -> list[Blo
         cols.append(BlockColumn(
             f"grad_f{j + 1}", f"∂/∂f{j + 1}", lay.g(j),
             f"2*{grad_sum(j)}/{count_n}+wd*{L(lay.f(j))}{{r}}", F6,
-            note=f"2·Σ ∂loss/∂z · {other}'s factor {j + 1} over this {who}'s ratings / n + wd·f{j + 1}"))
+            note=f"2·Σ ∂loss/∂z · {other}'s factor {j + 1} over this {who}'s ratings / n + wd·f{j + 1}"
+                 + (f" (Train's ∂·{other} f{j + 1} of this step's rows of this {who}; n: one step's Train rows)"
+                    if lay.v2 else "")))
     cols.append(BlockColumn("grad_bias", "∂/∂bias", lay.gbias,
                             f"2*{grad_sum(None)}/{count_n}+wd*{L(lay.bias)}{{r}}", F6,
                             note=f"2·Σ ∂loss/∂z over this {who}'s ratings / n + wd·bias"))
@@ -227,7 +232,9 @@ def prediction_block(lay: Layout, trace: CollabTrace | None) -> Block:
         cols.append(BlockColumn(f"pred_m{j + 1}", f"ŷ m{j + 1}", lay.pred(j),
                                 _row_local_dot(lay, j) if lay.v2 else dot(lay, "{ur}", f"{{mv{j + 1}}}"), "0.00",
                                 note="prediction: user factors · movie factors + user bias + movie bias"
-                                     + (", squashed into y_range" if lay.yr else "")))
+                                     + (", squashed into y_range" if lay.yr else "")
+                                     + ("; the user's Users row is this step's, movie m's is on Movies row "
+                                        "“movies from” + m − 1" if lay.v2 else "")))
     for j in range(M):  # version 2 reads the observed rating on its own row: one fill-down
         cell = f"{L(lay.obs(j))}{{r}}" if lay.lesson.layout_version >= 2 else f"{RATINGS}!{L(1 + j)}{{du}}"
         cols.append(BlockColumn(f"err_m{j + 1}", f"err m{j + 1}", lay.err(j),
