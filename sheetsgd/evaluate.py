@@ -10,38 +10,13 @@ matter (unary minus before ^, 0^0 = 1 is not an error, division by 0 is).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 
-class EvalError(ValueError):
-    pass
-
-
-@dataclass
-class Val:
-    v: np.ndarray
-    mag: np.ndarray
-    mask: np.ndarray | None = None  # real elements of a padded range
-    rows: np.ndarray | None = None  # for a range: its number of rows per block row (ROWS)
-    s: np.ndarray | None = None  # text per element (object array; None where a number), for = and IF
-
-
-def scalar(x: float) -> Val:
-    x = np.float64(x)
-    return Val(np.reshape(x, (1, 1)), np.reshape(np.abs(x), (1, 1)))
-
-
-def _mask(*vals: Val):
-    masks = [a.mask for a in vals if a.mask is not None]
-    if not masks:
-        return None
-    out = masks[0]
-    for m in masks[1:]:
-        out = out & m
-    return out
+from .values import EvalError, Val, _mask, scalar  # noqa: F401 (the evaluator's types, imported from here too)
+from .lookup_functions import _countifs, _index, _match, _sumif, _sumifs
 
 
 def _elementwise(fn, mag_fn=None):
@@ -117,26 +92,6 @@ def _sumproduct(args):
     return _sum([prod])
 
 
-def _sumif(args):
-    """SUMIF(range, number, [sum_range]): the sum of sum_range where range equals the number (the only
-    criterion form sheetsgd writes: a batch's rows by step number); a blank cell matches nothing."""
-    if len(args) not in (2, 3):
-        raise EvalError("SUMIF takes a range, a criterion and a sum range")
-    where, crit = args[0], args[1]
-    total = args[2] if len(args) > 2 else where
-    if crit.s is not None or crit.v.shape[1] != 1:
-        raise EvalError("SUMIF is evaluated with one number as its criterion only")
-    if total.v.shape[1] != where.v.shape[1]:
-        raise EvalError("SUMIF of ranges of different sizes")
-    hit = where.v == crit.v
-    if where.mask is not None:
-        hit = hit & where.mask
-    if total.mask is not None:
-        hit = hit & total.mask
-    v = np.sum(np.where(hit, total.v, 0.0), axis=1, keepdims=True)
-    return Val(np.where(np.isnan(crit.v), np.nan, v), np.sum(np.where(hit, total.mag, 0.0), axis=1, keepdims=True))
-
-
 def _sumsq(args):
     return _sum([Val(a.v * a.v, a.mag * a.mag, a.mask) for a in args])
 
@@ -177,39 +132,6 @@ def _logical(op):
             out = np.where(np.isnan(out) | np.isnan(p), np.nan, op(np.stack(np.broadcast_arrays(out != 0, p != 0)), axis=0))
         return Val(np.asarray(out, dtype=float), np.zeros_like(out, dtype=float))
     return impl
-
-
-def _index(args):
-    table, k = args[0], args[1]
-    if len(args) > 2:  # INDEX(range, row, col) of a one-row or one-column range: the position is the other
-        k = args[1] if table.v.shape[1] > 1 and not _is_one(args[1]) else args[2] if _is_one(args[1]) else args[1]
-    idx = np.asarray(k.v, dtype=float)
-    width = table.v.shape[1]
-    ok = np.isfinite(idx) & (idx >= 1) & (idx <= width) & (idx == np.floor(idx))
-    safe = np.where(ok, idx, 1).astype(int) - 1
-    rows = np.arange(max(table.v.shape[0], safe.shape[0])).reshape(-1, 1)
-    v_table = np.broadcast_to(table.v, (rows.shape[0], width))
-    picked = np.take_along_axis(v_table, np.broadcast_to(safe, (rows.shape[0], safe.shape[1])), axis=1)
-    if table.mask is not None:
-        real = np.take_along_axis(np.broadcast_to(table.mask, v_table.shape), np.broadcast_to(safe, picked.shape), axis=1)
-        ok = ok & real
-    picked = np.where(ok, picked, np.nan)
-    return Val(picked, np.abs(picked))
-
-
-def _is_one(a: Val) -> bool:
-    return bool(np.all(a.v == 1))
-
-
-def _match(args):
-    """MATCH(x, range, 0): the 1-based position of the first exact match (the only form sheetsgd writes)."""
-    x, table = args[0], args[1]
-    if len(args) > 2 and not np.all(args[2].v == 0):
-        raise EvalError("MATCH is evaluated with match type 0 only")
-    values = table.v if table.mask is None else np.where(table.mask, table.v, np.nan)
-    hit = np.broadcast_to(values, np.broadcast_shapes(values.shape, x.v.shape)) == x.v
-    pos = np.where(hit.any(axis=1, keepdims=True), np.argmax(hit, axis=1).reshape(-1, 1) + 1.0, np.nan)
-    return Val(pos, np.zeros_like(pos))
 
 
 def _rows(args):
@@ -254,6 +176,7 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "COS": _elementwise(np.cos, lambda a, v: np.abs(v) + a.mag),  # |Δcos| ≤ |Δx|: the argument's rounding
     "COUNT": lambda args: Val(_count(args), np.zeros_like(_count(args))),
     "COUNTBLANK": _countblank,  # a student version's conditional formats: hidden while a blank is empty
+    "COUNTIFS": _countifs,
     # an overflow is an error in every spreadsheet (#NUM!), not +inf that 1/(1+EXP(…)) would turn into 0
     "EXP": _elementwise(lambda x: np.where(x > 709.78, np.nan, np.exp(np.minimum(x, 709.78))),
                         lambda a, v: np.abs(v) * (1 + a.mag)),
@@ -273,6 +196,7 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "STDEVP": _stdevp,
     "SQRT": _elementwise(lambda x: np.where(x >= 0, np.sqrt(np.abs(x)), np.nan), lambda a, v: np.sqrt(np.abs(a.mag))),
     "SUM": _sum,
+    "SUMIFS": _sumifs,  # per-step sums found by step number (collab-filter's gradients)
     "SUMPRODUCT": _sumproduct,
     "SUMSQ": _sumsq,
     "SUMIF": _sumif,

@@ -4,7 +4,7 @@ Version 1 (a manifest without ``layout_version``): each step's mini-batch read t
 (``Data!$B$6:$B$9``), collab-filter's gradients through each step's own Train rows, too-high's asked
 column blank in one run only. Version 2: every exercise column is one fill-down from its first cell to its
 last (its formulas are row-local: per-step aggregates find their rows by a given step or position
-column, never by per-block addresses). A lesson carries the version it is laid out by; the checker's
+column, never by per-block addresses; collab-filter: SUMIFS by step and id, INDEX by a given row). A lesson carries the version it is laid out by; the checker's
 rebuild sets the manifest's.
 """
 from __future__ import annotations

@@ -273,9 +273,12 @@ def _embedding_variants(block: Block, key: str, tree, update: bool) -> list[tupl
                 return node
             out.append(("another_users_gradient", a1.transform(tree, other)))
 
+    def is_bias(n):  # a bias cell, or its INDEX in the step's rows (layout 2)
+        return n[0] == "ref" or n[0] == "call" and n[1] == "INDEX"
+
     def is_biased_sum(n):  # SUMPRODUCT(…) + b_u + b_m
-        return n[0] == "bin" and n[1] == "+" and n[3][0] == "ref" and n[2][0] == "bin" and n[2][1] == "+" \
-            and n[2][3][0] == "ref" and n[2][2][0] == "call" and n[2][2][1] == "SUMPRODUCT"
+        return n[0] == "bin" and n[1] == "+" and is_bias(n[3]) and n[2][0] == "bin" and n[2][1] == "+" \
+            and is_bias(n[2][3]) and n[2][2][0] == "call" and n[2][2][1] == "SUMPRODUCT"
     if not key.startswith(("pred_m", "err_m", "dz")):  # the prediction and error matrices, ∂loss/∂z
         return out
     out.append(("bias_missing", _first(tree, is_biased_sum, lambda n: n[2])))

@@ -122,6 +122,8 @@ class OwnContext(Context):
         if not ref.is_range:
             v = store.gather(top, cols[0])
             return Val(v, np.abs(v), s=store.gather_text(top, cols[0]) if self.wants_text else None)
+        if len(top) > 1 and (top == top[0]).all() and (bottom == bottom[0]).all():  # one range for all: gather once
+            top, bottom = top[:1], bottom[:1]
         heights = bottom - top + 1
         height, n = int(heights.max(initial=1)), len(top)
         if n * height * len(cols) > MAX_GATHER:

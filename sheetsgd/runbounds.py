@@ -71,7 +71,7 @@ def _collab_size(lesson) -> WorkbookSize:
 
     lay = Layout(lesson)
     k, U, M, S = lay.k, lay.U, lay.M, lay.S
-    per_step = U * (3 * M + 2) + (lay.N + 1) * (6 + 2 * k) + lay.H * 6 + (U + M) * (4 + 3 * k) + 5  # + Loss row
+    per_step = U * (3 * M + 2 + lay.v2) + (lay.N + 1) * (6 + 2 * k) + lay.H * 6 + (U + M) * (4 + 3 * k) + 5  # + Loss row
     cells = S * per_step + (U + M) * (k + 4) + U * (3 * M + 2)
     rows = S * max(U, M, lay.N, lay.H) + 10
     return WorkbookSize(cells=cells, formula_cells=cells, longest_formula=300 + 60 * k, max_rows=rows,

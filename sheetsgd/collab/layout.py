@@ -4,13 +4,16 @@ Full-batch steps, each a band of rows on every step sheet (a block spans all ste
 
   Users / Movies  one row per (step, user) / (step, movie): the factors the step starts from (the
                   previous step's new ones; step 1 reads the yellow start rows), the gradients
-                  2·Σ ∂·(other side's factor)/n + wd·p as SUMPRODUCTs over the step's Train rows of that
-                  user / movie, and the new values p − lr·g.
+                  2·Σ ∂·(other side's factor)/n + wd·p over the step's Train rows of that user / movie
+                  (layout 2: SUMIFS of Train's products by step and id; 1: SUMPRODUCTs over the step's
+                  own Train rows), and the new values p − lr·g.
   Predictions     one row per (step, user): the observed ratings, the prediction matrix
                   U·Vᵀ + biases (squashed into y_range) and the error matrix (ŷ − r where rated, 0 elsewhere).
+                  Layout 2: a given "movies from" column (the Movies row of the step's first movie); ŷ reads
+                  the Users row U rows below and INDEX(every Movies row, movies from + m − 1, 0): one fill-down.
   Train           one row per (step, training rating): its prediction and error looked up in the matrix
                   (INDEX of the user's row), ∂loss/∂z (the y_range derivative), and the user's and the
-                  movie's factors: what the gradient SUMPRODUCTs multiply.
+                  movie's factors (layout 2: each times ∂loss/∂z, what the gradients' SUMIFS add up).
   HeldBack        one row per (step, held-back rating): its prediction and error.
   Loss            one row per step: training MSE, held-back MSE, objective (MSE + wd/2·Σp²).
   Solver          one block of parameters (users then movies), its prediction and error matrices.
@@ -72,8 +75,10 @@ class Layout:
         if self.yr:
             self.t["dz"] = 6
         base = 3 + len(self.t)
-        self.tu = lambda j: base + j
-        self.tv = lambda j: base + k + j
+        self.tu = lambda j: base + j  # the user's factor j (version 2: times ∂loss/∂z)
+        self.tv = lambda j: base + k + j  # the movie's factor j (version 2: times ∂loss/∂z)
+        self.v2 = lesson.layout_version >= 2
+        self.first_movie = 2  # Predictions (version 2): the Movies row of the step's first movie
         # Solver: label, id, f1..fk, bias | predictions | errors (rows: users then movies)
         self.solver_header, self.solver_first = 6, 7
         self.spred = lambda j: 1 + j
@@ -88,6 +93,14 @@ class Layout:
 
     def pred_row(self, s, u):
         return HEADER + 2 + (s - 1) * self.U + u
+
+    @property
+    def train_last(self) -> int:
+        return self.train_row(self.S, self.N - 1)
+
+    def train_all(self, col: int) -> str:
+        """A Train column's every row (all steps): what a per-step SUMIFS picks from by step number."""
+        return f"{TRAIN}!${L(col)}${self.train_row(1, 0)}:${L(col)}${self.train_last}"
 
     def train_row(self, s, i):
         return HEADER + 2 + (s - 1) * self.N + i
@@ -137,9 +150,16 @@ def factor_blocks(lay: Layout, trace: CollabTrace | None, side: str) -> list[Blo
     start = Block(sheet, f"{sheet}Start", HEADER, HEADER + 1, start_cols, count, values=start_values,
                   step=np.zeros(count, dtype=np.int64))
     T = lambda c: f"{TRAIN}!${L(c)}${{lo}}:${L(c)}${{hi}}"  # noqa: E731 - the step's Train rows of a column
-    dz = T(lay.t["dz"] if lay.yr else lay.t["err"])
+    dz_col = lay.t["dz"] if lay.yr else lay.t["err"]
+    dz = T(dz_col)
     count_n = f"COUNT({T(lay.t['rating'])})"
     mask = f"({T(id_col)}=$B{{r}})"
+    if lay.v2:  # the Train rows of this step and this user (movie), found by number: one fill-down
+        count_n = f"COUNT({TRAIN}!${L(lay.t['rating'])}${lay.train_row(1, 0)}:${L(lay.t['rating'])}${lay.train_row(1, lay.N - 1)})"  # n (COUNTIFS by step: IronCalc 3× slower)
+        mine = f"{lay.train_all(0)},$A{{r}},{lay.train_all(id_col)},$B{{r}}"
+        grad_sum = lambda j: f"SUMIFS({lay.train_all(dz_col if j is None else copy(j))},{mine})"  # noqa: E731
+    else:
+        grad_sum = lambda j: f"SUMPRODUCT({mask}*{dz}{'' if j is None else '*' + T(copy(j))})"  # noqa: E731
     cols = [BlockColumn("step", "step", 0, None, F0), BlockColumn("id", who, 1, None, F0)]
     for j in range(k):
         cols.append(BlockColumn(f"f{j + 1}", f"f{j + 1}", lay.f(j), f"{L(lay.new(j))}{{p}}", F6,
@@ -148,10 +168,12 @@ def factor_blocks(lay: Layout, trace: CollabTrace | None, side: str) -> list[Blo
     for j in range(k):
         cols.append(BlockColumn(
             f"grad_f{j + 1}", f"∂/∂f{j + 1}", lay.g(j),
-            f"2*SUMPRODUCT({mask}*{dz}*{T(copy(j))})/{count_n}+wd*{L(lay.f(j))}{{r}}", F6,
-            note=f"2·Σ ∂loss/∂z · {other}'s factor {j + 1} over this {who}'s ratings / n + wd·f{j + 1}"))
+            f"2*{grad_sum(j)}/{count_n}+wd*{L(lay.f(j))}{{r}}", F6,
+            note=f"2·Σ ∂loss/∂z · {other}'s factor {j + 1} over this {who}'s ratings / n + wd·f{j + 1}"
+                 + (f" (Train's ∂·{other} f{j + 1} of this step's rows of this {who}; n: one step's Train rows)"
+                    if lay.v2 else "")))
     cols.append(BlockColumn("grad_bias", "∂/∂bias", lay.gbias,
-                            f"2*SUMPRODUCT({mask}*{dz})/{count_n}+wd*{L(lay.bias)}{{r}}", F6,
+                            f"2*{grad_sum(None)}/{count_n}+wd*{L(lay.bias)}{{r}}", F6,
                             note=f"2·Σ ∂loss/∂z over this {who}'s ratings / n + wd·bias"))
     lr = f"{LOSS}!${L(LR_COL)}${{ls}}" if lay.lesson.schedule else "lr"  # a schedule: the step's lr on Loss
     for j in range(k):
@@ -187,17 +209,32 @@ def dot(lay: Layout, user_row: str, movie_row: str, users=USERS, movies=MOVIES, 
     return f"y_low+(y_high-y_low)/(1+EXP(-({z})))" if lay.yr else z
 
 
+def _row_local_dot(lay: Layout, j: int) -> str:
+    """Version 2's ŷ of movie j: the user's factors on the Users row U rows below (the same user, this step)
+    and movie j's of this step, found by the given first-movie row (one fill-down)."""
+    k, last = lay.k, lay.movies_row(lay.S, lay.M - 1)
+    movie = f"$C{{r}}+{j}" if j else "$C{r}"
+    z = (f"SUMPRODUCT({USERS}!$C{{ur}}:${L(lay.f(k - 1))}{{ur}},INDEX({MOVIES}!$C$1:${L(lay.f(k - 1))}${last},{movie},0))"
+         f"+{USERS}!${L(lay.bias)}{{ur}}+INDEX({MOVIES}!${L(lay.bias)}$1:${L(lay.bias)}${last},{movie},1)")
+    return f"y_low+(y_high-y_low)/(1+EXP(-({z})))" if lay.yr else z
+
+
 def prediction_block(lay: Layout, trace: CollabTrace | None) -> Block:
     M, S = lay.M, lay.S
     cols = [BlockColumn("step", "step", 0, None, F0), BlockColumn("id", "user", 1, None, F0)]
+    if lay.v2:
+        cols.append(BlockColumn("first_movie", "movies from", lay.first_movie, None, F0))
     for j in range(M):
         cell = f"{RATINGS}!{L(1 + j)}{{du}}"
         cols.append(BlockColumn(f"obs_m{j + 1}", f"r m{j + 1}", lay.obs(j), f'IF({cell}="","",{cell})', F0,
                                 note="the observed rating (Ratings sheet)"))
     for j in range(M):
-        cols.append(BlockColumn(f"pred_m{j + 1}", f"ŷ m{j + 1}", lay.pred(j), dot(lay, "{ur}", f"{{mv{j + 1}}}"), "0.00",
+        cols.append(BlockColumn(f"pred_m{j + 1}", f"ŷ m{j + 1}", lay.pred(j),
+                                _row_local_dot(lay, j) if lay.v2 else dot(lay, "{ur}", f"{{mv{j + 1}}}"), "0.00",
                                 note="prediction: user factors · movie factors + user bias + movie bias"
-                                     + (", squashed into y_range" if lay.yr else "")))
+                                     + (", squashed into y_range" if lay.yr else "")
+                                     + ("; the user's Users row is this step's, movie m's is on Movies row "
+                                        "“movies from” + m − 1" if lay.v2 else "")))
     for j in range(M):  # version 2 reads the observed rating on its own row: one fill-down
         cell = f"{L(lay.obs(j))}{{r}}" if lay.lesson.layout_version >= 2 else f"{RATINGS}!{L(1 + j)}{{du}}"
         cols.append(BlockColumn(f"err_m{j + 1}", f"err m{j + 1}", lay.err(j),
@@ -211,6 +248,8 @@ def prediction_block(lay: Layout, trace: CollabTrace | None) -> Block:
     for j in range(M):
         fields[f"mv{j + 1}"] = np.array([lay.movies_row(s, j) for s in steps])
     values = {"step": steps.tolist(), "id": (users + 1).tolist()}
+    if lay.v2:
+        values["first_movie"] = [lay.movies_row(s, 0) for s in steps]
     train = lay.lesson.ratings.train
     for j in range(M):
         values[f"obs_m{j + 1}"] = ["" if not np.isfinite(train[u, j]) else float(train[u, j]) for u in users]

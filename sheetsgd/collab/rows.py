@@ -47,12 +47,21 @@ def train_block(lay: Layout, trace: CollabTrace | None) -> Block:
         e, p = L(t["err"]), L(t["pred"])
         cols.append(BlockColumn("dz", "∂/∂z", t["dz"], f"{e}{{r}}*({p}{{r}}-y_low)*(y_high-{p}{{r}})/(y_high-y_low)", F6,
                                 note="err · dŷ/dz, with dŷ/dz = (ŷ − low)(high − ŷ)/(high − low): the y_range's derivative"))
+    dz = L(t["dz"] if lay.yr else t["err"])
+    for j in range(k):  # version 2: ∂loss/∂z times a factor, what the other side's SUMIFS adds up
+        if lay.v2:
+            cols.append(BlockColumn(f"gv{j + 1}", f"∂·user f{j + 1}", lay.tu(j), f"{dz}{{r}}*{USERS}!{L(lay.f(j))}{{ur}}",
+                                    F6, note=f"∂loss/∂z · the user's factor {j + 1}: this rating's part of the movie's gradient"))
+        else:
+            cols.append(BlockColumn(f"u{j + 1}", f"user f{j + 1}", lay.tu(j), f"{USERS}!{L(lay.f(j))}{{ur}}", F6,
+                                    note=f"the user's factor {j + 1} this step"))
     for j in range(k):
-        cols.append(BlockColumn(f"u{j + 1}", f"user f{j + 1}", lay.tu(j), f"{USERS}!{L(lay.f(j))}{{ur}}", F6,
-                                note=f"the user's factor {j + 1} this step"))
-    for j in range(k):
-        cols.append(BlockColumn(f"v{j + 1}", f"movie f{j + 1}", lay.tv(j), f"{MOVIES}!{L(lay.f(j))}{{mr}}", F6,
-                                note=f"the movie's factor {j + 1} this step"))
+        if lay.v2:
+            cols.append(BlockColumn(f"gu{j + 1}", f"∂·movie f{j + 1}", lay.tv(j), f"{dz}{{r}}*{MOVIES}!{L(lay.f(j))}{{mr}}",
+                                    F6, note=f"∂loss/∂z · the movie's factor {j + 1}: this rating's part of the user's gradient"))
+        else:
+            cols.append(BlockColumn(f"v{j + 1}", f"movie f{j + 1}", lay.tv(j), f"{MOVIES}!{L(lay.f(j))}{{mr}}", F6,
+                                    note=f"the movie's factor {j + 1} this step"))
     steps = _steps(N, S)
     cells = lay.train_cells * S
     us = np.array([c[0] for c in cells])
@@ -66,9 +75,15 @@ def train_block(lay: Layout, trace: CollabTrace | None) -> Block:
     for key, src in (("pred", "pred"), ("err", "err"), ("dz", "dz")):
         arr = getattr(trace, src) if trace else None
         values[key] = [float(arr[s - 1, u, m]) if trace else 0.0 for s, u, m in zip(steps, us, ms)]
+    dzs = values["dz" if lay.yr else "err"]
     for j in range(k):
-        values[f"u{j + 1}"] = [float(trace.params[s - 1]["users"][u, j]) if trace else 0.0 for s, u in zip(steps, us)]
-        values[f"v{j + 1}"] = [float(trace.params[s - 1]["movies"][m, j]) if trace else 0.0 for s, m in zip(steps, ms)]
+        uf = [float(trace.params[s - 1]["users"][u, j]) if trace else 0.0 for s, u in zip(steps, us)]
+        mf = [float(trace.params[s - 1]["movies"][m, j]) if trace else 0.0 for s, m in zip(steps, ms)]
+        if lay.v2:
+            values[f"gu{j + 1}"] = [d * f for d, f in zip(dzs, mf)]
+            values[f"gv{j + 1}"] = [d * f for d, f in zip(dzs, uf)]
+        else:
+            values[f"u{j + 1}"], values[f"v{j + 1}"] = uf, mf
     return Block(TRAIN, TRAIN, HEADER, lay.train_row(1, 0) - 1, cols, N * S, fields=fields, values=values, step=steps)
 
 
