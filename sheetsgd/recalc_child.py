@@ -37,6 +37,9 @@ from .xlsxread import CellError, column_letters
 ENGINE_MEMORY_MB = 2048  # address space an engine may use beyond what the checker has when it starts one
 LIBREOFFICE_MEMORY_MB = ENGINE_MEMORY_MB + 1024  # LibreOffice's own processes (it runs in 1 GB)
 ENGINE_TIMEOUT = 600.0  # seconds, when no --timeout is running
+# an empty cell typed as a number (<c r="B5" s="3" t="n"/>, as openpyxl saves a blank): IronCalc reads it as 0,
+# every spreadsheet as blank; the copy leaves the type out
+_EMPTY_NUMBER = re.compile(rb'(<c\b[^>]*?)\s+t="n"(\s*/>)')
 _EXTRAS = re.compile(rb"<conditionalFormatting\b.*?</conditionalFormatting>|<dataValidations\b.*?</dataValidations>"
                      rb"|<extLst>.*?</extLst>", re.S)
 
@@ -73,7 +76,7 @@ def engine_copy(path: str, book, folder: str) -> Path:
             for info in infos:
                 data = zin.read(info)
                 if info.filename.startswith("xl/worksheets/") and info.filename.endswith(".xml"):
-                    data = _EXTRAS.sub(b"", data)
+                    data = _EMPTY_NUMBER.sub(rb"\1\2", _EXTRAS.sub(b"", data))
                 zout.writestr(info.filename, data)
     except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as exc:
         raise SheetsgdError(f"cannot copy the file for recalculation ({type(exc).__name__})", path) from None

@@ -209,19 +209,12 @@ def _summary(report) -> tuple:
             sorted((m["block"], m["column"], m["mistake"], m["step"]) for m in report["mistakes"]))
 
 
-IRONCALC_DIFFERS = {"collab-filter": "IronCalc computes the given IF(Ratings!B5=\"\",\"\",…) as 0 on a file "
-                                     "openpyxl saved (it reads an empty <c t=\"n\"/> as 0; layout-1 workbooks too): "
-                                     "the two checks differ"}
-
-
 @pytest.mark.libreoffice
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_not_yet(n)) for n in api.lessons()])
 def test_a_student_fills_each_blank_column_down_from_its_first_cell(filled_by_libreoffice, name, tmp_path):
     files = filled_by_libreoffice[name]
     code, report = _check(files["correct"])
     assert code == 0, report if isinstance(report, str) else [m for m in report["mistakes"]][:3]
-    if name in IRONCALC_DIFFERS:  # the LibreOffice-filled file checks clean above; IronCalc reads it otherwise
-        pytest.xfail(IRONCALC_DIFFERS[name])
     values_dropped = tmp_path / "no-values.xlsx"
     openpyxl.load_workbook(files["correct"]).save(values_dropped)  # openpyxl keeps formulas, drops cached values
     code2, report2 = _check(values_dropped, "--recalc", "ironcalc")
@@ -229,8 +222,7 @@ def test_a_student_fills_each_blank_column_down_from_its_first_cell(filled_by_li
 
 
 @pytest.mark.libreoffice
-@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.xfail(reason=IRONCALC_DIFFERS[n])]
-                                               if n in IRONCALC_DIFFERS else []) for n in api.lessons()])
+@pytest.mark.parametrize("name", api.lessons())
 def test_a_mistake_in_a_first_cell_is_named_at_its_column_and_step_1(filled_by_libreoffice, name, tmp_path):
     files = filled_by_libreoffice[name]
     mistake, column = files["flaw"]

@@ -140,8 +140,8 @@ def test_lookups_read_explicit_rows_only(tmp_path_factory):
     assert not [p for p in patterns if re.search(r"OFFSET|INDIRECT|\)\s*:\s*INDEX", p)]
     examples = next(b for b in blocks if b.name == "Examples")
     assert examples.column("z").pattern == "SUMPRODUCT(D{r}:O{r},P{r}:AA{r})"
-    assert examples.column("w_Age").pattern == "INDEX(Steps!F$9:F$31,$A{r})"
-    assert examples.column("x_Age").pattern == "INDEX(Data!W$1:W$893,$C{r})"
+    assert examples.column("w_Age").pattern == "INDEX(Steps!F$9:F$31,$A{r},1)"
+    assert examples.column("x_Age").pattern == "INDEX(Data!W$1:W$893,$C{r},1)"
     steps = next(b for b in blocks if b.name == "Steps")
     assert steps.column("loss").pattern == "SUMIF(Examples!$A$2:$A$714,$A{r},Examples!$AF$2:$AF$714)/$E{r}"
 

@@ -4,8 +4,8 @@ A course student completes a blank column by writing its first cell and filling 
 formula a row's quantities use must read that row only (or fixed cells). Each per-example row (a Steps
 row of batch size 1, an Examples row, a Validation row) therefore holds, as given cells: its step, its
 example's row on the Data sheet, the step's weights looked up by step number
-(``INDEX(Steps!E$9:E$238,$A2)``) and the example's features looked up by that Data row
-(``INDEX(Data!Q$1:Q$893,$C2)``). Then z = SUMPRODUCT(this row's weights, this row's features), and
+(``INDEX(Steps!E$9:E$238,$A2,1)``: a row and a column, the same in every spreadsheet) and the example's features looked up by that Data row
+(``INDEX(Data!Q$1:Q$893,$C2,1)``). Then z = SUMPRODUCT(this row's weights, this row's features), and
 every column is one fill-down (and the lookups one fill-right too: their columns are relative).
 
 A step's mean over its batch of one column (loss, accuracy, a bias's gradient) finds its rows by step
@@ -32,12 +32,12 @@ def feature_key(feature: str) -> str:
 
 def data_lookup(letter: str, last_data_row: int, row_letter: str) -> str:
     """Row pattern of a Data column's value in this example's Data row (the row number is in ``row_letter``)."""
-    return f"INDEX({DATA}!{letter}$1:{letter}${last_data_row},${row_letter}{{r}})"
+    return f"INDEX({DATA}!{letter}$1:{letter}${last_data_row},${row_letter}{{r}},1)"
 
 
 def step_lookup(sheet: str, letter: str, first_step_row: int, last_step_row: int, step_letter: str) -> str:
     """Row pattern of a Steps column's value at this row's step (the step number is in ``step_letter``)."""
-    return f"INDEX({sheet}!{letter}${first_step_row}:{letter}${last_step_row},${step_letter}{{r}})"
+    return f"INDEX({sheet}!{letter}${first_step_row}:{letter}${last_step_row},${step_letter}{{r}},1)"
 
 
 def batch_mean(sheet: str, step_letter: str, rows: tuple[int, int], this_step: str, n_letter: str,

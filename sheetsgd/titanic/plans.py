@@ -113,7 +113,7 @@ class PlansMixin:
     def _target_at(self, row_letter: str):
         """Row-local targets: y (or each one-hot column) looked up on Data by the row in ``row_letter``."""
         last = DATA_FIRST_ROW + len(self.data.y)
-        found = [f"INDEX({DATA}!{x}$1:{x}${last},${row_letter}{{r}})" for x in self._target_letters]
+        found = [f"INDEX({DATA}!{x}$1:{x}${last},${row_letter}{{r}},1)" for x in self._target_letters]
         return found if self.data.targets else found[0]
 
     @property
