@@ -258,7 +258,9 @@ def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, set
             res.knock_on_of = [r.key for r in sorted(upstream, key=lambda r: (int(r.block.step[np.argmax(~r.ok)]),
                                                                                r.key))]
         if j.id in roots:
-            not_following = settled.get(j.id)  # a saved value not from its formula: the first thing to fix
+            # a changed defined name explains what it breaks first; then a saved value not from its formula
+            renamed = bool(j.unjudged) and j.unjudged.startswith("the defined name")
+            not_following = None if renamed else settled.get(j.id)
             i = int(np.argmax(not_following[0] if not_following else ~j.ok))
             if not_following:
                 name = not_following[1]

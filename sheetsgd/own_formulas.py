@@ -292,11 +292,14 @@ def settle(verification: Verification, saved: dict[str, SheetValues], engine: di
         if doubt.any():
             idx = np.flatnonzero(doubt)
             found = saved[c.sheet].gather(c.rows[idx], c.col)
+            # a saved error value is never a right answer, so never a forged one: it is judged as it is (an
+            # engine's own arithmetic may differ there: LibreOffice's 1 − ŷ is 0 where ŷ is within 1e-15 of 1)
+            number = np.isfinite(found)
             if engine is not None:
                 recalc = engine[c.sheet].gather(c.rows[idx], c.col)
-                bad[idx] = ~agree(found, recalc, np.abs(recalc), rel=1e-9)
+                bad[idx] = ~agree(found, recalc, np.abs(recalc), rel=1e-9) & number
             else:
-                bad[idx[c.suspect[idx]]] = True
+                bad[idx[c.suspect[idx] & number]] = True
                 unjudged[idx[c.unknown[idx] & ~c.suspect[idx]]] = True
         if bad.any():
             out[key] = (bad, "value_not_from_formula", _named(c, bad, "the saved value does not follow from the formula"))

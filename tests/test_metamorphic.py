@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import openpyxl
@@ -191,26 +190,17 @@ def test_a_blank_expects_the_engine_value(bench):
     assert grads[0]["expected"] not in (0, None)
 
 
-def _forge(src: Path, out: Path, sheet_part: str, letters: set[str]) -> Path:
-    """Every formula of the given columns replaced by 0*A1, its saved value kept (a zip edit)."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
-        for item in zin.infolist():
-            data = zin.read(item.filename)
-            if item.filename == sheet_part:
-                data = re.sub(r'(<c r="(?:' + "|".join(letters) + r')\d+"[^>]*>)<f>[^<]*</f>', r"\1<f>0*A1</f>",
-                              data.decode()).encode()
-            zout.writestr(item, data)
-    return out
-
-
 @pytest.mark.libreoffice
 def test_forged_values_are_not_correct(bench, tmp_path):
-    from sheetsgd.demo import sheet_parts
+    """Every exercise formula replaced by 0*A1 in the LibreOffice-saved right file, saved values kept."""
+    from forge import forge
 
     src = bench["linear"]["right"]["lo"]
-    letters = {c.letter for c in check(str(src)).columns if c.exercise}  # every exercise column, as found
-    report = check(str(_forge(src, tmp_path / "forged.xlsx", sheet_parts(str(src))["Steps"], letters)))
+    letters = sorted({c.letter for c in check(str(src)).columns if c.exercise})  # every exercise column, as found
+    assert forge(src, tmp_path / "forged.xlsx", {"Steps": letters}) > 0
+    report = check(str(tmp_path / "forged.xlsx"))
     assert report.exit_code == 1, report.to_text()[:2000]
+    assert any(m["mistake"] == "value_not_from_formula" for m in report.mistakes), report.to_text()[:2000]
 
 
 @pytest.mark.libreoffice
