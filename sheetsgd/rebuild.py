@@ -96,8 +96,8 @@ def _target(text: str):
 def changed_names(book: Workbook, expected: dict[str, str], shifts, names: Names) -> list[str]:
     """The lesson's (workbook-scoped) defined names compared with the workbook's, where the sheets' blocks
     are (``shifts``, sheetsgd.placement): a name deleted, widened to a range or pointing at a cell without a
-    number makes the cells that read it unjudgeable (``names.problems``); one pointing at another cell holding
-    a number is an input like any other, judged with its value (a note). Returns the notes."""
+    number, or redirected to any other cell, makes the cells that read it unjudgeable (``names.problems``:
+    the lesson's inputs are changed in their cells, never by moving their names). Returns the notes."""
     from .xlsxread import column_letters
 
     theirs = {name.lower(): target for name, target in book.defined_names.items() if "!" not in name}
@@ -118,14 +118,11 @@ def changed_names(book: Workbook, expected: dict[str, str], shifts, names: Names
         elif found is None or found[0] not in book.sheet_names:
             names.problems[name.lower()] = (f"the defined name {name} refers to {now.lstrip('=')[:80]}, not one cell "
                                             f"(the lesson's: {where})")
-        elif found != (sheet, row, col):
+        elif found != (sheet, row, col):  # redirected: the lesson's input is its cell, changed in place
             value = names.get(name, names.get(name.lower(), float("nan")))
-            if not np.isfinite(value):
-                names.problems[name.lower()] = (f"the defined name {name} refers to {now.lstrip('=')[:80]}, which "
-                                                f"holds no number (the lesson's: {where})")
-            else:
-                notes.append(f"the defined name {name} refers to {now.lstrip('=')[:80]}, not the lesson's cell "
-                             f"({where}): the cells that read it are judged with its value {value:.10g}")
+            holds = "holds no number" if not np.isfinite(value) else f"holds {value:.10g}"
+            names.problems[name.lower()] = (f"the defined name {name} refers to {now.lstrip('=')[:80]}, which {holds}, "
+                                            f"not the lesson's cell {where}")
     for name in names.problems:
         names.pop(name, None)
         for key in [k for k in names if k.lower() == name]:
