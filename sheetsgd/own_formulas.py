@@ -273,7 +273,7 @@ def verify(book, blocks, shifts, stores: dict[str, SheetValues], names: dict[str
         store = stores[shift.sheet]
         rows = shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))
         for c in b.columns:
-            out[(b.name, c.key)] = check_column(store.sheet, store, lazy, names, rows, c.col + 1 + shift.cols)
+            out[(b.name, c.key)] = check_column(store.sheet, store, lazy, names, rows, shift.col(c.col))
     return Verification(out)
 
 
