@@ -31,6 +31,7 @@ import numpy as np
 from . import deadline
 from .errors import SheetsgdError
 from .own_formulas import over_bounds
+from .runbounds import cap_memory
 from .xlsxpackage import input_bytes
 from .xlsxread import CellError, column_letters
 
@@ -88,21 +89,6 @@ def time_left() -> float:
     return ENGINE_TIMEOUT if left is None else max(0.1, min(left, ENGINE_TIMEOUT))
 
 
-def _cap_memory(mb: float) -> None:
-    try:
-        import resource
-
-        with open("/proc/self/statm") as fh:
-            start = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        cap = start + int(mb * 2**20)
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            cap = min(cap, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    except (ImportError, ValueError, OSError):  # pragma: no cover - not on every platform
-        pass
-
-
 def _die_with_parent() -> None:
     try:  # Linux: the kernel kills the child when its parent dies
         import ctypes
@@ -154,7 +140,7 @@ def run_ironcalc(path: str, wanted: dict, inputs: dict | None = None, memory_mb:
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
             signal.alarm(int(timeout) + 5)  # ends itself too, should the parent be killed (grade's worker timeout)
             _die_with_parent()
-            _cap_memory(memory_mb)
+            cap_memory(memory_mb)
             try:
                 message = ("ok", _ironcalc(path, wanted, inputs or {}))
             except BaseException as exc:  # a Rust panic is a BaseException
