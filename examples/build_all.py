@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from sheetsgd import kinds
-from sheetsgd.lesson import bundled_lessons
-from sheetsgd.optimizers import OPTIMIZERS
+from sheetsgd.lessons import kinds
+from sheetsgd.lessons.sgd.lesson import bundled_lessons
+from sheetsgd.lessons.optimizers import OPTIMIZERS
 
 
 def main(outdir: str = "lessons-built") -> None:

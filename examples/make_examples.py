@@ -20,11 +20,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from sheetsgd.demo import Flaw, fill_cells, fill_xml  # noqa: E402
-from sheetsgd.lesson import load_lesson, override  # noqa: E402
-from sheetsgd.recalc import recalc_libreoffice  # noqa: E402
-from sheetsgd.student import resolve_exercise  # noqa: E402
-from sheetsgd.writer import build_workbook  # noqa: E402
+from sheetsgd.check.demo import Flaw, fill_cells, fill_xml  # noqa: E402
+from sheetsgd.lessons.sgd.lesson import load_lesson, override  # noqa: E402
+from sheetsgd.check.recalc.libreoffice import recalc_libreoffice  # noqa: E402
+from sheetsgd.lessons.sgd.student import resolve_exercise  # noqa: E402
+from sheetsgd.lessons.sgd.workbook import build_workbook  # noqa: E402
 
 SUBMISSIONS = {
     "alice-correct": None,

@@ -20,9 +20,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from sheetsgd.annotate import annotate  # noqa: E402
-from sheetsgd.check import check  # noqa: E402
-from sheetsgd.feedback_html import render  # noqa: E402
+from sheetsgd.feedback.annotate import annotate  # noqa: E402
+from sheetsgd.check.checker import check  # noqa: E402
+from sheetsgd.feedback.html import render  # noqa: E402
 
 SUBMISSION = HERE / "submissions" / "carol-factor-2-missing.xlsx"
 IMAGES = HERE / "images"

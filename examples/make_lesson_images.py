@@ -15,8 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sheetsgd import kinds  # noqa: E402
-from sheetsgd.recalc import recalc_libreoffice  # noqa: E402
+from sheetsgd.lessons import kinds  # noqa: E402
+from sheetsgd.check.recalc.libreoffice import recalc_libreoffice  # noqa: E402
 
 IMAGES = ROOT / "examples" / "images"
 # picture: (lesson, options, marker at the top of its page, dpi, width, height) in pixels at that dpi

@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from sheetsgd import kinds  # noqa: E402
+from sheetsgd.lessons import kinds  # noqa: E402
 
 IMAGES = HERE / "images"
 

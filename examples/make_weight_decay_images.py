@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from sheetsgd import kinds  # noqa: E402
+from sheetsgd.lessons import kinds  # noqa: E402
 
 IMAGES = HERE / "images"
 # (lesson, options, sheet, picture, crop of the 150-dpi page: width, height in pixels)

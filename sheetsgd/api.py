@@ -19,9 +19,10 @@ import csv
 import os
 from dataclasses import dataclass, field
 
-from . import kinds, outputs, progress
-from .jsonsafe import finite_or_null as finite  # noqa: F401 (api.finite: the one JSON-safe conversion)
-from .errors import SheetsgdError
+from sheetsgd.lessons import kinds
+from sheetsgd.runtime import outputs, progress
+from sheetsgd.runtime.jsonsafe import finite_or_null as finite  # noqa: F401 (api.finite: the one JSON-safe conversion)
+from sheetsgd.errors import SheetsgdError
 
 __all__ = ["Lesson", "Run", "SheetsgdError", "check", "lessons", "load"]
 
@@ -30,7 +31,7 @@ OPTIONS = ("optimizer", "lr", "epochs", "batch_size", "loss", "shuffle", "seed",
 
 def lessons() -> list[str]:
     """The names of the bundled lessons (what ``sheetsgd lessons`` lists)."""
-    from .lesson import bundled_lessons
+    from sheetsgd.lessons.sgd.lesson import bundled_lessons
 
     return list(bundled_lessons())
 
@@ -41,7 +42,7 @@ def load(name_or_path: str | os.PathLike, *, optimizer: str | None = None, lr: f
     """A bundled lesson by name, or a template (.toml) by path, with the command line's options applied.
 
     An option left at None keeps the template's value. ``batch_size`` is a number or ``"full"``.
-    ``variant``: a student's ID; that student's start values (:mod:`sheetsgd.variants`).
+    ``variant``: a student's ID; that student's start values (:mod:`sheetsgd.lessons.variants`).
     """
     options = dict(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size, loss=loss,
                    shuffle=shuffle, seed=seed, variant=variant)
@@ -110,33 +111,14 @@ class Lesson:
         ``exercise``: None for the full workbook; True for the student version with the template's
         exercise columns blank; a comma-separated string or a list of column keys to blank those.
         ``progress``: None shows it on stderr when stderr is a terminal; True always; False never;
-        or a :class:`sheetsgd.progress.Reporter`. ``inputs``: files the workbook may never replace
+        or a :class:`sheetsgd.runtime.progress.Reporter`. ``inputs``: files the workbook may never replace
         (default: the template file).
         """
-        path = os.fspath(path)
-        if not path.lower().endswith(".xlsx"):
-            raise SheetsgdError("output must end in .xlsx", path)
-        if exercise is True:
-            exercise = ""
-        elif exercise is not None and exercise is not False and not isinstance(exercise, str):
-            exercise = ",".join(exercise)
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        except OSError as exc:
-            raise SheetsgdError(f"cannot create the output folder: {exc.strerror}", path) from None
-        kind = kinds.kind_of(self.spec)
-        # the output policy (sheetsgd.outputs): a temporary file beside ``path``, renamed into place
-        with _reporting(progress, os.path.basename(path)) as reporter, \
-                outputs.staged(path, inputs or outputs.Inputs([self.source]), suffix=".xlsx") as tmp:
-            reporter.stage("training")  # the writers train first; their sheets report from then on
-            if exercise is None or exercise is False:
-                report = kind.build(self.spec, tmp)
-                report.exercise = {}
-            else:
-                from .exercise import build_student
-                report = build_student(kind, self.spec, tmp, exercise)
-        report.path = path
-        return report
+        from sheetsgd.write.lesson_file import write_lesson
+
+        with _reporting(progress, os.path.basename(os.fspath(path))) as reporter:
+            return write_lesson(kinds.kind_of(self.spec), self.spec, path, exercise, reporter,
+                                inputs or outputs.Inputs([self.source]))
 
 
 def exercise_columns(report) -> list[str]:
@@ -170,7 +152,7 @@ class Run:
         return list(self._builders())
 
     def _builders(self) -> dict:
-        from .frames import sheet_frames
+        from sheetsgd.lessons.frames import sheet_frames
 
         return sheet_frames(self.lesson.spec, self.trace)
 
@@ -209,16 +191,16 @@ class Run:
 
 
 def check(path: str | os.PathLike, *, strict: bool = False, recalc: str | None = None, limits=None):
-    """Check a filled-in workbook; returns a :class:`sheetsgd.check.Report` (never raises for a bad file).
+    """Check a filled-in workbook; returns a :class:`sheetsgd.check.checker.Report` (never raises for a bad file).
 
     ``report.status`` is "correct", "mistakes" or "error" (``report.message`` says why);
     ``report.score`` is (cells right, exercise cells); ``report.mistakes`` the root causes;
     ``report.to_dict()`` the JSON of ``sheetsgd check --json``. ``recalc``: None trusts the cached
     values (IronCalc when the file stores none), or "ironcalc" / "libreoffice". ``limits``: a
-    :class:`sheetsgd.xlsxread.Limits`.
+    :class:`sheetsgd.read.workbook.Limits`.
     """
-    from .check import check as check_file
-    from .xlsxread import Limits
+    from sheetsgd.check.checker import check as check_file
+    from sheetsgd.read.workbook import Limits
 
     if recalc not in (None, "auto", "ironcalc", "libreoffice"):
         raise SheetsgdError(f"recalc must be None, 'ironcalc' or 'libreoffice', got {recalc!r}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from sheetsgd.recalc import libreoffice_path, recalc_libreoffice
+from sheetsgd.check.recalc.libreoffice import libreoffice_path, recalc_libreoffice
 
 REL_TOL = 1e-9
 ABS_TOL = 1e-12
@@ -72,10 +72,10 @@ _LIBREOFFICE_FIXTURES = {"recalc"}
 @pytest.fixture(scope="session", autouse=True)
 def _report_audit_file(tmp_path_factory):
     """Every check report any test makes — in this process, a grade worker or a CLI subprocess — is checked
-    against the grading invariant (sheetsgd.report.invariant_breach); breaches land in this file."""
+    against the grading invariant (sheetsgd.check.report.invariant_breach); breaches land in this file."""
     import os
 
-    from sheetsgd.report import AUDIT_ENV
+    from sheetsgd.check.report import AUDIT_ENV
 
     path = tmp_path_factory.mktemp("audit") / "breaches.txt"
     path.touch()
@@ -126,8 +126,8 @@ def assert_recalculated_equals_cached(path: Path, recalculated: Path) -> int:
 def assert_compare_sheets_equal_engine(lesson, recalculated: Path, manifest: dict) -> None:
     """An optimizers-kind workbook recalculated by LibreOffice: every formula column of every run's step
     sheet equals an engine run made here (nothing read from the workbook), step by step."""
-    from sheetsgd.compare_lesson import train_compare
-    from sheetsgd.spec import step_columns
+    from sheetsgd.lessons.compare import train_compare
+    from sheetsgd.lessons.sgd.spec import step_columns
 
     values = cell_values(recalculated)
     trace = train_compare(lesson)
@@ -147,7 +147,7 @@ def assert_compare_sheets_equal_engine(lesson, recalculated: Path, manifest: dic
 def build_and_recalc(recalc, folder: Path, lessons: dict) -> dict:
     """{key: (built path, LibreOffice-recalculated path)} of lessons built into ``folder`` by their kind's
     writer, recalculated in one LibreOffice run."""
-    from sheetsgd import kinds
+    from sheetsgd.lessons import kinds
 
     paths = {}
     for key, lesson in lessons.items():
@@ -159,8 +159,8 @@ def build_and_recalc(recalc, folder: Path, lessons: dict) -> dict:
 def assert_steps_equal_engine(path: Path, recalculated: Path, trace, keys) -> None:
     """The recalculated Steps sheet's columns ``keys`` (found through the workbook's manifest) equal an
     engine run's, step by step; and no cell of any sheet shows an error value."""
-    from sheetsgd.submission import read_manifest as manifest_of
-    from sheetsgd.xlsxread import Workbook
+    from sheetsgd.check.submission import read_manifest as manifest_of
+    from sheetsgd.read.workbook import Workbook
 
     fresh = cell_values(recalculated)
     manifest, _ = manifest_of(Workbook(str(path)))  # long values continue on the rows below their key

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import openpyxl
 
-from sheetsgd import kinds
+from sheetsgd.lessons import kinds
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 # small but complete: every sheet, block and chart source of each lesson at 1-2 epochs (or rows)

@@ -6,7 +6,7 @@ import re
 import zipfile
 from xml.sax.saxutils import escape
 
-from sheetsgd.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.check.demo import fill_sheets, fill_xml_sheets
 
 from xlsx_parts import sheet_parts
 

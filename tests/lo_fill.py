@@ -13,8 +13,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from sheetsgd.demo import fill_xml_sheets
-from sheetsgd.recalc import libreoffice_path
+from sheetsgd.check.demo import fill_xml_sheets
+from sheetsgd.check.recalc.libreoffice import libreoffice_path
 
 _MODULE = """<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE script:module PUBLIC "-//OpenOffice.org//DTD OfficeDocument 1.0//EN" "module.dtd">
@@ -55,7 +55,7 @@ End Sub
 
 def first_cells(blocks, exercise) -> list[tuple[str, str, str]]:
     """(sheet, first cell, first:last range) of every blank column."""
-    from sheetsgd.xlsxread import column_letters
+    from sheetsgd.read.workbook import column_letters
 
     out = []
     for b in blocks:

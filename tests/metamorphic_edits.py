@@ -11,7 +11,7 @@ written twice:
   the checker recalculates it with IronCalc).
 
 Formulas are written in the demo's template language (``{key}`` a column of this row, ``{prev:key}`` of the
-row above, ``{hp:name}`` a named input) or taken from the catalogue's own edits (:mod:`sheetsgd.mistake_edits`),
+row above, ``{hp:name}`` a named input) or taken from the catalogue's own edits (:mod:`sheetsgd.check.mistakes.edits`),
 rendered per row exactly as filling a formula down renders it.
 """
 from __future__ import annotations
@@ -22,11 +22,12 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sheetsgd import a1, kinds
-from sheetsgd.demo import Flaw, _lesson_blocks, fill_sheets, sheet_parts
-from sheetsgd.exercise import build_student
-from sheetsgd.rebuild import name_cells
-from sheetsgd.xlsxread import Workbook, column_letters
+from sheetsgd.sheet import a1
+from sheetsgd.lessons import kinds
+from sheetsgd.check.demo import Flaw, _lesson_blocks, fill_sheets, sheet_parts
+from sheetsgd.write.lesson_file import build_student
+from sheetsgd.check.rebuild import name_cells
+from sheetsgd.read.workbook import Workbook, column_letters
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.annotate import FILLS, annotate
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
-from sheetsgd.exercise import build_student
+from sheetsgd.lessons import kinds
+from sheetsgd.feedback.annotate import FILLS, annotate
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import Flaw, fill_sheets, fill_xml_sheets
+from sheetsgd.write.lesson_file import build_student
 
 from hostile_names import HOSTILE_SHEET, make_hostile  # tests/hostile_names.py
 
@@ -314,11 +314,11 @@ def test_hostile_or_odd_parts_the_check_does_not_read_are_one_line_errors(plain,
 def test_a_deleted_step_row_and_strict_findings_are_annotated(plain, tmp_path):
     """A deleted step row has no cell: it is named in the Feedback sheet and the page, without a note;
     --strict (a hard-coded number) marks the cells its second judgement finds wrong."""
-    from sheetsgd.feedback_html import render
+    from sheetsgd.feedback.html import render
 
     path, report = plain
     report = json.loads(json.dumps(report))
-    report["mistakes"] = report["mistakes"] + [{  # as sheetsgd.structural.deleted_row_mistakes writes it
+    report["mistakes"] = report["mistakes"] + [{  # as sheetsgd.check.structural.deleted_row_mistakes writes it
         "column": "step", "header": "step", "letter": "", "mistake": "step_row_deleted", "title": "a step row was deleted",
         "hint": "put the row back", "step": 5, "cell": "Steps: the row of step 5, after row 12", "expected": 5,
         "found": None, "formula": None, "cells": 1, "exercise": False}]

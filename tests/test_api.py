@@ -14,9 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 import sheetsgd
-from sheetsgd import api, kinds, progress
-from sheetsgd.check import Report
-from sheetsgd.cli import cli
+from sheetsgd import api
+from sheetsgd.lessons import kinds
+from sheetsgd.runtime import progress
+from sheetsgd.check.checker import Report
+from sheetsgd.cli.commands import cli
 from sheetsgd.errors import SheetsgdError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

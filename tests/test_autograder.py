@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd.cli import cli
-from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import Flaw, fill_sheets, fill_xml_sheets
 
 EPOCHS = 1
 STEPS = 29 * EPOCHS  # linear: 29 examples, one step each
@@ -180,7 +180,7 @@ def test_an_installed_sheetsgd_bundles_itself(installed, filled, tmp_path):
                                   cwd=tmp_path, env=_env(root), capture_output=True, text=True, check=True).stdout.strip())
     assert package.is_relative_to(venv) and not (package.parent.parent / "pyproject.toml").exists()
     bundle = tmp_path / "again.zip"
-    no_backend = "import sys; sys.modules['hatchling'] = None; from sheetsgd.cli import main; main()"
+    no_backend = "import sys; sys.modules['hatchling'] = None; from sheetsgd.cli.commands import main; main()"
     done = subprocess.run([str(venv / "bin" / "python"), "-c", no_backend, "autograder", "linear", "--epochs",
                            str(EPOCHS), "-o", str(bundle), "--leaderboard"], cwd=tmp_path,
                           env=_env(root, PIP_NO_INDEX="1"), capture_output=True, text=True, timeout=300)
@@ -204,7 +204,7 @@ def test_the_wheel_holds_what_the_build_backend_puts_in_it(installed, tmp_path):
     """The bundled wheel's package files equal, byte for byte, those of the wheel the build backend makes
     from this checkout (when hatchling is importable here; built offline)."""
     pytest.importorskip("hatchling")
-    from sheetsgd.wheelfile import project_root
+    from sheetsgd.grade.wheelfile import project_root
 
     checkout = project_root()
     if checkout is None:
@@ -341,8 +341,8 @@ def test_every_lesson_kind_gets_an_autograder(name, wheel, tmp_path):
     """The blank assignment scores 0 with one failed test per exercise column; the full workbook of the
     same lesson (the engine's values cached, which any student can build) is refused: score 0, one line."""
     from sheetsgd import api
-    from sheetsgd.autograder_run import run
-    from sheetsgd.lesson import bundled_lessons
+    from sheetsgd.grade.autograder_run import run
+    from sheetsgd.lessons.sgd.lesson import bundled_lessons
 
     assert set(SMALL) == set(bundled_lessons())
     bundle = tmp_path / "ag.zip"
@@ -385,7 +385,7 @@ def _filled(path: Path, lesson: str = "linear", **options) -> Path:
 
 def test_variants_are_accepted_with_allow_variants(wheel, tmp_path):
     from sheetsgd import api
-    from sheetsgd.autograder_run import run
+    from sheetsgd.grade.autograder_run import run
 
     full = _filled(tmp_path / "mine.xlsx", epochs=1, variant="s-0042")
     for flag in (["--allow-variants"], []):
@@ -406,7 +406,7 @@ def test_variants_are_accepted_with_allow_variants(wheel, tmp_path):
 
 def test_variant_key_accepts_only_the_submitters_own_variant(wheel, tmp_path):
     from sheetsgd import api
-    from sheetsgd.autograder_run import run
+    from sheetsgd.grade.autograder_run import run
 
     bundle = tmp_path / "ag.zip"
     result = CliRunner().invoke(cli, ["autograder", "linear", "--epochs", "1", "-o", str(bundle), "--wheel", str(wheel),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd.cli import cli
+from sheetsgd.cli.commands import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "templates"
@@ -241,8 +241,8 @@ def test_every_bundled_template_passes_the_schema():
         result = run("trace", path.stem, "--epochs", "2") if "titanic" not in path.stem else None
         if result is not None:
             assert result.exit_code == 0, (path.stem, result.output)
-    from sheetsgd import schema
-    from sheetsgd.lesson import read_template, template_kind
+    from sheetsgd.lessons import schema
+    from sheetsgd.lessons.sgd.lesson import read_template, template_kind
 
     for path in sorted(TEMPLATES.glob("*.toml")):
         raw, _, source = read_template(str(path))
@@ -251,8 +251,8 @@ def test_every_bundled_template_passes_the_schema():
 
 @pytest.fixture(scope="module")
 def full_workbook(tmp_path_factory):
-    from sheetsgd.lesson import load_lesson, override
-    from sheetsgd.writer import build_workbook
+    from sheetsgd.lessons.sgd.lesson import load_lesson, override
+    from sheetsgd.lessons.sgd.workbook import build_workbook
 
     path = tmp_path_factory.mktemp("timeout") / "full.xlsx"
     build_workbook(override(load_lesson("linear"), epochs=20), path)
@@ -278,7 +278,7 @@ def test_check_within_its_timeout_is_unaffected(full_workbook):
 def test_time_limit_never_leaves_its_watchdog_armed():
     """An alarm that fires at any moment (even before the body starts) must not leave the hard stop
     (os._exit) running: with a grace of 50 ms, 300 tiny limits, then a pause the process survives."""
-    from sheetsgd.deadline import OutOfTime, time_limit
+    from sheetsgd.runtime.deadline import OutOfTime, time_limit
 
     fired = 0
     for i in range(300):

@@ -21,7 +21,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from sheetsgd import api, runbounds
+from sheetsgd import api
+from sheetsgd.lessons import runbounds
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -117,8 +118,8 @@ def test_thirty_thousand_unknown_elements_are_annotated_within_the_check_deadlin
 
 def test_annotation_time_grows_linearly(full, tmp_path):
     """A hundred times the elements costs a bounded multiple of the time, not ten thousand times."""
-    from sheetsgd.annotate import annotate
-    from sheetsgd.check import check
+    from sheetsgd.feedback.annotate import annotate
+    from sheetsgd.check.checker import check
 
     def seconds(n):
         sub = padded(full, tmp_path / f"sub{n}.xlsx", "in cellXfs", n)
@@ -149,9 +150,9 @@ def test_grade_annotates_in_its_workers_within_the_per_file_timeout(full, tmp_pa
 def test_the_copy_is_made_from_the_bytes_that_were_checked(full, tmp_path):
     """A file replaced between its check and its annotation: the copy follows the checked bytes (as a
     grade worker and check --annotate make it: one read, pinned)."""
-    from sheetsgd.annotate import annotate
-    from sheetsgd.check import check
-    from sheetsgd.xlsxpackage import pinned
+    from sheetsgd.feedback.annotate import annotate
+    from sheetsgd.check.checker import check
+    from sheetsgd.read.package import pinned
 
     sub = tmp_path / "sub.xlsx"
     sub.write_bytes(full.read_bytes())

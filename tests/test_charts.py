@@ -11,9 +11,9 @@ import openpyxl
 import pytest
 from openpyxl.utils import column_index_from_string
 
-from sheetsgd import kinds
-from sheetsgd.exercise import build_student
-from sheetsgd.lr_finder import train_finder
+from sheetsgd.lessons import kinds
+from sheetsgd.write.lesson_file import build_student
+from sheetsgd.lessons.lr_finder.finder import train_finder
 
 from test_presentation import OPTIONS
 from xlsx_parts import chart_parts

@@ -16,15 +16,15 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.demo import Flaw, fill_cells, fill_openpyxl, fill_xml
-from sheetsgd.engine import train
-from sheetsgd.lesson import load_lesson, override
-from sheetsgd.mistakes import CATALOGUE
-from sheetsgd.spec import step_columns
-from sheetsgd.student import resolve_exercise
-from sheetsgd.writer import build_workbook
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import Flaw, fill_cells, fill_openpyxl, fill_xml
+from sheetsgd.lessons.sgd.engine import train
+from sheetsgd.lessons.sgd.lesson import load_lesson, override
+from sheetsgd.check.mistakes.catalogue import CATALOGUE
+from sheetsgd.lessons.sgd.spec import step_columns
+from sheetsgd.lessons.sgd.student import resolve_exercise
+from sheetsgd.lessons.sgd.workbook import build_workbook
 
 from lo_edit import insert_rows_and_rename
 
@@ -276,7 +276,7 @@ FULL_CASES = [(lesson, opt, batch, {}) for lesson in ("linear", "quadratic") for
 def test_full_workbooks_check_clean_in_every_layout(tmp_path, name, opt, batch, extra):
     """The writer's own workbooks (engine values cached) pass: the local evaluation of every template of
     every optimizer, loss and batch layout agrees with the engine, and a broken cache is caught."""
-    from sheetsgd.lesson import with_optimizer
+    from sheetsgd.lessons.sgd.lesson import with_optimizer
 
     extra = dict(extra)
     lesson = override(load_lesson(name), optimizer=opt, batch_size=batch, epochs=2,
@@ -290,7 +290,7 @@ def test_full_workbooks_check_clean_in_every_layout(tmp_path, name, opt, batch, 
     assert report.score[0] == report.score[1] > 0
     # a wrong cached value in the middle of an update column is a root cause at that very step
     key = next(c.key for c in step_columns(lesson) if c.key.startswith("new_"))
-    from sheetsgd.submission import locate
+    from sheetsgd.check.submission import locate
 
     ref = locate(str(path)).cell_ref(key, report.lesson["steps"] // 2)
     broken = tmp_path / "broken.xlsx"
@@ -346,7 +346,7 @@ def test_formulas_right_forgives_knock_ons(name, column):
     so "formulas right" is all cells but that column's, while the value score also loses the knock-ons."""
     from pathlib import Path
 
-    from sheetsgd.check import check
+    from sheetsgd.check.checker import check
 
     path = Path(__file__).resolve().parent.parent / "examples" / "submissions" / f"{name}.xlsx"
     report = check(str(path))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sheetsgd import kinds
+from sheetsgd.lessons import kinds
 
 CASES = [(name, {}) for name in [
     "linear", "quadratic", "too-high", "optimizers", "optimizers-classic", "one-cycle", "lr-finder", "lr-finder-titanic",

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from sheetsgd import kinds
-from sheetsgd.check import check
-from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
-from sheetsgd.exercise import build_student
+from sheetsgd.lessons import kinds
+from sheetsgd.check.checker import check
+from sheetsgd.check.demo import Flaw, fill_sheets, fill_xml_sheets
+from sheetsgd.write.lesson_file import build_student
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_gradescope_forgives_knock_ons_and_prints_no_float_noise(drifting_lr, tm
     import json
     import re
 
-    from sheetsgd import gradescope
+    from sheetsgd.feedback import gradescope
 
     report = drifting_lr.to_dict()
     tests = {t["name"].rsplit("(", 1)[1].rstrip(")"): t for t in gradescope.tests(report)}
@@ -95,7 +95,7 @@ def test_gradescope_forgives_knock_ons_and_prints_no_float_noise(drifting_lr, tm
 
 
 def test_under_the_default_policy_columns_that_only_follow_from_a_slip_pass(tmp_path, recalc):
-    from sheetsgd import gradescope
+    from sheetsgd.feedback import gradescope
 
     lesson = kinds.load("linear")
     build_student(kinds.kind_of(lesson), lesson, tmp_path / "s.xlsx", "")

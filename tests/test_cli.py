@@ -11,9 +11,9 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd.cli import cli
-from sheetsgd.engine import train
-from sheetsgd.lesson import bundled_lessons, load_lesson, override
+from sheetsgd.cli.commands import cli
+from sheetsgd.lessons.sgd.engine import train
+from sheetsgd.lessons.sgd.lesson import bundled_lessons, load_lesson, override
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -180,7 +180,7 @@ def test_bad_options_give_one_line_and_exit_2(tmp_path, monkeypatch, args, expec
 
 def test_the_console_script_is_declared():
     text = (ROOT / "pyproject.toml").read_text()
-    assert re.search(r'^sheetsgd = "sheetsgd\.cli:main"', text, re.M)
+    assert re.search(r'^sheetsgd = "sheetsgd\.cli\.commands:main"', text, re.M)
 
 
 @pytest.mark.parametrize("lesson,options", [("too-high", []), ("optimizers", ["--epochs", "1"]),

@@ -12,14 +12,14 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.cli import cli
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
 from conftest import close
 
 
 def unsquashed(tmp_path):
     """The bundled template without y_range and without weight decay, as a file."""
-    from sheetsgd.lesson import bundled_lessons
+    from sheetsgd.lessons.sgd.lesson import bundled_lessons
 
     text = bundled_lessons()["collab-filter"].read_text(encoding="utf-8")
     text = text.replace("y_range = [0.5, 5.5]", "y_range = []").replace("wd = 0.01", "wd = 0.0")
@@ -167,7 +167,7 @@ def test_the_workbook_has_every_sheet_and_solver_preconfigured(recalculated):
     ("users = 15", "users = 1", ["users must be"]),
 ])
 def test_a_bad_template_is_one_line_naming_the_key(tmp_path, old, new, needles):
-    from sheetsgd.lesson import bundled_lessons
+    from sheetsgd.lessons.sgd.lesson import bundled_lessons
 
     text = bundled_lessons()["collab-filter"].read_text(encoding="utf-8")
     assert old in text

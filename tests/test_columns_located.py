@@ -8,15 +8,15 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.column_map import ColumnMap, locate_columns, normal
-from sheetsgd.demo import fill_sheets, fill_xml_sheets
-from sheetsgd.exercise import build_student
-from sheetsgd.rebuild import rebuild
-from sheetsgd.submission import read_manifest
-from sheetsgd.xlsxread import Limits, Workbook
+from sheetsgd.lessons import kinds
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.column_map import ColumnMap, locate_columns, normal
+from sheetsgd.check.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.write.lesson_file import build_student
+from sheetsgd.check.rebuild import rebuild
+from sheetsgd.check.submission import read_manifest
+from sheetsgd.read.workbook import Limits, Workbook
 
 from conftest import require_libreoffice
 

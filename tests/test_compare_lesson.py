@@ -8,10 +8,10 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.cli import cli
-from sheetsgd.compare_lesson import SHEET_NAMES, train_compare
-from sheetsgd.engine import make_batches
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
+from sheetsgd.lessons.compare import SHEET_NAMES, train_compare
+from sheetsgd.lessons.sgd.engine import make_batches
 from sheetsgd.errors import SheetsgdError
 
 from conftest import assert_compare_sheets_equal_engine, assert_recalculated_equals_cached, cell_values, read_manifest

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.cli import cli
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
 from sheetsgd.errors import SheetsgdError
-from sheetsgd.formula import check_portable
-from sheetsgd.titanic.engine import train
+from sheetsgd.sheet.formula import check_portable
+from sheetsgd.lessons.tabular.engine import train
 
 from conftest import assert_recalculated_equals_cached, assert_steps_equal_engine, build_and_recalc, close
 from conftest import formula_cells as read_formulas
@@ -184,7 +184,7 @@ def test_bad_dropout_is_one_line_exit_2(tmp_path):
 @pytest.mark.parametrize("options", [{"batch_size": "full", "epochs": 3}, {"batch_size": 1, "epochs": 1},
                                      {"batch_size": 16, "epochs": 2}])
 def test_size_guard_counts_the_mask_twin_and_epoch_columns(tmp_path, options):
-    from sheetsgd.runbounds import estimate
+    from sheetsgd.lessons.runbounds import estimate
 
     lesson = kinds.load("dropout", **options)
     report = kinds.kind_of(lesson).build(lesson, tmp_path / "d.xlsx")
@@ -219,9 +219,9 @@ def test_the_lr_finder_refuses_dropout_in_one_line(tmp_path):
 def test_student_version_per_example_and_mini_batch_names_each_mistake_at_its_step(tmp_path, batch):
     """The checker's own evaluation (test_every_lesson_checks does full batch through LibreOffice): a correct
     fill is clean; each catalogued dropout mistake is the one root cause, at the first step it shows."""
-    from sheetsgd.check import check
-    from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
-    from sheetsgd.exercise import build_student
+    from sheetsgd.check.checker import check
+    from sheetsgd.check.demo import Flaw, fill_sheets, fill_xml_sheets
+    from sheetsgd.write.lesson_file import build_student
 
     lesson = kinds.load("dropout", batch_size=batch, epochs=1)
     student = tmp_path / "student.xlsx"

@@ -6,10 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from sheetsgd.engine import make_batches, train
-from sheetsgd.lesson import load_lesson, override, with_optimizer
-from sheetsgd.losses import LOSSES
-from sheetsgd.models import MODELS
+from sheetsgd.lessons.sgd.engine import make_batches, train
+from sheetsgd.lessons.sgd.lesson import load_lesson, override, with_optimizer
+from sheetsgd.lessons.sgd.losses import LOSSES
+from sheetsgd.lessons.sgd.models import MODELS
 
 
 def lesson_with(name="linear", opt="sgd", batch=1, epochs=2, shuffle=None, **hyper):

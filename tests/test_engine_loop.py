@@ -9,12 +9,12 @@ import numpy as np
 import openpyxl
 import pytest
 
-from sheetsgd import kinds
-from sheetsgd.engine import make_batches
-from sheetsgd.titanic.engine import train
-from sheetsgd.titanic.lesson import parse_titanic_lesson
-from sheetsgd.titanic.nets import evaluate
-from sheetsgd.titanic.workbook import build_titanic_workbook
+from sheetsgd.lessons import kinds
+from sheetsgd.lessons.sgd.engine import make_batches
+from sheetsgd.lessons.tabular.engine import train
+from sheetsgd.lessons.tabular.lesson import parse_titanic_lesson
+from sheetsgd.lessons.tabular.nets import evaluate
+from sheetsgd.lessons.tabular.workbook import build_titanic_workbook
 
 from conftest import cell_values, close, read_manifest
 
@@ -97,7 +97,7 @@ def test_titanic_classic_rmsprop_sheet_recalculates_to_the_engine(tmp_path, reca
 
 def test_classic_rmsprop_on_the_bundled_titanic_lesson_builds(tmp_path):
     lesson = kinds.load("titanic-logistic", optimizer="rmsprop", epochs=1)
-    from sheetsgd.lesson import with_optimizer
+    from sheetsgd.lessons.sgd.lesson import with_optimizer
 
     lesson = with_optimizer(lesson, "rmsprop", lr=0.02, alpha=0.9, classic=1.0, v0=1.0)
     trace = kinds.kind_of(lesson).train(lesson)

@@ -9,15 +9,15 @@ import pytest
 import xlsxwriter
 from click.testing import CliRunner
 
-import sheetsgd.check as checking
-from sheetsgd.cli import cli
-from sheetsgd.demo import Flaw, fill_cells, fill_xml
-from sheetsgd.engines import ARRAY_ARITHMETIC, INDEX_RANGE, SUMX_SINGLE, differences_in
-from sheetsgd.lesson import load_lesson, override
-from sheetsgd.recalc import libreoffice_path, recalc_libreoffice
-from sheetsgd.recalc_child import run_ironcalc
-from sheetsgd.xlsxread import CellError
-from sheetsgd.writer import build_workbook
+import sheetsgd.check.checker as checking
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import Flaw, fill_cells, fill_xml
+from sheetsgd.check.recalc.engines import ARRAY_ARITHMETIC, INDEX_RANGE, SUMX_SINGLE, differences_in
+from sheetsgd.lessons.sgd.lesson import load_lesson, override
+from sheetsgd.check.recalc.libreoffice import libreoffice_path, recalc_libreoffice
+from sheetsgd.check.recalc.child import run_ironcalc
+from sheetsgd.read.workbook import CellError
+from sheetsgd.lessons.sgd.workbook import build_workbook
 
 # A1 = 3, B1 = 5, A2 = 2, B2 = 4, C1 blank. formula → (LibreOffice, IronCalc); "error" = any error value.
 SAME = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sheetsgd.evaluate import FUNCTIONS, EvalError, Val
+from sheetsgd.sheet.evaluate import FUNCTIONS, EvalError, Val
 
 RNG = np.random.default_rng(3)
 STEP = np.repeat([1.0, 2.0, 3.0], 4)  # a step column (4 rows a step)

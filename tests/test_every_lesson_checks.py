@@ -13,11 +13,11 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
-from sheetsgd.exercise import build_student
+from sheetsgd.lessons import kinds
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import Flaw, fill_sheets, fill_xml_sheets
+from sheetsgd.write.lesson_file import build_student
 
 # lesson: options that keep it small, and two catalogued mistakes (column, first step) for its student version
 LESSONS = {
@@ -167,7 +167,7 @@ def test_every_bundled_lesson_builds_a_student_version(tmp_path):
 
 
 def kinds_names():
-    from sheetsgd.lesson import bundled_lessons
+    from sheetsgd.lessons.sgd.lesson import bundled_lessons
     return bundled_lessons()
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import openpyxl
 
-from sheetsgd import kinds
-from sheetsgd.lesson import bundled_lessons
-from sheetsgd.optimizers import OPTIMIZERS
+from sheetsgd.lessons import kinds
+from sheetsgd.lessons.sgd.lesson import bundled_lessons
+from sheetsgd.lessons.optimizers import OPTIMIZERS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

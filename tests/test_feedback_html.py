@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
-from sheetsgd.exercise import build_student
-from sheetsgd.feedback_html import render
-from sheetsgd.report import show_pair
+from sheetsgd.lessons import kinds
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import Flaw, fill_sheets, fill_xml_sheets
+from sheetsgd.write.lesson_file import build_student
+from sheetsgd.feedback.html import render
+from sheetsgd.check.report import show_pair
 
 from hostile_names import HOSTILE_FORMULA, HOSTILE_SHEET, make_hostile
 from pngcheck import decode

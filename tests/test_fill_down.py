@@ -25,9 +25,10 @@ import pytest
 from click.testing import CliRunner
 from openpyxl.formula.translate import Translator
 
-from sheetsgd import api, kinds
-from sheetsgd.cli import cli
-from sheetsgd.exercise import build_student
+from sheetsgd import api
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
+from sheetsgd.write.lesson_file import build_student
 
 FIXTURES = Path(__file__).parent / "fixtures" / "layout_v1"
 TABULAR = {"titanic-linear", "titanic-logistic", "titanic-relu2", "titanic-mlp", "penguins-softmax", "dropout",
@@ -125,7 +126,7 @@ def test_a_layout_version_1_workbook_checks_as_built(path):
 
 def test_a_layout_version_1_student_version_is_judged_on_its_own_layout(tmp_path):
     """Its blanks filled with the version-1 formulas (per-batch rows): correct; a sign flipped: named."""
-    from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
+    from sheetsgd.check.demo import Flaw, fill_sheets, fill_xml_sheets
 
     student = tmp_path / "student.xlsx"
     shutil.copy(FIXTURES / "linear-b4.xlsx", student)
@@ -172,7 +173,7 @@ def filled_by_libreoffice(tmp_path_factory):
     version, each blank column's first cell typed and filled down by LibreOffice (one process for all)."""
     from conftest import require_libreoffice
     from lo_fill import fill_down, first_cells, type_first_cells
-    from sheetsgd.demo import Flaw, _lesson_blocks, fill_sheets
+    from sheetsgd.check.demo import Flaw, _lesson_blocks, fill_sheets
     from test_every_lesson_checks import LESSONS
 
     require_libreoffice()
@@ -244,7 +245,7 @@ def test_a_mistake_in_a_first_cell_is_named_at_its_column_and_step_1(filled_by_l
 def test_row_local_mini_batches_are_judged_as_before(tmp_path, shuffle, mistake, column):
     """A mini-batch student version (layout 2) filled correctly checks clean; each catalogued mistake in a
     gradient of the batch mean is named at its column and step 1 (recalculated by IronCalc)."""
-    from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
+    from sheetsgd.check.demo import Flaw, fill_sheets, fill_xml_sheets
 
     student = tmp_path / "student.xlsx"
     api.load("quadratic", batch_size=4, shuffle=shuffle, epochs=2).build(

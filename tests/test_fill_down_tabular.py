@@ -21,9 +21,9 @@ import openpyxl
 import pytest
 from openpyxl.formula.translate import Translator
 
-from sheetsgd import kinds
-from sheetsgd.check import check
-from sheetsgd.exercise import resolve
+from sheetsgd.lessons import kinds
+from sheetsgd.check.checker import check
+from sheetsgd.lessons.exercise import resolve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tabular_layout_v1"
 

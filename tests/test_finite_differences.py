@@ -9,8 +9,8 @@ import numpy as np
 import openpyxl
 import pytest
 
-from sheetsgd import kinds
-from sheetsgd.spec import FD_TOLERANCE
+from sheetsgd.lessons import kinds
+from sheetsgd.lessons.sgd.spec import FD_TOLERANCE
 
 LESSONS = ["linear", "quadratic", "optimizers", "optimizers-classic"]
 STATED = "to 6 significant digits or more"  # what the Introduction says: FD_TOLERANCE = 1e-6
@@ -93,18 +93,18 @@ def test_a_workbook_of_spec_version_2_still_checks_clean(tmp_path, monkeypatch):
     a template without fd_scheme: the checker rebuilds them as they were built."""
     from dataclasses import replace
 
-    import sheetsgd.book
-    from sheetsgd.check import check
+    import sheetsgd.sheet.book
+    from sheetsgd.check.checker import check
 
     lesson = kinds.load("linear")
     old = replace(lesson, fd_scheme="forward")
     object.__setattr__(old, "origin", lesson.origin)  # the template as it was: no fd_scheme key
     assert "fd_scheme" not in lesson.origin["template"].get("training", {})
-    monkeypatch.setattr(sheetsgd.book, "MANIFEST_VERSION", 2)
+    monkeypatch.setattr(sheetsgd.sheet.book, "MANIFEST_VERSION", 2)
     kinds.kind_of(old).build(old, tmp_path / "v2.xlsx")
     report = check(str(tmp_path / "v2.xlsx"))
     assert report.status == "correct", report.to_text()
-    monkeypatch.setattr(sheetsgd.book, "MANIFEST_VERSION", 3)  # the same sheet claiming version 3 is wrong
+    monkeypatch.setattr(sheetsgd.sheet.book, "MANIFEST_VERSION", 3)  # the same sheet claiming version 3 is wrong
     kinds.kind_of(old).build(old, tmp_path / "v3.xlsx")
     v3 = check(str(tmp_path / "v3.xlsx"))  # the estimates (given columns) do not follow: reported, not graded
     wrong = [c for c in v3.columns if c.correct < c.total]

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from sheetsgd.formula import PORTABLE_FUNCTIONS, check_portable, functions_used
-from sheetsgd import kinds
-from sheetsgd.lesson import bundled_lessons
-from sheetsgd.optimizers import OPTIMIZERS
+from sheetsgd.sheet.formula import PORTABLE_FUNCTIONS, check_portable, functions_used
+from sheetsgd.lessons import kinds
+from sheetsgd.lessons.sgd.lesson import bundled_lessons
+from sheetsgd.lessons.optimizers import OPTIMIZERS
 
 from conftest import formula_cells
 

@@ -7,11 +7,11 @@ import math
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.cli import cli
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
 from sheetsgd.errors import SheetsgdError
-from sheetsgd.formula import check_portable
-from sheetsgd.function_lesson import FunctionLesson, Run, function_columns, train_function, validate
+from sheetsgd.sheet.formula import check_portable
+from sheetsgd.lessons.function import FunctionLesson, Run, function_columns, train_function, validate
 
 from conftest import cell_values, close, formula_cells, read_manifest
 

@@ -2,7 +2,7 @@
 value, number format), unless a commit changed the dump on purpose (python tests/golden_dump.py NAME).
 
 The hidden manifest sheet is left out: it is for the checker, not what a user sees, and its format
-has a version of its own (read in every version by sheetsgd.submission)."""
+has a version of its own (read in every version by sheetsgd.check.submission)."""
 from __future__ import annotations
 
 import math

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import sheetsgd.grade as grading
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.demo import Flaw, fill_cells, fill_xml
-from sheetsgd.grade import grade, safe_cell
-from sheetsgd.lesson import load_lesson, override
-from sheetsgd.student import resolve_exercise
-from sheetsgd.writer import build_workbook
+import sheetsgd.grade.batch as grading
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import Flaw, fill_cells, fill_xml
+from sheetsgd.grade.batch import grade, safe_cell
+from sheetsgd.lessons.sgd.lesson import load_lesson, override
+from sheetsgd.lessons.sgd.student import resolve_exercise
+from sheetsgd.lessons.sgd.workbook import build_workbook
 
 INJECTIONS = ["=cmd|' -C calc'!A0", "+SUM(1,2)", "-2+3", "@SUM(A1)"]
 

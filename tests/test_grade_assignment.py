@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from sheetsgd import api
-from sheetsgd.cli import cli
-from sheetsgd.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import fill_sheets, fill_xml_sheets
 
 
 def _filled(path, lesson, exercise=True, **options):

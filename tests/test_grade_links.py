@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd.cli import cli
-from sheetsgd.lesson import load_lesson, override
-from sheetsgd.writer import build_workbook
+from sheetsgd.cli.commands import cli
+from sheetsgd.lessons.sgd.lesson import load_lesson, override
+from sheetsgd.lessons.sgd.workbook import build_workbook
 
 
 def run(*args):

@@ -17,17 +17,17 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from sheetsgd.recalc import recalc_libreoffice
+from sheetsgd.check.recalc.libreoffice import recalc_libreoffice
 from click.testing import CliRunner
 
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.demo import fill_cells, fill_xml
-from sheetsgd.grade import grade
-from sheetsgd.lesson import load_lesson, override
-from sheetsgd.student import resolve_exercise
-from sheetsgd.writer import build_workbook
-from sheetsgd.xlsxread import Limits
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import fill_cells, fill_xml
+from sheetsgd.grade.batch import grade
+from sheetsgd.lessons.sgd.lesson import load_lesson, override
+from sheetsgd.lessons.sgd.student import resolve_exercise
+from sheetsgd.lessons.sgd.workbook import build_workbook
+from sheetsgd.read.workbook import Limits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -237,8 +237,8 @@ def test_overflowing_sheet_agrees_with_the_engine_on_divergence(good):
 
 
 def _run_limited(code: str) -> tuple[float, float, str]:
-    """Run python code in a fresh process; (seconds, peak RSS MB above a bare `import sheetsgd.check`, output)."""
-    probe = ("import resource, time, sys; sys.path.insert(0, %r); import sheetsgd.check, sheetsgd.cli; "
+    """Run python code in a fresh process; (seconds, peak RSS MB above a bare `import sheetsgd.check.checker`, output)."""
+    probe = ("import resource, time, sys; sys.path.insert(0, %r); import sheetsgd.check.checker, sheetsgd.cli.commands; "
              "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; t = time.perf_counter();\n%s\n"
              "print('@@', time.perf_counter() - t, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)"
              % (str(ROOT), code))
@@ -263,7 +263,7 @@ def test_billion_laughs_and_zip_bomb_refused_fast_and_small(good, tmp_path):
     with zipfile.ZipFile(bomb) as z:
         assert z.getinfo(part).file_size == 1 << 30
     for path, word in ((laughs, "DTD"), (bomb, "zip bomb")):
-        seconds, mb, out = _run_limited(f"r = sheetsgd.check.check({str(path)!r}); print(r.exit_code, r.message)")
+        seconds, mb, out = _run_limited(f"r = sheetsgd.check.checker.check({str(path)!r}); print(r.exit_code, r.message)")
         assert out.startswith("2 ") and (word in out or "before inflating" in out), out
         assert seconds < 1.0 and mb < 100, (path.name, seconds, mb)
     # a bomb that lies about its size, or a part limit raised too far, is still stopped while inflating

@@ -18,11 +18,11 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.cli import cli
-from sheetsgd.demo import fill_sheets, fill_xml_sheets
-from sheetsgd.inputfile import MAX_ROSTER_BYTES, MAX_TEMPLATE_BYTES
-from sheetsgd.lesson import bundled_lessons, templates_dir
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.runtime.inputfile import MAX_ROSTER_BYTES, MAX_TEMPLATE_BYTES
+from sheetsgd.lessons.sgd.lesson import bundled_lessons, templates_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
@@ -167,7 +167,7 @@ EVIL_MEMBERS = ["../../evil.txt", "/abs/evil.txt", "xl/../../evil2.txt", "C:/evi
 @pytest.fixture(scope="module")
 def with_evil_members(tmp_path_factory):
     """A correct linear submission (a wrong grad_a column) whose zip also holds members named to escape."""
-    from sheetsgd.demo import Flaw
+    from sheetsgd.check.demo import Flaw
 
     tmp = tmp_path_factory.mktemp("members")
     student = tmp / "student.xlsx"

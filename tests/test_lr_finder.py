@@ -9,10 +9,10 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.cli import cli
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
 from sheetsgd.errors import SheetsgdError
-from sheetsgd.lr_finder import finder_columns, train_finder
+from sheetsgd.lessons.lr_finder.finder import finder_columns, train_finder
 
 from conftest import cell_values, close, formula_cells, read_manifest
 

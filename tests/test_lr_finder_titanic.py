@@ -14,13 +14,13 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.cli import cli
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
 from sheetsgd.errors import SheetsgdError
-from sheetsgd.formula import check_portable
-from sheetsgd.lesson import read_template, template_kind
-from sheetsgd.lr_finder import finder_columns, train_finder
-from sheetsgd.titanic.workbook import TitanicWorkbook
+from sheetsgd.sheet.formula import check_portable
+from sheetsgd.lessons.sgd.lesson import read_template, template_kind
+from sheetsgd.lessons.lr_finder.finder import finder_columns, train_finder
+from sheetsgd.lessons.tabular.workbook import TitanicWorkbook
 
 from conftest import cell_values, close, formula_cells, read_manifest
 

@@ -18,7 +18,7 @@ import numpy as np
 import openpyxl
 import pytest
 
-from sheetsgd.check import check
+from sheetsgd.check.checker import check
 from metamorphic_edits import Edit, student_version, write_all
 
 CORRECT = "correct"
@@ -223,7 +223,7 @@ def test_a_widened_lr_is_not_correct(bench, tmp_path):
 def test_the_full_workbook_is_not_the_assignment(bench, tmp_path):
     from click.testing import CliRunner
 
-    from sheetsgd.cli import cli
+    from sheetsgd.cli.commands import cli
 
     out = tmp_path / "grades.csv"
     result = CliRunner().invoke(cli, ["grade", str(bench["linear"]["full"]["lo"]), "-o", str(out),

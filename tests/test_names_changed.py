@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sheetsgd import kinds
-from sheetsgd.check import check
-from sheetsgd.demo import fill_sheets, fill_xml_sheets
-from sheetsgd.exercise import build_student
-from sheetsgd.grade import row_for
+from sheetsgd.lessons import kinds
+from sheetsgd.check.checker import check
+from sheetsgd.check.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.write.lesson_file import build_student
+from sheetsgd.grade.batch import row_for
 
 READ_BY_EXERCISE = {"run2_lr": "run2_lr"}  # too-high: run 2's lr is the one the exercise columns read
 LESSONS = {"linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1}, "penguins-softmax": {"epochs": 1},
@@ -41,8 +41,8 @@ def set_name(src: Path, dst: Path, name: str, target: str | None) -> Path:
 
 def lr_name(path: Path) -> tuple[str, str, int, int]:
     """(name, sheet, row, column) of the lesson's first learning-rate name."""
-    from sheetsgd.rebuild import name_cells
-    from sheetsgd.xlsxread import Workbook
+    from sheetsgd.check.rebuild import name_cells
+    from sheetsgd.read.workbook import Workbook
 
     cells = name_cells(Workbook(str(path)))
     name = next(n for n in sorted(cells, key=lambda n: n != READ_BY_EXERCISE.get(n)) if n.lower().endswith("lr"))
@@ -54,7 +54,7 @@ def _quoted(sheet: str) -> str:
 
 
 def _letters(col: int) -> str:
-    from sheetsgd.xlsxread import column_letters
+    from sheetsgd.read.workbook import column_letters
 
     return column_letters(col)
 

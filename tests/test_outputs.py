@@ -1,4 +1,4 @@
-"""The output policy (sheetsgd.outputs), as users meet it on the command line: every file the tool writes
+"""The output policy (sheetsgd.runtime.outputs), as users meet it on the command line: every file the tool writes
 (grade's CSV, --results-json, --feedback-dir, --annotate-dir, check --annotate, build -o, --variants,
 autograder -o) is never written through a symbolic link, never over an input (a hard link to a submission
 is the submission), lands by a rename (no temporary file left behind) and gets the usual mode (0666 less
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sheetsgd import api
-from sheetsgd.lesson import bundled_lessons
+from sheetsgd.lessons.sgd.lesson import bundled_lessons
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,7 +151,7 @@ def test_every_output_gets_the_usual_mode_and_no_temporary_file_is_left(subs, tm
     try:
         from click.testing import CliRunner
 
-        from sheetsgd.cli import cli
+        from sheetsgd.cli.commands import cli
 
         runner = CliRunner()
         out = tmp_path / "out"

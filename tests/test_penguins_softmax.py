@@ -11,11 +11,11 @@ import re
 import numpy as np
 import pytest
 
-from sheetsgd import kinds
-from sheetsgd.datasets import PENGUINS_CSV, PENGUINS_MD5
+from sheetsgd.lessons import kinds
+from sheetsgd.lessons.datasets import PENGUINS_CSV, PENGUINS_MD5
 from sheetsgd.errors import SheetsgdError
-from sheetsgd.formula import check_portable
-from sheetsgd.titanic.engine import train
+from sheetsgd.sheet.formula import check_portable
+from sheetsgd.lessons.tabular.engine import train
 
 from conftest import assert_recalculated_equals_cached, assert_steps_equal_engine, build_and_recalc, close
 from conftest import formula_cells as read_formulas

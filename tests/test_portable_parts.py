@@ -9,10 +9,10 @@ import re
 import numpy as np
 import pytest
 
-from sheetsgd import kinds
-from sheetsgd.evaluate import FUNCTIONS, Val
-from sheetsgd.exercise import build_student
-from sheetsgd.formula import PORTABLE_FUNCTIONS, check_portable, functions_used
+from sheetsgd.lessons import kinds
+from sheetsgd.sheet.evaluate import FUNCTIONS, Val
+from sheetsgd.write.lesson_file import build_student
+from sheetsgd.sheet.formula import PORTABLE_FUNCTIONS, check_portable, functions_used
 
 from test_presentation import OPTIONS
 from xlsx_parts import formula_parts

@@ -11,11 +11,12 @@ import unicodedata
 import openpyxl
 import pytest
 
-from sheetsgd import kinds, presentation
-from sheetsgd.blocks import StudentPlan
-from sheetsgd.demo import Flaw, fill_sheets, fill_xml_sheets
-from sheetsgd.exercise import build_student
-from sheetsgd.recalc import recalc_libreoffice
+from sheetsgd.lessons import kinds
+from sheetsgd.sheet import presentation
+from sheetsgd.sheet.blocks import StudentPlan
+from sheetsgd.check.demo import Flaw, fill_sheets, fill_xml_sheets
+from sheetsgd.write.lesson_file import build_student
+from sheetsgd.check.recalc.libreoffice import recalc_libreoffice
 
 # small options: every sheet of each lesson, few rows
 OPTIONS = {"linear": {"epochs": 1}, "quadratic": {"epochs": 1}, "too-high": {"epochs": 8},
@@ -26,7 +27,7 @@ OPTIONS = {"linear": {"epochs": 1}, "quadratic": {"epochs": 1}, "too-high": {"ep
 
 
 def test_every_bundled_lesson_is_rendered():
-    from sheetsgd.lesson import bundled_lessons
+    from sheetsgd.lessons.sgd.lesson import bundled_lessons
 
     assert set(OPTIONS) == set(bundled_lessons())
 

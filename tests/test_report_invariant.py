@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sheetsgd.report import AUDIT_ENV, ColumnResult, Report, audit, invariant_breach
+from sheetsgd.check.report import AUDIT_ENV, ColumnResult, Report, audit, invariant_breach
 
 
 def _report(status, correct, local):
@@ -33,8 +33,8 @@ def test_given_cells_edited_count_only_where_the_exercise_reads_them(tmp_path):
     import openpyxl
 
     from sheetsgd import api
-    from sheetsgd.check import check
-    from sheetsgd.demo import fill_sheets, fill_xml_sheets
+    from sheetsgd.check.checker import check
+    from sheetsgd.check.demo import fill_sheets, fill_xml_sheets
 
     student = tmp_path / "student.xlsx"
     api.load("linear", epochs=1).build(student, exercise=True, progress=False)

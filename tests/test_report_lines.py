@@ -2,7 +2,7 @@
 an expected error is not shown as an empty cell, and the summary leads with the grading policy's figure."""
 from __future__ import annotations
 
-from sheetsgd.report import ColumnResult, Report, show_pair
+from sheetsgd.check.report import ColumnResult, Report, show_pair
 
 
 def test_two_different_numbers_never_print_alike():

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd.cli import cli
-from sheetsgd.demo import fill_sheets, fill_xml_sheets
-from sheetsgd.safetext import json_text, shown
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.runtime.safetext import json_text, shown
 from xlsx_parts import sheet_parts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +159,7 @@ def test_grade_names_a_file_that_is_not_utf8_everywhere(hostile, tmp_path):
 
 
 def test_the_autograder_grades_a_file_that_is_not_utf8(hostile, tmp_path, capfd):
-    from sheetsgd.autograder_run import run
+    from sheetsgd.grade.autograder_run import run
 
     bundle = tmp_path / "ag.zip"
     result = CliRunner().invoke(cli, ["autograder", "linear", "--epochs", "1", "-o", str(bundle)])
@@ -182,7 +182,7 @@ def test_the_autograder_grades_a_file_that_is_not_utf8(hostile, tmp_path, capfd)
 
 
 def test_progress_lines_escape_stage_names():
-    from sheetsgd.progress import Reporter
+    from sheetsgd.runtime.progress import Reporter
 
     stream = io.StringIO()
     reporter = Reporter(stream=stream, delay=0, interval=0)

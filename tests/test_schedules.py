@@ -1,4 +1,4 @@
-"""Learning-rate schedules (sheetsgd.schedules): each schedule's values against its formula written out
+"""Learning-rate schedules (sheetsgd.lessons.schedules): each schedule's values against its formula written out
 here and against torch's schedulers; one-cycle against fastai's formula, and training with it against
 torch float64 step by step; every kind with a schedule recalculated in LibreOffice; bad input."""
 from __future__ import annotations
@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.engine import train
-from sheetsgd.lesson import bundled_lessons
-from sheetsgd.schedules import Schedule, parse_schedule
-from sheetsgd.spec import step_columns
-from sheetsgd.writer import estimate_size
+from sheetsgd.lessons import kinds
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.lessons.sgd.engine import train
+from sheetsgd.lessons.sgd.lesson import bundled_lessons
+from sheetsgd.lessons.schedules import Schedule, parse_schedule
+from sheetsgd.lessons.sgd.spec import step_columns
+from sheetsgd.lessons.sgd.workbook import estimate_size
 
 from conftest import assert_recalculated_equals_cached, close
 
@@ -220,7 +220,7 @@ def test_size_guard_refuses_huge_scheduled_runs_before_training(tmp_path, lesson
 
 
 def test_function_size_counts_the_lr_columns(tmp_path):
-    from sheetsgd.runbounds import _function_size
+    from sheetsgd.lessons.runbounds import _function_size
 
     plain = kinds.load("too-high")
     scheduled = kinds.load(str(with_schedule(tmp_path, "too-high", 'kind = "cosine"')))

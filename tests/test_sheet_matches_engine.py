@@ -10,11 +10,11 @@ import zipfile
 import openpyxl
 import pytest
 
-from sheetsgd.engine import train
-from sheetsgd.lesson import load_lesson, override, with_optimizer
-from sheetsgd.optimizers import OPTIMIZERS
-from sheetsgd.spec import step_columns
-from sheetsgd.writer import STEPS, build_workbook
+from sheetsgd.lessons.sgd.engine import train
+from sheetsgd.lessons.sgd.lesson import load_lesson, override, with_optimizer
+from sheetsgd.lessons.optimizers import OPTIMIZERS
+from sheetsgd.lessons.sgd.spec import step_columns
+from sheetsgd.lessons.sgd.workbook import STEPS, build_workbook
 
 from conftest import assert_recalculated_equals_cached, cell_values, close, read_manifest
 
@@ -160,7 +160,7 @@ def test_trace_json_of_a_diverging_run_is_valid_json():
 
     from click.testing import CliRunner
 
-    from sheetsgd.cli import cli
+    from sheetsgd.cli.commands import cli
 
     result = CliRunner().invoke(cli, ["trace", "linear", "--lr", "0.01", "--epochs", "30", "--format", "json"])
     data = json.loads(result.output)  # NaN/Infinity would not parse strictly below

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd.cli import cli
-from sheetsgd.demo import Flaw, fill_cells, fill_xml
-from sheetsgd.lesson import load_lesson, override
-from sheetsgd.recalc import libreoffice_path
-from sheetsgd.structural import cycle, divergence_step, find_step_rows
-from sheetsgd.student import resolve_exercise
-from sheetsgd.submission import locate
-from sheetsgd.writer import build_workbook
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import Flaw, fill_cells, fill_xml
+from sheetsgd.lessons.sgd.lesson import load_lesson, override
+from sheetsgd.check.recalc.libreoffice import libreoffice_path
+from sheetsgd.check.structural import cycle, divergence_step, find_step_rows
+from sheetsgd.lessons.sgd.student import resolve_exercise
+from sheetsgd.check.submission import locate
+from sheetsgd.lessons.sgd.workbook import build_workbook
 
 import numpy as np
 from lo_edit import run_macro

@@ -49,7 +49,7 @@ def imported(name: str, path: Path, known: set[str]) -> set[str]:
         else:
             continue
         for target in targets:
-            while target and target not in known:  # `import sheetsgd.titanic.nets` → that module
+            while target and target not in known:  # `import sheetsgd.lessons.tabular.nets` → that module
                 target = target.rpartition(".")[0]
             if target and target != name:
                 out.add(target)
@@ -94,9 +94,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 def test_the_import_graph_sees_function_local_imports():
     graph = import_graph()
-    assert "sheetsgd.engine" in graph["sheetsgd.kinds"]
-    assert "sheetsgd.check" in graph["sheetsgd.cli"]  # imported inside the check command only
-    assert "sheetsgd.kinds" in graph["sheetsgd.cli"]  # `from . import kinds`
+    assert "sheetsgd.lessons.sgd.engine" in graph["sheetsgd.lessons.kinds"]
+    assert "sheetsgd.check.checker" in graph["sheetsgd.cli.commands"]  # imported inside the check command only
+    assert "sheetsgd.lessons.kinds" in graph["sheetsgd.cli.commands"]  # `from . import kinds`
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 

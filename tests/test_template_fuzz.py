@@ -17,8 +17,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import schema
-from sheetsgd.cli import cli
+from sheetsgd.lessons import schema
+from sheetsgd.cli.commands import cli
 
 SEED = int(os.environ.get("SHEETSGD_TEMPLATE_FUZZ_SEED", "20261201"))
 CASES = int(os.environ.get("SHEETSGD_TEMPLATE_FUZZ_CASES", "1200"))
@@ -111,7 +111,7 @@ def mutate(template: dict, kind: str, titanic: bool, rng: random.Random) -> str:
     if not isinstance(table, dict):
         return "noop"
     if name == "optimizer":
-        from sheetsgd.optimizers import OPTIMIZERS
+        from sheetsgd.lessons.optimizers import OPTIMIZERS
 
         opt = rng.choice(list(OPTIMIZERS))
         sub = table.setdefault(opt, {}) if rng.random() < 0.7 else table

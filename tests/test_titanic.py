@@ -16,13 +16,13 @@ import numpy as np
 import openpyxl
 import pytest
 
-from sheetsgd.datasets import TITANIC_CSV, TITANIC_MD5
-from sheetsgd.formula import check_portable
-from sheetsgd.titanic.engine import best_fit, train
-from sheetsgd.titanic.features import prepare
-from sheetsgd.titanic.lesson import parse_titanic_lesson
-from sheetsgd.titanic.nets import LOSSES, MODELS, batch_gradient, batch_loss
-from sheetsgd.titanic.workbook import build_titanic_workbook
+from sheetsgd.lessons.datasets import TITANIC_CSV, TITANIC_MD5
+from sheetsgd.sheet.formula import check_portable
+from sheetsgd.lessons.tabular.engine import best_fit, train
+from sheetsgd.lessons.tabular.features import prepare
+from sheetsgd.lessons.tabular.lesson import parse_titanic_lesson
+from sheetsgd.lessons.tabular.nets import LOSSES, MODELS, batch_gradient, batch_loss
+from sheetsgd.lessons.tabular.workbook import build_titanic_workbook
 
 from conftest import cell_values as read_values
 from conftest import close
@@ -372,7 +372,7 @@ def test_size_guard_refuses_before_writing(tmp_path):
 
 
 def test_size_guard_limits():
-    from sheetsgd.sizeguard import WorkbookSize
+    from sheetsgd.lessons.sizeguard import WorkbookSize
 
     ok = WorkbookSize(cells=9_999_999, formula_cells=1, longest_formula=8192, max_rows=1_048_576, max_columns=16_384)
     assert ok.problems() == []

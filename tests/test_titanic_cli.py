@@ -5,7 +5,7 @@ import json
 
 from click.testing import CliRunner
 
-from sheetsgd.cli import cli
+from sheetsgd.cli.commands import cli
 
 TITANIC = ["titanic-linear", "titanic-logistic", "titanic-mlp", "titanic-relu2"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.cli import cli
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
 
 TEMPLATE = """
 [data]

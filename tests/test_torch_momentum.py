@@ -7,11 +7,11 @@ import itertools
 
 import pytest
 
-from sheetsgd.engine import train
-from sheetsgd.lesson import load_lesson, override, with_optimizer, validate
-from sheetsgd.check import check
-from sheetsgd.spec import step_columns
-from sheetsgd.writer import build_workbook
+from sheetsgd.lessons.sgd.engine import train
+from sheetsgd.lessons.sgd.lesson import load_lesson, override, with_optimizer, validate
+from sheetsgd.check.checker import check
+from sheetsgd.lessons.sgd.spec import step_columns
+from sheetsgd.lessons.sgd.workbook import build_workbook
 
 CASES = [dict(momentum=m, dampening=d, nesterov=n, weight_decay=w)
          for m, d, n, w in itertools.product([0.9, 0.5], [0.0, 0.1, 0.7], [0.0, 1.0], [0.0, 0.01]) if not (n and d)]

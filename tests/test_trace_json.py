@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import kinds
-from sheetsgd.cli import cli
-from sheetsgd.jsonsafe import finite_or_null
+from sheetsgd.lessons import kinds
+from sheetsgd.cli.commands import cli
+from sheetsgd.runtime.jsonsafe import finite_or_null
 
 def bundled_text(name: str) -> str:
-    from sheetsgd.lesson import bundled_lessons
+    from sheetsgd.lessons.sgd.lesson import bundled_lessons
 
     return bundled_lessons()[name].read_text(encoding="utf-8")
 
@@ -71,7 +71,7 @@ def numbers(document):
 
 
 def test_the_bundled_kinds_are_all_covered():
-    from sheetsgd.lesson import bundled_lessons
+    from sheetsgd.lessons.sgd.lesson import bundled_lessons
 
     kinds_seen = {kinds.load(str(p)).kind for p in bundled_lessons().values()}
     assert kinds_seen == {k for k in DIVERGING if k != "lr-finder-titanic"} | {"lr-finder"}

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from sheetsgd import api, kinds
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.demo import fill_sheets, fill_xml_sheets
-from sheetsgd.lesson import bundled_lessons, read_template
-from sheetsgd.variants import apply
+from sheetsgd import api
+from sheetsgd.lessons import kinds
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.lessons.sgd.lesson import bundled_lessons, read_template
+from sheetsgd.lessons.variants import apply
 
 SMALL = {"linear": {"epochs": 1}, "quadratic": {"epochs": 3}, "too-high": {}, "optimizers": {"epochs": 1},
          "optimizers-classic": {"epochs": 1}, "one-cycle": {"epochs": 1}, "lr-finder": {}, "lr-finder-titanic": {},

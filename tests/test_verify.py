@@ -18,11 +18,12 @@ import pytest
 from click.testing import CliRunner
 
 from forge import forge, share_column
-from sheetsgd import api, kinds
-from sheetsgd.check import check
-from sheetsgd.cli import cli
-from sheetsgd.demo import fill_sheets, fill_xml_sheets
-from sheetsgd.exercise import build_student
+from sheetsgd import api
+from sheetsgd.lessons import kinds
+from sheetsgd.check.checker import check
+from sheetsgd.cli.commands import cli
+from sheetsgd.check.demo import fill_sheets, fill_xml_sheets
+from sheetsgd.write.lesson_file import build_student
 
 # a lesson of every kind (small options), and the bundled titanic-logistic for --strict
 KINDS = {"linear": {"epochs": 1}, "too-high": {"epochs": 8}, "optimizers": {"epochs": 1},
@@ -168,7 +169,7 @@ def test_a_formula_nested_3000_deep_is_one_line_not_a_crash(saved, tmp_path, mon
         code, out = _run(*args, deep)
         assert code == 2 and "nested 3,000 parentheses deep" in _one_line(out), out[:2000]
     assert api.check(deep, recalc="ironcalc").status == "error"
-    monkeypatch.setattr("sheetsgd.recalc_child.over_bounds", lambda text: None)  # past the bound, IronCalc
+    monkeypatch.setattr("sheetsgd.check.recalc.child.over_bounds", lambda text: None)  # past the bound, IronCalc
     crashed = api.check(deep, recalc="ironcalc")  # crashes: in its child process, so one line, not our death
     assert crashed.status == "error" and "crashed" in crashed.message, crashed.message
     monkeypatch.undo()
@@ -207,7 +208,7 @@ def test_timeout_holds_on_every_path(saved, tmp_path, monkeypatch, path_args):
 
 
 def test_forms_read_every_reference_row():
-    from sheetsgd.own_formulas import forms
+    from sheetsgd.check.own_formulas import forms
 
     texts = [b"H7-lr*K7", b"LOG10(B$3)+Data!$C$12*A7", b"SUM(A1:A9)/1E5", b"H8-lr*K8"]
     shapes, values, first, _ = forms(b"\x00".join(texts))

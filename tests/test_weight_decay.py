@@ -9,9 +9,9 @@ import math
 
 import pytest
 
-from sheetsgd import kinds
-from sheetsgd.compare_lesson import train_compare
-from sheetsgd.spec import step_columns
+from sheetsgd.lessons import kinds
+from sheetsgd.lessons.compare import train_compare
+from sheetsgd.lessons.sgd.spec import step_columns
 
 from conftest import assert_compare_sheets_equal_engine, assert_recalculated_equals_cached, close, read_manifest
 
@@ -94,7 +94,7 @@ def test_shrinkage_needs_weight_decay_and_is_off_by_default():
 
 @pytest.mark.parametrize("options", [{}, {"batch_size": 1, "epochs": 2}])
 def test_size_guard_counts_the_shrinkage_columns(tmp_path, options):
-    from sheetsgd.runbounds import estimate
+    from sheetsgd.lessons.runbounds import estimate
 
     lesson = kinds.load("weight-decay", **options)
     report = kinds.kind_of(lesson).build(lesson, tmp_path / "wd.xlsx")
@@ -112,7 +112,7 @@ def test_size_guard_counts_the_shrinkage_columns(tmp_path, options):
 def test_too_large_a_run_is_refused_in_one_line(tmp_path):
     from click.testing import CliRunner
 
-    from sheetsgd.cli import cli
+    from sheetsgd.cli.commands import cli
 
     out = tmp_path / "big.xlsx"
     result = CliRunner().invoke(cli, ["build", "weight-decay", "--epochs", "200000", "--batch-size", "1",

@@ -8,10 +8,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from sheetsgd.engine import train
-from sheetsgd.lesson import load_lesson, override
-from sheetsgd.spec import step_columns
-from sheetsgd.writer import build_workbook
+from sheetsgd.lessons.sgd.engine import train
+from sheetsgd.lessons.sgd.lesson import load_lesson, override
+from sheetsgd.lessons.sgd.spec import step_columns
+from sheetsgd.lessons.sgd.workbook import build_workbook
 
 from conftest import read_manifest
 
@@ -118,7 +118,7 @@ def test_linear_lesson_is_the_graddesc_setup():
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "rmsprop", "adam", "adamw"])
 @pytest.mark.parametrize("layout", [dict(batch_size=1), dict(batch_size=4, shuffle=True), dict(batch_size="full")])
 def test_size_estimate_equals_what_is_written(tmp_path, layout, optimizer):
-    from sheetsgd.writer import estimate_size
+    from sheetsgd.lessons.sgd.workbook import estimate_size
 
     lesson = override(load_lesson("quadratic"), epochs=3, optimizer=optimizer, **layout)
     report = build_workbook(lesson, tmp_path / "q.xlsx")
@@ -132,8 +132,8 @@ def test_size_estimate_equals_what_is_written(tmp_path, layout, optimizer):
 def test_size_estimate_counts_a_schedule_s_inputs_and_columns(tmp_path, schedule, optimizer):
     import tomllib
 
-    from sheetsgd import kinds
-    from sheetsgd.writer import estimate_size
+    from sheetsgd.lessons import kinds
+    from sheetsgd.lessons.sgd.workbook import estimate_size
 
     raw = tomllib.loads((TEMPLATES / "linear.toml").read_text())
     raw = {**raw, "schedule": schedule, "optimizer": {**raw["optimizer"], "name": optimizer}}
@@ -145,7 +145,7 @@ def test_size_estimate_counts_a_schedule_s_inputs_and_columns(tmp_path, schedule
 def test_too_large_a_workbook_is_refused_before_training(tmp_path):
     from click.testing import CliRunner
 
-    from sheetsgd.cli import cli
+    from sheetsgd.cli.commands import cli
 
     out = tmp_path / "big.xlsx"
     result = CliRunner().invoke(cli, ["build", "linear", "--epochs", "40000", "-o", str(out)])

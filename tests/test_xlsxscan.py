@@ -10,9 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from sheetsgd import kinds
-from sheetsgd.xlsxscan import scan
-from sheetsgd.xlsxsheet import Sheet
+from sheetsgd.lessons import kinds
+from sheetsgd.read.scan import scan
+from sheetsgd.read.sheet import Sheet
 
 HEAD = (b'<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
         b'spreadsheetml/2006/main"><sheetData><row r="1">')

@@ -21,9 +21,9 @@ import tracemalloc
 import openpyxl
 import xlsxwriter
 
-from sheetsgd.engine import train
-from sheetsgd.lesson import load_lesson, override
-from sheetsgd.writer import PortableWorksheet, build_workbook
+from sheetsgd.lessons.sgd.engine import train
+from sheetsgd.lessons.sgd.lesson import load_lesson, override
+from sheetsgd.lessons.sgd.workbook import PortableWorksheet, build_workbook
 
 
 def read_cells(path):

@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sheetsgd.check import check  # noqa: E402
-from sheetsgd.demo import Flaw, fill_cells, fill_xml  # noqa: E402
-from sheetsgd.grade import grade  # noqa: E402
-from sheetsgd.lesson import load_lesson, override  # noqa: E402
-from sheetsgd.recalc import recalc_libreoffice  # noqa: E402
-from sheetsgd.student import resolve_exercise  # noqa: E402
-from sheetsgd.writer import build_workbook  # noqa: E402
+from sheetsgd.check.checker import check  # noqa: E402
+from sheetsgd.check.demo import Flaw, fill_cells, fill_xml  # noqa: E402
+from sheetsgd.grade.batch import grade  # noqa: E402
+from sheetsgd.lessons.sgd.lesson import load_lesson, override  # noqa: E402
+from sheetsgd.check.recalc.libreoffice import recalc_libreoffice  # noqa: E402
+from sheetsgd.lessons.sgd.student import resolve_exercise  # noqa: E402
+from sheetsgd.lessons.sgd.workbook import build_workbook  # noqa: E402
 
 
 def best(fn, repeat):

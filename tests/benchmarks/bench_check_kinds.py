@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sheetsgd import kinds  # noqa: E402
-from sheetsgd.check import check  # noqa: E402
-from sheetsgd.demo import fill_sheets, fill_xml_sheets  # noqa: E402
-from sheetsgd.exercise import build_student  # noqa: E402
-from sheetsgd.grade import grade  # noqa: E402
+from sheetsgd.lessons import kinds  # noqa: E402
+from sheetsgd.check.checker import check  # noqa: E402
+from sheetsgd.check.demo import fill_sheets, fill_xml_sheets  # noqa: E402
+from sheetsgd.write.lesson_file import build_student  # noqa: E402
+from sheetsgd.grade.batch import grade  # noqa: E402
 
 
 def times(fn, repeat):

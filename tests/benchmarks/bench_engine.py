@@ -4,7 +4,7 @@ Run by hand (not part of the test suite):
 
     python tests/benchmarks/bench_engine.py [--steps 10000] [--repeat 7]
 
-Prints the median of --repeat runs (and the fastest and slowest) of ``sheetsgd.engine.train``, the
+Prints the median of --repeat runs (and the fastest and slowest) of ``sheetsgd.lessons.sgd.engine.train``, the
 numbers every sheet column caches, without a workbook. Target: median < 0.1 s.
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from sheetsgd.engine import train  # noqa: E402
-from sheetsgd.lesson import load_lesson, override  # noqa: E402
+from sheetsgd.lessons.sgd.engine import train  # noqa: E402
+from sheetsgd.lessons.sgd.lesson import load_lesson, override  # noqa: E402
 
 
 def main():

@@ -37,13 +37,13 @@ OPTIONS = {}  # set from the command line (the child processes get them as JSON)
 
 
 def the_lesson():
-    from sheetsgd import kinds
+    from sheetsgd.lessons import kinds
 
     return kinds.load(OPTIONS["lesson"], **{k: v for k, v in OPTIONS.items() if k != "lesson"})
 
 
 def build(lesson, out):
-    from sheetsgd import kinds
+    from sheetsgd.lessons import kinds
 
     return kinds.kind_of(lesson).build(lesson, out)
 
