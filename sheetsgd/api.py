@@ -24,7 +24,7 @@ from sheetsgd.runtime import outputs, progress
 from sheetsgd.runtime.jsonsafe import finite_or_null as finite  # noqa: F401 (api.finite: the one JSON-safe conversion)
 from sheetsgd.errors import SheetsgdError
 
-__all__ = ["Lesson", "Run", "SheetsgdError", "check", "lessons", "load"]
+__all__ = ["Lesson", "Run", "SheetsgdError", "annotate", "check", "feedback_page", "lessons", "load"]
 
 OPTIONS = ("optimizer", "lr", "epochs", "batch_size", "loss", "shuffle", "seed", "variant")
 
@@ -205,3 +205,24 @@ def check(path: str | os.PathLike, *, strict: bool = False, recalc: str | None =
     if recalc not in (None, "auto", "ironcalc", "libreoffice"):
         raise SheetsgdError(f"recalc must be None, 'ironcalc' or 'libreoffice', got {recalc!r}")
     return check_file(os.fspath(path), recalc=recalc or "auto", strict=strict, limits=limits or Limits())
+
+
+def _report_dict(report) -> dict:
+    return report.to_dict() if hasattr(report, "to_dict") else report
+
+
+def annotate(path: str | os.PathLike, report, out: str | os.PathLike) -> dict:
+    """``check --annotate``: the marked-up copy of the checked workbook ``path`` written to ``out`` (never over
+    ``path``, never through a link) from its report (:func:`check`'s, or its ``to_dict()``); returns {sheet:
+    marked cells}."""
+    from sheetsgd.feedback.annotate import annotate as annotate_copy
+
+    return annotate_copy(os.fspath(path), _report_dict(report), os.fspath(out))
+
+
+def feedback_page(report) -> str:
+    """``check --format html``: the self-contained feedback page of a report, as text."""
+    from sheetsgd.feedback.html import render
+
+    return render(_report_dict(report))
+

@@ -260,6 +260,10 @@ def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
     section = readme.split("## The Python API", 1)[1]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
     out = capsys.readouterr().out
     assert "mistakes" in out and (tmp_path / "linear.xlsx").exists() and (tmp_path / "student.xlsx").exists()
+    # the feedback faces of the API: the annotated copy (a new file beside the input) and the HTML page
+    assert (tmp_path / "student-marked.xlsx").stat().st_size > 0
+    assert "<html" in namespace["page"].lower() and "new a" in namespace["page"]

@@ -107,11 +107,11 @@ def test_classic_rmsprop_on_the_bundled_titanic_lesson_builds(tmp_path):
 
 
 def test_only_the_shared_loop_applies_an_optimizer():
-    """opt.update is called in sheetsgd/engine.py only: Titanic and the lr finders use engine.run_steps."""
+    """opt.update is called in sheetsgd/lessons/sgd/engine.py only: Titanic and the lr finders use engine.run_steps."""
     callers = []
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "update"
                     and isinstance(node.func.value, ast.Name) and node.func.value.id == "opt"):
                 callers.append(path.relative_to(PACKAGE).as_posix())
-    assert set(callers) == {"engine.py"}
+    assert set(callers) == {"lessons/sgd/engine.py"}

@@ -1,5 +1,5 @@
 """A seeded fuzz over lesson templates (issue 10), next to the workbook fuzz of test_hostile.py: random
-tables, keys, types and values drawn from the schema (sheetsgd/schema.py) and around it (misspelt keys,
+tables, keys, types and values drawn from the schema (sheetsgd/lessons/schema.py) and around it (misspelt keys,
 wrong types, inf/nan, huge and negative numbers, long texts, nesting). Every case must end with exit 0,
 or exit 2 and exactly one line `Error: …`; never a traceback. In-process (click's CliRunner), small
 lessons, so 1,200 cases take seconds. SHEETSGD_TEMPLATE_FUZZ_SEED replays another seed;
