@@ -200,6 +200,39 @@ def test_an_installed_sheetsgd_bundles_itself(installed, filled, tmp_path):
     assert any("update_sign_flipped" in t["tags"] for t in wrong["tests"]), wrong["tests"]
 
 
+def test_a_plain_install_runs_a_courses_commands(installed, filled, tmp_path):
+    """The commands a course runs, from the ``sheetsgd`` console script of a plain (non-editable) install with
+    no source tree beside it: list the lessons, build a lesson and its student version, check a correct and a
+    wrong submission (text and HTML), grade a folder."""
+    root, _ = installed
+    venv = root / "sheetsgd-venv"
+    script = venv / "bin" / "sheetsgd"
+
+    def run(*args):
+        return subprocess.run([str(script), *map(str, args)], cwd=tmp_path, env=_env(root), capture_output=True,
+                              text=True, timeout=600)
+
+    listed = run("lessons")
+    assert listed.returncode == 0 and "linear" in listed.stdout and "collab-filter" in listed.stdout
+    assert run("build", "linear", "--epochs", EPOCHS, "-o", "linear.xlsx", "--quiet").returncode == 0
+    built = run("build", "linear", "--epochs", EPOCHS, "--exercise", "-o", "student.xlsx", "--quiet")
+    assert built.returncode == 0, built.stderr
+    assert zipfile.ZipFile(tmp_path / "student.xlsx").testzip() is None
+    right = run("check", filled["correct"])
+    assert right.returncode == 0 and "all correct" in right.stdout, right.stdout + right.stderr
+    wrong = run("check", filled["wrong"], "--format", "html")
+    assert wrong.returncode == 1 and "update_sign_flipped" in wrong.stdout and "<html" in wrong.stdout.lower()
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for tag in ("correct", "wrong"):
+        shutil.copy(filled[tag], folder / f"{tag}.xlsx")
+    graded = run("grade", folder, "-o", "grades.csv", "--quiet")
+    assert graded.returncode == 1, graded.stdout + graded.stderr  # one submission has a mistake
+    rows = {r["id"]: r for r in __import__("csv").DictReader(open(tmp_path / "grades.csv", encoding="utf-8"))}
+    assert rows["correct"]["status"] == "correct" and float(rows["correct"]["grade"]) == 1.0
+    assert rows["wrong"]["status"] == "mistakes" and "update_sign_flipped" in rows["wrong"]["mistakes"]
+
+
 def test_the_wheel_holds_what_the_build_backend_puts_in_it(installed, tmp_path):
     """The bundled wheel's package files equal, byte for byte, those of the wheel the build backend makes
     from this checkout (when hatchling is importable here; built offline)."""

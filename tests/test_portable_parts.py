@@ -17,7 +17,7 @@ from sheetsgd.sheet.formula import PORTABLE_FUNCTIONS, check_portable, functions
 from test_presentation import OPTIONS
 from xlsx_parts import formula_parts
 
-README_LIST = re.compile(r"`sheetsgd\.formula\.PORTABLE_FUNCTIONS` \(([^)]*)\)")
+README_LIST = re.compile(r"`sheetsgd\.sheet\.formula\.PORTABLE_FUNCTIONS` \(([^)]*)\)")
 
 
 @pytest.fixture(scope="module")
