@@ -19,7 +19,8 @@ from .function import build_function_workbook, override_function, parse_function
 from sheetsgd.lessons.lr_finder.finder import override_finder, parse_finder_lesson, train_finder
 from sheetsgd.lessons.lr_finder.workbook import build_finder_workbook
 from sheetsgd.lessons.tabular.engine import train as train_titanic
-from sheetsgd.lessons.tabular.lesson import parse_titanic_lesson
+from sheetsgd.lessons.tabular.author_csv import inline_csv
+from sheetsgd.lessons.tabular.lesson import is_titanic_template, parse_titanic_lesson
 from sheetsgd.lessons.tabular.workbook import build_titanic_workbook
 from sheetsgd.lessons.sgd.lesson import override, parse_lesson, read_template, template_kind
 from sheetsgd.lessons.sgd.workbook import build_workbook
@@ -39,15 +40,18 @@ class Kind:
         return (self.plan or self.train)(lesson)
 
 
+TABULAR = Kind(parse_titanic_lesson, lambda lesson, **options: lesson.override(**options), train_titanic,
+               build_titanic_workbook, plan=lambda lesson: train_titanic(lesson, dry=True))
 KINDS = {
     "sgd": Kind(parse_lesson, override, train, build_workbook, plan=lambda lesson: train(lesson, dry=True)),
     "function": Kind(parse_function_lesson, override_function, train_function, build_function_workbook),
     "optimizers": Kind(parse_compare_lesson, override_compare, train_compare, build_compare_workbook),
     "lr-finder": Kind(parse_finder_lesson, override_finder, train_finder, build_finder_workbook),
-    "titanic": Kind(parse_titanic_lesson, lambda lesson, **options: lesson.override(**options),
-                    train_titanic, build_titanic_workbook, plan=lambda lesson: train_titanic(lesson, dry=True)),
+    "tabular": TABULAR,  # any CSV's features and target (the Titanic and penguins lessons are of this kind)
     "collab": Kind(parse_collab_lesson, override_collab, train_collab, build_collab_workbook),
+    "titanic": TABULAR,  # the tabular kind's earlier name: its templates and workbooks (manifests say it) still work
 }
+SHOWN = [k for k in KINDS if k != "titanic"]  # the kinds an error message names
 
 
 def kind_of(lesson) -> Kind:
@@ -61,7 +65,9 @@ def load(name_or_path: str, **options):
     if not isinstance(kind, str):
         raise SheetsgdError(f"kind must be a text, got {kind!r:.40}", f"{source} [lesson]")
     if kind not in KINDS:
-        raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
+        raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(SHOWN)}", f"{source} [lesson]")
+    if KINDS[kind] is TABULAR or is_titanic_template(raw):  # an author's CSV: its text is recorded in the template
+        raw = inline_csv(raw, source)
     return from_raw(raw, name, source, options)
 
 
@@ -74,7 +80,7 @@ def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
     if not isinstance(kind, str):
         raise SheetsgdError(f"kind must be a text, got {kind!r:.40}", f"{source} [lesson]")
     if kind not in KINDS:
-        raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(KINDS)}", f"{source} [lesson]")
+        raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(SHOWN)}", f"{source} [lesson]")
     schema.check_template(raw, kind, source)
     variant = options.pop("variant", None)
     given = raw

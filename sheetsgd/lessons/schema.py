@@ -126,13 +126,16 @@ def _optimizer_hyper() -> dict[str, dict[str, Value]]:
 
 
 LESSON = table(name=NAME, title=text(TITLE_MAX_CHARS), description=text(), try_=texts(), exercise=texts(max_len=NAME_MAX_CHARS),
-               kind=choice("sgd", "function", "optimizers", "lr-finder", "collab", noun="lesson kind"))
+               kind=choice("sgd", "function", "optimizers", "lr-finder", "tabular", "collab", "titanic", noun="lesson kind"))
 GENERATE = table(kind=choice("polynomial", noun="generator"), x=Value("axis"), coefficients=numbers(1, 100), center=FINITE,
                  relative_noise=NONNEGATIVE, noise=NONNEGATIVE, seed=SEED, decimals=integer(0, 15))
 DATA = table(x=numbers(), y=numbers(), columns=texts(2, 2, NAME_MAX_CHARS, distinct=True), generate=GENERATE)
 TITANIC_DATA = table(dataset=choice("titanic", "penguins"), preset=choice("lesson3-sheet", "from-scratch", noun="preset"),
                      features=texts(1, 100, NAME_MAX_CHARS, distinct=True), rows=integer(2, MAX_EXAMPLES),
-                     valid_fraction=UNIT_OPEN, split_seed=SEED, valid_idx=Value("intlist", low=0, max_items=MAX_EXAMPLES))
+                     valid_fraction=UNIT_OPEN, split_seed=SEED, valid_idx=Value("intlist", low=0, max_items=MAX_EXAMPLES),
+                     csv=text(NAME_MAX_CHARS), csv_text=text(2 * 2**20), target=NAME, id=NAME, noun=text(40), constant=BOOL,  # an author's CSV
+                     numeric=texts(0, 200, NAME_MAX_CHARS, True), categorical=texts(0, 200, NAME_MAX_CHARS, True), missing=Value("missing"),
+                     scale=choice("standardize", "max", "none", noun="scale"), classes=texts(2, 20, NAME_MAX_CHARS, True))
 MODEL = table(kind=choice("linear", "quadratic", noun="model"), loss=choice("mse", "mae", noun="loss"),
               init=Value("init"))
 TITANIC_MODEL = table(kind=choice("linear", "logistic", "relu2", "mlp", "softmax", noun="model"), hidden=integer(1, 64),
@@ -153,6 +156,15 @@ COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), densit
                            true_factors=integer(1, 50), noise=NONNEGATIVE, seed=SEED, valid_fraction=number(0, 0.9),
                            split_seed=SEED), "training": table(lr=POSITIVE, wd=NONNEGATIVE, steps=integer(1, MAX_STEPS)),
           "model": table(factors=integer(1, 50), y_range=numbers(0, 2), init_std=NONNEGATIVE, seed=SEED)}
+
+
+KIND_CHECKS: dict[str, Callable] = {}  # Value kind -> check(checker, value, where, what), filled by the kinds' modules
+
+
+def tabular_data(data) -> bool:
+    """A tabular lesson's [data]: a bundled dataset, or an author's CSV with its feature columns."""
+    return isinstance(data, dict) and (data.get("dataset") in ("titanic", "penguins") or bool(
+        {"csv", "csv_text"} & set(data) and {"numeric", "categorical"} & set(data)))
 
 
 def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
@@ -250,8 +262,8 @@ class Checker:
                     self.fail(f"{what} needs {', '.join(missing)} (or give a list)", where)
         elif kind == "init":
             self.init(value, where)
-        elif kind == "titanic_init":
-            self.titanic_init(value, where)
+        elif kind in KIND_CHECKS:  # a lesson kind's own keys (the tabular kind's init and missing)
+            KIND_CHECKS[kind](self, value, where, what)
         elif kind == "runs":
             if not isinstance(value, list) or not value:
                 self.fail("needs at least one [[runs]] table with x0 and lr", "")
@@ -306,18 +318,6 @@ class Checker:
         for key, item in value.items():
             self.number(item, FINITE, where, f"init.{key}")
 
-    def titanic_init(self, value, where: str):
-        if not isinstance(value, dict):
-            self.fail(f"init must be a table, got {_show(value)}", where)
-        if "random" in value:
-            self.table(value, table(random=choice("uniform"), seed=SEED, scale=FINITE), where, "init", "init.")
-            return
-        for key, item in value.items():
-            if isinstance(item, list):
-                self.value(item, numbers(1, 10_000), where, f"init.{key}")
-            else:
-                self.number(item, FINITE, where, f"init.{key}")
-
     def optimizer(self, value, spec: Value, where: str):
         if not isinstance(value, dict):
             self.fail(f"[optimizer] must be a table, got {_show(value)}", "")
@@ -347,7 +347,7 @@ def check_template(raw: dict, kind: str, source: str) -> None:
     if not isinstance(raw, dict):
         checker.fail("a template must be a TOML document of tables", "")
     data = raw.get("data")
-    titanic = isinstance(data, dict) and data.get("dataset") in ("titanic", "penguins")
+    titanic = kind in ("tabular", "titanic") or tabular_data(data)
     tables = tables_for(kind, titanic)
     if kind == "lr-finder" and "schedule" in raw:
         checker.fail("an lr finder's lr is its schedule (start_lr to end_lr, set in [finder]): "

@@ -78,7 +78,7 @@ def apply(raw: dict, lesson_name: str, variant: str) -> dict:
         if isinstance(data.get("generate"), dict):
             data["generate"]["seed"] = _word(h, 1)
             changed.append("data.generate.seed")
-        if data.get("dataset") == "titanic" and "valid_idx" not in data:
+        if (data.get("dataset") == "titanic" or "csv_text" in data) and "valid_idx" not in data:  # a tabular split
             data["split_seed"] = _word(h, 2)
             changed.append("data.split_seed")
     runs = out.get("runs")

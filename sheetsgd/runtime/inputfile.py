@@ -36,10 +36,11 @@ def read_regular(path, what: str, max_bytes: int) -> bytes:
         raise SheetsgdError("no such file", os.fsdecode(path)) from None
     except OSError as exc:
         raise SheetsgdError(f"cannot read the {what}: {exc.strerror or exc}", os.fsdecode(path)) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):  # judged before fdopen, which refuses a folder with its own exception
+        os.close(fd)
+        raise SheetsgdError(f"is {_kind(mode)}, not a regular file: the {what} must be a file", os.fsdecode(path))
     with os.fdopen(fd, "rb") as fh:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise SheetsgdError(f"is {_kind(mode)}, not a regular file: the {what} must be a file", os.fsdecode(path))
         too_big = SheetsgdError(f"the {what} is larger than {max_bytes / 2**20:g} MB, more than a {what} needs",
                                 os.fsdecode(path))
         if os.fstat(fd).st_size > max_bytes:

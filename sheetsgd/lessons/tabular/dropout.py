@@ -129,7 +129,7 @@ class DropoutMLP(Model):
 
     def _head(self, c_out: str, dropped: bool) -> list[Quantity]:
         n = self.hidden
-        cols = [Quantity("y", "survived y", lambda c: c.target(), "the passenger's Survived (0 or 1)")]
+        cols = [Quantity("y", self.plain.target_header, lambda c: c.target(), self.plain.target_note)]
         cols += self.plain.forward_columns()[:2 * n]  # z1…zn, a1…an
         if dropped:
             cols += [Quantity(f"m{j}", f"mask m{j}", None, f"given: 1 keeps hidden unit {j} for this row, 0 drops "
@@ -142,7 +142,7 @@ class DropoutMLP(Model):
             Quantity("out", "o = v·" + ("r" if dropped else "a") + " + c",
                      lambda c: f"SUMPRODUCT({c.group('v')},{c.q_range(c_out + '1', f'{c_out}{n}')})+{c.param('c')}",
                      "the output unit's score" + (" from the kept units" if dropped else ", no dropout")),
-            Quantity("pred", "ŷ = σ(o)", lambda c: f"1/(1+EXP(-{c.q('out')}))", "sigmoid: the survival probability"),
+            Quantity("pred", "ŷ = σ(o)", lambda c: f"1/(1+EXP(-{c.q('out')}))", "sigmoid: " + self.plain.outcome),
         ]
         cols += self.loss.columns()
         cols.append(Quantity("correct", "correct (ŷ>0.5)", lambda c: f"IF({c.q('pred')}>0.5,{c.q('y')},1-{c.q('y')})",

@@ -164,6 +164,10 @@ class TitanicData:
     id_column: str = "PassengerId"  # the raw column that names an example on Steps and Examples
     targets: list = field(default_factory=list)  # one-hot target columns (formulas on Data); empty: y is raw B
     noun: str = "passenger"
+    classes: tuple = ()  # the softmax model's class names, in target-column order (empty: the penguins' species)
+    raw_headers: tuple = ()  # the raw columns' headers where they differ from their keys (an author's CSV)
+    about: str = ""  # an author CSV's description on the Introduction (empty: the bundled data's)
+    features_note: str = ""
 
     @property
     def ids(self) -> np.ndarray:

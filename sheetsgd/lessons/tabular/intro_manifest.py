@@ -33,20 +33,24 @@ class IntroManifestMixin:
                  if data.n_valid else f"all {data.n_train} {noun} train (no validation split)")
         penguins = data.preset == "penguins"
         facts = [
-            ("data", (f"Palmer penguins: {len(data.y)} {noun} on the Data sheet" if penguins else
+            ("data", data.about + f"; {split}." if data.about else
+                     (f"Palmer penguins: {len(data.y)} {noun} on the Data sheet" if penguins else
                       f"preset {data.preset}: {len(data.y)} {noun} on the Data sheet")
                      + (f" ({data.dropped} dropped for missing measurements)" if penguins else
                         f" ({data.dropped} dropped for a missing Age or Embarked)" if data.dropped else "")
                      + f"; {split}."),
             ("features", ", ".join(f.header for f in data.features)
-             + (" — each divided by its column maximum (Data row 2)." if data.scale_by_max else
+             + (data.features_note + (("; targets one-hot: " + ", ".join(t.header for t in data.targets))
+                                      if data.targets else "") + "." if data.about else
+                " — each divided by its column maximum (Data row 2)." if data.scale_by_max else
                 " — each standardised by its training rows' AVERAGE and STDEVP; targets one-hot: "
                 + ", ".join(t.header for t in data.targets) + "." if penguins else ".")),
             ("model", f"{self.net.title}: {self.net.__doc__.strip()}"),
             ("loss", self.loss.title + (" (ŷ clipped to [clip_eps, 1 − clip_eps])" if lesson.loss == "bce" else "")),
             ("training", f"{self.opt.title}, batch size {'full' if lesson.full_batch else lesson.batch_size}, "
                          f"{lesson.epochs} epoch(s), {self.trace.n_steps} steps"),
-            ("source", PENGUINS_ATTRIBUTION if penguins else TITANIC_ATTRIBUTION),
+            ("source", "the lesson author's CSV file, as the template names it" if data.about else
+                       PENGUINS_ATTRIBUTION if penguins else TITANIC_ATTRIBUTION),
         ]
         for label, text in facts:  # the text across "what it is" and "formula" columns, as tall as it wraps
             ws.write(row, 0, label, fmt.bold_wrap)

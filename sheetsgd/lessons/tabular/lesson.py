@@ -14,18 +14,24 @@ from sheetsgd.errors import SheetsgdError
 from sheetsgd.lessons.sgd.lesson import option_changes, parse_optimizer_table, validate, with_optimizer
 from sheetsgd.lessons.optimizers import OPTIMIZERS
 from sheetsgd.lessons.schedules import Schedule, parse_schedule
+from sheetsgd.lessons.schema import tabular_data
+from . import template_keys  # noqa: F401  (the template schema's checks of init and missing)
 from .features import TitanicData, prepare
 from .layout import DATA_FIRST_ROW
 from .lookups import LAYOUT_VERSION
 from .nets import LOSSES as _LOSSES, MODELS as _MODELS
 from .dropout import DropoutMLP, draw_mask
+from .author_csv import inline_csv
+from .author_data import prepare_csv
 from .penguins import prepare_penguins
 from .softmax import CrossEntropy, Softmax
 
 MODELS = {**_MODELS, Softmax.name: Softmax}
 LOSSES = {**_LOSSES, CrossEntropy.name: CrossEntropy}
 
-KIND = "titanic"
+KIND = "titanic"  # the kind's name inside (manifests say it); templates call it "tabular" (or "titanic")
+CSV_KEYS = {"csv", "csv_text", "target", "numeric", "categorical", "id", "missing", "scale", "constant", "classes",
+            "noun"}
 
 
 @dataclass
@@ -75,8 +81,10 @@ class TitanicLesson:
 
     def net(self):
         if self.dropout is not None:
-            return DropoutMLP(self.data.feature_keys, self.hidden, self.dropout, self.loss_cls(), self.clip_eps)
-        return MODELS[self.model](self.data.feature_keys, self.hidden)
+            net = DropoutMLP(self.data.feature_keys, self.hidden, self.dropout, self.loss_cls(), self.clip_eps)
+            _describe(net.plain, self.data)
+            return net
+        return make_net(self.model, self.data, self.hidden)
 
     def loss_cls(self):
         return LOSSES[self.loss]
@@ -98,9 +106,25 @@ def _check_loss(model: str, loss: str, where: str) -> None:
                             f"(cross-entropy), which no other model uses", where)
 
 
+def make_net(model: str, data: TitanicData, hidden: int):
+    """The model on the data's features (a softmax over an author's classes: one output per class)."""
+    if model == Softmax.name and data.classes:
+        return Softmax(data.feature_keys, hidden, classes=data.classes, noun=data.noun)
+    return _describe(MODELS[model](data.feature_keys, hidden), data)
+
+
+def _describe(net, data: TitanicData):
+    """An author's 0/1 target in the sheets' words: its column's name, not the Titanic's Survived."""
+    if data.about and not data.targets:
+        target = data.raw_headers[1]  # the target is the second raw column (B), after the id
+        net.target_header, net.target_note = f"{target} y", f"the {data.noun}'s {target} (0 or 1)"
+        net.outcome = f"the probability that {target} is 1"
+    return net
+
+
 def is_titanic_template(raw: dict) -> bool:
-    data = raw.get("data")
-    return isinstance(data, dict) and data.get("dataset") in (KIND, "penguins")
+    """A tabular lesson's template: a bundled dataset or an author's CSV (``[data] csv`` or ``csv_text``)."""
+    return tabular_data(raw.get("data"))
 
 
 def _init(spec, model, where: str) -> np.ndarray:
@@ -155,11 +179,17 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
         if not isinstance(table, dict):
             raise SheetsgdError(f"[{key}] must be a table", source)
     known = {"dataset", "preset", "features", "rows", "valid_fraction", "split_seed", "valid_idx"}
-    unknown = set(data) - known
+    unknown = set(data) - known - (CSV_KEYS if "dataset" not in data else set())
     if unknown:
         raise SheetsgdError(f"unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}",
                             f"{source} [data]")
-    if data.get("dataset") == "penguins":
+    if "dataset" not in data:  # an author's CSV (sheetsgd.lessons.tabular.author_data)
+        if "csv_text" not in data and "csv" in data:
+            data = inline_csv(raw, source)["data"]
+        if "csv_text" not in data:
+            raise SheetsgdError("give dataset = \"titanic\" or \"penguins\", or csv = \"your.csv\"", f"{source} [data]")
+        titanic = prepare_csv(data, model.get("kind") == "softmax", f"{source} [data]", DATA_FIRST_ROW + 1)
+    elif data.get("dataset") == "penguins":
         titanic = prepare_penguins(data.get("features"), data.get("rows"), data.get("valid_fraction", 0.0),
                                    data.get("split_seed", 0), f"{source} [data]", DATA_FIRST_ROW + 1)
     else:
@@ -180,7 +210,10 @@ def parse_titanic_lesson(raw: dict, name: str, source: str) -> TitanicLesson:
     clip_eps = model.get("clip_eps", 1e-7)
     if isinstance(clip_eps, bool) or not isinstance(clip_eps, (int, float)) or not 0 < clip_eps < 0.5:
         raise SheetsgdError(f"clip_eps must be a number in (0, 0.5), got {clip_eps!r}", f"{source} [model]")
-    net = MODELS[kind](titanic.feature_keys, hidden)
+    if kind != "softmax" and titanic.targets:
+        raise SheetsgdError(f"model {kind!r} predicts one 0/1 output; the data has {len(titanic.targets)} classes: "
+                            "use model kind \"softmax\"", f"{source} [model]")
+    net = make_net(kind, titanic, hidden)
     init = _init(model.get("init", {"random": "uniform", "seed": 0}), net, f"{source} [model]")
     dropout, dropout_seed = _dropout(model, kind, f"{source} [model]")
     if dropout is not None:  # the twin without dropout starts from the same weights

@@ -38,6 +38,11 @@ class TitanicRows:
 
     def __init__(self, base: TitanicLesson):
         self.base = base
+        if base.data.about:  # an author's CSV: its own words, not the Titanic's source
+            noun = base.data.noun
+            self.how = [f"Each row's {noun}s are one block of rows on Examples: prediction, loss and the chain rule "
+                        f"per {noun}, with the row's weights; the row averages them.",
+                        "Data: raw columns are values; every feature is a formula over them. Source: " + base.data.about]
         self.net, self.loss = base.net(), base.loss_cls()
         self.params = list(self.net.params)
         self.init = dict(zip(self.params, base.init.tolist()))

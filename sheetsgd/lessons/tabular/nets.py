@@ -52,6 +52,8 @@ class Model:
     name = ""
     title = ""
     sigmoid_output = False
+    # the 0/1 target's words on the sheets (an author's CSV names its own: lesson.make_net)
+    target_header, target_note, outcome = "survived y", "the passenger's Survived (0 or 1)", "the survival probability"
 
     def __init__(self, features: list[str], hidden: int = 2):
         self.features = list(features)
@@ -147,7 +149,7 @@ class Logistic(Model):
     def forward_columns(self):
         return [
             Quantity("z", "z = w·x", lambda c: f"SUMPRODUCT({c.group('w')},{c.features()})", "the linear score"),
-            Quantity("pred", "ŷ = σ(z)", lambda c: f"1/(1+EXP(-{c.q('z')}))", "sigmoid: the survival probability"),
+            Quantity("pred", "ŷ = σ(z)", lambda c: f"1/(1+EXP(-{c.q('z')}))", "sigmoid: " + self.outcome),
         ]
 
     def backward(self, theta, fw, dloss, X):
@@ -225,7 +227,7 @@ class MLP(Model):
         cols += [
             Quantity("out", "o = v·a + c", lambda c: f"SUMPRODUCT({c.group('v')},{c.q_range('a1', f'a{n}')})+{c.param('c')}",
                      "the output unit's score"),
-            Quantity("pred", "ŷ = σ(o)", lambda c: f"1/(1+EXP(-{c.q('out')}))", "sigmoid: the survival probability"),
+            Quantity("pred", "ŷ = σ(o)", lambda c: f"1/(1+EXP(-{c.q('out')}))", "sigmoid: " + self.outcome),
         ]
         return cols
 
@@ -343,7 +345,7 @@ def example_columns(model: Model, loss) -> tuple[list[Quantity], list[Quantity]]
     A model that owns its loss (softmax) lists its own."""
     if hasattr(model, "example_columns"):
         return model.example_columns()
-    forward = [Quantity("y", "survived y", lambda c: c.target(), "the passenger's Survived (0 or 1)")]
+    forward = [Quantity("y", model.target_header, lambda c: c.target(), model.target_note)]
     forward += model.forward_columns() + loss.columns()
     forward.append(Quantity("correct", "correct (ŷ>0.5)", lambda c: f"IF({c.q('pred')}>0.5,{c.q('y')},1-{c.q('y')})",
                             "1 when the prediction at threshold 0.5 matches y"))

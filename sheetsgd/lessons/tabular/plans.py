@@ -80,7 +80,8 @@ class PlansMixin:
     def _plan_data(self) -> SheetPlan:
         """Raw columns (values), the set column, derived features, and (from-scratch) the scaled features."""
         names = self.data.raw_columns
-        raw = [Plan(i, name, name, None, "general") for i, name in enumerate(names)]
+        headers = self.data.raw_headers or names  # an author's CSV: its own column names above the cells
+        raw = [Plan(i, name, header, None, "general") for i, (name, header) in enumerate(zip(names, headers))]
         raw.append(Plan(len(names), "set", "set", None, "general", "train or valid"))
         raw_letter = {name: col(i) for i, name in enumerate(names)}
         first = len(raw)

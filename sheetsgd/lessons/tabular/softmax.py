@@ -16,6 +16,14 @@ class Softmax(Model):
 
     name, title = "softmax", "softmax regression (linear layer, softmax, cross-entropy)"
     classes: tuple = ("Adelie", "Chinstrap", "Gentoo")
+    noun = "penguin"
+
+    def __init__(self, features, hidden: int = 2, classes: tuple | None = None, noun: str | None = None):
+        if classes is not None:  # an author's classes (before the parameter groups are made from them)
+            self.classes = tuple(classes)
+        if noun is not None:
+            self.noun = noun
+        super().__init__(features, hidden)
 
     @property
     def k(self) -> int:
@@ -59,7 +67,7 @@ class Softmax(Model):
     def example_columns(self) -> tuple[list[Quantity], list[Quantity]]:
         k = self.k
         fw = [Quantity(f"y{j}", f"y {self.classes[j - 1]}", lambda c, j=j: c.target(j - 1),
-                       f"1 when the penguin is {self.classes[j - 1]} (the one-hot target, from Data)")
+                       f"1 when the {self.noun} is {self.classes[j - 1]} (the one-hot target, from Data)")
               for j in range(1, k + 1)]
         fw += [Quantity(f"z{j}", f"z{j} = w{j}·x + b{j}",
                         lambda c, j=j: f"SUMPRODUCT({c.group(f'w{j}')},{c.features()})+{c.param(f'b{j}')}",
@@ -74,7 +82,8 @@ class Softmax(Model):
             Quantity("loss", "loss −ln(p of y)", lambda c: f"-LN(SUMPRODUCT({c.q_range('y1', f'y{k}')},"
                      f"{c.q_range('p1', f'p{k}')}))", "cross-entropy: minus the natural log of the true class's p"),
             Quantity("pred", "predicted class", lambda c: f"MATCH(MAX({c.q_range('p1', f'p{k}')}),"
-                     f"{c.q_range('p1', f'p{k}')},0)", "argmax: the position of the largest p (1, 2 or 3)"),
+                     f"{c.q_range('p1', f'p{k}')},0)", "argmax: the position of the largest p ("
+                     + ", ".join(map(str, range(1, k))) + f" or {k})"),
             Quantity("correct", "correct", lambda c: f"IF({c.q('pred')}=MATCH(1,{c.q_range('y1', f'y{k}')},0),1,0)",
                      "1 when the predicted class is the true one"),
         ]
