@@ -77,7 +77,7 @@ class Lesson:
 
     @property
     def kind(self) -> str:
-        return getattr(self.spec, "kind", "sgd")
+        return kinds.shown_kind(self.spec)
 
     @property
     def title(self) -> str:
@@ -179,7 +179,8 @@ class Run:
 
     def document(self) -> dict:
         """``sheetsgd trace --format json``: lesson, kind, summary and steps; non-finite numbers are None."""
-        return finite({"lesson": self.lesson.name, "kind": self.lesson.kind, **self.summary(), "steps": self.table()})
+        return finite({"lesson": self.lesson.name, "kind": kinds.shown_kind(self.lesson.spec), **self.summary(),
+                       "steps": self.table()})
 
     def write_csv(self, stream) -> None:
         """``sheetsgd trace``'s CSV: one row per step, floats written so that they read back exactly."""

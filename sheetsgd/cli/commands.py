@@ -94,7 +94,7 @@ def lessons(as_json):
     rows = []
     for name, path in bundled_lessons().items():
         lesson = kinds.load(str(path))
-        row = {"name": name, "kind": lesson.kind, "title": lesson.title}
+        row = {"name": name, "kind": kinds.shown_kind(lesson), "title": lesson.title}
         row.update({k: getattr(lesson, k) for k in ("model", "loss", "optimizer", "batch_size", "epochs")
                     if hasattr(lesson, k)})
         rows.append(row)

@@ -54,6 +54,12 @@ KINDS = {
 SHOWN = [k for k in KINDS if k != "titanic"]  # the kinds an error message names
 
 
+def shown_kind(lesson) -> str:
+    """The kind's name as users see it (a lesson object keeps "titanic", what its manifests record)."""
+    kind = getattr(lesson, "kind", "sgd")
+    return "tabular" if kind == "titanic" else kind
+
+
 def kind_of(lesson) -> Kind:
     return KINDS[getattr(lesson, "kind", "sgd")]
 
