@@ -220,8 +220,10 @@ def test_a_plain_install_runs_a_courses_commands(installed, filled, tmp_path):
     assert zipfile.ZipFile(tmp_path / "student.xlsx").testzip() is None
     right = run("check", filled["correct"])
     assert right.returncode == 0 and "all correct" in right.stdout, right.stdout + right.stderr
-    wrong = run("check", filled["wrong"], "--format", "html")
-    assert wrong.returncode == 1 and "update_sign_flipped" in wrong.stdout and "<html" in wrong.stdout.lower()
+    wrong = run("check", filled["wrong"])
+    assert wrong.returncode == 1 and "update_sign_flipped" in wrong.stdout, wrong.stdout + wrong.stderr
+    page = run("check", filled["wrong"], "--format", "html")
+    assert page.returncode == 1 and "<html" in page.stdout.lower() and "Steps!Q10" in page.stdout
     folder = tmp_path / "class"
     folder.mkdir()
     for tag in ("correct", "wrong"):
