@@ -48,7 +48,7 @@ def lesson_options(func, argument: bool = True):
         click.option("--epochs", type=click.IntRange(min=1), help="Number of epochs (≥ 1)."),
         click.option("--batch-size", type=BatchSize(), help="Examples per step: a number, or 'full'."),
         click.option("--loss", type=click.Choice(["mse", "mae", "bce", "ce"]),
-                     help="Loss (default: the template's; bce: Titanic lessons; ce: the softmax model's only loss)."),
+                     help="Loss (default: the template's; bce: Titanic lessons and data lessons with an own formula, 0/1 targets; ce: the softmax model's only loss)."),
         click.option("--shuffle/--no-shuffle", default=None, help="Shuffle the examples each epoch."),
         click.option("--seed", type=click.IntRange(0, 2**63 - 1), help="Seed of the per-epoch shuffle (≥ 0)."),
     ]

@@ -64,6 +64,19 @@ def kind_of(lesson) -> Kind:
     return KINDS[getattr(lesson, "kind", "sgd")]
 
 
+def opens_a_file(raw) -> bool:
+    """Whether building this template would open the file its ``[data] csv`` names: a workbook's manifest
+    never may (sheetsgd records a CSV's text or numbers in it, never a path a checker would follow)."""
+    data = raw.get("data") if isinstance(raw, dict) else None
+    if not isinstance(data, dict) or "csv" not in data:
+        return False
+    try:
+        tabular = KINDS.get(template_kind(raw)) is TABULAR or is_titanic_template(raw)
+    except Exception:  # a template no parser expects: refused as a file it might open
+        return True
+    return not (tabular and "csv_text" in data)
+
+
 def load(name_or_path: str, **options):
     """Any bundled lesson or template file, with command-line options (None = keep) applied."""
     raw, name, source = read_template(name_or_path)
@@ -88,6 +101,11 @@ def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
     if kind not in KINDS:
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(SHOWN)}", f"{source} [lesson]")
     schema.check_template(raw, kind, source)
+    data = raw.get("data")
+    if kind in ("sgd", "optimizers", "lr-finder") and isinstance(data, dict) and "csv" in data and "dataset" not in data:
+        from sheetsgd.lessons.sgd.own_data import inline_csv
+
+        raw = inline_csv(raw, source)  # the data itself is recorded, never a path (a checker opens none)
     variant = options.pop("variant", None)
     given = raw
     if variant is not None:  # a student's own start values (sheetsgd.lessons.variants): the template, changed

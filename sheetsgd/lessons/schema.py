@@ -129,15 +129,16 @@ LESSON = table(name=NAME, title=text(TITLE_MAX_CHARS), description=text(), try_=
                kind=choice("sgd", "function", "optimizers", "lr-finder", "tabular", "collab", "titanic", noun="lesson kind"))
 GENERATE = table(kind=choice("polynomial", noun="generator"), x=Value("axis"), coefficients=numbers(1, 100), center=FINITE,
                  relative_noise=NONNEGATIVE, noise=NONNEGATIVE, seed=SEED, decimals=integer(0, 15))
-DATA = table(x=numbers(), y=numbers(), columns=texts(2, 2, NAME_MAX_CHARS, distinct=True), generate=GENERATE)
+DATA = table(x=numbers(), y=numbers(), columns=texts(2, 2, NAME_MAX_CHARS, distinct=True), generate=GENERATE,
+             csv=text(4096), inputs=texts(1, 1, NAME_MAX_CHARS), target=NAME)  # csv: sheetsgd.lessons.sgd.own_data
 TITANIC_DATA = table(dataset=choice("titanic", "penguins"), preset=choice("lesson3-sheet", "from-scratch", noun="preset"),
                      features=texts(1, 100, NAME_MAX_CHARS, distinct=True), rows=integer(2, MAX_EXAMPLES),
                      valid_fraction=UNIT_OPEN, split_seed=SEED, valid_idx=Value("intlist", low=0, max_items=MAX_EXAMPLES),
                      csv=text(NAME_MAX_CHARS), csv_text=text(2 * 2**20), target=NAME, id=NAME, noun=text(40), constant=BOOL,  # an author's CSV
                      numeric=texts(0, 200, NAME_MAX_CHARS, True), categorical=texts(0, 200, NAME_MAX_CHARS, True), missing=Value("missing"),
                      scale=choice("standardize", "max", "none", noun="scale"), classes=texts(2, 20, NAME_MAX_CHARS, True))
-MODEL = table(kind=choice("linear", "quadratic", noun="model"), loss=choice("mse", "mae", noun="loss"),
-              init=Value("init"))
+MODEL = table(kind=choice("linear", "quadratic", noun="model"), loss=choice("mse", "mae", "bce", noun="loss"),
+              init=Value("init"), formula=text(1_000))  # formula: sheetsgd.lessons.sgd.own_model
 TITANIC_MODEL = table(kind=choice("linear", "logistic", "relu2", "mlp", "softmax", noun="model"), hidden=integer(1, 64),
                       loss=choice("mse", "mae", "bce", "ce", noun="loss"), clip_eps=number(0, 0.5, low_open=True, high_open=True),
                       init=Value("titanic_init"), dropout=UNIT_OPEN, dropout_seed=SEED)
@@ -370,9 +371,8 @@ def check_template(raw: dict, kind: str, source: str) -> None:
             checker.fail(f"x and y must be equally long (got {len(data['x']):,} and {len(data['y']):,})", "data")
     model = raw.get("model", {})
     init = model.get("init") if isinstance(model, dict) else None
-    if not titanic and kind not in ("function", "collab") and isinstance(init, dict) and "random" not in init:
+    if not titanic and kind not in ("function", "collab") and isinstance(init, dict) and not {"random", "formula"} & {*init, *model}:
         from sheetsgd.lessons.sgd.models import MODELS
-
         params = MODELS.get(model.get("kind", "linear"), MODELS["linear"]).params
         extra = [k for k in init if k not in params]
         if extra:

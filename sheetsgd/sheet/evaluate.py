@@ -193,6 +193,7 @@ FUNCTIONS: dict[str, Callable[[list[Val]], Val]] = {
     "POWER": lambda args: _power(args[0], args[1]),
     "ROWS": _rows,
     "SIGN": _elementwise(np.sign, lambda a, v: np.zeros_like(v)),
+    "SIN": _elementwise(np.sin, lambda a, v: np.abs(v) + a.mag),  # an own formula's sine (sheetsgd.lessons.sgd.own_model)
     "STDEVP": _stdevp,
     "SQRT": _elementwise(lambda x: np.where(x >= 0, np.sqrt(np.abs(x)), np.nan), lambda a, v: np.sqrt(np.abs(a.mag))),
     "SUM": _sum,

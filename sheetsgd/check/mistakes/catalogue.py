@@ -132,6 +132,12 @@ CATALOGUE = {m.name: m for m in [
             "The loss reads ŷ clipped to [ε, 1 − ε] (ε is the input clip_eps, so LN never sees 0). Where ŷ is "
             "outside that range the clipped value does not move with ŷ, so ∂loss/∂ŷ is 0 there, and with it "
             "∂loss/∂z: write ∂loss/∂ŷ as IF(OR(ŷ<clip_eps, ŷ>1−clip_eps), 0, …) and ∂loss/∂z as ∂loss/∂ŷ·ŷ(1 − ŷ)."),
+    Mistake("derivative_negated", "∂ŷ/∂p with the wrong sign",
+            "Differentiate the formula term by term and keep every minus: ∂/∂b of a·EXP(−b·t) is −a·t·EXP(−b·t)."),
+    Mistake("chain_rule_factor_missing", "the inner derivative left out (chain rule)",
+            "∂/∂p of f(g) is f′(g)·∂g/∂p: multiply by the derivative of the inside (for EXP(−b·t) in b, the factor −t)."),
+    Mistake("wrong_parameter_derivative", "another parameter's ∂ŷ/∂ written",
+            "Each ∂ŷ/∂p column differentiates the prediction in its own parameter, holding the others fixed."),
     Mistake("unrecognised", "wrong value",
             "Compare your formula with the column's description on the Introduction sheet."),
 ]}

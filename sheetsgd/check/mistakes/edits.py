@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 
 from sheetsgd.sheet import a1
-from . import edits_dropout as mistake_edits_dropout, edits_softmax as mistake_edits_softmax
+from . import (edits_dropout as mistake_edits_dropout, edits_formula as mistake_edits_formula, edits_softmax as
+    mistake_edits_softmax)
 from sheetsgd.sheet.blocks import Block, is_update
 
 
@@ -112,7 +113,7 @@ def _is_feature(node, block) -> bool:
     if node[1].sheet not in (None, block.sheet):
         return True
     key = _key_at(block, node)
-    return bool(key) and key[0] in ("x", "t") or bool(key) and key[0].startswith("x_")
+    return bool(key) and key[0] in ("x", "t") or bool(key) and key[0].startswith(("x_", "dpred_"))  # dpred: an own ∂ŷ/∂p
 
 
 def variants(block: Block, key: str) -> list[tuple[str, object]]:
@@ -221,6 +222,7 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
     out += _embedding_variants(block, key, tree, update)
     out += mistake_edits_softmax.variants(block, key, tree)
     out += mistake_edits_dropout.variants(block, key, tree)
+    out += mistake_edits_formula.variants(block, key, tree, _key_at, _drop_factor)
     return [(name, t) for name, t in out if t is not None and t != tree]
 
 

@@ -60,6 +60,8 @@ GENERATORS = {"polynomial": polynomial}
 def load_dataset(spec: dict, where: str = "[data]") -> Dataset:
     """Build the dataset a template's ``[data]`` table describes."""
     names = spec.get("columns", ["x", "y"])
+    if {"inputs", "target"} & set(spec):  # a csv's table is read into x and y first (sheetsgd.lessons.sgd.own_data)
+        raise SheetsgdError("inputs and target name a csv file's columns: give csv too", where)
     if "generate" in spec:
         gen = spec["generate"]
         kind = gen.get("kind", "polynomial")

@@ -103,8 +103,11 @@ def measure(model, loss, params, x, y, idx, h: float | None, central: bool = Tru
     dloss = loss.derivative(err)  # ∂loss/∂ŷ per example
     if per_example:
         row["dloss"] = float(dloss[0])
-    features = model.features(x)  # ∂ŷ/∂p per example
+    features = model.features(x, params)  # ∂ŷ/∂p per example
+    derived = getattr(model, "derived_columns", False)  # an own formula's ∂ŷ/∂p: a column of their own
     for p in model.params:
+        if derived and per_example:
+            row["dpred_" + p] = float(features[p][0])
         row[f"grad_{p}"] = float(np.add.reduce(dloss * features[p]) / len(x))
         if h is not None:
             row[f"fd_{p}"] = finite_difference(lambda v: batch_loss(model, loss, {**params, p: v}, x, y),
@@ -142,7 +145,10 @@ def gradient_one(model, loss, params, x: float, y: float, example: int, row: dic
     row["pred"] = pred = float(model.predict(params, x))
     row["err"] = err = pred - y
     row["dloss"] = dloss = float(loss.derivative(err))
-    features = model.features(x)
+    features = model.features(x, params)
+    if getattr(model, "derived_columns", False):  # an own formula's ∂ŷ/∂p: a column of their own
+        for p in model.params:
+            row["dpred_" + p] = float(features[p])
     for p, key in _grad_keys(model.params):
         row[key] = dloss * features[p]
     return row
@@ -167,7 +173,7 @@ def _in_row_order(row: dict, params) -> dict:
     after, as they came)."""
     order = ["step", "epoch", "example", "x", "y", *params, "pred", "err", "loss", "dloss"]
     for p in params:
-        order += ["grad_" + p, "fd_" + p]
+        order += ["dpred_" + p, "grad_" + p, "fd_" + p]
     head = [k for k in order if k in row]
     return {**{k: row[k] for k in head}, **{k: v for k, v in row.items() if k not in head}}
 

@@ -55,6 +55,7 @@ class Lesson:
     kind: str = "sgd"
     schedule: Schedule | None = None  # [schedule]: an lr column on the step rows (None: the lr cell)
     layout_version: int = LAYOUT_VERSION  # sheetsgd.sheet.layouts: 1 reads each mini-batch through its own rows
+    own_model: object = field(default=None, repr=False)  # [model] formula: sheetsgd.lessons.sgd.own_model.FormulaModel
 
     @property
     def full_batch(self) -> bool:
@@ -69,7 +70,7 @@ class Lesson:
         return self.steps_per_epoch * self.epochs
 
     def model_cls(self):
-        return MODELS[self.model]
+        return self.own_model if self.own_model is not None else MODELS[self.model]
 
     def loss_cls(self):
         return LOSSES[self.loss]
@@ -143,15 +144,27 @@ def parse_lesson(raw: dict, name: str, source: str) -> Lesson:
             raise SheetsgdError(f"[{key}] must be a table", where)
     if "data" not in raw or not isinstance(raw["data"], dict):
         raise SheetsgdError("missing [data] table", where)
+    if "csv" in raw["data"]:  # a template read without kinds.from_raw (which records the data itself)
+        from .own_data import inline_csv
+
+        raw = inline_csv(raw, source)
     data = load_dataset(raw["data"], f"{where} [data]")
 
     model_name = model.get("kind", "linear")
-    if model_name not in MODELS:
+    own_model = None
+    if "formula" in model:  # the author's own model (sympy derives its gradients: imported only here)
+        from .own_model import parse_formula_model
+
+        own_model, given = parse_formula_model(model, data.x_name, f"{where} [model]")
+        model_name = own_model.name
+        init = {p: sheet_float(_number(v, f"init.{p}", f"{where} [model]")) for p, v in given.items()}
+    elif model_name not in MODELS:
         raise SheetsgdError(f"unknown model {model_name!r}; known: {', '.join(MODELS)}", f"{where} [model]")
     loss = model.get("loss", "mse")
     if loss not in LOSSES:
         raise SheetsgdError(f"unknown loss {loss!r}; known: {', '.join(LOSSES)}", f"{where} [model]")
-    init = _init_params(model.get("init", {}), MODELS[model_name].params, f"{where} [model]")
+    if own_model is None:
+        init = _init_params(model.get("init", {}), MODELS[model_name].params, f"{where} [model]")
 
     opt_name, per_optimizer = parse_optimizer_table(opt, f"{where} [optimizer]")
 
@@ -163,7 +176,7 @@ def parse_lesson(raw: dict, name: str, source: str) -> Lesson:
         optimizer=opt_name, hyper={}, batch_size=batch_size, epochs=train.get("epochs", 1),
         shuffle=bool(train.get("shuffle", False)), seed=train.get("seed", 0),
         fd_step=train.get("fd_step", 0.01), fd_scheme=train.get("fd_scheme", "central"), source=source, exercise=list(meta.get("exercise", [])),
-        optimizer_tables=per_optimizer, schedule=parse_schedule(raw, source),
+        optimizer_tables=per_optimizer, schedule=parse_schedule(raw, source), own_model=own_model,
     )
     return validate(with_optimizer(lesson, opt_name))
 
@@ -237,7 +250,19 @@ def validate(lesson: Lesson) -> Lesson:
         raise SheetsgdError(f"seed must be an integer, got {lesson.seed!r}", where)
     if not isinstance(lesson.fd_step, (int, float)) or not lesson.fd_step > 0:
         raise SheetsgdError(f"fd_step must be a number > 0, got {lesson.fd_step!r}", where)
+    if isinstance(lesson, Lesson):  # a data lesson's (validate serves the Titanic lessons too)
+        check_bce(lesson, where)
     return replace(lesson, batch_size=min(lesson.batch_size, len(lesson.data)))
+
+
+def check_bce(lesson: Lesson, where: str) -> None:
+    """bce needs a prediction in (0, 1) (an own formula) and 0/1 targets."""
+    if lesson.loss == "bce" and lesson.own_model is None:
+        raise SheetsgdError(f"loss \"bce\" needs a prediction in (0, 1), which the {lesson.model} model does not give: "
+                            "use [model] formula, e.g. \"1/(1+EXP(-(a*x+b)))\"", where)
+    if lesson.loss == "bce" and not np.isin(lesson.data.y, (0.0, 1.0)).all():
+        raise SheetsgdError(f"loss \"bce\" needs 0/1 targets; {lesson.data.y_name} holds "
+                            f"{lesson.data.y[~np.isin(lesson.data.y, (0.0, 1.0))][0]:g}", where)
 
 
 def read_template(name_or_path: str) -> tuple[dict, str, str]:

@@ -59,4 +59,30 @@ class MAE:
         return f"SIGN({err})"
 
 
-LOSSES = {cls.name: cls for cls in (MSE, MAE)}
+class BCE:
+    """Binary cross-entropy for 0/1 targets, written in the error e = ŷ − y: with y = 1, 1 − |e| = ŷ; with
+    y = 0, 1 − |e| = 1 − ŷ. So −LN(1 − |e|) is −LN(ŷ) or −LN(1 − ŷ): torch's BCELoss on a 0/1 target."""
+
+    name = "bce"
+    title = "cross-entropy"
+
+    @staticmethod
+    def value(err):  # −ln(1 − |e|)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return -np.log(1 - np.abs(err))
+
+    @staticmethod
+    def derivative(err):  # d/dŷ: −1/ŷ for y = 1 (e < 0), 1/(1 − ŷ) for y = 0 (e > 0): sign(e)/(1 − |e|)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sign(err) / (1 - np.abs(err))
+
+    @staticmethod
+    def value_formula(err: str) -> str:
+        return f"-LN(1-ABS({err}))"
+
+    @staticmethod
+    def derivative_formula(err: str) -> str:
+        return f"SIGN({err})/(1-ABS({err}))"
+
+
+LOSSES = {cls.name: cls for cls in (MSE, MAE, BCE)}

@@ -94,9 +94,15 @@ def step_columns(lesson: Lesson) -> list[Column]:
     else:
         cols.append(Column("loss", f"mean loss ({loss.title})", mean(loss.value_formula(f"{predict}-{Y}")), "loss",
                            "mean loss over the batch"))
+    derived = getattr(model, "derived_columns", False)  # an own formula: ∂ŷ/∂p in a column of its own
     for p in params:
         feature = model.feature_formulas[p]
-        if per_example:
+        if per_example and derived:
+            cols.append(Column(f"dpred_{p}", f"∂ŷ/∂{p}", _sub(feature or "1", {"X": X}), "gradient",
+                               f"derivative of the prediction w.r.t. {p}: {model.derivative_texts[p]}"))
+            grad = f"{{dloss}}*{{dpred_{p}}}"
+            nudged = [loss.value_formula(f"{shifted(p, sign)}-{Y}") for sign in "+-"]
+        elif per_example:
             grad = "{dloss}" if feature is None else f"{{dloss}}*{_sub(feature, {'X': X})}"
             nudged = [loss.value_formula(f"{shifted(p, sign)}-{Y}") for sign in "+-"]
         else:
@@ -107,7 +113,7 @@ def step_columns(lesson: Lesson) -> list[Column]:
         if lesson.fd_scheme == "central":
             cols.append(Column(f"fd_{p}", f"≈ ∂L/∂{p} (central diff.)", f"({nudged[0]}-{nudged[1]})/(2*{{hp:fd_step}})",
                                "estimate", f"(loss with {p} + h − loss with {p} − h) / 2h, h = fd_step: "
-                               + FD_ADVICE.get(lesson.loss, "a numerical check of the gradient").format(p=p)))
+                               + (FD_NONLINEAR if derived else FD_ADVICE.get(lesson.loss, "a numerical check of the gradient")).format(p=p)))
         else:  # workbooks of spec version < 3
             cols.append(Column(f"fd_{p}", f"≈ ∂L/∂{p} (finite diff.)", f"({nudged[0]}-{{loss}})/{{hp:fd_step}}",
                                "estimate", f"(loss with {p} + fd_step − loss) / fd_step: a numerical check of the gradient"))
@@ -143,7 +149,11 @@ FD_ADVICE = {
            "and a central difference is exact on a parabola but for rounding)",
     "mae": "it agrees with ∂L/∂{p} to 6 significant digits or more, except at a step where an error changes sign "
            "within ±h (the absolute error has a corner there)",
+    "bce": "close to ∂L/∂{p} while ŷ stays inside (0, 1), where the log-loss is smooth (a central difference is off "
+           "by about h²/6 times the third derivative)",
 }
+FD_NONLINEAR = ("close to ∂L/∂{p}: the model is not a polynomial in {p}, so a central difference is off by about "
+                "h²/6 times the third derivative of the loss")
 
 
 def optimizer_column(opt, p: str, key: str, header: str, template: str) -> Column:
