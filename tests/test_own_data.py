@@ -20,7 +20,7 @@ from sheetsgd.lessons import kinds
 from sheetsgd.lessons.sgd import own_data
 from sheetsgd.cli.commands import cli
 from sheetsgd.lessons.sgd.engine import train
-from sheetsgd.lessons.exercise import build_student
+from sheetsgd.write.lesson_file import build_student
 from sheetsgd.lessons.sgd.spec import step_columns
 
 from conftest import assert_recalculated_equals_cached, build_and_recalc, cell_values, close, read_manifest

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sheetsgd.lessons import kinds
 from sheetsgd.check.checker import check
 from sheetsgd.cli.commands import cli
-from sheetsgd.lessons.exercise import build_student
+from sheetsgd.write.lesson_file import build_student
 
 from test_bad_input import assert_one_line_error
 
