@@ -102,7 +102,8 @@ def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(SHOWN)}", f"{source} [lesson]")
     schema.check_template(raw, kind, source)
     data = raw.get("data")
-    if kind in ("sgd", "optimizers", "lr-finder") and isinstance(data, dict) and "csv" in data and "dataset" not in data:
+    if (kind in ("sgd", "optimizers", "lr-finder") and isinstance(data, dict) and "csv" in data
+            and not schema.tabular_data(data)):  # a data lesson's CSV (a tabular one's text is recorded on load)
         from sheetsgd.lessons.sgd.own_data import inline_csv
 
         raw = inline_csv(raw, source)  # the data itself is recorded, never a path (a checker opens none)
