@@ -89,6 +89,14 @@ def frames_match(les: api.Lesson, run: api.Run):
             np.testing.assert_array_equal(at[[f"f{j + 1}" for j in range(spec.factors)]].to_numpy(), p["users"])
             np.testing.assert_array_equal(at["bias"].to_numpy(), p["user_bias"])
         same(frames["Predictions"], {f"pred_m{j + 1}": trace.pred[:, :, j].reshape(-1) for j in range(spec.movies)})
+    elif les.kind == "attention":
+        same(frames["Steps"], {"loss": trace.loss, "focus": trace.focus})
+        steps = frames["Steps"]
+        for s, p in enumerate(trace.params):
+            np.testing.assert_array_equal(steps.loc[s, [f"wq{f + 1}{k + 1}" for f in range(3) for k in range(spec.d)]]
+                                          .to_numpy(dtype=float), p["wq"].reshape(-1))
+        a = np.concatenate([r["a"] for r in trace.rows])
+        same(frames["Examples"], {f"a{i + 1}_{j + 1}": a[:, i, j] for i in range(spec.length) for j in range(spec.length)})
     else:  # pragma: no cover - a new kind needs its frames tested here
         raise AssertionError(f"untested kind {les.kind}")
     assert run.n_steps == trace.n_steps and api.finite(run.table()) == api.finite(trace.table())  # NaN ≠ NaN

@@ -111,7 +111,7 @@ def test_optimizer_charts_smooth_each_step_loss():
         assert int(trend.find(f"{C}period").get("val")) >= 2
 
 
-STUDENT_CHARTS = ["linear", "optimizers", "lr-finder", "too-high", "titanic-logistic", "collab-filter"]
+STUDENT_CHARTS = ["linear", "optimizers", "lr-finder", "too-high", "titanic-logistic", "collab-filter", "attention"]
 
 
 def test_blank_student_charts_hold_no_number_computed_from_a_blank(tmp_path, recalc):

@@ -10,7 +10,7 @@ from sheetsgd.lessons import kinds
 
 CASES = [(name, {}) for name in [
     "linear", "quadratic", "too-high", "optimizers", "optimizers-classic", "one-cycle", "lr-finder", "lr-finder-titanic",
-    "titanic-linear", "titanic-logistic", "titanic-relu2", "titanic-mlp", "collab-filter", "weight-decay", "penguins-softmax", "dropout"]] + [
+    "titanic-linear", "titanic-logistic", "titanic-relu2", "titanic-mlp", "collab-filter", "weight-decay", "penguins-softmax", "dropout", "attention"]] + [
     ("linear", {"batch_size": 5, "shuffle": True, "seed": 3, "epochs": 2}),
     ("linear", {"batch_size": 29, "epochs": 4}),
     ("quadratic", {"batch_size": 1, "optimizer": "adam", "epochs": 2}),

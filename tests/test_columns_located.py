@@ -27,6 +27,7 @@ INSERTS = {
     "penguins-softmax": ({"epochs": 1}, [("Examples", "p1")]),  # Σe before p
     "optimizers": ({"epochs": 1}, [("Adam", "new_a"), ("SGD", "grad_b")]),
     "collab-filter": ({"epochs": 2}, [("Train", "dz"), ("Users", "grad_f1")]),
+    "attention": ({"epochs": 1}, [("Examples", "ds1_1"), ("Steps", "new_wq11")]),
 }
 # lesson: (sheet, key of the column deleted)
 DELETES = {"linear": ("Steps", "loss"), "titanic-logistic": ("Examples", "pc")}

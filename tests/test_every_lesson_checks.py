@@ -49,6 +49,8 @@ LESSONS = {
     # an author's lesson (its own CSV and formula): ∂ŷ/∂b at step 1 is 0 (minutes = 0), so its sign shows at step 2
     "own-model": ({"epochs": 1}, [("chain_rule_factor_missing", "dpred_b", 1), ("derivative_negated", "dpred_b", 2),
                                   ("feature_missing", "grad_b", 1)]),
+    "attention": ({"epochs": 2}, [("softmax_wrong_axis", "a1_1", 1), ("attention_scale_missing", "s2_3", 1),
+                                  ("softmax_jacobian_diagonal", "ds1_2", 1), ("update_sign_flipped", "Steps:new_wq11", 1)]),
 }
 # lessons that are templates outside the bundle, by their path
 SOURCES = {"own-model": str(__import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "own-model"

@@ -78,7 +78,7 @@ def test_without_an_assignment_the_csv_still_names_the_lesson(folder):
 
 
 @pytest.mark.parametrize("lesson, options", [("titanic-logistic", {"epochs": 1}), ("collab-filter", {"epochs": 2}),
-                                             ("optimizers", {"epochs": 1})])
+                                             ("optimizers", {"epochs": 1}), ("attention", {"epochs": 1})])
 def test_other_kinds_refuse_their_full_workbook_and_another_lesson(lesson, options, folder, tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()

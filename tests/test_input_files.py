@@ -106,7 +106,8 @@ def test_a_template_at_its_bound_is_read(tmp_path):
 # --- manifests record the template, never where it lay --------------------------------------------------
 
 SMALL = {"linear": {"epochs": 1}, "too-high": {}, "optimizers": {"epochs": 1}, "lr-finder": {},
-         "titanic-linear": {"epochs": 1}, "collab-filter": {"epochs": 1}}  # one lesson of each kind
+         "titanic-linear": {"epochs": 1}, "collab-filter": {"epochs": 1},
+         "attention": {"epochs": 1}}  # one lesson of each kind
 
 
 def test_every_lesson_records_its_templates_name_only():

@@ -1,7 +1,7 @@
 """A metamorphic test bench: realistic edits of every lesson kind's student version, each with a known verdict.
 
 For every lesson kind (a data lesson per example and in mini-batches, too-high, the optimizers, the lr finder,
-a Titanic lesson per example and in mini-batches, penguins-softmax, dropout, collab-filter) a submission is
+a Titanic lesson per example and in mini-batches, penguins-softmax, dropout, collab-filter, attention) a submission is
 made per edit (tests/metamorphic_edits.py): equivalent rewrites that must pass (ŷ − y for the chain rule, the
 sigmoid as 1/(1+EXP(−z)) or EXP(z)/(1+EXP(z)), a changed learning rate, renamed sheets), catalogued mistakes
 that must be named (and be the only root cause), and tampering (values pasted instead of formulas, the full
@@ -106,6 +106,13 @@ BENCH = {
         (Edit("no-weight-decay", "Users:grad_f1", rewrite=lambda p: p.rsplit("+wd*", 1)[0]),
          ("grad_f1", "weight_decay_missing")),
         (Edit("neighbour", "Users:new_f1", mistake="another_users_gradient"), ("new_f1", "another_users_gradient")),
+    ]),
+    "attention": ("attention", {"epochs": 1}, [
+        (Edit("right"), CORRECT),
+        (Edit("lr-changed", scale={"lr": 0.5}), CORRECT),
+        (Edit("scaled-by-root-half", "s1_1", rewrite=lambda p: p.replace("/SQRT(2)", "*SQRT(0.5)")), CORRECT),
+        (Edit("column-softmax", "a1_1", mistake="softmax_wrong_axis"), ("a1_1", "softmax_wrong_axis")),
+        (Edit("diagonal-jacobian", "ds1_2", mistake="softmax_jacobian_diagonal"), ("ds1_2", "softmax_jacobian_diagonal")),
     ]),
 }
 

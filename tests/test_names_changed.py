@@ -19,7 +19,8 @@ from sheetsgd.grade.batch import row_for
 
 READ_BY_EXERCISE = {"run2_lr": "run2_lr"}  # too-high: run 2's lr is the one the exercise columns read
 LESSONS = {"linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1}, "penguins-softmax": {"epochs": 1},
-           "optimizers": {"epochs": 1}, "collab-filter": {"epochs": 2}, "too-high": {}}
+           "optimizers": {"epochs": 1}, "collab-filter": {"epochs": 2}, "too-high": {},
+           "attention": {"epochs": 1}}
 
 
 def set_name(src: Path, dst: Path, name: str, target: str | None) -> Path:

@@ -23,7 +23,8 @@ OPTIONS = {"linear": {"epochs": 1}, "quadratic": {"epochs": 1}, "too-high": {"ep
            "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1}, "one-cycle": {"epochs": 1}, "lr-finder": {"epochs": 30},
            "lr-finder-titanic": {"epochs": 12}, "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1},
            "titanic-relu2": {"epochs": 1}, "titanic-mlp": {"epochs": 1}, "collab-filter": {"epochs": 1},
-           "weight-decay": {"epochs": 1}, "penguins-softmax": {"epochs": 1}, "dropout": {"epochs": 2}}
+           "weight-decay": {"epochs": 1}, "penguins-softmax": {"epochs": 1}, "dropout": {"epochs": 2},
+           "attention": {"epochs": 1}}
 
 
 def test_every_bundled_lesson_is_rendered():
@@ -53,7 +54,7 @@ def test_text_width_is_measured_not_counted():
     assert presentation.header_width("run 1: x0 = 1, lr 0.01, gradients accumulated: x") < one_line
 
 
-@pytest.mark.parametrize("name", ["linear", "too-high", "optimizers", "lr-finder", "titanic-linear", "collab-filter"])
+@pytest.mark.parametrize("name", ["linear", "too-high", "optimizers", "lr-finder", "titanic-linear", "collab-filter", "attention"])
 def test_each_block_column_has_one_number_format(tmp_path, name):
     lesson = kinds.load(name, **OPTIONS[name])
     report = kinds.kind_of(lesson).build(lesson, tmp_path / f"{name}.xlsx")
@@ -187,7 +188,7 @@ def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, pdfs):
     assert re.search(r"-\d\.\d\dE\+0[6-9]", flipped), "the diverging sheet reaches millions, shown in scientific"
 
 
-@pytest.mark.parametrize("name", ["linear", "too-high", "optimizers", "lr-finder", "titanic-logistic", "collab-filter"])
+@pytest.mark.parametrize("name", ["linear", "too-high", "optimizers", "lr-finder", "titanic-logistic", "collab-filter", "attention"])
 def test_student_cells_waiting_for_a_blank_are_hidden_by_a_formula_rule(tmp_path, name):
     """Every block cell that depends on a blank has a conditional format (formula rule, nothing shown), and
     no block cell that does not; outside the blocks only formulas that cache nothing have it; formulas are

@@ -55,6 +55,7 @@ DIVERGING = {
     "lr-finder-titanic": lambda tmp: (finder_without_a_stop(tmp, "lr-finder-titanic", 1e12, model="linear"), []),
     "titanic": lambda tmp: ("titanic-linear", ["--lr", "1e6", "--epochs", "1"]),
     "collab": lambda tmp: (collab_unsquashed(tmp), ["--lr", "1e6", "--epochs", "10"]),
+    "attention": lambda tmp: ("attention", ["--lr", "5", "--epochs", "3"]),
 }
 
 

@@ -220,7 +220,13 @@ def collab_frames(lesson, trace) -> dict[str, Callable]:
     return frames(lesson, trace)
 
 
-BY_KIND = {"collab": collab_frames, "sgd": sgd_frames, "function": function_frames, "optimizers": compare_frames,
+def attention_frames(lesson, trace) -> dict[str, Callable]:
+    from sheetsgd.lessons.attention.frames import attention_frames as frames
+
+    return frames(lesson, trace)
+
+
+BY_KIND = {"attention": attention_frames, "collab": collab_frames, "sgd": sgd_frames, "function": function_frames, "optimizers": compare_frames,
            "lr-finder": finder_frames, "titanic": titanic_frames}
 
 

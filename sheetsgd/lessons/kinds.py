@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Callable
 
+from sheetsgd.lessons.attention.engine import train_attention
+from sheetsgd.lessons.attention.lesson import override_attention, parse_attention_lesson
+from sheetsgd.lessons.attention.workbook import build_attention_workbook
 from sheetsgd.lessons.collab.lesson import override_collab, parse_collab_lesson
 from sheetsgd.lessons.collab.engine import train_collab
 from sheetsgd.lessons.collab.workbook import build_collab_workbook
@@ -50,6 +53,7 @@ KINDS = {
     "tabular": TABULAR,  # any CSV's features and target (the Titanic and penguins lessons are of this kind)
     "collab": Kind(parse_collab_lesson, override_collab, train_collab, build_collab_workbook),
     "titanic": TABULAR,  # the tabular kind's earlier name: its templates and workbooks (manifests say it) still work
+    "attention": Kind(parse_attention_lesson, override_attention, train_attention, build_attention_workbook),
 }
 SHOWN = [k for k in KINDS if k != "titanic"]  # the kinds an error message names
 

@@ -78,10 +78,19 @@ def _collab_size(lesson) -> WorkbookSize:
                         max_columns=3 * M + 6 + 2 * k)
 
 
-ESTIMATORS = {"collab": _collab_size, "sgd": _sgd_size, "function": _function_size, "optimizers": _compare_size,
+def _attention_size(lesson) -> WorkbookSize:
+    from sheetsgd.lessons.attention.layout import Layout
+
+    lay = Layout(lesson)
+    return WorkbookSize(cells=lay.cells, formula_cells=lay.cells, longest_formula=60 * lay.T * lay.T,
+                        max_rows=lay.S * max(lay.B, lay.T) + 10, max_columns=len(lay.ex_keys))
+
+
+ESTIMATORS = {"attention": _attention_size, "collab": _collab_size, "sgd": _sgd_size, "function": _function_size, "optimizers": _compare_size,
               "lr-finder": _finder_size, "titanic": _titanic_size}
 
-ADVICE = {"collab": "use fewer steps (--epochs), fewer users or movies, or a lower density",
+ADVICE = {"attention": "use fewer epochs (--epochs), a smaller batch or shorter sequences",
+          "collab": "use fewer steps (--epochs), fewer users or movies, or a lower density",
           "sgd": "use fewer epochs or a larger batch (or fewer rows)",
           "titanic": "use fewer epochs, a larger batch or fewer rows",
           "function": "use fewer steps (--epochs) or fewer runs",

@@ -1,118 +1,23 @@
 """The template schema: every table and key a lesson template may hold, checked before any parser runs.
 
-One strict pass over the parsed TOML, for every kind of lesson: unknown tables and keys are errors
-(with a "did you mean" suggestion), every value has the type its key needs (no strings or booleans
-where numbers belong, lists where lists belong), every number is finite and in its range, texts fit a
-spreadsheet cell (and names a header), sizes are bounded. A problem is one ``SheetsgdError`` naming the
-file, the table and the key. The kinds' parsers then only see well-typed values.
-
-The same description drives the seeded template fuzz (``tests/test_template_fuzz.py``): ``TABLES``
-lists, per lesson kind, each table's keys and what they accept.
+One strict pass over the parsed TOML, for every kind of lesson: unknown tables and keys are errors (with a "did you
+mean" suggestion), every value has the type its key needs (no strings or booleans where numbers belong, lists where
+lists belong), every number is finite and in its range, texts fit a spreadsheet cell (and names a header), sizes are
+bounded. A problem is one ``SheetsgdError`` naming the file, the table and the key. The kinds' parsers then only see
+well-typed values. The same description (``tables_for``: per lesson kind, each table's keys and what they accept)
+drives the seeded template fuzz (``tests/test_template_fuzz.py``).
 """
 from __future__ import annotations
 
-import difflib
 import math
-from dataclasses import dataclass, field
 from typing import Callable
 
 from sheetsgd.errors import SheetsgdError
 
-CELL_MAX_CHARS = 32_767  # what one spreadsheet cell holds (Excel, LibreOffice, Google Sheets: 50,000)
-TEXT_MAX_CHARS = 32_000  # a text cell, leaving room for a bullet or a prefix
-NAME_MAX_CHARS = 255  # names shown as headers, labels and in the manifest
-TITLE_MAX_CHARS = 1_000
-MAX_EXAMPLES = 1_000_000  # a data sheet column holds 1,048,576 rows
-MAX_LIST_ITEMS = 10_000  # exercise, try, features, coefficients …
-MAX_SEED = 2**63 - 1
-MAX_STEPS = 1_000_000_000  # epochs, steps, num_it: the size guards refuse far less; this bounds the arithmetic
-MAX_BEST_FIT_STEPS = 100_000
-
-
-def suggest(word: str, known) -> str:
-    """' (did you mean X?)' for the closest known word, or ''."""
-    close = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _show(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "…"
-
-
-@dataclass(frozen=True)
-class Value:
-    """What one key accepts; ``check`` raises with ``what`` (the key's name) in the message."""
-
-    kind: str  # number | int | bool | str | choice | numlist | strlist | table | batch | axis | init | runs | any
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    choices: tuple = ()
-    max_len: int = TEXT_MAX_CHARS
-    min_items: int = 0
-    max_items: int = MAX_LIST_ITEMS
-    distinct: bool = False
-    keys: dict = field(default_factory=dict)  # table: its keys
-
-    def range_text(self) -> str:
-        if self.high is not None and self.high >= 2**62:  # seeds: any non-negative 64-bit integer
-            return Value(self.kind, self.low, None, self.low_open).range_text()
-        if self.kind == "int" and self.low is not None and self.high is not None:
-            return f" from {self.low:,} to {self.high:,}"
-        if self.low is not None and self.high is not None:
-            return f" in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
-        if self.low is not None:
-            return f" {'>' if self.low_open else '≥'} {self.low:g}"
-        if self.high is not None:
-            return f" {'<' if self.high_open else '≤'} {self.high:g}"
-        return ""
-
-    def in_range(self, x: float) -> bool:
-        if self.low is not None and (x < self.low or (self.low_open and x == self.low)):
-            return False
-        if self.high is not None and (x > self.high or (self.high_open and x == self.high)):
-            return False
-        return True
-
-
-def number(low=None, high=None, *, low_open=False, high_open=False) -> Value:
-    return Value("number", low, high, low_open, high_open)
-
-
-def integer(low=None, high=None) -> Value:
-    return Value("int", low, high)
-
-
-def text(max_len=TEXT_MAX_CHARS) -> Value:
-    return Value("str", max_len=max_len)
-
-
-def choice(*options, noun: str = "") -> Value:
-    return Value("choice", choices=options, max_len=0, keys={"noun": noun} if noun else {})
-
-
-def numbers(min_items=1, max_items=MAX_EXAMPLES) -> Value:
-    return Value("numlist", min_items=min_items, max_items=max_items)
-
-
-def texts(min_items=0, max_items=MAX_LIST_ITEMS, max_len=TEXT_MAX_CHARS, distinct=False) -> Value:
-    return Value("strlist", min_items=min_items, max_items=max_items, max_len=max_len, distinct=distinct)
-
-
-def table(**keys) -> Value:
-    return Value("table", keys=keys)
-
-
-BOOL = Value("bool")
-SWITCH = Value("switch")  # 0 or 1 (a number, as the per-optimizer tables hold them)
-SEED = integer(0, MAX_SEED)
-NAME = text(NAME_MAX_CHARS)
-FINITE = number()
-POSITIVE = number(0, low_open=True)
-NONNEGATIVE = number(0)
-UNIT_OPEN = number(0, 1, high_open=True)  # [0, 1)
+from .template_values import (  # noqa: F401 (the schema's vocabulary, read as schema.X by the kinds)
+    CELL_MAX_CHARS, TEXT_MAX_CHARS, NAME_MAX_CHARS, TITLE_MAX_CHARS, MAX_EXAMPLES, MAX_LIST_ITEMS, MAX_SEED,
+    MAX_STEPS, MAX_BEST_FIT_STEPS, suggest, _show, Value, number, integer, text, choice, numbers, texts, table,
+    BOOL, SWITCH, SEED, NAME, FINITE, POSITIVE, NONNEGATIVE, UNIT_OPEN)
 
 
 def _optimizer_hyper() -> dict[str, dict[str, Value]]:
@@ -126,7 +31,8 @@ def _optimizer_hyper() -> dict[str, dict[str, Value]]:
 
 
 LESSON = table(name=NAME, title=text(TITLE_MAX_CHARS), description=text(), try_=texts(), exercise=texts(max_len=NAME_MAX_CHARS),
-               kind=choice("sgd", "function", "optimizers", "lr-finder", "tabular", "collab", "titanic", noun="lesson kind"))
+               kind=choice("sgd", "function", "optimizers", "lr-finder", "tabular", "collab", "attention", "titanic",
+                           noun="lesson kind"))
 GENERATE = table(kind=choice("polynomial", noun="generator"), x=Value("axis"), coefficients=numbers(1, 100), center=FINITE,
                  relative_noise=NONNEGATIVE, noise=NONNEGATIVE, seed=SEED, decimals=integer(0, 15))
 DATA = table(x=numbers(), y=numbers(), columns=texts(2, 2, NAME_MAX_CHARS, distinct=True), generate=GENERATE,
@@ -157,6 +63,8 @@ COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), densit
                            true_factors=integer(1, 50), noise=NONNEGATIVE, seed=SEED, valid_fraction=number(0, 0.9),
                            split_seed=SEED), "training": table(lr=POSITIVE, wd=NONNEGATIVE, steps=integer(1, MAX_STEPS)),
           "model": table(factors=integer(1, 50), y_range=numbers(0, 2), init_std=NONNEGATIVE, seed=SEED)}
+ATTENTION = {"sequences": table(examples=integer(1, MAX_EXAMPLES), length=integer(2, 8), seed=SEED), "model": table(d=integer(1, 8),
+             init_std=NONNEGATIVE, seed=SEED), "training": table(lr=POSITIVE, batch_size=integer(1, 10**6), epochs=integer(1, MAX_STEPS))}
 
 
 KIND_CHECKS: dict[str, Callable] = {}  # Value kind -> check(checker, value, where, what), filled by the kinds' modules
@@ -173,8 +81,8 @@ def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
     if kind == "function":
         return {"lesson": LESSON, "function": FUNCTION, "runs": Value("runs", min_items=1, max_items=1_000),
                 "schedule": SCHEDULE}
-    if kind == "collab":  # generated ratings, an embedding model, full-batch training
-        return {"lesson": LESSON, **COLLAB, "schedule": SCHEDULE}
+    if kind in ("collab", "attention"):  # generated ratings or sequences: sheetsgd.lessons.collab, sheetsgd.lessons.attention
+        return {"lesson": LESSON, **COLLAB, "schedule": SCHEDULE} if kind == "collab" else {"lesson": LESSON, **ATTENTION}
     opt_keys = {"name": choice(*_optimizer_hyper(), noun="optimizer")}
     if kind == "optimizers":
         opt_keys.update(compare=Value("strlist", min_items=1, max_items=10, choices=tuple(_optimizer_hyper())),
@@ -362,7 +270,7 @@ def check_template(raw: dict, kind: str, source: str) -> None:
             checker.table(value, spec, name, f"[{name}]")
         else:
             checker.value(value, spec, name, f"[{name}]")
-    if kind not in ("function", "collab") and "data" not in raw:
+    if kind not in ("function", "collab", "attention") and "data" not in raw:
         checker.fail("missing [data] table", "")
     if isinstance(data, dict) and not titanic:
         if "generate" in data and ({"x", "y"} & set(data)):

@@ -9,7 +9,7 @@ when the workbook is checked. The rule (version :data:`RULE`), from ``h = sha256
 * ``[model] init = { a = …, b = … }`` (explicit start values: linear, optimizers, lr-finder): each
   parameter, in the order the template lists them, gets ``+ OFFSETS[byte k of h mod 16]``
   (offsets −2 … 2 in steps of 0.25, never 0);
-* ``[model] seed`` without an ``init`` (collab-filter: the factors' random start): ``seed = w0 >> 1``;
+* ``[model] seed`` without an ``init`` (collab-filter's factors, attention's weights: the random start): ``seed = w0 >> 1``;
 * ``[data.generate] seed`` (a generated data set, quadratic): ``seed = w1 >> 1`` (the noise);
 * ``[data] split_seed`` (Titanic, when no ``valid_idx`` is given): ``split_seed = w2 >> 1``;
 * a function lesson's ``[[runs]] x0`` (too-high): run k's ``x0 × FACTORS[byte 16 + k of h mod 8]``

@@ -119,6 +119,15 @@ CATALOGUE = {m.name: m for m in [
             "A cell nobody rated has no error: it must be 0 (left out of the loss), not ŷ − 0."),
     Mistake("y_range_derivative_missing", "the y_range squashing's derivative left out",
             "With ŷ = low + (high − low)·σ(z), ∂loss/∂z = err · dŷ/dz, and dŷ/dz = (ŷ − low)(high − ŷ)/(high − low)."),
+    Mistake("softmax_wrong_axis", "softmax taken over the wrong axis",
+            "Each query's attention is a softmax over its own row of scores, a_ij = e_ij / Σ_l e_il, so every row "
+            "of A sums to 1; dividing by the column's sum Σ_l e_lj mixes the queries."),
+    Mistake("attention_scale_missing", "scores not scaled by 1/√d",
+            "Scaled dot-product attention divides every score q_i·k_j by √d (d: the size of q and k), which keeps "
+            "the softmax from saturating as d grows."),
+    Mistake("softmax_jacobian_diagonal", "the softmax's Jacobian replaced by a(1 − a)",
+            "Every a_il of a row depends on every score s_ij of it: ∂L/∂s_ij = a_ij(∂L/∂a_ij − Σ_l a_il·∂L/∂a_il). "
+            "a_ij(1 − a_ij)·∂L/∂a_ij keeps only the diagonal (the sigmoid's derivative)."),
     Mistake("circular_reference", "a circular reference",
             "The formula reads its own cell (directly or through others): read the previous row's values instead."),
     Mistake("input_name_changed", "a defined name (an input) was changed",
