@@ -97,6 +97,13 @@ def frames_match(les: api.Lesson, run: api.Run):
                                           .to_numpy(dtype=float), p["wq"].reshape(-1))
         a = np.concatenate([r["a"] for r in trace.rows])
         same(frames["Examples"], {f"a{i + 1}_{j + 1}": a[:, i, j] for i in range(spec.length) for j in range(spec.length)})
+    elif les.kind == "conv":
+        steps = frames["Steps"]
+        same(steps, {k: v for k, v in trace.steps.items() if k != "step"})
+        for s, p in enumerate(trace.params):
+            np.testing.assert_array_equal(steps.loc[s, [f"f1_{u}_{v}" for u in (1, 2, 3) for v in (1, 2, 3)]].to_numpy(
+                dtype=float), p["f"][0].ravel())
+        same(frames["Loss"], dict(zip(("mean_loss", "accuracy"), trace.epoch_means(spec.train_images))))
     else:  # pragma: no cover - a new kind needs its frames tested here
         raise AssertionError(f"untested kind {les.kind}")
     assert run.n_steps == trace.n_steps and api.finite(run.table()) == api.finite(trace.table())  # NaN ≠ NaN

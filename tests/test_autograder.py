@@ -362,7 +362,7 @@ SMALL = {"linear": {"epochs": 1}, "quadratic": {"epochs": 3}, "too-high": {}, "o
          "optimizers-classic": {"epochs": 1}, "one-cycle": {"epochs": 1}, "lr-finder": {}, "lr-finder-titanic": {},
          "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1}, "titanic-relu2": {"epochs": 1},
          "titanic-mlp": {"epochs": 1}, "collab-filter": {"epochs": 3}, "weight-decay": {"epochs": 1}, "penguins-softmax": {"epochs": 1}, "dropout": {"epochs": 2},
-         "attention": {"epochs": 1}}
+         "attention": {"epochs": 1}, "conv": {"epochs": 1}}
 
 
 @pytest.fixture(scope="module")

@@ -173,6 +173,11 @@ OTHER_KINDS = [
     ("titanic-linear", "epochs = 3", "best_fit_steps = 1e12\nepochs = 3", ["best_fit_steps must be a whole number"]),
     ("titanic-linear", "batch_size = 1", "batch_size = 100000", ["larger than the data (570 examples)"]),
     ("titanic-mlp", "[model]", "[model]\nhiden = 3", ["unknown key 'hiden' (did you mean hidden?)"]),
+    ("conv", "size = 6 ", "size = 60 ", ["[images]", "size must be"]),
+    ("conv", "filters = 2 ", "filters = 0 ", ["filters must be"]),
+    ("conv", "pool = false", 'pool = "no"', ["pool must be true or false"]),
+    ("conv", "[images]", "[image]", ["unknown table [image] (did you mean images?)"]),
+    ("conv", "bar_min = 3 ", "bar_min = 9 ", ["bar_min 9 is longer than the image"]),
 ]
 
 

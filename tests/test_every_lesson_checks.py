@@ -51,6 +51,8 @@ LESSONS = {
                                   ("feature_missing", "grad_b", 1)]),
     "attention": ({"epochs": 2}, [("softmax_wrong_axis", "a1_1", 1), ("attention_scale_missing", "s2_3", 1),
                                   ("softmax_jacobian_diagonal", "ds1_2", 1), ("update_sign_flipped", "Steps:new_wq11", 1)]),
+    "conv": ({"epochs": 1}, [("filter_flipped", "z1_1_1", 1), ("window_off_by_one", "z2_2_3", 1),
+                             ("window_off_by_one", "grad_f1_2_2", 1)]),
 }
 # lessons that are templates outside the bundle, by their path
 SOURCES = {"own-model": str(__import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "own-model"

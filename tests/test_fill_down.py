@@ -33,7 +33,7 @@ from sheetsgd.write.lesson_file import build_student
 FIXTURES = Path(__file__).parent / "fixtures" / "layout_v1"
 TABULAR = {"titanic-linear", "titanic-logistic", "titanic-relu2", "titanic-mlp", "penguins-softmax", "dropout",
            "lr-finder-titanic"}
-SMALL = {"collab-filter": {"epochs": 2}, "attention": {"epochs": 2}, "dropout": {"epochs": 1}, "titanic-mlp": {"epochs": 1},
+SMALL = {"collab-filter": {"epochs": 2}, "attention": {"epochs": 2}, "conv": {"epochs": 1}, "dropout": {"epochs": 1}, "titanic-mlp": {"epochs": 1},
          "titanic-logistic": {"epochs": 1}, "titanic-linear": {"epochs": 1}, "titanic-relu2": {"epochs": 1},
          "penguins-softmax": {"epochs": 1}, "lr-finder-titanic": {"epochs": 12}, "lr-finder": {"epochs": 30},
          "too-high": {"epochs": 8}, "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1},

@@ -24,7 +24,7 @@ OPTIONS = {"linear": {"epochs": 1}, "quadratic": {"epochs": 1}, "too-high": {"ep
            "lr-finder-titanic": {"epochs": 12}, "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1},
            "titanic-relu2": {"epochs": 1}, "titanic-mlp": {"epochs": 1}, "collab-filter": {"epochs": 1},
            "weight-decay": {"epochs": 1}, "penguins-softmax": {"epochs": 1}, "dropout": {"epochs": 2},
-           "attention": {"epochs": 1}}
+           "attention": {"epochs": 1}, "conv": {"epochs": 1}}
 
 
 def test_every_bundled_lesson_is_rendered():
@@ -163,7 +163,7 @@ def test_every_lesson_renders_without_hashes_or_clipped_labels(rendered, pdfs):
         # the Introduction's legend lists every column of a step sheet (the Titanic kind's, penguins' too:
         # the first weight's only)
         legend = {_plain(c.header) for b in blocks[pdf.stem] if b.name in LEGEND_BLOCKS and not
-                  pdf.stem.startswith(("titanic", "penguins", "dropout")) for c in b.columns}
+                  pdf.stem.startswith(("titanic", "penguins", "dropout", "conv")) for c in b.columns}  # conv: each group's first
         for header in legend:  # the Introduction's legend: each header whole at the start of a line
             if not any(line.startswith(header) for line in lines):
                 problems.append(f"{pdf.stem}: legend row {header!r} not whole")

@@ -56,6 +56,7 @@ DIVERGING = {
     "titanic": lambda tmp: ("titanic-linear", ["--lr", "1e6", "--epochs", "1"]),
     "collab": lambda tmp: (collab_unsquashed(tmp), ["--lr", "1e6", "--epochs", "10"]),
     "attention": lambda tmp: ("attention", ["--lr", "5", "--epochs", "3"]),
+    "conv": lambda tmp: ("conv", ["--lr", "1e6", "--epochs", "1"]),
 }
 
 

@@ -27,7 +27,8 @@ from sheetsgd.write.lesson_file import build_student
 
 # a lesson of every kind (small options), and the bundled titanic-logistic for --strict
 KINDS = {"linear": {"epochs": 1}, "too-high": {"epochs": 8}, "optimizers": {"epochs": 1},
-         "lr-finder": {"epochs": 30}, "titanic-logistic": {"epochs": 1}, "collab-filter": {"epochs": 2}}
+         "lr-finder": {"epochs": 30}, "titanic-logistic": {"epochs": 1}, "collab-filter": {"epochs": 2},
+         "conv": {"epochs": 1}}
 BUNDLED = "titanic-logistic-bundled"
 
 

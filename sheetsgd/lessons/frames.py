@@ -226,7 +226,14 @@ def attention_frames(lesson, trace) -> dict[str, Callable]:
     return frames(lesson, trace)
 
 
-BY_KIND = {"attention": attention_frames, "collab": collab_frames, "sgd": sgd_frames, "function": function_frames, "optimizers": compare_frames,
+def conv_frames(lesson, trace) -> dict[str, Callable]:
+    from sheetsgd.lessons.conv.views import conv_frames as frames
+
+    return frames(lesson, trace)
+
+
+BY_KIND = {"attention": attention_frames, "conv": conv_frames, "collab": collab_frames, "sgd": sgd_frames,
+           "function": function_frames, "optimizers": compare_frames,
            "lr-finder": finder_frames, "titanic": titanic_frames}
 
 

@@ -14,6 +14,10 @@ from sheetsgd.lessons.attention.workbook import build_attention_workbook
 from sheetsgd.lessons.collab.lesson import override_collab, parse_collab_lesson
 from sheetsgd.lessons.collab.engine import train_collab
 from sheetsgd.lessons.collab.workbook import build_collab_workbook
+from sheetsgd.lessons.conv.engine import train_conv
+from sheetsgd.lessons.conv.lesson import override_conv, parse_conv_lesson
+from sheetsgd.lessons.conv.template import TABLES as CONV_TABLES
+from sheetsgd.lessons.conv.workbook import build_conv_workbook
 from .compare import build_compare_workbook, override_compare, parse_compare_lesson, train_compare
 from sheetsgd.lessons.sgd.engine import train
 from sheetsgd.errors import SheetsgdError
@@ -54,6 +58,7 @@ KINDS = {
     "collab": Kind(parse_collab_lesson, override_collab, train_collab, build_collab_workbook),
     "titanic": TABULAR,  # the tabular kind's earlier name: its templates and workbooks (manifests say it) still work
     "attention": Kind(parse_attention_lesson, override_attention, train_attention, build_attention_workbook),
+    "conv": Kind(parse_conv_lesson, override_conv, train_conv, build_conv_workbook),
 }
 SHOWN = [k for k in KINDS if k != "titanic"]  # the kinds an error message names
 
@@ -62,6 +67,9 @@ def shown_kind(lesson) -> str:
     """The kind's name as users see it (a lesson object keeps "titanic", what its manifests record)."""
     kind = getattr(lesson, "kind", "sgd")
     return "tabular" if kind == "titanic" else kind
+
+
+schema.KIND_TABLES["conv"] = CONV_TABLES
 
 
 def kind_of(lesson) -> Kind:

@@ -86,10 +86,17 @@ def _attention_size(lesson) -> WorkbookSize:
                         max_rows=lay.S * max(lay.B, lay.T) + 10, max_columns=len(lay.ex_keys))
 
 
-ESTIMATORS = {"attention": _attention_size, "collab": _collab_size, "sgd": _sgd_size, "function": _function_size, "optimizers": _compare_size,
-              "lr-finder": _finder_size, "titanic": _titanic_size}
+
+def _conv_size(lesson) -> WorkbookSize:
+    from sheetsgd.lessons.conv.layout import estimate
+
+    return estimate(lesson)
+
+ESTIMATORS = {"attention": _attention_size, "conv": _conv_size, "collab": _collab_size, "sgd": _sgd_size,
+              "function": _function_size, "optimizers": _compare_size, "lr-finder": _finder_size, "titanic": _titanic_size}
 
 ADVICE = {"attention": "use fewer epochs (--epochs), a smaller batch or shorter sequences",
+          "conv": "use fewer epochs, fewer training images or smaller images",
           "collab": "use fewer steps (--epochs), fewer users or movies, or a lower density",
           "sgd": "use fewer epochs or a larger batch (or fewer rows)",
           "titanic": "use fewer epochs, a larger batch or fewer rows",

@@ -31,7 +31,7 @@ def _optimizer_hyper() -> dict[str, dict[str, Value]]:
 
 
 LESSON = table(name=NAME, title=text(TITLE_MAX_CHARS), description=text(), try_=texts(), exercise=texts(max_len=NAME_MAX_CHARS),
-               kind=choice("sgd", "function", "optimizers", "lr-finder", "tabular", "collab", "attention", "titanic",
+               kind=choice("sgd", "function", "optimizers", "lr-finder", "tabular", "collab", "attention", "conv", "titanic",
                            noun="lesson kind"))
 GENERATE = table(kind=choice("polynomial", noun="generator"), x=Value("axis"), coefficients=numbers(1, 100), center=FINITE,
                  relative_noise=NONNEGATIVE, noise=NONNEGATIVE, seed=SEED, decimals=integer(0, 15))
@@ -66,7 +66,8 @@ COLLAB = {"ratings": table(users=integer(2, 200), movies=integer(2, 200), densit
 ATTENTION = {"sequences": table(examples=integer(1, MAX_EXAMPLES), length=integer(2, 8), seed=SEED), "model": table(d=integer(1, 8),
              init_std=NONNEGATIVE, seed=SEED), "training": table(lr=POSITIVE, batch_size=integer(1, 10**6), epochs=integer(1, MAX_STEPS))}
 
-
+# {kind: tables} of kinds whose tables live here or in their own package (sheetsgd.lessons.kinds adds those)
+KIND_TABLES: dict[str, dict[str, Value]] = {"attention": ATTENTION}
 KIND_CHECKS: dict[str, Callable] = {}  # Value kind -> check(checker, value, where, what), filled by the kinds' modules
 
 
@@ -81,8 +82,8 @@ def tables_for(kind: str, titanic: bool) -> dict[str, Value]:
     if kind == "function":
         return {"lesson": LESSON, "function": FUNCTION, "runs": Value("runs", min_items=1, max_items=1_000),
                 "schedule": SCHEDULE}
-    if kind in ("collab", "attention"):  # generated ratings or sequences: sheetsgd.lessons.collab, sheetsgd.lessons.attention
-        return {"lesson": LESSON, **COLLAB, "schedule": SCHEDULE} if kind == "collab" else {"lesson": LESSON, **ATTENTION}
+    if kind in ("collab", *KIND_TABLES):  # generated data, a model of its own (collab: embeddings, full-batch)
+        return {"lesson": LESSON, **COLLAB, "schedule": SCHEDULE} if kind == "collab" else {"lesson": LESSON, **KIND_TABLES[kind]}
     opt_keys = {"name": choice(*_optimizer_hyper(), noun="optimizer")}
     if kind == "optimizers":
         opt_keys.update(compare=Value("strlist", min_items=1, max_items=10, choices=tuple(_optimizer_hyper())),
@@ -270,7 +271,7 @@ def check_template(raw: dict, kind: str, source: str) -> None:
             checker.table(value, spec, name, f"[{name}]")
         else:
             checker.value(value, spec, name, f"[{name}]")
-    if kind not in ("function", "collab", "attention") and "data" not in raw:
+    if kind not in ("function", "collab", "attention", "conv") and "data" not in raw:
         checker.fail("missing [data] table", "")
     if isinstance(data, dict) and not titanic:
         if "generate" in data and ({"x", "y"} & set(data)):
@@ -279,7 +280,7 @@ def check_template(raw: dict, kind: str, source: str) -> None:
             checker.fail(f"x and y must be equally long (got {len(data['x']):,} and {len(data['y']):,})", "data")
     model = raw.get("model", {})
     init = model.get("init") if isinstance(model, dict) else None
-    if not titanic and kind not in ("function", "collab") and isinstance(init, dict) and not {"random", "formula"} & {*init, *model}:
+    if not titanic and kind not in ("function", "collab", "conv") and isinstance(init, dict) and not {"random", "formula"} & {*init, *model}:
         from sheetsgd.lessons.sgd.models import MODELS
         params = MODELS.get(model.get("kind", "linear"), MODELS["linear"]).params
         extra = [k for k in init if k not in params]

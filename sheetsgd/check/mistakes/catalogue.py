@@ -147,6 +147,15 @@ CATALOGUE = {m.name: m for m in [
             "∂/∂p of f(g) is f′(g)·∂g/∂p: multiply by the derivative of the inside (for EXP(−b·t) in b, the factor −t)."),
     Mistake("wrong_parameter_derivative", "another parameter's ∂ŷ/∂ written",
             "Each ∂ŷ/∂p column differentiates the prediction in its own parameter, holding the others fixed."),
+    Mistake("filter_flipped", "filter flipped: a convolution where the network cross-correlates",
+            "A CNN's convolution layer (PyTorch's conv2d) slides the filter as it is: z[i,j] = Σ x[i+u, j+v]·F[u, v] "
+            "plus the bias. The textbook convolution turns the filter by 180° (F[2−u, 2−v]); here it must not be."),
+    Mistake("window_off_by_one", "the input window off by one pixel",
+            "The window of output cell (i, j) starts at pixel (i, j) (both 1-based here): its rows are x[i..i+2] "
+            "and its columns x[..., j..j+2]. For ∂L/∂F[u, v] the input is shifted by (u − 1, v − 1) from there."),
+    Mistake("pooling_gradient_spread", "the pooling gradient spread over the whole window",
+            "Max-pooling passes on one value per 2×2 window, its maximum: only that cell gets the pooled cell's "
+            "gradient (∂L/∂s·w where z > 0); the other three cells of the window get 0."),
     Mistake("unrecognised", "wrong value",
             "Compare your formula with the column's description on the Introduction sheet."),
 ]}

@@ -14,6 +14,7 @@ from . import edits_attention as mistake_edits_attention
 from . import edits_dropout as mistake_edits_dropout
 from . import edits_formula as mistake_edits_formula
 from . import edits_softmax as mistake_edits_softmax
+from sheetsgd.lessons.conv import mistakes as conv_mistakes
 from sheetsgd.sheet.blocks import Block, is_update
 
 
@@ -226,6 +227,7 @@ def variants(block: Block, key: str) -> list[tuple[str, object]]:
     out += mistake_edits_dropout.variants(block, key, tree)
     out += mistake_edits_formula.variants(block, key, tree, _key_at, _drop_factor)
     out += mistake_edits_attention.variants(block, key, tree)
+    out += conv_mistakes.variants(block, key, tree)
     return [(name, t) for name, t in out if t is not None and t != tree]
 
 
