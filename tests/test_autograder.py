@@ -220,8 +220,9 @@ def test_a_plain_install_runs_a_courses_commands(installed, filled, tmp_path):
     assert zipfile.ZipFile(tmp_path / "student.xlsx").testzip() is None
     right = run("check", filled["correct"])
     assert right.returncode == 0 and "all correct" in right.stdout, right.stdout + right.stderr
-    wrong = run("check", filled["wrong"])
-    assert wrong.returncode == 1 and "update_sign_flipped" in wrong.stdout, wrong.stdout + wrong.stderr
+    wrong = run("check", filled["wrong"], "--json")
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    assert [m["mistake"] for m in json.loads(wrong.stdout)["mistakes"]] == ["update_sign_flipped"]
     page = run("check", filled["wrong"], "--format", "html")
     assert page.returncode == 1 and "<html" in page.stdout.lower() and "Steps!Q10" in page.stdout
     folder = tmp_path / "class"
