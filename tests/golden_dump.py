@@ -24,7 +24,8 @@ OPTIONS = {
     "optimizers": {"epochs": 1}, "optimizers-classic": {"epochs": 1}, "one-cycle": {"epochs": 1},
     "lr-finder": {"epochs": 40}, "lr-finder-titanic": {"epochs": 30},
     "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1}, "titanic-mlp": {"epochs": 1},
-    "titanic-relu2": {"epochs": 1},
+    "titanic-relu2": {"epochs": 1}, "penguins-softmax": {"epochs": 1}, "dropout": {"epochs": 1},
+    "weight-decay": {"epochs": 1}, "collab-filter": {"epochs": 3}, "conv": {"epochs": 1}, "attention": {"epochs": 1},
 }
 
 
