@@ -13,6 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import openpyxl
 import pytest
 from click.testing import CliRunner
@@ -209,14 +210,25 @@ def test_timeout_holds_on_every_path(saved, tmp_path, monkeypatch, path_args):
 
 
 def test_forms_read_every_reference_row():
-    from sheetsgd.check.own_formulas import forms
+    from sheetsgd.read.formula_forms import Forms, join
 
-    texts = [b"H7-lr*K7", b"LOG10(B$3)+Data!$C$12*A7", b"SUM(A1:A9)/1E5", b"H8-lr*K8"]
-    shapes, values, first, _ = forms(b"\x00".join(texts))
-    assert shapes[0] == shapes[3] == b"H-lr*K" and shapes[1] == b"LOG10(B$)+Data!$C$*A"
-    assert values.tolist() == [7, 7, 3, 12, 7, 1, 9, 8, 8]  # not LOG10's 10, nor 1E5's 5
-    assert first.tolist() == [0, 2, 5, 7]
-    assert forms(b"E5+1E5+B.E5")[1].tolist() == [5]  # the cell E5 only (B.E5 is a name)
+    texts = [b"H7-lr*K7", b"LOG10(B$3)+Data!$C$12*A7", b"SUM(A1:A9)/1E5", b"H8-lr*K8", b"H9-lr*K9", b"H10-lr*K11",
+             b"H8-lr*K8+1"]
+    forms = Forms(*join(texts))
+    assert forms.values.tolist() == [7, 7, 3, 12, 7, 1, 9, 8, 8, 9, 9, 10, 11, 8, 8]  # not LOG10's 10, nor 1E5's 5
+    assert forms.first.tolist() == [0, 2, 5, 7, 9, 11, 13, 15]
+    # the cheap test: equal but for rows of equal widths (H10-lr*K11's rows are wider: told equal by its key)
+    assert forms.same_as_previous.tolist() == [False, False, False, False, True, False, False]
+    assert [g.tolist() for g in forms.groups(0, 7)] == [[0, 3, 4, 5], [1], [2], [6]]  # K8+1: another form
+    assert forms.rows_of(np.array([0, 3, 4, 5])).tolist() == [[7, 7], [8, 8], [9, 9], [10, 11]]
+    assert Forms(*join([b"E5+1E5+B.E5"])).values.tolist() == [5]  # the cell E5 only (B.E5 is a name)
+    # a row number's place is part of the form: A1+B2 and A12+B are not one form; A1B's 1 is no row
+    forms = Forms(*join([b"A1+B2", b"A12+B", b"A3+B4", b"A1B", b"A2B"]))
+    assert [g.tolist() for g in forms.groups(0, 5)] == [[0, 2], [1], [3], [4]]
+    # a text holding the byte the fast test marks rows with is still told apart (A\xff is not A1)
+    forms = Forms(*join([b"A1", b"A\xff", b"A2"]))
+    assert forms.same_as_previous.tolist() == [False, False, False]
+    assert [g.tolist() for g in forms.groups(0, 3)] == [[0, 2], [1]]
 
 
 def test_forged_values_in_a_built_workbook_fail(tmp_path):

@@ -5,7 +5,9 @@ whose formulas were replaced while their saved values were kept would pass it. H
 formula text is evaluated on the file's values: parsed by :mod:`sheetsgd.sheet.a1`, evaluated by
 :mod:`sheetsgd.sheet.evaluate`. Cells are grouped by form: texts equal but for the row numbers of their
 references (what filling down makes) are one group, parsed once, each reference's row a per-cell field,
-evaluated as one numpy pass, so a filled-down column is one pass whatever rows its ranges cover. A cell
+evaluated as one numpy pass, so a filled-down column is one pass whatever rows its ranges cover; the
+texts of a sheet's columns are read and grouped as one batch by array operations over the sheet's bytes
+(:mod:`sheetsgd.read.formula_forms`): only the first cell of each run of equal forms in a column is a Python step. A cell
 whose value disagrees is a *suspect*; one whose formula the evaluator cannot follow (a function outside
 the portable set, a reference to a defined range …) is *unknown*: the checker asks an engine about both.
 Formulas over the nesting or length bound are *refused* before any parser or engine sees them.
@@ -18,6 +20,7 @@ import numpy as np
 
 from sheetsgd.sheet import a1
 from sheetsgd.sheet.evaluate import Context, EvalError, Val, agree, column
+from sheetsgd.read.formula_forms import Forms
 from .judge import MAX_GATHER
 from .placement import SheetValues
 from sheetsgd.read.workbook import column_letters
@@ -25,44 +28,7 @@ from sheetsgd.read.sheet import _unescape
 
 MAX_FORMULA_CHARS = 8192  # Excel's own limit on a formula's length
 MAX_NESTING = 100  # parentheses deep; Excel allows 64 nested functions
-_AFTER = np.zeros(256, bool)  # what may follow a reference's row (a1's tokens: no letter, digit, _, ( or !)
-_AFTER[list(range(256))] = True
-_AFTER[[ord(c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_(!"]] = False
-_BEFORE = np.zeros(256, bool)  # what precedes it: a column letter or a $
-_BEFORE[[ord(c) for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ$"]] = True
-
-
-def forms(joined: bytes):
-    """The formulas (NUL-separated) as forms: (each formula's text without its references' row numbers; the
-    row numbers, in text order; each formula's first index into them). Digits after a capital or $ and before
-    no identifier character are taken for rows (LOG10( is not, nor 1E5's exponent): a form's parse must find exactly these as its
-    references' rows (see :func:`_evaluate_group`), else its cells are taken one by one."""
-    buf = np.frombuffer(joined, np.uint8)
-    n = len(buf)
-    digit = (buf >= 0x30) & (buf <= 0x39)
-    edges = np.diff(digit.view(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    before = _BEFORE[buf[np.maximum(starts - 1, 0)]] & (starts > 0)
-    prior = buf[np.maximum(starts - 2, 0)]  # 1E5, 2.E3: an exponent, not a row
-    before &= ~((buf[np.maximum(starts - 1, 0)] == 0x45) & (starts > 1) & ((prior - 0x30 < 10) | (prior == 0x2E)))
-    after = np.where(ends < n, _AFTER[buf[np.minimum(ends, n - 1)]], True)
-    rows = before & after & (ends - starts <= 7)
-    starts, ends = starts[rows], ends[rows]
-    marks = np.zeros(n + 1, np.int8)
-    marks[starts] = 1
-    marks[ends] -= 1
-    shapes = buf[np.cumsum(marks[:-1], dtype=np.int8) == 0].tobytes().split(b"\x00")
-    lengths = ends - starts  # each row number: its (at most 7) digits weighted by powers of ten
-    values = np.zeros(len(starts), np.int64)
-    for d in range(7):
-        more = lengths > d
-        if not more.any():
-            break
-        values = np.where(more, values * 10 + buf[np.minimum(starts + d, n - 1)] - 0x30, values)
-    separators = np.flatnonzero(buf == 0)
-    cell = np.searchsorted(separators, starts)
-    first = np.searchsorted(cell, np.arange(len(shapes)))
-    return shapes, values, first, separators
+BATCH_CELLS = 150_000  # formula cells read as one batch
 
 
 def over_bounds(text: bytes) -> str | None:
@@ -195,38 +161,20 @@ def _evaluate_group(text: bytes, digits: np.ndarray, sheet: str, stores: Stores,
     return column(tree, ctx, len(digits))
 
 
-def check_column(sheet_obj, store: SheetValues, stores: Stores, names, rows: np.ndarray, col: int) -> ColumnCheck:
-    """The formula cells of one column at ``rows``: each evaluated from its own formula on the file's values."""
-    n = len(rows)
-    out = ColumnCheck(store.sheet.name, col, rows, np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
-    pos, present = store.find(rows, np.full(n, col))
-    at = np.flatnonzero(present & store.formula[pos]) if len(store.formula) else np.zeros(0, np.int64)
-    if not len(at):
-        return out
-    joined = sheet_obj.joined_formulas(store._order[pos[at]])
-    shapes, values, first, separators = forms(joined)
-    bounds = np.concatenate([[-1], separators, [len(joined)]])
-    lengths = np.diff(bounds) - 1
-
-    def text(i: int) -> bytes:
-        return joined[int(bounds[i]) + 1:int(bounds[i + 1])]
-    unique = list(dict.fromkeys(shapes))
-    if len(unique) == 1:
-        groups = [np.arange(len(shapes))]
-    else:
-        labels = np.array(shapes, dtype=object)
-        groups = [np.flatnonzero(labels == u) for u in unique]
-    saved = store.values[pos[at]]
-    for members in groups:
-        k = int(first[members[0] + 1] - first[members[0]]) if members[0] + 1 < len(first) else len(values) - int(first[members[0]])
-        digits = values[first[members][:, None] + np.arange(k)] if k else np.zeros((len(members), 0), np.int64)
-        reason = over_bounds(text(int(members[np.argmax(lengths[members])])))
+def _check_cells(out: ColumnCheck, forms: Forms, lo: int, at: np.ndarray, saved: np.ndarray, stores: Stores,
+                 names) -> None:
+    """The formula cells ``at`` (block row indices) of one column, cells lo … of ``forms``: each evaluated from
+    its own formula on the file's values, one numpy pass per form."""
+    for cells in forms.groups(lo, lo + len(at)):
+        members = cells - lo
+        reason = over_bounds(forms.text(int(cells[np.argmax(forms.length(cells))])))
         if reason:
             out.refused[at[members]] = True
             out.reasons.update({int(at[i]): reason for i in members.tolist()})
             continue
         try:
-            parts = [(members, _evaluate_group(text(int(members[0])), digits, out.sheet, stores, names))]
+            parts = [(members, _evaluate_group(forms.text(int(cells[0])), forms.rows_of(cells), out.sheet, stores,
+                                               names))]
         except ValueError as exc:  # EvalError, FormulaError: not followed
             out.unknown[at[members]] = True
             out.reasons.update({int(at[i]): str(exc) for i in members.tolist()})
@@ -235,14 +183,13 @@ def check_column(sheet_obj, store: SheetValues, stores: Stores, names, rows: np.
             parts = []
             for i in members.tolist():  # the fast reading cannot tell the references apart: one cell at a time
                 try:
-                    parts.append(([i], _evaluate_group(text(i), None, out.sheet, stores, names)))
+                    parts.append(([i], _evaluate_group(forms.text(lo + i), None, out.sheet, stores, names)))
                 except (ValueError, _FormMismatch) as exc2:
                     out.unknown[at[i]] = True
                     out.reasons[int(at[i])] = str(exc2) or "not evaluated"
         for idx, (expected, mag) in parts:
             ok = agree(saved[idx], expected, mag)
             out.suspect[at[idx][~ok]] = True
-    return out
 
 
 @dataclass
@@ -265,15 +212,35 @@ class Verification:
 
 
 def verify(book, blocks, shifts, stores: dict[str, SheetValues], names: dict[str, float]) -> Verification:
-    """Each formula cell of every block column checked against its own formula, on the file's values."""
+    """Each formula cell of every block column checked against its own formula, on the file's values. The
+    texts of a sheet's columns are read as one batch (:class:`sheetsgd.read.formula_forms.Forms`)."""
     lazy = Stores(book, stores)
-    out = {}
+    out, batches = {}, {}
     for b in blocks:
         shift = shifts[b.sheet]
         store = stores[shift.sheet]
         rows = shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))
         for c in b.columns:
-            out[(b.name, c.key)] = check_column(store.sheet, store, lazy, names, rows, shift.col(c.col))
+            col = shift.col(c.col)
+            n = len(rows)
+            check = ColumnCheck(store.sheet.name, col, rows, np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool))
+            out[(b.name, c.key)] = check
+            pos, present = store.find(rows, np.full(n, col))
+            at = np.flatnonzero(present & store.formula[pos]) if len(store.formula) else np.zeros(0, np.int64)
+            if len(at):
+                batches.setdefault(shift.sheet, []).append((check, pos[at], at))
+    for sheet, columns in batches.items():
+        store = stores[sheet]
+        while columns:  # batches of at most BATCH_CELLS cells (a column at least): memory bounded by them
+            size = np.cumsum([len(at) for _, _, at in columns])
+            take = max(1, int(np.searchsorted(size, BATCH_CELLS, side="right")))
+            batch, columns = columns[:take], columns[take:]
+            cells = np.concatenate([store._order[pos] for _, pos, _ in batch])
+            forms = Forms(*store.sheet.formula_spans(cells))
+            lo = 0
+            for check, pos, at in batch:
+                _check_cells(check, forms, lo, at, store.values[pos], lazy, names)
+                lo += len(at)
     return Verification(out)
 
 

@@ -112,11 +112,13 @@ class SheetValues:
 
     def find(self, rows: np.ndarray, cols: np.ndarray):
         """(position, present) of each (row, col) in the sorted arrays."""
-        if self._grid is not None:  # a dense sheet: a direct lookup
+        if self._grid is not None:  # a dense sheet: a direct lookup in the flattened grid
             grid = self._grid
+            height, width = grid.shape
             r, c = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
-            inside = (r >= 0) & (r < grid.shape[0]) & (c >= 0) & (c < grid.shape[1])
-            pos = grid[np.where(inside, r, 0), np.where(inside, c, 0)]
+            inside = (r.astype(np.uint64) < height) & (c.astype(np.uint64) < width)  # negatives wrap to huge
+            flat = r * width + c
+            pos = grid.reshape(-1).take(flat if inside.all() else np.where(inside, flat, 0))
             return np.maximum(pos, 0), inside & (pos >= 0)
         want = np.asarray(rows, dtype=np.int64) * _KEY + np.asarray(cols, dtype=np.int64)
         if len(self.keys) == 0:

@@ -61,8 +61,8 @@ class ScannedCells:
         if len(idx):
             buf = self.buf
             width = int(length[idx].max())  # the longest value text (a double's repr: up to 24)
-            chars = _window(buf, start[idx], width)
-            chars = np.where(np.arange(width) < length[idx, None], chars, np.uint8(0))
+            chars = _window(buf, start[idx], width)  # a copy: the bytes after each value zeroed in place
+            chars *= np.arange(width, dtype=np.int16) < length[idx, None]
             text = np.ascontiguousarray(chars, dtype=np.uint8).view(f"S{width}").ravel()
             try:
                 numbers[idx] = text.astype(float)
@@ -95,11 +95,14 @@ def _padded(buf: np.ndarray, width: int) -> np.ndarray:
     return np.concatenate([buf, np.zeros(max(width, _PAD), np.uint8)])
 
 
+def padded_buffer_of(buf: np.ndarray) -> np.ndarray:
+    """The buffer and the zeros after it (``padded[len(buf)]`` is 0)."""
+    return _padded(buf, 1)
+
+
 def padded_buffer(data: bytes) -> np.ndarray:
     """The bytes as a uint8 array, stored with zeros after them (windows past the end read 0, made once)."""
-    padded = np.zeros(len(data) + _PAD, np.uint8)
-    padded[:len(data)] = np.frombuffer(data, np.uint8)
-    return padded[:len(data)]
+    return np.frombuffer(data + bytes(_PAD), np.uint8)[:len(data)]  # one copy (read only: nothing writes it)
 
 
 def _first(window: np.ndarray, start: np.ndarray, ch: int) -> np.ndarray:
@@ -126,8 +129,16 @@ def _find(data: bytes, buf: np.ndarray, pattern: bytes) -> np.ndarray:
     return pos[_bytes_at(buf, pos + 2, pattern[2:])] if len(pattern) > 2 else pos
 
 
-def scan(data: bytes):
+class TooManyCells(Exception):
+    def __init__(self, count: int):
+        super().__init__(count)
+        self.count = count
+
+
+def scan(data: bytes, max_cells: int | None = None):
     """(cells, rows, cols) of the sheet, or None when it is not in the plain form (see the module).
+    Raises TooManyCells before anything is allocated per cell when the sheet holds more than ``max_cells``
+    (every ``<c `` counted).
 
     With comments and CDATA excluded, every ``<`` of well-formed XML starts a tag: the tags are found in
     one pass and told apart by their next three bytes, and each cell's parts are the tags that follow its
@@ -137,21 +148,24 @@ def scan(data: bytes):
     lt = np.append(np.flatnonzero(buf == _LT), n)  # tag starts, and a sentinel: "the next tag" of the last
     padded = _padded(buf, 4)
     c1, c2, c3 = padded[lt + 1], padded[lt + 2], padded[lt + 3]  # past the end (the sentinel's): zeros
+    cell_k = np.flatnonzero((c1 == ord("c")) & (c2 == _SPACE))  # every <c …> open tag, by tag index
+    if max_cells is not None and len(cell_k) > max_cells:
+        raise TooManyCells(len(cell_k))
     if (c1 == ord("!")).any():  # a comment, CDATA or a declaration
         return None
-    cell_k = np.flatnonzero((c1 == ord("c")) & (c2 == _SPACE))  # every <c …> open tag, by tag index
     cpos = lt[cell_k]
-    if not ((c3[cell_k] == ord("r")) & _bytes_at(buf, cpos + 4, b'="')).all():  # reference not first
+    head = _window(buf, cpos + 3, 3 + MAX_REF + 1)  # r=" and the reference's bytes
+    if not (head[:, :3] == np.frombuffer(b'r="', np.uint8)).all():  # reference not first
         return None
     if not len(cpos):
         return ScannedCells(data, np.zeros((14, 0), np.int64), np.zeros(0, bool)), np.zeros(0, np.int64), \
             np.zeros(0, np.int64)
     ref0 = cpos + 6
-    ref_chars = _window(buf, ref0, MAX_REF + 1)
+    ref_chars = head[:, 3:]
     ref1 = _first(ref_chars, ref0, _QUOTE)
     if (ref1 < 0).any():
         return None
-    rows, cols, letters = _parse_refs(ref_chars, ref1 - ref0)
+    rows, cols, letters = _parse_refs(buf, ref_chars, ref0, ref1)
     if rows is None:
         return None
     # the open tag ends just before the next tag (a child or the next cell)
@@ -217,7 +231,7 @@ def scan(data: bytes):
     closed = (lt[np.minimum(end_k, last)] == end) & tag(np.minimum(end_k, last), _SLASH, ord("c"), _GT)
     if not (self_closing | closed).all():  # no stray tag inside a cell
         return None
-    spans = np.empty((14, len(cpos)), np.int64)
+    spans = np.empty((14, len(cpos)), np.int32 if n < 1 << 31 else np.int64)  # offsets: half the memory
     for row, part in enumerate((ref0, ref0 + letters, ref0 + letters, ref1, attrs0, attrs1,
                                 np.where(has_f, f_at, 0), np.where(has_f, f_open_end + 1, 0), text0, text1,
                                 v0, v1, is0, is1)):
@@ -238,52 +252,38 @@ def _last_gt_before(buf: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.
 
 def _plain_types(data: bytes, buf: np.ndarray, attrs0: np.ndarray, attrs1: np.ndarray) -> np.ndarray:
     """Per cell: the type attribute ' t="…"' between its reference and the open tag's end is absent or
-    t="n" (a plain number)."""
-    width = int((attrs1 - attrs0).max())
-    if width > 64:  # unusually long open tags: search the buffer instead of a window per cell
-        t_at = _find(data, buf, b' t="')
-        owner = np.searchsorted(attrs0, t_at, side="right") - 1
-        mine = (owner >= 0) & (t_at < attrs1[np.maximum(owner, 0)])
-        plain = np.ones(len(attrs0), bool)
-        plain[owner[mine]] = _bytes_at(buf, t_at[mine] + 4, b'n"')
-        return plain
-    window = _window(buf, attrs0, width + 1)
-    inside = np.arange(width + 1) < (attrs1 - attrs0)[:, None]
-    hit = inside[:, :-3] & (window[:, :-3] == _SPACE) & (window[:, 1:-2] == ord("t")) \
-        & (window[:, 2:-1] == ord("=")) & (window[:, 3:] == _QUOTE)
-    plain = ~hit.any(axis=1)
-    typed = np.flatnonzero(~plain)
-    if len(typed):
-        at = attrs0[typed] + hit[typed].argmax(axis=1)
-        plain[typed] = _bytes_at(buf, at + 4, b'n"')
+    t="n" (a plain number). The buffer is searched for ' t="' (few: text cells), each hit given to its cell."""
+    t_at = _find(data, buf, b' t="')
+    owner = np.searchsorted(attrs0, t_at, side="right") - 1
+    mine = (owner >= 0) & (t_at < attrs1[np.maximum(owner, 0)])
+    owner, t_at = owner[mine], t_at[mine]
+    first = np.ones(len(owner), bool)  # a cell's first type attribute decides
+    first[1:] = owner[1:] != owner[:-1]
+    plain = np.ones(len(attrs0), bool)
+    plain[owner[first]] = _bytes_at(buf, t_at[first] + 4, b'n"')
     return plain
 
 
-def _parse_refs(chars: np.ndarray, length: np.ndarray):
-    """(rows, cols, number of letters) of references such as B7 (``chars``: each reference's bytes, one row
-    each), or (None, None, None) if any is malformed."""
+def _parse_refs(buf: np.ndarray, chars: np.ndarray, ref0: np.ndarray, ref1: np.ndarray):
+    """(rows, cols, number of letters) of references such as B7 (``chars``: each reference's bytes from
+    ``ref0``, one row each; ``ref1``: its closing quote), or (None, None, None) if any is malformed: letters
+    (1 to 3), then digits (1 to 7), nothing else."""
+    length = ref1 - ref0
     width = chars.shape[1]
-    j = np.arange(width)
-    inside = j < length[:, None]
-    is_letter = (chars >= ord("A")) & (chars <= ord("Z")) & inside
-    letters = is_letter.sum(axis=1)
+    cls = ((chars - np.uint8(0x41)) < 26).view(np.uint8) | (((chars - np.uint8(0x30)) < 10).view(np.uint8) << 1)
+    cls[np.arange(width) >= length[:, None]] = 4  # past the end; 0: neither a letter nor a digit
+    letters = (cls[:, 0] == 1).astype(np.int64) + (cls[:, 1] == 1) + (cls[:, 2] == 1)
     digits = length - letters
-    is_digit = (chars >= ord("0")) & (chars <= ord("9"))
-    # letters first (1 to 3), then only digits (1 to 7)
-    expected_digit = inside & (j >= letters[:, None])
-    if not ((letters >= 1) & (letters <= 3) & (digits >= 1) & (digits <= 7)).all() \
-            or not (is_letter == (inside & (j < letters[:, None]))).all() \
-            or not (is_digit | ~expected_digit).all():
+    # letters, then digits, then the end: classes never decrease, no 0, at most 3 letters (the 4th byte none)
+    if not ((cls[:, 0] == 1) & (cls[:, 3] != 1) & (digits >= 1) & (digits <= 7)).all() \
+            or (cls == 0).any() or (cls[:, 1:] < cls[:, :-1]).any():
         return None, None, None
-    # Horner's rule column by column (1-D passes; few columns): letters, then digits
-    values = chars.astype(np.int32)
-    cols = np.zeros(len(chars), np.int64)
-    rows = np.zeros(len(chars), np.int64)
-    for k in range(min(width, 3)):
-        cols = np.where(k < letters, cols * 26 + (values[:, k] - 64), cols)
-    for k in range(1, width):
-        rows = np.where(expected_digit[:, k], rows * 10 + (values[:, k] - 48), rows)
+    cols = buf[ref0].astype(np.int64) - 64
+    for k in range(1, int(letters.max())):
+        cols = np.where(k < letters, cols * 26 + (buf[ref0 + k].astype(np.int64) - 64), cols)
+    rows = buf[ref1 - 1].astype(np.int64) - 48  # the digits read from the last, each weighted by its power of ten
+    for k in range(1, int(digits.max())):
+        rows += (buf[ref1 - 1 - k].astype(np.int64) - 48) * np.where(k < digits, 10 ** k, 0)
     if (rows < 1).any():
         return None, None, None
     return rows, cols, letters
-

@@ -20,7 +20,8 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
 from sheetsgd.sheet.refs import column_index, column_letters, translate
-from .scan import ScannedCells, scan
+from .formula_forms import join
+from .scan import ScannedCells, TooManyCells, padded_buffer_of, scan
 
 ERROR_VALUES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#CIRC!", "#SPILL!",
                 "#CALC!", "#GETTING_DATA", "#ERROR!")
@@ -95,9 +96,14 @@ class Sheet:
             raise book.error("the sheet declares a DTD or entities, refused (entity expansion)", name)
         if root < 0 and b"<!ENTITY" in data:
             raise book.error("the sheet declares a DTD or entities, refused (entity expansion)", name)
-        if data.count(b"<c ") > book.limits.max_cells:  # before anything is allocated per cell
-            raise book.error(f"{data.count(b'<c '):,} cells, over the {book.limits.max_cells:,} limit (--max-cells)", name)
-        parsed = scan(data) if b"<worksheet" in head else None
+        try:  # the cells counted before anything is allocated per cell
+            parsed = scan(data, book.limits.max_cells) if b"<worksheet" in head else None
+        except TooManyCells as exc:
+            parsed, count = None, exc.count
+        else:
+            count = data.count(b"<c ") if parsed is None else 0
+        if count > book.limits.max_cells:
+            raise book.error(f"{count:,} cells, over the {book.limits.max_cells:,} limit (--max-cells)", name)
         if parsed is None and b"<worksheet" in head:
             parsed = self._fast(data)
         if parsed is None:
@@ -231,29 +237,28 @@ class Sheet:
     def raw_formulas(self, positions) -> list[bytes]:
         """Formula texts of the cells at ``positions`` (indices into the sheet's cells) as stored, XML-escaped;
         a shared formula's follower gets its master's text moved to it; b"" for a cell without one."""
-        return self.joined_formulas(positions).split(b"\x00") if len(positions) else []
-
-    def joined_formulas(self, positions) -> bytes:
-        """:meth:`raw_formulas` joined by NUL (no formula holds one), gathered by numpy from the sheet's bytes."""
         cells, pos = self._cells, np.asarray(positions, np.int64)
         if isinstance(cells, ScannedCells):
-            start, end, d = cells.spans[8, pos], cells.spans[9, pos], cells.data
-            lengths = end - start
-            joined = b"\x00".join([d[a:b] for a, b in zip(start.tolist(), end.tolist())])
-            empty = np.flatnonzero(lengths == 0)
+            d = cells.data
+            texts = [d[a:b] for a, b in zip(cells.spans[8, pos].tolist(), cells.spans[9, pos].tolist())]
         else:
             texts = [cells[i][_F_TEXT] for i in pos.tolist()]
-            joined = b"\x00".join(texts)
-            empty = [k for k, t in enumerate(texts) if not t]
-        if len(empty) == 0:
-            return joined
-        texts = joined.split(b"\x00")
-        for k in np.asarray(empty).tolist():
+        for k in [k for k, t in enumerate(texts) if not t]:
             i = int(pos[k])
             raw = cells[i]
             text = self._formula(int(self._rows[i]), int(self._cols[i]), raw) if raw[_F_OPEN] else None
             texts[k] = _escape(text).encode() if text else b""
-        return b"\x00".join(texts)
+        return texts
+
+    def formula_spans(self, positions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`raw_formulas` as (buffer, starts, ends) for :class:`sheetsgd.read.formula_forms.Forms`: spans of the
+        sheet's own bytes when they are all stored as text (no per-cell work), else joined."""
+        cells, pos = self._cells, np.asarray(positions, np.int64)
+        if isinstance(cells, ScannedCells):
+            start, end = cells.spans[8, pos], cells.spans[9, pos]
+            if (end > start).all():  # no shared formula's follower (their text is their master's, moved)
+                return padded_buffer_of(cells.buf), start, end
+        return join(self.raw_formulas(pos))
 
     def numbers(self, col: int, rows) -> tuple[list | np.ndarray, np.ndarray, np.ndarray]:
         """Values of column ``col`` at ``rows`` (a float array when every cell holds a number, else a list
