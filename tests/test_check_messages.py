@@ -128,3 +128,15 @@ def test_a_report_over_several_sheets_names_each_column_s_sheet(tmp_path):
     assert "(new_a, column" in root and " on Adam)" in root
     exercise_lines = [line for line in text.splitlines() if " new_a " in line and line.startswith("  ✓")]
     assert sorted(line.split(" on ")[1].split()[0] for line in exercise_lines) == ["Momentum", "RMSProp", "SGD"]
+
+
+def test_many_exercise_columns_are_named_by_group():
+    """A student version of conv or attention blanks hundreds of grid columns: the report's head names each
+    grid once, with its count, instead of a line of thousands of characters; few columns stay as they are."""
+    from sheetsgd.check.report import exercise_groups
+
+    grid = [f"z{f}_{i}_{j}" for f in (1, 2) for i in (1, 2, 3, 4) for j in (1, 2, 3, 4)]
+    keys = grid + ["ds", "grad_b", "grad_c1", "grad_c2"] + [f"new_f1_{u}_{v}" for u in (1, 2, 3) for v in (1, 2, 3)]
+    assert exercise_groups(keys) == ["z… (32 columns)", "ds", "grad_b", "grad_c… (2 columns)", "new_f… (9 columns)"]
+    assert exercise_groups(["err", "grad_a", "grad_b", "new_a", "new_b"]) == ["err", "grad_a", "grad_b", "new_a", "new_b"]
+

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,7 +98,7 @@ class Report:
         exercise_sheets = list(dict.fromkeys(c.sheet for c in self.columns if c.exercise))
         where = f" (on {', '.join(exercise_sheets)})" if len(exercise_sheets) > 1 else ""
         lines.append(f"{self.path}: lesson {les.get('name')} ({about}{les.get('steps')} steps); "
-                     f"exercise: {', '.join(exercise) + where if exercise else 'none'}")
+                     f"exercise: {', '.join(exercise_groups(exercise)) + where if exercise else 'none'}")
         for note in self.notes:
             lines.append(f"  note: {note}")
         if self.mistakes:
@@ -263,4 +264,15 @@ def show_value(x) -> str:
         return "not a number" if not math.isfinite(x) else f"{x:.10g}"
     return str(x)
 
+
+def exercise_groups(keys: list[str], most: int = 16) -> list[str]:
+    """The exercise columns as a reader takes them in: each key while there are few; past ``most``, keys that
+    differ only in their indices (a grid's ``z1_1_1`` … ``z2_4_4``) as one ``z… (32 columns)``."""
+    if len(keys) <= most:
+        return keys
+    groups: dict[str, list[str]] = {}
+    for key in keys:
+        stem = re.sub(r"[0-9_]+$", "", key) or key
+        groups.setdefault(stem, []).append(key)
+    return [members[0] if len(members) == 1 else f"{stem}… ({len(members)} columns)" for stem, members in groups.items()]
 
