@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from sheetsgd.lessons import kinds
 from sheetsgd.cli.commands import cli
-from conftest import close
+from conftest import assert_recalculated_equals_cached, close
 
 
 def unsquashed(tmp_path):
@@ -114,29 +114,7 @@ def recalculated(tmp_path_factory, recalc):
 @pytest.mark.parametrize("which", ["bundled", "plain"])
 def test_libreoffice_computes_every_formula_cell_as_the_engine(recalculated, which):
     built, saved = recalculated[which]
-    formulas = openpyxl.load_workbook(built, read_only=True)
-    cached = openpyxl.load_workbook(built, read_only=True, data_only=True)
-    again = openpyxl.load_workbook(saved, read_only=True, data_only=True)
-    checked = 0
-    for ws in formulas.worksheets:
-        if ws.title == "_sheetsgd":
-            continue
-        mine = {c.coordinate: c.value for row in cached[ws.title].iter_rows() for c in row
-                if getattr(c, "value", None) is not None}
-        theirs = {c.coordinate: c.value for row in again[ws.title].iter_rows() for c in row
-                  if getattr(c, "value", None) is not None}
-        for row in ws.iter_rows():
-            for c in row:
-                if not (isinstance(c.value, str) and c.value.startswith("=")):
-                    continue
-                engine, lo = mine.get(c.coordinate), theirs.get(c.coordinate)
-                assert not (isinstance(lo, str) and lo.startswith("#")), f"{ws.title}!{c.coordinate}: {lo}"
-                if engine in (None, ""):  # an unrated cell's observed rating: empty text on both sides
-                    assert lo in (None, ""), f"{ws.title}!{c.coordinate}: {lo!r}"
-                    continue
-                assert isinstance(lo, (int, float)) and close(float(engine), float(lo)), \
-                    f"{ws.title}!{c.coordinate} {c.value[:80]}: engine {engine}, LibreOffice {lo}"
-                checked += 1
+    checked = assert_recalculated_equals_cached(built, saved)  # every formula cell, every sheet
     assert checked > (90_000 if which == "bundled" else 5_000)
 
 
