@@ -121,6 +121,12 @@ class Book:
         """{defined name: its target} defined so far (a student version follows names to their cells)."""
         return {n[0]: n[2] for n in getattr(self.wb, "defined_names", []) if isinstance(n, list) and len(n) > 2}
 
+    def plan_student(self, blocks) -> None:
+        """A student version's plan from the lesson's blocks, where the build was not given one up front."""
+        if self.exercise and self.student is None:
+            from .blocks import StudentPlan
+            self.student = StudentPlan(blocks, self.exercise)
+
     def sheet(self, name: str):
         ws = self.wb.add_worksheet(name, worksheet_class=PortableWorksheet)
         ws.sheetsgd_book = self
@@ -196,6 +202,18 @@ class Formats:
         if key not in self._cache:
             self._cache[key] = self.wb.add_format({"num_format": "0.00E+00"})
         return self._cache[key]
+
+
+def write_title(ws, fmt: Formats, title: str, note: str) -> None:
+    """A sheet's title (row 1) and the note under it (row 2)."""
+    ws.write_string(0, 0, title, fmt.title)
+    ws.write_string(1, 0, note, fmt.note)
+
+
+def write_headers(ws, fmt: Formats, block, row: int | None = None) -> None:
+    """A block's column headers, on its header row (or ``row``)."""
+    for c in block.columns:
+        ws.write_string(block.header_row if row is None else row, c.col, c.header, fmt.header)
 
 
 def close_workbook(wb, path: str) -> None:

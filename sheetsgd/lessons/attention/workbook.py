@@ -11,8 +11,8 @@ import re
 import textwrap
 
 from sheetsgd.sheet import presentation
-from sheetsgd.sheet.blocks import StudentPlan, write_block
-from sheetsgd.sheet.book import Book, finish_workbook, lesson_entries
+from sheetsgd.sheet.blocks import write_block
+from sheetsgd.sheet.book import Book, finish_workbook, lesson_entries, write_headers, write_title
 from sheetsgd.sheet.chart_data import series_range
 from sheetsgd.lessons.sgd.student import block_task_lines, protect_sheets
 from .engine import train_attention
@@ -41,14 +41,6 @@ def all_blocks(lay: Layout, trace):
     return blocks, list(blocks.values())
 
 
-def _headers(ws, fmt, block):
-    for c in block.columns:
-        ws.write_string(block.header_row, c.col, c.header, fmt.header)
-
-
-def _title(ws, fmt, title, note):
-    ws.write_string(0, 0, title, fmt.title)
-    ws.write_string(1, 0, note, fmt.note)
 
 
 def _start_row(book, ws, block):
@@ -70,14 +62,13 @@ def build_attention_workbook(lesson, path, trace=None, exercise=None):
     trace = trace or train_attention(lesson)
     book = Book(path, exercise)
     blocks, flat = all_blocks(lay, trace)
-    if exercise and book.student is None:
-        book.student = StudentPlan(flat, book.exercise)
+    book.plan_student(flat)
     student = book.student
     wb, fmt = book.wb, book.fmt
     ws = {name: book.sheet(name) for name in SHEETS}
     # Steps
     w = ws[STEPS]
-    _title(w, fmt, lesson.title, NOTES[STEPS])
+    write_title(w, fmt, lesson.title, NOTES[STEPS])
     w.write_string(3, 0, "lr", fmt.bold)
     w.write_number(3, 1, lesson.lr, fmt.input("General"))
     w.write_string(3, 2, "learning rate", fmt.note)
@@ -85,24 +76,24 @@ def build_attention_workbook(lesson, path, trace=None, exercise=None):
     w.write_string(STEPS_HEADER - 1, 4, "weights", fmt.bold)
     w.write_string(STEPS_HEADER - 1, 4 + len(lay.params), "∂L/∂w (batch mean)", fmt.bold)
     w.write_string(STEPS_HEADER - 1, 4 + 2 * len(lay.params), "new weights", fmt.bold)
-    _headers(w, fmt, blocks["steps"])
+    write_headers(w, fmt, blocks["steps"])
     _start_row(book, w, blocks["start"])
     write_block(w, fmt, book.counts, blocks["steps"], student)
     w.freeze_panes(STEPS_HEADER + 1, 1)
     # Examples
     w = ws[EXAMPLES]
-    _title(w, fmt, "Examples: one row per sequence of each step's batch", NOTES[EXAMPLES])
+    write_title(w, fmt, "Examples: one row per sequence of each step's batch", NOTES[EXAMPLES])
     b = blocks["examples"]
-    _headers(w, fmt, b)
+    write_headers(w, fmt, b)
     write_block(w, fmt, book.counts, b, student)
     if not book.null:
         w.conditional_format(b.first_row, lay.ex_col["a1_1"], b.last_row, lay.ex_col[f"a{lay.T}_{lay.T}"], SCALE)
     w.freeze_panes(EX_HEADER + 1, 2)
     # Attention
     w = ws[ATTENTION]
-    _title(w, fmt, "The attention matrix of each step's first sequence", NOTES[ATTENTION])
+    write_title(w, fmt, "The attention matrix of each step's first sequence", NOTES[ATTENTION])
     g = blocks["grid"]
-    _headers(w, fmt, g)
+    write_headers(w, fmt, g)
     write_block(w, fmt, book.counts, g, student)
     if not book.null:
         w.conditional_format(g.first_row, 3, g.last_row, 2 + lay.T, SCALE)

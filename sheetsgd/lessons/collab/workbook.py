@@ -12,9 +12,9 @@ import textwrap
 import numpy as np
 
 from sheetsgd.sheet import presentation
-from sheetsgd.sheet.blocks import StudentPlan, write_block
+from sheetsgd.sheet.blocks import write_block
 from sheetsgd.sheet.chart_data import series_range
-from sheetsgd.sheet.book import Book, finish_workbook, lesson_entries
+from sheetsgd.sheet.book import Book, finish_workbook, lesson_entries, write_headers, write_title
 from sheetsgd.lessons.sgd.student import block_task_lines, protect_sheets
 from sheetsgd.sheet.hidden_names import hide_defined_names
 from sheetsgd.lessons.schedules import NOTES as SCHEDULE_NOTES
@@ -44,14 +44,6 @@ def all_blocks(lay: Layout, trace: CollabTrace | None):
     return blocks, flat
 
 
-def _headers(ws, fmt, block, row=None):
-    for c in block.columns:
-        ws.write_string(block.header_row if row is None else row, c.col, c.header, fmt.header)
-
-
-def _title(ws, fmt, title, note):
-    ws.write_string(0, 0, title, fmt.title)
-    ws.write_string(1, 0, note, fmt.note)
 
 
 def _value_block(book, ws, block, label=None):
@@ -82,8 +74,7 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     trace = trace or train_collab(lesson)
     book = Book(path, exercise)
     blocks, flat = all_blocks(lay, trace)
-    if exercise and book.student is None:
-        book.student = StudentPlan(flat, book.exercise)
+    book.plan_student(flat)
     student = book.student
     wb, fmt = book.wb, book.fmt
     ws = {name: book.sheet(name) for name in SHEETS}
@@ -93,7 +84,7 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
         names["y_high"] = (lesson.y_range[1], "y_range high")
     # Loss: inputs, baseline, one row per step, chart
     w = ws[LOSS]
-    _title(w, fmt, lesson.title, NOTES[LOSS])
+    write_title(w, fmt, lesson.title, NOTES[LOSS])
     schedule_cells = lesson.schedule.cells("sgd", lesson.steps) if lesson.schedule else []
     inputs = list(names.items())
     for i in range(max(len(inputs), len(schedule_cells))):  # row by row (constant memory): a schedule's beside
@@ -115,7 +106,7 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     w.write_formula(8, 1, f"=SUMSQ({held_rng})/COUNT({held_rng})-2*{mean}*AVERAGE({held_rng})+{mean}^2",
                     fmt.number(F6), trace.baseline)
     w.write_string(8, 2, "held-back MSE when every rating is predicted as the mean training rating", fmt.note)
-    _headers(w, fmt, blocks["loss"])
+    write_headers(w, fmt, blocks["loss"])
     write_block(w, fmt, book.counts, blocks["loss"], student)
     presentation.widths(w).fit_range(0, 0, 18)
     presentation.widths(w).fit_range(1, 3 + bool(schedule_cells), 13)
@@ -134,20 +125,20 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
     w.freeze_panes(LOSS_HEADER + 1, 1)
     # Ratings
     w = ws[RATINGS]
-    _title(w, fmt, "Ratings: users × movies, generated from known tastes (see the Tastes sheet, last)", NOTES[RATINGS])
+    write_title(w, fmt, "Ratings: users × movies, generated from known tastes (see the Tastes sheet, last)", NOTES[RATINGS])
     train_b, held_b = blocks["ratings"]
-    _headers(w, fmt, train_b)
+    write_headers(w, fmt, train_b)
     _value_block(book, w, train_b)
     w.write_string(lay.held_header - 1, 0, "Held back (never trained on): the held-back MSE is measured on these",
                    fmt.bold)
-    _headers(w, fmt, held_b)
+    write_headers(w, fmt, held_b)
     _value_block(book, w, held_b)
     presentation.widths(w).fit_range(0, 0, 6)
     presentation.widths(w).fit_range(1, lay.M, 5)
     # the step sheets
     for name, key in ((PRED, "pred"), (TRAIN, "train"), (USERS, "users"), (MOVIES, "movies"), (HELD, "held")):
         w = ws[name]
-        _title(w, fmt, f"{name}: one block of rows per step", NOTES[name])
+        write_title(w, fmt, f"{name}: one block of rows per step", NOTES[name])
         b = blocks[key]
         if name == PRED:
             for col, label in ((lay.obs(0), "observed ratings"), (lay.pred(0), "predictions ŷ"),
@@ -155,10 +146,10 @@ def build_collab_workbook(lesson, path, trace: CollabTrace | None = None, exerci
                 w.write_string(HEADER - 1, col, label, fmt.bold)
         if isinstance(b, list):  # Users / Movies: the start rows, then the steps
             start, b = b
-            _headers(w, fmt, b)
+            write_headers(w, fmt, b)
             _value_block(book, w, start)
         else:
-            _headers(w, fmt, b)
+            write_headers(w, fmt, b)
         write_block(w, fmt, book.counts, b, student)
         for c in b.columns:
             presentation.widths(w).fit_range(c.col, c.col, _width(c))
@@ -201,7 +192,7 @@ def _write_solver(book, w, lay: Layout, blocks, trace, student):
     fmt = book.fmt
     params, matrix = blocks
     U, M = lay.U, lay.M
-    _title(w, fmt, "Solver beside SGD: the same objective from one block of parameters",
+    write_title(w, fmt, "Solver beside SGD: the same objective from one block of parameters",
            "Excel: Data ▸ Solver is set up to minimise the yellow objective by changing the yellow parameters "
            "(GRG Nonlinear). Google Sheets and LibreOffice have no Excel Solver: the step sheets are how they train.")
     err = f"${L(lay.serr(0))}${matrix.first_row + 1}:${L(lay.serr(M - 1))}${matrix.last_row + 1}"
@@ -213,11 +204,11 @@ def _write_solver(book, w, lay: Layout, blocks, trace, student):
     w.write_formula(4, 1, f"={LOSS}!$D${lay.loss_row(lay.S - 1) + 1}", fmt.number(F6),
                     "" if student is not None else float(trace.objective[-1]))
     w.write_string(4, 2, "the objective on the Loss sheet at SGD's last step", fmt.note)
-    _headers(w, fmt, params)
+    write_headers(w, fmt, params)
     w.write_string(params.header_row, 0, "parameters", fmt.header)
     _value_block(book, w, params, label=lambda i: f"user {i + 1}" if i < U else f"movie {i - U + 1}")
     w.write_string(matrix.header_row - 1, 0, "the predictions and errors these parameters give", fmt.bold)
-    _headers(w, fmt, matrix)
+    write_headers(w, fmt, matrix)
     write_block(w, fmt, book.counts, matrix, student)
     widths = {0: 20, 1: 11, **{col: 10 for col in range(2, lay.bias + 1)}}
     for c in matrix.columns:  # the matrices sit below the parameters, in the same columns

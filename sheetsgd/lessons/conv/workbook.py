@@ -10,8 +10,8 @@ from __future__ import annotations
 import textwrap
 
 from sheetsgd.sheet import presentation
-from sheetsgd.sheet.blocks import StudentPlan, write_block
-from sheetsgd.sheet.book import Book, finish_workbook, lesson_entries
+from sheetsgd.sheet.blocks import write_block
+from sheetsgd.sheet.book import Book, finish_workbook, lesson_entries, write_headers, write_title
 from sheetsgd.sheet.chart_data import series_range
 from sheetsgd.lessons.sgd.student import block_task_lines, protect_sheets
 from .engine import ConvTrace, train_conv
@@ -45,14 +45,6 @@ def all_blocks(lay: Layout, trace):
     return blocks, list(blocks.values())
 
 
-def _headers(ws, fmt, block):
-    for c in block.columns:
-        ws.write_string(block.header_row, c.col, c.header, fmt.header)
-
-
-def _title(ws, fmt, title, note):
-    ws.write_string(0, 0, title, fmt.title)
-    ws.write_string(1, 0, note, fmt.note)
 
 
 def _value_block(book, ws, block):
@@ -80,14 +72,13 @@ def build_conv_workbook(lesson, path, trace: ConvTrace | None = None, exercise=N
     trace = trace or train_conv(lesson)
     book = Book(path, exercise)
     blocks, flat = all_blocks(lay, trace)
-    if exercise and book.student is None:
-        book.student = StudentPlan(flat, book.exercise)
+    book.plan_student(flat)
     student = book.student
     wb, fmt = book.wb, book.fmt
     ws = {name: book.sheet(name) for name in SHEETS}
     # Steps: lr, group labels, the Start row, one row per step
     w = ws[STEPS]
-    _title(w, fmt, lesson.title, NOTES[STEPS])
+    write_title(w, fmt, lesson.title, NOTES[STEPS])
     w.write_string(LR_ROW, 0, "lr", fmt.bold)
     w.write_number(LR_ROW, 1, lesson.lr, fmt.input("General"))
     w.write_string(LR_ROW, 2, "learning rate (every parameter: p − lr·∂L/∂p)", fmt.note)
@@ -98,7 +89,7 @@ def build_conv_workbook(lesson, path, trace: ConvTrace | None = None, exercise=N
               ("ds", "backward: ∂L/∂s, ∂L/∂w, ∂L/∂z, ∂L/∂F"), ("new_" + lay.f(0, 0, 0), "new parameters"))
     for key, label in groups:
         w.write_string(steps.header_row - 1, lay.col[key], label, fmt.bold)
-    _headers(w, fmt, steps)
+    write_headers(w, fmt, steps)
     start = blocks["start"]
     _value_block(book, w, start)
     write_block(w, fmt, book.counts, steps, student)
@@ -111,9 +102,9 @@ def build_conv_workbook(lesson, path, trace: ConvTrace | None = None, exercise=N
     _colour(w, steps, lay.col[lay.x(0, 0)], lay.col[lay.x(lay.n - 1, lay.n - 1)], GRAY)
     # Loss: one row per epoch, chart
     w = ws[LOSS]
-    _title(w, fmt, "Loss and accuracy per epoch", NOTES[LOSS])
+    write_title(w, fmt, "Loss and accuracy per epoch", NOTES[LOSS])
     loss = blocks["loss"]
-    _headers(w, fmt, loss)
+    write_headers(w, fmt, loss)
     write_block(w, fmt, book.counts, loss, student)
     presentation.widths(w).fit_range(0, 2, 12)
     chart = wb.add_chart({"type": "line"})
@@ -127,27 +118,27 @@ def build_conv_workbook(lesson, path, trace: ConvTrace | None = None, exercise=N
     w.insert_chart(loss.last_row + 2, 0, chart)
     # Images, Pictures
     w = ws[IMAGES]
-    _title(w, fmt, "Training images", NOTES[IMAGES])
+    write_title(w, fmt, "Training images", NOTES[IMAGES])
     images = blocks["images"]
-    _headers(w, fmt, images)
+    write_headers(w, fmt, images)
     _value_block(book, w, images)
     _colour(w, images, 2, 1 + lay.n * lay.n, GRAY)
     presentation.widths(w).fit_range(0, 1, 7)
     presentation.widths(w).fit_range(2, 1 + lay.n * lay.n, 7)
     w.freeze_panes(images.first_row, 2)
     w = ws[PICTURES]
-    _title(w, fmt, "The training images as pictures", NOTES[PICTURES])
+    write_title(w, fmt, "The training images as pictures", NOTES[PICTURES])
     pictures = blocks["pictures"]
     pictures._presented = True  # pixels as the Images sheet shows them (0.00), not widened to the noise's digits
-    _headers(w, fmt, pictures)
+    write_headers(w, fmt, pictures)
     write_block(w, fmt, book.counts, pictures, student)
     _colour(w, pictures, 3, 2 + lay.n, GRAY)
     presentation.widths(w).fit_range(3, 2 + lay.n, 5)
     # Filters, Maps
     w = ws[FILTERS]
-    _title(w, fmt, "Filters per step: F, ∂L/∂F, new F", NOTES[FILTERS])
+    write_title(w, fmt, "Filters per step: F, ∂L/∂F, new F", NOTES[FILTERS])
     filters = blocks["filters"]
-    _headers(w, fmt, filters)
+    write_headers(w, fmt, filters)
     write_block(w, fmt, book.counts, filters, student)
     for k in range(lay.K):
         for g in range(3):
@@ -155,9 +146,9 @@ def build_conv_workbook(lesson, path, trace: ConvTrace | None = None, exercise=N
             _colour(w, filters, first, first + 2, DIVERGING)
     w.freeze_panes(filters.first_row, 2)
     w = ws[MAPS]
-    _title(w, fmt, "Feature maps per step: a = ReLU(z) and ∂L/∂z", NOTES[MAPS])
+    write_title(w, fmt, "Feature maps per step: a = ReLU(z) and ∂L/∂z", NOTES[MAPS])
     maps = blocks["maps"]
-    _headers(w, fmt, maps)
+    write_headers(w, fmt, maps)
     write_block(w, fmt, book.counts, maps, student)
     for k in range(lay.K):
         for g in range(2):
