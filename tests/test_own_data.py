@@ -374,3 +374,23 @@ def test_a_manifest_naming_a_csv_file_is_refused_unread(tmp_path):
     wb.save(path)
     result = CliRunner().invoke(cli, ["check", str(path)])
     assert_one_line_error(result, "names a file (csv)", "tampered")
+
+
+def test_a_template_from_a_workbook_never_opens_the_file_it_names(monkeypatch):
+    """Every reader of a workbook's template (check's rebuild, grade's suspected copies) goes through
+    kinds.from_raw: a CSV it names is refused there, unread, for data and tabular lessons alike; only a
+    template file (kinds.load) reads its CSV."""
+    from sheetsgd.errors import SheetsgdError
+    from sheetsgd.lessons.sgd import own_data
+    from sheetsgd.lessons.tabular import author_csv
+
+    opened = []
+    monkeypatch.setattr(own_data, "read_csv_columns", lambda *args, **kwargs: opened.append(args))
+    monkeypatch.setattr(author_csv, "read_regular", lambda *args, **kwargs: opened.append(args))
+    raw, _, source = kinds.read_template(str(EXAMPLE))
+    assert "csv" in raw["data"]
+    tabular = {"data": {"csv": source, "target": "cup", "numeric": ["minutes"]}, "model": {"kind": "logistic"}}
+    for template in (raw, tabular):
+        with pytest.raises(SheetsgdError, match="names a file"):
+            kinds.from_raw(template, "c", "variant", {"variant": "s1"})
+    assert opened == []

@@ -99,22 +99,25 @@ def load(name_or_path: str, **options):
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(SHOWN)}", f"{source} [lesson]")
     if KINDS[kind] is TABULAR or is_titanic_template(raw):  # an author's CSV: its text is recorded in the template
         raw = inline_csv(raw, source)
-    return from_raw(raw, name, source, options)
+    return from_raw(raw, name, source, options, read_files=True)
 
 
-def from_raw(raw: dict, name: str, source: str, options: dict | None = None):
+def from_raw(raw: dict, name: str, source: str, options: dict | None = None, read_files: bool = False):
     """A lesson from a parsed template and options, checked against the one template schema; it remembers
     both (the manifest records them, so the checker can rebuild the lesson's blocks from a workbook alone,
-    through the same checks: a workbook is untrusted)."""
+    through the same checks: a workbook is untrusted). Only a template file (``read_files``, :func:`load`)
+    may name a CSV to read; a template from a workbook never opens one."""
     options = {k: v for k, v in (options or {}).items() if v is not None}
     kind = template_kind(raw)
     if not isinstance(kind, str):
         raise SheetsgdError(f"kind must be a text, got {kind!r:.40}", f"{source} [lesson]")
     if kind not in KINDS:
         raise SheetsgdError(f"unknown lesson kind {kind!r}; known: {', '.join(SHOWN)}", f"{source} [lesson]")
+    if not read_files and opens_a_file(raw):  # a workbook's template (check, grade's copies): no path is followed
+        raise SheetsgdError("the template names a file (csv) to read: only a template file may", f"{source} [data]")
     schema.check_template(raw, kind, source)
     data = raw.get("data")
-    if (kind in ("sgd", "optimizers", "lr-finder") and isinstance(data, dict) and "csv" in data
+    if (read_files and kind in ("sgd", "optimizers", "lr-finder") and isinstance(data, dict) and "csv" in data
             and not schema.tabular_data(data)):  # a data lesson's CSV (a tabular one's text is recorded on load)
         from sheetsgd.lessons.sgd.own_data import inline_csv
 
