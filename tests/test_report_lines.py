@@ -33,3 +33,28 @@ def test_the_summary_leads_with_the_grade():
     last = report.to_text().splitlines()[-1]
     assert last.startswith("Grade: 232/290 exercise cells (80.0%)"), last
     assert "strict score 4/290 (1.4%)" in last
+
+
+def test_cell_ranges_are_the_runs_of_consecutive_rows():
+    """The report's root/knock-on/correct cells: ranges over runs, as a written-out scan of the rows makes them."""
+    import random
+
+    from sheetsgd.check.cellmarks import expand, runs
+
+    def scanned(letters, rows):
+        out, rows = [], sorted(rows)
+        i = 0
+        while i < len(rows):
+            j = i
+            while j + 1 < len(rows) and rows[j + 1] == rows[j] + 1:
+                j += 1
+            out.append(f"{letters}{rows[i]}" if i == j else f"{letters}{rows[i]}:{letters}{rows[j]}")
+            i = j + 1
+        return out
+
+    assert runs("D", [9, 5, 6, 7, 12, 8]) == ["D5:D9", "D12"] and runs("AB", []) == []
+    rng = random.Random(7)
+    for _ in range(500):
+        rows = rng.sample(range(1, 80), rng.randint(0, 40))
+        assert runs("C", rows) == scanned("C", rows)
+        assert expand(runs("C", rows)) == [f"C{r}" for r in sorted(rows)]

@@ -263,3 +263,110 @@ def test_shared_formulas_are_verified_too(tmp_path):
     report = check(forged)
     assert report.status == "mistakes" and [m["mistake"] for m in report.mistakes] == ["value_not_from_formula"]
     assert report.mistakes[0]["letter"] == letter and report.mistakes[0]["cells"] == lesson.n_steps
+
+
+# every bundled lesson (small options), as in test_autograder's list
+EVERY = {"linear": {"epochs": 1}, "quadratic": {"epochs": 3}, "too-high": {}, "optimizers": {"epochs": 1},
+         "optimizers-classic": {"epochs": 1}, "one-cycle": {"epochs": 1}, "lr-finder": {}, "lr-finder-titanic": {},
+         "titanic-linear": {"epochs": 1}, "titanic-logistic": {"epochs": 1}, "titanic-relu2": {"epochs": 1},
+         "titanic-mlp": {"epochs": 1}, "collab-filter": {"epochs": 2}, "weight-decay": {"epochs": 1},
+         "penguins-softmax": {"epochs": 1}, "dropout": {"epochs": 2}, "attention": {"epochs": 1}, "conv": {"epochs": 1}}
+
+
+def test_every_lesson_is_listed():
+    from sheetsgd.lessons.sgd.lesson import bundled_lessons
+
+    assert set(EVERY) == set(bundled_lessons())
+
+
+@pytest.mark.parametrize("name", sorted(EVERY))
+def test_a_form_that_is_the_lessons_pattern_takes_the_judges_values(name, tmp_path, monkeypatch):
+    """Where a cell's own formula reads exactly what the lesson's pattern reads, the verification takes the
+    pattern's values (evaluated once, for the judge) instead of evaluating again: they must be the numbers
+    its own evaluation gives, bit for bit, and the verdicts those of evaluating every form itself."""
+    from sheetsgd.check import own_formulas
+    from sheetsgd.check.judge import PatternValues
+    from sheetsgd.check.placement import SheetValues, find_blocks
+    from sheetsgd.check.rebuild import _names, rebuild
+    from sheetsgd.check.submission import read_manifest
+    from sheetsgd.read.workbook import Limits, Workbook
+
+    lesson = kinds.load(name, **EVERY[name])
+    path = tmp_path / "full.xlsx"
+    kinds.kind_of(lesson).build(lesson, path)
+    # one cached value forged in every formula column of the first block with formulas (its formula kept: the pattern's)
+    book = Workbook(str(path))
+    manifest, sheet = read_manifest(book)
+    _, blocks, _ = rebuild(str(path), book, manifest, sheet, Limits())
+    first = next(b for b in blocks if any(c.is_formula for c in b.columns))
+    row = first.first_row + 1 + first.n // 2
+    forged = tmp_path / "forged.xlsx"
+    forged_cells = {(first.sheet, row, col) for col in
+                    _forge_values(path, forged, first.sheet, row, [c.col for c in first.columns if c.is_formula])}
+    assert forged_cells
+
+    compared = {"reused": 0, "own": 0}
+    original = own_formulas.LessonColumn.values
+
+    def both(self, own, idx):
+        reused = original(self, own, idx)
+        if reused is not None:
+            ctx = own_formulas.OwnContext(self.stores, own.sheet, self.own_names, own.fields, own.wants_text)
+            evaluated = own_formulas.column(own.tree, ctx, len(idx))
+            assert np.array_equal(reused[0], evaluated[0], equal_nan=True)
+            assert np.array_equal(reused[1], evaluated[1], equal_nan=True)
+            saved = self.stores[own.sheet].gather(self.patterns.shifts[self.block.sheet].to_student(
+                self.block.first_row + 1 + idx), self.patterns.shifts[self.block.sheet].col(self.block.column(self.key).col))
+            assert np.array_equal(reused[2], own_formulas.agree(saved, *evaluated))  # the judge's comparison
+            compared["reused"] += 1
+        else:
+            compared["own"] += 1
+        return reused
+
+    for file in (path, forged):
+        book = Workbook(str(file))
+        manifest, sheet = read_manifest(book)
+        _, blocks, _ = rebuild(str(file), book, manifest, sheet, Limits())
+        shifts = find_blocks(book, [b.manifest() for b in blocks])
+        stores = {s.sheet: SheetValues(book.sheet(s.sheet)) for s in shifts.values()}
+        names = _names(book, stores)
+        patterns = PatternValues(shifts, stores, names)
+        plain = own_formulas.verify(book, blocks, shifts, stores, names)
+        monkeypatch.setattr(own_formulas.LessonColumn, "values", both)
+        monkeypatch.setattr(own_formulas.LessonColumn, "own_names", names, raising=False)
+        reusing = own_formulas.verify(book, blocks, shifts, stores, names, patterns)
+        monkeypatch.undo()
+        for key, c in plain.columns.items():
+            r = reusing.columns[key]
+            assert (c.suspect == r.suspect).all() and (c.unknown == r.unknown).all(), key
+        suspects = {(c.sheet, int(row), c.col - 1) for c in reusing.columns.values()
+                    for row in c.rows[np.flatnonzero(c.suspect)]}
+        if any(s.missing_cache for s in stores.values()):
+            continue  # formulas without saved values: the check recalculates the file instead of verifying it
+        # the forged cells, and cells that read them (their own formulas now compute other values)
+        assert forged_cells <= suspects if file == forged else not suspects, (name, forged_cells - suspects)
+    assert compared["reused"] > 0  # the lesson's own formulas are its patterns
+
+
+def _forge_values(src: Path, dst: Path, sheet: str, row: int, cols: list[int]) -> list[int]:
+    """Copy src to dst with the saved number of the formula cells at ``row`` (1-based) and ``cols`` (0-based)
+    changed, formulas kept. Returns the columns changed (cells holding a plain number)."""
+    import zipfile
+
+    from forge import sheet_parts
+    from sheetsgd.read.workbook import column_letters
+
+    part, changed = sheet_parts(src)[sheet], []
+
+    def swap(m):  # a different change in every column: a column equal to another's stays unequal
+        changed.append(cols[[column_letters(c + 1) for c in cols].index(m.group(2))])
+        return m.group(1) + repr(float(m.group(3)) * 3 + 7 + changed[-1]) + "</v>"
+    cells = "|".join(column_letters(c + 1) for c in cols)
+    pattern = re.compile(r'(<c r="(' + cells + r')' + str(row) + r'"(?: s="\d+")?>(?:<f>[^<]*</f>)<v>)([-0-9.Ee+]+)</v>')
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == part:
+                data = pattern.sub(swap, data.decode()).encode()
+            zout.writestr(item, data)
+    return changed

@@ -88,3 +88,38 @@ def test_a_formula_outside_the_plain_form_is_not_missed():
     """A formula the scanner cannot place (here after the value) sends the sheet to the other readers:
     a formula it missed would look like a typed number."""
     assert scan(HEAD + b'<c r="A1"><v>2</v><f>1+1</f></c>' + TAIL) is None
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_value_texts_become_the_doubles_pythons_float_reads(fast, monkeypatch):
+    """A sheet's value texts are converted in one pass (fastnumbers where installed, else numpy): bit for bit
+    what float() reads, for the shortest reprs a writer saves, 15 and 17 digits, extremes and odd texts."""
+    import random
+
+    from sheetsgd.read import scan as scan_module
+
+    if not fast:
+        monkeypatch.setattr(scan_module, "_try_array", None)
+    elif scan_module._try_array is None:
+        pytest.skip("fastnumbers is not installed on this platform")
+    rng = random.Random(11)
+    texts = []
+    for _ in range(200_000):
+        x = rng.random() * 10.0 ** rng.randint(-320, 308) * rng.choice([1, -1])
+        texts.append(rng.choice([repr(x), f"{x:.15g}", f"{x:.17g}", f"{x:.15E}", f"{x:.3f}"]).encode())
+    texts += [b"0.0", b"-0.0", b"1", b"4.9e-324", b"1.7976931348623157e308", b"2.2250738585072014e-308",
+              b"1e400", b"-1e400", b"1e-400", b"9007199254740993", b"0.1000000000000000055511151231257827",
+              b"nan", b"NaN", b"inf", b"-Infinity", b" 2", b"1_0", b"1.", b".5", b"+3"]
+    odd = [b"0x10", b"1,5", b"1e", b"--1", b"1.5.2", b"\x00", b"#N/A"]
+    values, readable = scan_module.to_floats(np.array(texts + odd))
+
+    def written_out(t):
+        try:
+            return float(t)
+        except ValueError:
+            return None
+    expected = [written_out(t) for t in texts + odd]
+    assert readable.tolist() == [e is not None for e in expected]
+    got, want = values[readable], np.array([e for e in expected if e is not None])
+    nan = np.isnan(want)  # NaN payloads may differ; every other double bit for bit
+    assert np.array_equal(got[~nan].view(np.int64), want[~nan].view(np.int64)) and np.isnan(got[nan]).all()

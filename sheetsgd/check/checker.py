@@ -15,7 +15,7 @@ import numpy as np
 
 from sheetsgd.sheet.blocks import Block, is_update
 from sheetsgd.errors import SheetsgdError
-from .judge import BlockContext, cell_ref, cones, judge_blocks
+from .judge import BlockContext, PatternValues, cell_ref, cones, judge_blocks
 from .judge import expected_at as expected_of
 from .assignment import identity
 from .judge import _propagate as propagate
@@ -113,8 +113,11 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
     notes, recalculated_by = [], None
     missing_cache = any(s.missing_cache for s in stores.values())
     findings, settled = [], {}
+    names = _names(book, stores)
+    changed_names(book, expected_names, shifts, names)  # a changed name: the cells reading it are not judged
+    patterns = PatternValues(shifts, stores, names)  # the judge's expectations, evaluated once for both
     if recalc == "auto" and not missing_cache and verify_formulas:  # every saved value against its own formula
-        settled, engine_stores, engine = _verified(path, book, blocks, shifts, stores, limits)
+        settled, engine_stores, engine = _verified(path, book, blocks, shifts, stores, limits, patterns)
         if engine_stores is not None:
             stores, recalculated_by = engine_stores, engine
             if engine == "ironcalc":  # as for a file without values: cells IronCalc computes otherwise are not judged
@@ -136,10 +139,13 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
     elif recalc == "ironcalc" or (recalc == "auto" and missing_cache):
         stores = _stores(book, shifts, ironcalc_sources(path, book, list(stores)).__getitem__)
         recalculated_by = "ironcalc"
-    names = _names(book, stores)
-    notes += changed_names(book, expected_names, shifts, names)
+    if stores is not patterns.stores:  # recalculated: names and expectations on the engine's values
+        names = _names(book, stores)
+        changed_names(book, expected_names, shifts, names)
+        patterns = PatternValues(shifts, stores, names)
     results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes, settled,
-                               engine=lambda: rebuild(path, book, manifest, manifest_sheet, limits, numbers=True)[1])
+                               engine=lambda: rebuild(path, book, manifest, manifest_sheet, limits, numbers=True)[1],
+                               patterns=patterns)
     for b in blocks:  # a deleted step row: one mistake at that row, not one per column
         shift = shifts[b.sheet]
         missing = (shift.missing or {}).get(b.name)
@@ -177,11 +183,11 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
     return report
 
 
-def _verified(path, book, blocks, shifts, stores, limits):
+def _verified(path, book, blocks, shifts, stores, limits, patterns=None):
     """(cells whose saved values do not follow from their own formulas, per column; the engine's values where
     some do, else None; the engine). Doubtful cells are settled by a recalculation in a child process:
     IronCalc, or LibreOffice where installed when IronCalc computes one of their formulas differently."""
-    verification = verify(book, blocks, shifts, stores, _names(book, stores))
+    verification = verify(book, blocks, shifts, stores, _names(book, stores), patterns)
     engine_stores = engine = error = None
     if verification.needs_engine:
         doubtful = verification.cells("suspect") + verification.cells("unknown")
@@ -225,17 +231,18 @@ def _exercise_views(blocks, exercise, shifts, stores):
             for b in blocks if exercise.get(b.name)]
 
 
-def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, settled=None, engine=None):
+def _judge(blocks: list[Block], exercise, shifts, stores, names, notes=None, settled=None, engine=None, patterns=None):
     skipped, settled = [], settled or {}
-    judged = judge_blocks(blocks, exercise, shifts, stores, names, skipped, {k: v[0] for k, v in settled.items()})
+    judged = judge_blocks(blocks, exercise, shifts, stores, names, skipped, {k: v[0] for k, v in settled.items()},
+                          patterns)
     convention_rows(judged, lambda b: BlockContext(b, shifts, stores, names))
     if attribute_upstream(judged):  # rows ŷ reached the clipped range through a mistake upstream
         propagate({j.id: j for j in judged})
     if skipped and notes is not None:
         notes.append("cannot be judged, so counted as not right: " + "; ".join(skipped[:5])
                      + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""))
-    cone = cones(judged)
     roots = {j.id: j for j in judged if not j.ok.all()}
+    cone = cones(judged) if roots else {}  # a knock-on needs a root cause upstream
     expected_at = expectations(judged, engine, expected_of)
     results, mistakes = [], []
     for j in judged:

@@ -84,6 +84,44 @@ class BlockContext(Context):
         return Val(v, np.abs(v))
 
 
+class PatternValues:
+    """Every block formula column's row pattern evaluated once on the student's values (``column`` through a
+    :class:`BlockContext`): what the judge expects of each cell, which the own-formula verification
+    (:mod:`sheetsgd.check.own_formulas`) reuses where a cell's own formula reads exactly what the pattern reads.
+    Valid for the ``stores`` and ``names`` it was made with."""
+
+    def __init__(self, shifts: dict[str, Shift], stores: dict[str, SheetValues], names):
+        self.shifts, self.stores, self.names = shifts, stores, names
+        self._done: dict[tuple[str, str], tuple[np.ndarray, np.ndarray] | str] = {}
+        self._agrees: dict[tuple[str, str], np.ndarray] = {}
+
+    def agrees(self, block: Block, key: str) -> np.ndarray:
+        """Per block row: the student's value is the pattern's (up to rounding; both not a number counts), as the
+        judge and the verification of a form that is the pattern both ask; raises as :meth:`of` does."""
+        if (block.name, key) not in self._agrees:
+            expected, mag = self.of(block, key)
+            shift = self.shifts[block.sheet]
+            rows = shift.to_student(np.arange(block.first_row + 1, block.first_row + 1 + block.n))
+            found = self.stores[shift.sheet].cells(rows, shift.col(block.column(key).col))[0]
+            self._agrees[(block.name, key)] = agree(found, expected, mag)
+        return self._agrees[(block.name, key)]
+
+    def of(self, block: Block, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """(values, magnitudes) over the block's rows; raises EvalError when the pattern cannot be evaluated."""
+        done = self._done.get((block.name, key))
+        if done is None:
+            ctx = BlockContext(block, self.shifts, self.stores, self.names)
+            ctx.wants_text = '"' in block.column(key).pattern
+            try:
+                done = column(block.tree(key), ctx, block.n)
+            except EvalError as exc:
+                done = str(exc)
+            self._done[(block.name, key)] = done
+        if isinstance(done, str):
+            raise EvalError(done)
+        return done
+
+
 @dataclass
 class ColumnJudgement:
     block: Block
@@ -138,11 +176,14 @@ def _dependencies(block: Block, key: str, at) -> list[tuple[tuple[str, str], int
 
 
 def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, stores, names,
-                 skipped: list[str] | None = None, refused: dict | None = None) -> list[ColumnJudgement]:
+                 skipped: list[str] | None = None, refused: dict | None = None,
+                 patterns: PatternValues | None = None) -> list[ColumnJudgement]:
     """Every column of every block judged locally, then by induction (``correct``); columns that cannot
     be evaluated are listed in ``skipped``; ``refused`` {(block, key): mask}: cells that never count right
-    (a saved value that does not follow from its own formula, a formula that cannot be checked)."""
+    (a saved value that does not follow from its own formula, a formula that cannot be checked).
+    ``patterns``: the patterns' values already evaluated on these stores and names, if any."""
     refused = refused or {}
+    patterns = patterns if patterns is not None else PatternValues(shifts, stores, names)
     skipped = [] if skipped is None else skipped
     at = _targets(blocks)
     judged: dict[tuple[str, str], ColumnJudgement] = {}
@@ -150,7 +191,6 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
         shift = shifts[b.sheet]
         store = stores[shift.sheet]
         rows = shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))
-        ctx = BlockContext(b, shifts, stores, names)
         for c in b.columns:
             col = shift.col(c.col)
             found, has_f, blank = store.cells(rows, col)
@@ -159,9 +199,8 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
             expected = mag = None
             deps = []
             if c.is_formula:
-                ctx.wants_text = '"' in c.pattern
                 try:
-                    expected, mag = column(b.tree(c.key), ctx, b.n)
+                    expected, mag = patterns.of(b, c.key)
                 except EvalError as exc:  # cannot be judged: every cell counts as not right, with the reason
                     skipped.append(f"{b.name}:{c.key} ({exc})")
                     j = ColumnJudgement(b, c.key, rows, col, found, has_f, blank, np.zeros(b.n, bool),
@@ -170,7 +209,7 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
                     j.unjudged = str(exc)
                     judged[(b.name, c.key)] = j
                     continue
-                ok = agree(found, expected, mag) & ~blank
+                ok = patterns.agrees(b, c.key) & ~blank
                 value_ok = ok.copy()  # what the cells downstream read: a typed right number misleads none
                 if is_ex:
                     ok &= has_f  # a typed number is never right, even when it shows the right value

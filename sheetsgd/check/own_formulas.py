@@ -21,7 +21,7 @@ import numpy as np
 from sheetsgd.sheet import a1
 from sheetsgd.sheet.evaluate import Context, EvalError, Val, agree, column
 from sheetsgd.read.formula_forms import Forms
-from .judge import MAX_GATHER
+from .judge import MAX_GATHER, PatternValues
 from .placement import SheetValues
 from sheetsgd.read.workbook import column_letters
 from sheetsgd.read.sheet import _unescape
@@ -113,56 +113,138 @@ class OwnContext(Context):
         raise EvalError("a row pattern field in a formula")
 
 
-def _with_row_fields(tree):
-    """The tree with every reference's rows replaced by fields s0, s1, … in text order, and their count."""
-    count = 0
+class _FormMismatch(Exception):
+    pass
 
-    def one(node):
+
+class LessonColumn:
+    """The lesson's row pattern of one block column and its values over the block (:class:`PatternValues`, which
+    the judge evaluates anyway). A form that reads exactly the cells the pattern reads at its cells' rows, through
+    the same operations, evaluates to the same numbers: it takes them from there instead of a second pass.
+
+    "Exactly": the two trees are equal node for node once every reference is replaced by the sheet and the
+    columns it reads in the student's file (its *skeleton*, compared as one tuple), and each reference's rows,
+    cell by cell, are the rows the judge's BlockContext reads for the pattern's."""
+
+    def __init__(self, patterns: PatternValues, block, key: str, stores: Stores):
+        self.patterns, self.block, self.key, self.stores = patterns, block, key, stores
+        self._pattern = None
+
+    def values(self, own: "OwnForm", idx: np.ndarray):
+        """(values, magnitudes, the saved values agree) at block rows ``idx`` if the own form is the pattern
+        there, else None."""
+        skeleton, refs = self._skeleton()
+        if skeleton is None or own.skeleton != skeleton or not self._same_rows(own, refs, idx):
+            return None
+        try:
+            values, mags = self.patterns.of(self.block, self.key)
+            agrees = self.patterns.agrees(self.block, self.key)
+        except EvalError:  # a changed name, a range too large …: the own formula is evaluated as it is
+            return None
+        return values[idx], mags[idx], agrees[idx]
+
+    def _skeleton(self):
+        """(the pattern's skeleton, its references with their shifts), or (None, None) where it has none: a
+        row field written as a number (``/{n}``) or a reference outside the blocks' sheets."""
+        if self._pattern is None:
+            tree, refs = self.block.tree(self.key), []
+
+            def one(node):
+                if node[0] == "field":
+                    raise LookupError
+                if node[0] != "ref":
+                    return node
+                ref = node[1]
+                shift = self.patterns.shifts.get(ref.sheet or self.block.sheet)
+                if shift is None or ref.col2 < ref.col1:
+                    raise LookupError
+                refs.append((ref, shift))
+                return ("ref", shift.sheet, tuple(shift.col(c) for c in range(ref.col1, ref.col2 + 1)), ref.is_range)
+            try:
+                self._pattern = (a1.transform(tree, one), refs)
+            except LookupError:
+                self._pattern = (None, None)
+        return self._pattern
+
+    def _same_rows(self, own: "OwnForm", refs, idx) -> bool:
+        """Whether each own reference's rows are, cell by cell, the rows the judge reads for the pattern's."""
+        fields, k = own.fields, 0
+        for ref, shift in refs:
+            def rows(row: a1.Row):
+                return shift.to_student([row.value] if row.field is None else self.block.fields[row.field][idx] + row.value)
+            top = rows(ref.row1)
+            if not np.all(fields[f"s{k}"] == top):
+                return False
+            if ref.is_range:
+                bottom = rows(ref.row2)
+                if not (np.all(top <= bottom) and np.all(fields[f"s{k + 1}"] == bottom)):
+                    return False
+            k += 2 if ref.is_range else 1
+        return True
+
+
+@dataclass
+class OwnForm:
+    """A form's tree with every reference's rows made per-cell fields s0, s1, … (in text order), the rows its
+    text holds, and its skeleton (each reference as the sheet and columns it reads: :class:`LessonColumn`)."""
+
+    tree: tuple
+    fields: dict[str, np.ndarray]
+    skeleton: tuple
+    sheet: str  # the student's sheet the cells lie on
+    wants_text: bool  # the text compares strings: references give their text too
+
+
+def _own_form(tree, sheet: str, stores: Stores) -> tuple[tuple, list[int], tuple]:
+    """(the tree with row fields, the rows as parsed, the skeleton) in one pass over the tree."""
+    rows, count = [], 0
+
+    def fields_of(node):
         nonlocal count
         if node[0] != "ref":
             return node
         ref = node[1]
         row1 = a1.Row(f"s{count}", 0, ref.row1.absolute)
+        rows.append(ref.row1.value)
         count += 1
         row2 = row1
         if ref.is_range:
             row2 = a1.Row(f"s{count}", 0, ref.row2.absolute)
+            rows.append(ref.row2.value)
             count += 1
         return ("ref", a1.Ref(ref.sheet, ref.col1, row1, ref.col2, row2, ref.col1_abs, ref.col2_abs, ref.is_range))
-    out = a1.transform(tree, one)
-    return out, count
+
+    def skeleton_of(node):
+        if node[0] != "ref":
+            return node
+        ref = node[1]
+        actual = stores.lower.get(ref.sheet.lower()) if ref.sheet else sheet
+        return ("ref", actual, tuple(range(min(ref.col1, ref.col2) + 1, max(ref.col1, ref.col2) + 2)), ref.is_range)
+    return a1.transform(tree, fields_of), rows, a1.transform(tree, skeleton_of)
 
 
-def _ref_rows(tree) -> list[int]:
-    out = []
-    for ref in a1.refs(tree):
-        out.append(ref.row1.value)
-        if ref.is_range:
-            out.append(ref.row2.value)
-    return out
-
-
-class _FormMismatch(Exception):
-    pass
-
-
-def _evaluate_group(text: bytes, digits: np.ndarray, sheet: str, stores: Stores, names) -> tuple[np.ndarray, np.ndarray]:
-    """(values, magnitudes) of cells of one form (``text`` one of them, ``digits`` (cells × rows) their
-    references' rows); raises EvalError or a1.FormulaError, or _FormMismatch when the parse reads other rows."""
+def _evaluate_group(text: bytes, digits: np.ndarray, sheet: str, stores: Stores, names,
+                    lesson: LessonColumn | None = None, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(values, magnitudes, None) of cells of one form (``text`` one of them, ``digits`` (cells × rows) their
+    references' rows; ``idx`` their block rows); raises EvalError or a1.FormulaError, or _FormMismatch when
+    the parse reads other rows. Where the form is the ``lesson``'s pattern: the pattern's values, and whether
+    the saved values agree with them (the judge's comparison) instead of None."""
     text = _unescape(text.decode("utf-8", "replace"))
-    tree = a1.parse(text)
+    tree, rows, skeleton = _own_form(a1.parse(text), sheet, stores)
     if digits is None:  # one cell: its references' rows as parsed
-        digits = np.array([_ref_rows(tree)], dtype=np.int64).reshape(1, -1)
-    if _ref_rows(tree) != digits[0].tolist():
+        digits = np.array([rows], dtype=np.int64).reshape(1, -1)
+    if rows != digits[0].tolist():
         raise _FormMismatch
-    tree, count = _with_row_fields(tree)
-    fields = {f"s{j}": digits[:, j] for j in range(count)}
-    ctx = OwnContext(stores, sheet, names, fields, '"' in text)
-    return column(tree, ctx, len(digits))
+    own = OwnForm(tree, {f"s{j}": digits[:, j] for j in range(len(rows))}, skeleton, sheet, '"' in text)
+    reused = lesson.values(own, idx) if lesson is not None else None
+    if reused is not None:
+        return reused
+    ctx = OwnContext(stores, sheet, names, own.fields, own.wants_text)
+    return (*column(tree, ctx, len(digits)), None)
 
 
 def _check_cells(out: ColumnCheck, forms: Forms, lo: int, at: np.ndarray, saved: np.ndarray, stores: Stores,
-                 names) -> None:
+                 names, lesson: LessonColumn | None = None) -> None:
     """The formula cells ``at`` (block row indices) of one column, cells lo … of ``forms``: each evaluated from
     its own formula on the file's values, one numpy pass per form."""
     for cells in forms.groups(lo, lo + len(at)):
@@ -174,7 +256,7 @@ def _check_cells(out: ColumnCheck, forms: Forms, lo: int, at: np.ndarray, saved:
             continue
         try:
             parts = [(members, _evaluate_group(forms.text(int(cells[0])), forms.rows_of(cells), out.sheet, stores,
-                                               names))]
+                                               names, lesson, at[members]))]
         except ValueError as exc:  # EvalError, FormulaError: not followed
             out.unknown[at[members]] = True
             out.reasons.update({int(at[i]): str(exc) for i in members.tolist()})
@@ -183,12 +265,13 @@ def _check_cells(out: ColumnCheck, forms: Forms, lo: int, at: np.ndarray, saved:
             parts = []
             for i in members.tolist():  # the fast reading cannot tell the references apart: one cell at a time
                 try:
-                    parts.append(([i], _evaluate_group(forms.text(lo + i), None, out.sheet, stores, names)))
+                    parts.append(([i], _evaluate_group(forms.text(lo + i), None, out.sheet, stores, names, lesson,
+                                                       at[[i]])))
                 except (ValueError, _FormMismatch) as exc2:
                     out.unknown[at[i]] = True
                     out.reasons[int(at[i])] = str(exc2) or "not evaluated"
-        for idx, (expected, mag) in parts:
-            ok = agree(saved[idx], expected, mag)
+        for idx, (expected, mag, agreed) in parts:  # agreed: the judge's own comparison, where a form is the pattern
+            ok = agree(saved[idx], expected, mag) if agreed is None else agreed
             out.suspect[at[idx][~ok]] = True
 
 
@@ -211,9 +294,11 @@ class Verification:
         return any(c.suspect.any() or c.unknown.any() for c in self.columns.values())
 
 
-def verify(book, blocks, shifts, stores: dict[str, SheetValues], names: dict[str, float]) -> Verification:
+def verify(book, blocks, shifts, stores: dict[str, SheetValues], names: dict[str, float],
+           patterns: PatternValues | None = None) -> Verification:
     """Each formula cell of every block column checked against its own formula, on the file's values. The
-    texts of a sheet's columns are read as one batch (:class:`sheetsgd.read.formula_forms.Forms`)."""
+    texts of a sheet's columns are read as one batch (:class:`sheetsgd.read.formula_forms.Forms`).
+    ``patterns``: the lesson's patterns evaluated on these stores (the judge's), reused where a form is one."""
     lazy = Stores(book, stores)
     out, batches = {}, {}
     for b in blocks:
@@ -228,18 +313,19 @@ def verify(book, blocks, shifts, stores: dict[str, SheetValues], names: dict[str
             pos, present = store.find(rows, np.full(n, col))
             at = np.flatnonzero(present & store.formula[pos]) if len(store.formula) else np.zeros(0, np.int64)
             if len(at):
-                batches.setdefault(shift.sheet, []).append((check, pos[at], at))
+                lesson = LessonColumn(patterns, b, c.key, lazy) if patterns is not None and c.is_formula else None
+                batches.setdefault(shift.sheet, []).append((check, pos[at], at, lesson))
     for sheet, columns in batches.items():
         store = stores[sheet]
         while columns:  # batches of at most BATCH_CELLS cells (a column at least): memory bounded by them
-            size = np.cumsum([len(at) for _, _, at in columns])
+            size = np.cumsum([len(at) for _, _, at, _ in columns])
             take = max(1, int(np.searchsorted(size, BATCH_CELLS, side="right")))
             batch, columns = columns[:take], columns[take:]
-            cells = np.concatenate([store._order[pos] for _, pos, _ in batch])
+            cells = np.concatenate([store._order[pos] for _, pos, _, _ in batch])
             forms = Forms(*store.sheet.formula_spans(cells))
             lo = 0
-            for check, pos, at in batch:
-                _check_cells(check, forms, lo, at, store.values[pos], lazy, names)
+            for check, pos, at, lesson in batch:
+                _check_cells(check, forms, lo, at, store.values[pos], lazy, names, lesson)
                 lo += len(at)
     return Verification(out)
 

@@ -153,6 +153,7 @@ def file_cells(book) -> int:
     from sheetsgd.errors import SheetsgdError as Refused
 
     held = 0
+    book.read_sheets()
     for name in book.sheet_names:
         try:
             held += len(book.sheet(name)._rows)

@@ -21,7 +21,7 @@ from defusedxml.common import DefusedXmlException
 
 from sheetsgd.sheet.refs import column_index, column_letters, translate
 from .formula_forms import join
-from .scan import ScannedCells, TooManyCells, padded_buffer_of, scan
+from .scan import ScannedCells, TooManyCells, padded_buffer_of, scan, to_floats
 
 ERROR_VALUES = ("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#CIRC!", "#SPILL!",
                 "#CALC!", "#GETTING_DATA", "#ERROR!")
@@ -87,9 +87,10 @@ class Sheet:
     columns: whole columns are then picked out by array operations, not one lookup per cell.
     """
 
-    def __init__(self, book, name: str, part: str):  # book: the sheetsgd.read.package.Workbook it belongs to
+    def __init__(self, book, name: str, part: str, data: bytes | None = None):
+        """``book``: the sheetsgd.read.package.Workbook it belongs to; ``data``: the part, if inflated already."""
         self.book, self.name, self.part = book, name, part
-        data = book._read(part)
+        data = book._read(part) if data is None else data
         head = data[:4096]
         root = head.find(b"<worksheet")
         if b"<!" in (head[:root] if root >= 0 else head):  # a DTD can only sit before the root element
@@ -309,15 +310,9 @@ class Sheet:
             lengths = np.fromiter(map(len, values), np.int64, len(cells))
             plain &= (lengths > 0) & (lengths <= 32)  # S32 below must not truncate
             numbers = np.full(len(cells), np.nan)
-            text = np.array(values, dtype="S32")[plain]
-            try:
-                numbers[plain] = text.astype(float)
-            except ValueError:  # something odd among them: convert one by one, odd ones are not plain
-                for i in np.flatnonzero(plain).tolist():
-                    try:
-                        numbers[i] = float(values[i])
-                    except ValueError:
-                        plain[i] = False
+            at = np.flatnonzero(plain)
+            numbers[at], readable = to_floats(np.array(values, dtype="S32")[at])
+            plain[at[~readable]] = False  # something odd: not a plain number
             self._arrays = (numbers, np.fromiter(map(bool, map(itemgetter(_F_OPEN), cells)), bool, len(cells)),
                             plain)
         return self._arrays

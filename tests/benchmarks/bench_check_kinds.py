@@ -8,9 +8,9 @@ and `grade` of 100 Titanic submissions with 1 vs 2 jobs. Ratios are of medians m
    Both: `check` (read safely, rebuild the blocks, judge every cell, and verify every formula cell's saved
    value from its own formula) / calamine reading every sheet. Target ≤ 2×. Beside it, the same check
    trusting the saved values (``verify_formulas=False``, the checker before formulas were verified): what
-   verifying costs, in the same run. Last measured (README, "Checking speed, every kind"), nearly quiet:
-   titanic 2.20× verified (1.56× trusting), linear 1.85× (1.42×); verifying a sheet's formulas is one batch
-   (sheetsgd.read.formula_forms) and one numpy evaluation per form.
+   verifying costs, in the same run. Last measured (README, "Checking speed, every kind"), two runs:
+   titanic 1.82×, 1.77× verified (1.47×, 1.25× trusting), linear 1.70×, 1.66× (1.21×, 1.21×); the version
+   before, in turns with them: titanic 2.37×, 2.28×, linear 1.88×, 1.97×.
 3. `grade` of --files copies of a 1-epoch titanic-logistic student version filled in correctly
    (recalculated by IronCalc, as a file without cached values would be): --jobs 1 vs --jobs 2.
 """
