@@ -113,9 +113,7 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
     notes, recalculated_by = [], None
     missing_cache = any(s.missing_cache for s in stores.values())
     findings, settled = [], {}
-    names = _names(book, stores)
-    changed_names(book, expected_names, shifts, names)  # a changed name: the cells reading it are not judged
-    patterns = PatternValues(shifts, stores, names)  # the judge's expectations, evaluated once for both
+    names, patterns = _expectations(book, expected_names, shifts, stores)
     if recalc == "auto" and not missing_cache and verify_formulas:  # every saved value against its own formula
         settled, engine_stores, engine = _verified(path, book, blocks, shifts, stores, limits, patterns)
         if engine_stores is not None:
@@ -140,9 +138,7 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
         stores = _stores(book, shifts, ironcalc_sources(path, book, list(stores)).__getitem__)
         recalculated_by = "ironcalc"
     if stores is not patterns.stores:  # recalculated: names and expectations on the engine's values
-        names = _names(book, stores)
-        changed_names(book, expected_names, shifts, names)
-        patterns = PatternValues(shifts, stores, names)
+        names, patterns = _expectations(book, expected_names, shifts, stores)
     results, mistakes = _judge(blocks, exercise, shifts, stores, names, notes, settled,
                                engine=lambda: rebuild(path, book, manifest, manifest_sheet, limits, numbers=True)[1],
                                patterns=patterns)
@@ -181,6 +177,14 @@ def _check(path: str, recalc: str, strict: bool, limits: Limits, verify_formulas
         _strict(report, path, book, blocks, exercise, shifts, stores, names, mistakes, results)
     report.settle()
     return report
+
+
+def _expectations(book, expected_names, shifts, stores):
+    """(the defined names' values, a changed name made a problem for the cells reading it; the patterns'
+    values on ``stores``, evaluated once for the verification and the judge)."""
+    names = _names(book, stores)
+    changed_names(book, expected_names, shifts, names)
+    return names, PatternValues(shifts, stores, names)
 
 
 def _verified(path, book, blocks, shifts, stores, limits, patterns=None):

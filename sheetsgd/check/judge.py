@@ -30,6 +30,15 @@ from sheetsgd.read.workbook import column_letters
 MAX_GATHER = 20_000_000  # elements one reference may gather (a padded range per row)
 
 
+def pattern_rows(block: Block, row: a1.Row, shift: Shift, idx: np.ndarray | None = None) -> np.ndarray:
+    """The student's sheet rows a pattern's row reads at block rows ``idx`` (all by default): one for a
+    constant row, one per block row for a field."""
+    if row.field is None:
+        return shift.to_student(np.array([row.value], dtype=np.int64))
+    values = block.fields[row.field] if idx is None else block.fields[row.field][idx]
+    return shift.to_student(values + row.value)
+
+
 class BlockContext(Context):
     """A block's references resolved to the student's cells (moved by the placement's shifts)."""
 
@@ -39,9 +48,7 @@ class BlockContext(Context):
         self.wants_text = False  # set for patterns that compare text (the Data sheet's features)
 
     def _rows(self, row: a1.Row, shift: Shift) -> np.ndarray:
-        if row.field is None:
-            return shift.to_student(np.array([[row.value]], dtype=np.int64))
-        return shift.to_student((self.block.fields[row.field] + row.value).reshape(-1, 1))
+        return pattern_rows(self.block, row, shift).reshape(-1, 1)
 
     def ref(self, ref: a1.Ref) -> Val:
         sheet = ref.sheet or self.block.sheet
@@ -94,16 +101,22 @@ class PatternValues:
         self.shifts, self.stores, self.names = shifts, stores, names
         self._done: dict[tuple[str, str], tuple[np.ndarray, np.ndarray] | str] = {}
         self._agrees: dict[tuple[str, str], np.ndarray] = {}
+        self._cells: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def cells(self, block: Block, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the student's values, has a formula, is blank) of a block column, read once for both."""
+        if (block.name, key) not in self._cells:
+            shift = self.shifts[block.sheet]
+            rows = shift.to_student(np.arange(block.first_row + 1, block.first_row + 1 + block.n))
+            self._cells[(block.name, key)] = self.stores[shift.sheet].cells(rows, shift.col(block.column(key).col))
+        return self._cells[(block.name, key)]
 
     def agrees(self, block: Block, key: str) -> np.ndarray:
         """Per block row: the student's value is the pattern's (up to rounding; both not a number counts), as the
         judge and the verification of a form that is the pattern both ask; raises as :meth:`of` does."""
         if (block.name, key) not in self._agrees:
             expected, mag = self.of(block, key)
-            shift = self.shifts[block.sheet]
-            rows = shift.to_student(np.arange(block.first_row + 1, block.first_row + 1 + block.n))
-            found = self.stores[shift.sheet].cells(rows, shift.col(block.column(key).col))[0]
-            self._agrees[(block.name, key)] = agree(found, expected, mag)
+            self._agrees[(block.name, key)] = agree(self.cells(block, key)[0], expected, mag)
         return self._agrees[(block.name, key)]
 
     def of(self, block: Block, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +206,7 @@ def judge_blocks(blocks: list[Block], exercise: dict[str, set[str]], shifts, sto
         rows = shift.to_student(np.arange(b.first_row + 1, b.first_row + 1 + b.n))
         for c in b.columns:
             col = shift.col(c.col)
-            found, has_f, blank = store.cells(rows, col)
+            found, has_f, blank = patterns.cells(b, c.key)
             found = np.where(np.isfinite(found), found, np.nan)
             is_ex = c.key in exercise.get(b.name, ())
             expected = mag = None

@@ -21,7 +21,7 @@ import numpy as np
 from sheetsgd.sheet import a1
 from sheetsgd.sheet.evaluate import Context, EvalError, Val, agree, column
 from sheetsgd.read.formula_forms import Forms
-from .judge import MAX_GATHER, PatternValues
+from .judge import MAX_GATHER, PatternValues, pattern_rows
 from .placement import SheetValues
 from sheetsgd.read.workbook import column_letters
 from sheetsgd.read.sheet import _unescape
@@ -170,13 +170,11 @@ class LessonColumn:
         """Whether each own reference's rows are, cell by cell, the rows the judge reads for the pattern's."""
         fields, k = own.fields, 0
         for ref, shift in refs:
-            def rows(row: a1.Row):
-                return shift.to_student([row.value] if row.field is None else self.block.fields[row.field][idx] + row.value)
-            top = rows(ref.row1)
+            top = pattern_rows(self.block, ref.row1, shift, idx)
             if not np.all(fields[f"s{k}"] == top):
                 return False
             if ref.is_range:
-                bottom = rows(ref.row2)
+                bottom = pattern_rows(self.block, ref.row2, shift, idx)
                 if not (np.all(top <= bottom) and np.all(fields[f"s{k + 1}"] == bottom)):
                     return False
             k += 2 if ref.is_range else 1
@@ -185,8 +183,8 @@ class LessonColumn:
 
 @dataclass
 class OwnForm:
-    """A form's tree with every reference's rows made per-cell fields s0, s1, … (in text order), the rows its
-    text holds, and its skeleton (each reference as the sheet and columns it reads: :class:`LessonColumn`)."""
+    """A form's tree with every reference's rows made per-cell fields s0, s1, … (in text order), those fields'
+    rows cell by cell, and its skeleton (each reference as the sheet and columns it reads: :class:`LessonColumn`)."""
 
     tree: tuple
     fields: dict[str, np.ndarray]
@@ -224,7 +222,7 @@ def _own_form(tree, sheet: str, stores: Stores) -> tuple[tuple, list[int], tuple
 
 
 def _evaluate_group(text: bytes, digits: np.ndarray, sheet: str, stores: Stores, names,
-                    lesson: LessonColumn | None = None, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    lesson: LessonColumn | None = None, idx: np.ndarray | None = None):
     """(values, magnitudes, None) of cells of one form (``text`` one of them, ``digits`` (cells × rows) their
     references' rows; ``idx`` their block rows); raises EvalError or a1.FormulaError, or _FormMismatch when
     the parse reads other rows. Where the form is the ``lesson``'s pattern: the pattern's values, and whether

@@ -333,7 +333,8 @@ class Workbook:
             if name in self._sheets:
                 continue
             try:
-                parts[name] = (self._part_of(name), self._read(self._part_of(name)))
+                part = self._part_of(name)
+                parts[name] = (part, self._read(part))
             except SheetsgdError:
                 continue
         if not parts:
